@@ -1,0 +1,62 @@
+"""What a channel plugin provides: a :class:`ChannelSpec` and :class:`Channel` objects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from ._types import Alert
+
+__all__ = ["Channel", "ChannelSpec", "Receipt"]
+
+#: What a channel may return from ``send``: small string facts about the
+#: delivery (a Slack message ``ts``, a PagerDuty ``dedup_key``). The core keeps
+#: the receipt in history and hands it back as ``previous`` when the same
+#: alert key is resolved, so a channel can update what it announced.
+Receipt = Mapping[str, str]
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """A configured, ready-to-use channel instance.
+
+    ``send`` raises :class:`pixalert.DeliveryError` on failure (saying whether
+    a retry may help); any other exception counts as a retryable failure and
+    its message is redacted. ``aclose`` releases connections and is safe to
+    call twice.
+    """
+
+    name: str
+
+    async def send(self, alert: Alert, *, previous: Receipt | None = None) -> Receipt | None:
+        """Deliver ``alert``; ``previous`` is the receipt of the last send of its key."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release any connection or pool this channel holds."""
+        ...
+
+
+@attrs.frozen
+class ChannelSpec:
+    """A channel type, as a plugin declares it from ``pixalert_channels()``.
+
+    - ``name``: the type name (``"slack"``); also the default instance name.
+    - ``config_type``: an attrs class for the channel's settings. Mark secret
+      fields with the :class:`pixalert.Secret` type so they never print.
+    - ``factory``: builds a :class:`Channel` from ``(instance_name, config)``.
+    - ``env``: environment variable name to config field, e.g.
+      ``{"SLACK_WEBHOOK_URL": "webhook_url"}``. The seed's flat JSON keys are
+      these names lowercased (``slack_webhook_url``).
+    - ``aliases``: extra flat JSON keys, e.g. ``{"default_recipients": "recipients"}``.
+    - ``description``: one line for ``pixalert plugins``.
+    """
+
+    name: str
+    config_type: type[Any]
+    factory: Callable[[str, Any], Channel]
+    env: Mapping[str, str] = attrs.field(factory=dict)
+    aliases: Mapping[str, str] = attrs.field(factory=dict)
+    description: str = ""

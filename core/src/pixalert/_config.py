@@ -1,0 +1,529 @@
+"""Configuration: one model, filled from defaults, files, the environment and arguments.
+
+Sources, lowest precedence first:
+
+1. defaults;
+2. a file: ``pixalert.toml``, or the seed's flat ``notification_config.json``;
+3. a ``.env.notifications`` file (``KEY="value"`` lines, the seed's names);
+4. environment variables (the seed's names, and ``PIXALERT_*``);
+5. explicit arguments (``NotificationManager(config={...})``).
+
+Every error names the source, the key path and what was expected, and all of
+them are reported at once in one :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError
+
+from ._channels import ChannelSpec
+from ._types import Priority, Secret
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10
+    import tomli as tomllib
+
+__all__ = [
+    "ConfigError",
+    "DeliveryConfig",
+    "RoutingConfig",
+    "Settings",
+    "default_history_url",
+    "load_settings",
+    "structure_config",
+]
+
+CONFIG_ENV = "PIXALERT_CONFIG"
+DOTENV_NAME = ".env.notifications"
+TOML_NAME = "pixalert.toml"
+JSON_NAME = "notification_config.json"
+
+# Core settings that environment variables may set.
+_CORE_ENV = {
+    "PIXALERT_HISTORY": "history",
+    "PIXALERT_STATE": "state",
+    "PIXALERT_COOLDOWN_MINUTES": "cooldown_minutes",
+    "PIXALERT_RETENTION_DAYS": "retention_days",
+}
+
+
+class ConfigError(ValueError):
+    """The configuration is wrong. ``errors`` holds one line per problem.
+
+    Each line reads ``<source>: <what was expected> @ <key path>``.
+    """
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("invalid configuration:\n  " + "\n  ".join(self.errors))
+
+
+def default_history_url() -> str:
+    """``sqlite:///<per-user state dir>/pixalert/history.db``."""
+    import platformdirs
+
+    path = Path(platformdirs.user_state_dir("pixalert", appauthor=False)) / "history.db"
+    return f"sqlite:///{path}"
+
+
+@attrs.define
+class RoutingConfig:
+    """Which channels each priority goes to. ``"*"`` means every configured channel."""
+
+    low: list[str] = attrs.Factory(lambda: ["slack"])
+    medium: list[str] = attrs.Factory(lambda: ["email", "slack"])
+    high: list[str] = attrs.Factory(lambda: ["email", "slack", "pagerduty"])
+    critical: list[str] = attrs.Factory(lambda: ["*"])
+
+    def for_priority(self, priority: Priority) -> list[str]:
+        """The channel names (maybe ``"*"``) routed for ``priority``."""
+        return list(getattr(self, priority.name.lower()))
+
+
+def _positive(instance: Any, attribute: Any, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name}: expected a number > 0, got {value!r}")
+
+
+def _non_negative(instance: Any, attribute: Any, value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name}: expected a number >= 0, got {value!r}")
+
+
+@attrs.define
+class DeliveryConfig:
+    """How hard pixalert tries: timeouts, retries, backoff, limits, circuit breaker."""
+
+    timeout: float = attrs.field(default=10.0, validator=_positive)
+    max_attempts: int = attrs.field(default=3, validator=_positive)
+    backoff: float = attrs.field(default=0.5, validator=_non_negative)
+    backoff_max: float = attrs.field(default=30.0, validator=_non_negative)
+    max_retry_after: float = attrs.field(default=120.0, validator=_non_negative)
+    concurrency: int = attrs.field(default=10, validator=_positive)
+    circuit_failures: int = attrs.field(default=5, validator=_positive)
+    circuit_reset: float = attrs.field(default=60.0, validator=_positive)
+    lease: float = attrs.field(default=120.0, validator=_positive)
+
+
+@attrs.define
+class Settings:
+    """The whole configuration. Channel sections stay raw until a plugin's type reads them."""
+
+    history: str = attrs.Factory(default_history_url)
+    state: str | None = None
+    cooldown_minutes: float = attrs.field(default=5.0, validator=_non_negative)
+    retention_days: float = attrs.field(default=30.0, validator=_positive)
+    routing: RoutingConfig = attrs.Factory(RoutingConfig)
+    delivery: DeliveryConfig = attrs.Factory(DeliveryConfig)
+    channels: dict[str, dict[str, Any]] = attrs.Factory(dict)
+    # Where each top-level key and channel key came from, for error messages.
+    sources: dict[str, str] = attrs.field(factory=dict, repr=False, eq=False)
+
+    @property
+    def state_url(self) -> str:
+        """The state backend URL: ``state``, else the history's SQLite file, else memory."""
+        if self.state:
+            return self.state
+        if self.history.startswith("sqlite:") or self.history.startswith("memory:"):
+            return self.history
+        return "memory://"
+
+
+# ---------------------------------------------------------------------------
+# The converter
+# ---------------------------------------------------------------------------
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _structure_bool(value: Any, _: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _structure_str(value: Any, _: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"expected a string, got {type(value).__name__}")
+
+
+def _structure_secret(value: Any, _: Any) -> Secret:
+    if isinstance(value, Secret):
+        return value
+    if isinstance(value, str):
+        from ._redact import register_secret
+
+        register_secret(value)
+        return Secret(value)
+    raise ValueError(f"expected a string, got {type(value).__name__}")
+
+
+def _structure_number(kind: type) -> Any:
+    def hook(value: Any, _: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"expected {kind.__name__}, got a boolean")
+        if isinstance(value, (int, float)) and kind is float:
+            return float(value)
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return kind(value.strip())
+            except ValueError:
+                pass
+        raise ValueError(f"expected {kind.__name__}, got {value!r}")
+
+    return hook
+
+
+def _is_str_list(tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    return origin in (list, tuple, Sequence) and args[:1] in ((str,), (Secret,))
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    conv.register_structure_hook(bool, _structure_bool)
+    conv.register_structure_hook(str, _structure_str)
+    conv.register_structure_hook(int, _structure_number(int))
+    conv.register_structure_hook(float, _structure_number(float))
+    conv.register_structure_hook(Secret, _structure_secret)
+    conv.register_structure_hook(Priority, lambda v, _: Priority.parse(v))
+
+    def structure_str_list(value: Any, tp: Any) -> Any:
+        # Environment variables hold lists as "a,b,c".
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"expected a list of strings, got {type(value).__name__}")
+        item_type = typing.get_args(tp)[0]
+        items = [conv.structure(item, item_type) for item in value]
+        return tuple(items) if typing.get_origin(tp) is tuple else items
+
+    conv.register_structure_hook_func(_is_str_list, structure_str_list)
+    return conv
+
+
+_converter: cattrs.Converter | None = None
+
+
+def converter() -> cattrs.Converter:
+    """The core's one converter, strict about unknown keys and types."""
+    global _converter
+    if _converter is None:
+        _converter = _make_converter()
+    return _converter
+
+
+def _messages(exc: Exception, path: str, source: str | Mapping[str, str]) -> list[str]:
+    if isinstance(exc, ClassValidationError):
+        lines = cattrs.transform_error(exc, path=path)
+    else:
+        lines = [f"{exc} @ {path}"]
+    out = []
+    for line in lines:
+        where = line.rsplit(" @ ", 1)[-1]
+        if isinstance(source, str):
+            origin = source
+        else:
+            origin = _origin_for(where, source)
+        out.append(f"{origin}: {line}")
+    return out
+
+
+def _origin_for(path: str, sources: Mapping[str, str]) -> str:
+    best = ""
+    for key in sources:
+        if (path == key or path.startswith(key + ".")) and len(key) > len(best):
+            best = key
+    return sources.get(best, "defaults")
+
+
+def structure_config(
+    config_type: type[Any],
+    data: Mapping[str, Any],
+    *,
+    path: str = "config",
+    source: str | Mapping[str, str] = "config",
+) -> Any:
+    """Build ``config_type`` from ``data``, or raise :class:`ConfigError`.
+
+    Plugins and their tests use it to check that a config error is clear.
+    """
+    try:
+        return converter().structure(dict(data), config_type)
+    except (ClassValidationError, ValueError, TypeError) as exc:
+        raise ConfigError(_messages(exc, path, source)) from None
+
+
+# ---------------------------------------------------------------------------
+# Reading the sources
+# ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Layer:
+    source: str
+    data: dict[str, Any]
+
+
+def _read_toml(path: Path) -> _Layer:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    return _Layer(str(path), data)
+
+
+def _read_json(path: Path, specs: Mapping[str, ChannelSpec]) -> _Layer:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+    except ValueError as exc:
+        raise ConfigError([f"{path}: not valid JSON: {exc}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: expected a JSON object at the top level"])
+    if any(key in data for key in ("channels", "routing", "delivery")):
+        return _Layer(str(path), data)  # the nested (TOML-shaped) form
+    return _Layer(str(path), _from_flat(data, specs, str(path)))
+
+
+def _flat_keys(specs: Mapping[str, ChannelSpec]) -> dict[str, tuple[str, str]]:
+    keys: dict[str, tuple[str, str]] = {}
+    for spec in specs.values():
+        for env_name, field in spec.env.items():
+            keys[env_name.lower()] = (spec.name, field)
+        for alias, field in spec.aliases.items():
+            keys[alias.lower()] = (spec.name, field)
+    return keys
+
+
+def _from_flat(
+    flat: Mapping[str, Any], specs: Mapping[str, ChannelSpec], source: str
+) -> dict[str, Any]:
+    """The seed's flat keys (``smtp_server``, ``slack_webhook_url``...) as channel sections."""
+    keys = _flat_keys(specs)
+    core = {name.lower(): field for name, field in _CORE_ENV.items()}
+    out: dict[str, Any] = {}
+    errors = []
+    for key, value in flat.items():
+        k = key.lower()
+        if k in keys:
+            channel, field = keys[k]
+            out.setdefault("channels", {}).setdefault(channel, {})[field] = value
+        elif k in core:
+            out[core[k]] = value
+        elif k in ("history", "state", "cooldown_minutes", "retention_days"):
+            out[k] = value
+        else:
+            expected = ", ".join(sorted(keys)) or "none (no channel plugin is installed)"
+            errors.append(f"{source}: unknown key {key!r} @ {key}; expected one of: {expected}")
+    if errors:
+        raise ConfigError(errors)
+    return out
+
+
+def _parse_dotenv(path: Path) -> dict[str, str]:
+    from dotenv import dotenv_values
+
+    try:
+        values = dotenv_values(path)
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _from_env(
+    env: Mapping[str, str], specs: Mapping[str, ChannelSpec], source: str, *, strict: bool
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    by_name = {name: target for spec in specs.values() for name, target in
+               ((n, (spec.name, f)) for n, f in spec.env.items())}
+    unknown = []
+    for name, value in env.items():
+        if name in by_name:
+            channel, field = by_name[name]
+            out.setdefault("channels", {}).setdefault(channel, {})[field] = value
+        elif name in _CORE_ENV:
+            out[_CORE_ENV[name]] = value
+        elif strict and name != CONFIG_ENV:
+            unknown.append(name)
+    if unknown:
+        known = ", ".join(sorted(set(by_name) | set(_CORE_ENV)))
+        raise ConfigError(
+            [f"{source}: unknown setting {n!r} @ {n}; expected one of: {known}" for n in unknown]
+        )
+    return out
+
+
+def _merge(base: dict[str, Any], layer: _Layer, sources: dict[str, str]) -> None:
+    def walk(dst: dict[str, Any], src: Mapping[str, Any], prefix: str) -> None:
+        for key, value in src.items():
+            path = f"{prefix}{key}"
+            if isinstance(value, Mapping) and isinstance(dst.get(key), dict):
+                walk(dst[key], value, path + ".")
+            else:
+                dst[key] = _copy(value)
+            sources[path] = layer.source
+            # Nested keys inherit the layer as their origin.
+            if isinstance(value, Mapping):
+                for sub in _paths(value, path + "."):
+                    sources[sub] = layer.source
+
+    walk(base, layer.data, "")
+
+
+def _paths(data: Mapping[str, Any], prefix: str) -> list[str]:
+    out = []
+    for key, value in data.items():
+        out.append(prefix + key)
+        if isinstance(value, Mapping):
+            out.extend(_paths(value, prefix + key + "."))
+    return out
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def find_config_file(cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Path | None:
+    """The file to read: ``$PIXALERT_CONFIG``, ``./pixalert.toml``, ``./notification_config.json``,
+    then ``<user config dir>/pixalert.toml``."""
+    env = os.environ if env is None else env
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    cwd = Path.cwd() if cwd is None else cwd
+    for name in (TOML_NAME, JSON_NAME):
+        if (cwd / name).is_file():
+            return cwd / name
+    import platformdirs
+
+    user = Path(platformdirs.user_config_dir("pixalert", appauthor=False)) / TOML_NAME
+    return user if user.is_file() else None
+
+
+def load_settings(
+    config: Mapping[str, Any] | None = None,
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    env_file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    specs: Mapping[str, ChannelSpec] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Read every source and return the merged, checked :class:`Settings`.
+
+    ``config_file`` and ``env_file`` name files explicitly (an explicit file
+    that does not exist is an error). ``env`` replaces ``os.environ``. ``specs``
+    are the installed channel types (for their environment variable names).
+    """
+    specs = specs or {}
+    env = os.environ if env is None else env
+    here = Path.cwd() if cwd is None else Path(cwd)
+    layers: list[_Layer] = []
+
+    path = Path(config_file) if config_file is not None else find_config_file(here, env)
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError([f"{path}: no such config file"])
+        if path.suffix == ".json":
+            layers.append(_read_json(path, specs))
+        else:
+            layers.append(_read_toml(path))
+
+    dotenv_path = Path(env_file) if env_file is not None else here / DOTENV_NAME
+    if env_file is not None and not dotenv_path.is_file():
+        raise ConfigError([f"{dotenv_path}: no such env file"])
+    if dotenv_path.is_file():
+        values = _parse_dotenv(dotenv_path)
+        layers.append(_Layer(str(dotenv_path), _from_env(values, specs, str(dotenv_path), strict=True)))
+
+    layers.append(_Layer("environment", _from_env(env, specs, "environment", strict=False)))
+    if config:
+        layers.append(_Layer("arguments", dict(config)))
+
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for layer in layers:
+        _merge(merged, layer, sources)
+
+    channels = merged.pop("channels", {})
+    errors: list[str] = []
+    if not isinstance(channels, dict) or not all(isinstance(v, dict) for v in channels.values()):
+        errors.append(f"{_origin_for('channels', sources)}: expected a table of channel tables @ channels")
+        channels = {}
+    try:
+        settings = converter().structure(merged, Settings)
+    except (ClassValidationError, ValueError, TypeError) as exc:
+        errors.extend(_messages(exc, "", sources))
+        settings = None
+    if errors or settings is None:
+        raise ConfigError([e.replace("@ .", "@ ").replace(" @ $", " @ ") for e in errors])
+    settings.channels = channels
+    settings.sources = sources
+    return settings
+
+
+def channel_type(name: str, section: Mapping[str, Any]) -> str:
+    """The channel type of section ``name``: its ``type`` key, else the name itself."""
+    kind = section.get("type", name)
+    return str(kind)
+
+
+def build_channel_configs(
+    settings: Settings, specs: Mapping[str, ChannelSpec]
+) -> tuple[dict[str, tuple[ChannelSpec, Any]], dict[str, str]]:
+    """Structure each channel section with its plugin's config type.
+
+    Returns ``(configured, unavailable)``: name to ``(spec, config)``, and name
+    to the reason a section could not be used (its plugin is not installed).
+    Raises :class:`ConfigError` with every bad key at once.
+    """
+    configured: dict[str, tuple[ChannelSpec, Any]] = {}
+    unavailable: dict[str, str] = {}
+    errors: list[str] = []
+    for name, section in settings.channels.items():
+        kind = channel_type(name, section)
+        spec = specs.get(kind)
+        if spec is None:
+            unavailable[name] = (
+                f"no installed plugin provides channel type {kind!r} "
+                f"(pip install pixalert-{kind})"
+            )
+            continue
+        data = {k: v for k, v in section.items() if k != "type"}
+        try:
+            configured[name] = (spec, structure_config(
+                spec.config_type, data, path=f"channels.{name}", source=settings.sources
+            ))
+        except ConfigError as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise ConfigError(errors)
+    return configured, unavailable

@@ -1,0 +1,161 @@
+"""Finding and loading plugins, one at a time, each in its own ``try``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterable
+from importlib import metadata
+from typing import Any
+
+import attrs
+import pluggy
+
+from . import hookspecs
+from ._channels import ChannelSpec
+
+__all__ = ["PluginError", "PluginInfo", "PluginManager", "get_plugin_manager"]
+
+log = logging.getLogger("pixalert.plugins")
+
+ENTRY_POINT_GROUP = "pixalert"
+
+
+@attrs.frozen
+class PluginError:
+    """A plugin that could not be loaded or whose hook failed."""
+
+    name: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"plugin {self.name!r}: {self.error}"
+
+
+@attrs.frozen
+class PluginInfo:
+    """What ``pixalert plugins`` shows for one plugin."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    channels: tuple[str, ...]
+    hooks: tuple[str, ...]
+
+
+class ChannelConflictError(ValueError):
+    """Two plugins declared the same channel type name."""
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager for the ``pixalert`` project, with load errors kept.
+
+    A plugin that fails to import, or whose ``pixalert_channels`` raises, is
+    recorded in :attr:`errors` and logged; it never takes the host down.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("pixalert")
+        self.add_hookspecs(hookspecs)
+        self.errors: list[PluginError] = []
+        self._dists: dict[str, tuple[str, str]] = {}
+        self._specs: dict[str, ChannelSpec] | None = None
+        self._spec_owner: dict[str, str] = {}
+
+    def load_entrypoints(self, names: Iterable[str] | None = None) -> None:
+        """Load every plugin of the ``pixalert`` entry point group.
+
+        ``names`` (or the ``PIXALERT_PLUGINS`` variable, comma-separated)
+        limits loading to those entry point names; an empty value loads none.
+        """
+        if names is None:
+            env = os.environ.get("PIXALERT_PLUGINS")
+            names = None if env is None else [n.strip() for n in env.split(",") if n.strip()]
+        wanted = None if names is None else set(names)
+        for ep in _entry_points():
+            if wanted is not None and ep.name not in wanted:
+                continue
+            if self.get_plugin(ep.name) is not None or self.is_blocked(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+                self.register(plugin, name=ep.name)
+            except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal
+                self._fail(ep.name, f"failed to load: {type(exc).__name__}: {exc}")
+                continue
+            dist = getattr(ep, "dist", None)
+            if dist is not None:
+                self._dists[ep.name] = (dist.metadata["Name"], dist.version)
+        self._specs = None
+
+    def _fail(self, name: str, message: str) -> None:
+        error = PluginError(name, message)
+        self.errors.append(error)
+        log.warning("%s", error)
+
+    def channel_specs(self) -> dict[str, ChannelSpec]:
+        """Every channel type the registered plugins declare, by name."""
+        if self._specs is not None:
+            return self._specs
+        specs: dict[str, ChannelSpec] = {}
+        owners: dict[str, str] = {}
+        for impl in reversed(self.hook.pixalert_channels.get_hookimpls()):
+            owner = self.get_name(impl.plugin) or repr(impl.plugin)
+            try:
+                declared = list(impl.function() or ())
+            except Exception as exc:  # noqa: BLE001
+                self._fail(owner, f"pixalert_channels raised {type(exc).__name__}: {exc}")
+                continue
+            for spec in declared:
+                if not isinstance(spec, ChannelSpec):
+                    self._fail(owner, f"pixalert_channels returned {spec!r}, expected ChannelSpec")
+                    continue
+                if spec.name in specs:
+                    raise ChannelConflictError(
+                        f"channel type {spec.name!r} is declared by both plugin "
+                        f"{owners[spec.name]!r} and plugin {owner!r}; uninstall one, "
+                        "or limit loading with PIXALERT_PLUGINS"
+                    )
+                specs[spec.name] = spec
+                owners[spec.name] = owner
+        self._specs = specs
+        self._spec_owner = owners
+        return specs
+
+    def plugin_infos(self) -> list[PluginInfo]:
+        """One :class:`PluginInfo` per registered plugin (for ``pixalert plugins``)."""
+        try:
+            specs = self.channel_specs()
+        except ChannelConflictError:
+            specs = {}
+        infos = []
+        for name, plugin in self.list_name_plugin():
+            if plugin is None or name == "pixalert.builtin":
+                continue
+            dist, version = self._dists.get(name, (None, None))
+            hooks = tuple(
+                sorted(
+                    caller.name
+                    for caller in self.get_hookcallers(plugin) or ()
+                )
+            )
+            channels = tuple(sorted(c for c, owner in self._spec_owner.items() if owner == name))
+            infos.append(PluginInfo(name, dist, version, channels, hooks))
+        return sorted(infos, key=lambda info: info.name)
+
+
+def _entry_points() -> list[Any]:
+    if sys.version_info >= (3, 10):
+        return list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+    return list(metadata.entry_points().get(ENTRY_POINT_GROUP, []))  # pragma: no cover
+
+
+def get_plugin_manager(*, entrypoints: bool = True, plugins: Iterable[object] = ()) -> PluginManager:
+    """A new :class:`PluginManager` with installed plugins (and ``plugins``) registered."""
+    pm = PluginManager()
+    for plugin in plugins:
+        pm.register(plugin)
+    if entrypoints:
+        pm.load_entrypoints()
+    return pm

@@ -1,0 +1,338 @@
+"""The values pixalert passes around: priorities, alerts, channel names, results."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import attrs
+
+__all__ = [
+    "Alert",
+    "ChannelName",
+    "DeliveryError",
+    "DeliveryResult",
+    "DeliveryStatus",
+    "NotificationChannel",
+    "NotificationMessage",
+    "NotificationPriority",
+    "Priority",
+    "Secret",
+]
+
+AlertStatus = Literal["firing", "resolved"]
+
+_MAX_TITLE = 1000
+
+
+class Priority(enum.IntEnum):
+    """How urgent an alert is: ``LOW < MEDIUM < HIGH < CRITICAL``."""
+
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @classmethod
+    def parse(cls, value: object) -> Priority:
+        """Read a priority from ``Priority.HIGH``, ``"high"``, ``"HIGH"`` or ``3``.
+
+        Raises ``ValueError`` naming the accepted values for anything else.
+        """
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, enum.Enum):
+            value = value.value
+        if isinstance(value, bool):
+            pass
+        elif isinstance(value, int):
+            try:
+                return cls(value)
+            except ValueError:
+                pass
+        elif isinstance(value, str):
+            text = value.strip()
+            if text.isdigit():
+                return cls.parse(int(text))
+            member = cls.__members__.get(text.upper())
+            if member is not None:
+                return member
+        raise ValueError(
+            f"unknown priority {value!r}: expected one of low, medium, high, critical (or 1-4)"
+        )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+NotificationPriority = Priority
+
+
+class ChannelName(str):
+    """A channel's name: a plain string that also has ``.value``.
+
+    ``send_alert`` returns results keyed by these, so code written for an enum
+    (``channel.value``) and code written for strings (``"slack"``) both work,
+    for a plugin's channel as much as for a built-in one.
+    """
+
+    __slots__ = ()
+
+    @property
+    def value(self) -> str:
+        """The name as a plain ``str``."""
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"ChannelName({str.__repr__(self)})"
+
+
+class NotificationChannel(str, enum.Enum):
+    """The channel types this repository ships; each equals its plain string."""
+
+    EMAIL = "email"
+    SLACK = "slack"
+    PAGERDUTY = "pagerduty"
+    WEBHOOK = "webhook"
+
+    # Hash and compare as the plain string, so a member finds "slack" in a dict.
+    __hash__ = str.__hash__
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class DeliveryStatus(str, enum.Enum):
+    """What happened to an alert on one channel."""
+
+    SENT = "sent"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+    SKIPPED = "skipped"
+    PENDING = "pending"
+
+    __hash__ = str.__hash__
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _check_title(instance: Any, attribute: Any, value: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("title: expected a non-empty string")
+    if len(value) > _MAX_TITLE:
+        raise ValueError(f"title: expected at most {_MAX_TITLE} characters, got {len(value)}")
+
+
+def _check_message(instance: Any, attribute: Any, value: str) -> None:
+    if not isinstance(value, str):
+        raise ValueError(f"message: expected a string, got {type(value).__name__}")
+
+
+def _check_aware(instance: Any, attribute: Any, value: datetime) -> None:
+    if value.tzinfo is None:
+        raise ValueError("created_at: expected a timezone-aware datetime")
+
+
+def _check_status(instance: Any, attribute: Any, value: str) -> None:
+    if value not in ("firing", "resolved"):
+        raise ValueError(f"status: expected 'firing' or 'resolved', got {value!r}")
+
+
+def _json_safe(value: Any, path: str) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, enum.Enum):
+        return _json_safe(value.value, path)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    raise ValueError(
+        f"{path}: expected a JSON value (str, number, bool, None, list, dict), "
+        f"got {type(value).__name__}"
+    )
+
+
+def _metadata(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"metadata: expected a mapping, got {type(value).__name__}")
+    return _json_safe(dict(value), "metadata")  # type: ignore[no-any-return]
+
+
+def _channels(value: Sequence[str] | None) -> tuple[ChannelName, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    names = []
+    for item in value:
+        name = str(item.value if isinstance(item, enum.Enum) else item).strip()
+        if not name:
+            raise ValueError("channels: expected channel names, got an empty name")
+        names.append(ChannelName(name))
+    return tuple(names)
+
+
+@attrs.frozen
+class Alert:
+    """One alert: what happened, how urgent it is, and where it came from.
+
+    ``key`` identifies the incident for cooldown, dedup and resolve; when not
+    given it is derived from ``source`` and ``title``. ``channels`` overrides
+    priority routing when set.
+    """
+
+    title: str = attrs.field(validator=_check_title)
+    message: str = attrs.field(default="", validator=_check_message)
+    priority: Priority = attrs.field(default=Priority.MEDIUM, converter=Priority.parse)
+    metadata: dict[str, Any] = attrs.field(factory=dict, converter=_metadata)
+    source: str = "pixalert"
+    key: str = attrs.field()
+    status: AlertStatus = attrs.field(default="firing", validator=_check_status)
+    channels: tuple[ChannelName, ...] | None = attrs.field(default=None, converter=_channels)
+    id: str = attrs.field(factory=_new_id)
+    created_at: datetime = attrs.field(factory=_utcnow, validator=_check_aware)
+
+    @key.default
+    def _default_key(self) -> str:
+        digest = hashlib.sha1(f"{self.source}\0{self.title}".encode()).hexdigest()
+        return digest[:16]
+
+    @property
+    def resolved(self) -> bool:
+        """True for an alert that announces the end of an incident."""
+        return self.status == "resolved"
+
+    def resolve(self, message: str | None = None) -> Alert:
+        """The resolved counterpart of this alert: same key, new id and time."""
+        return attrs.evolve(
+            self,
+            status="resolved",
+            message=self.message if message is None else message,
+            id=_new_id(),
+            created_at=_utcnow(),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict of every field."""
+        return {
+            "id": self.id,
+            "key": self.key,
+            "title": self.title,
+            "message": self.message,
+            "priority": self.priority.name,
+            "status": self.status,
+            "source": self.source,
+            "metadata": self.metadata,
+            "channels": list(self.channels) if self.channels is not None else None,
+            "created_at": self.created_at.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Alert:
+        """Rebuild an alert from :meth:`to_dict` output."""
+        created = data.get("created_at")
+        kwargs = dict(data)
+        if isinstance(created, str):
+            kwargs["created_at"] = datetime.fromisoformat(created)
+        return cls(**kwargs)
+
+
+NotificationMessage = Alert
+
+
+@attrs.frozen
+class DeliveryResult:
+    """What happened to one alert on one channel.
+
+    ``bool(result)`` is true only when the alert was sent. ``error`` is a
+    short reason with no secrets in it.
+    """
+
+    channel: ChannelName = attrs.field(converter=ChannelName)
+    status: DeliveryStatus = attrs.field(converter=DeliveryStatus)
+    attempts: int = 0
+    error: str | None = None
+    latency: float | None = None
+    receipt: dict[str, str] | None = None
+
+    def __bool__(self) -> bool:
+        return self.status is DeliveryStatus.SENT
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict of this result."""
+        return {
+            "channel": str(self.channel),
+            "status": self.status.value,
+            "attempts": self.attempts,
+            "error": self.error,
+            "latency": self.latency,
+        }
+
+
+class DeliveryError(Exception):
+    """Raised by a channel's ``send`` when delivery failed.
+
+    ``retryable`` says whether trying again may help (a timeout, a 5xx, a 429)
+    or not (bad credentials, a 4xx). ``retry_after`` is the delay in seconds
+    the service asked for, if any. The message must carry no secret.
+    """
+
+    def __init__(
+        self, message: str, *, retryable: bool = True, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    @classmethod
+    def permanent(cls, message: str) -> DeliveryError:
+        """A failure that trying again will not fix."""
+        return cls(message, retryable=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"DeliveryError({self.message!r}, retryable={self.retryable}, "
+            f"retry_after={self.retry_after})"
+        )
+
+
+@attrs.frozen(repr=False)
+class Secret:
+    """A secret config value (password, token, webhook URL).
+
+    Its ``repr`` and ``str`` never show the value; call :meth:`get` where the
+    value is really needed.
+    """
+
+    _value: str = attrs.field(alias="value")
+
+    def get(self) -> str:
+        """The secret itself."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
