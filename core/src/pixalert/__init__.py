@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._channels import Channel, ChannelSpec, Receipt
+from ._channels import Channel, ChannelSpec, DemoSink, Receipt
 from ._clock import Clock, SystemClock
+from ._ratelimit import RateLimiter
 from ._redact import redact, register_secret
 from ._storage import HistoryEntry, HistoryStore, Lease, StateBackend
 from ._types import (
@@ -41,6 +42,7 @@ __all__ = [
     "Clock",
     "ConfigError",
     "DeliveryError",
+    "DemoSink",
     "DeliveryResult",
     "DeliveryStatus",
     "HistoryEntry",
@@ -53,6 +55,7 @@ __all__ = [
     "PluginError",
     "PluginManager",
     "Priority",
+    "RateLimiter",
     "Receipt",
     "Secret",
     "Settings",

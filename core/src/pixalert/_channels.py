@@ -9,7 +9,7 @@ import attrs
 
 from ._types import Alert
 
-__all__ = ["Channel", "ChannelSpec", "Receipt"]
+__all__ = ["Channel", "ChannelSpec", "DemoSink", "Receipt"]
 
 #: What a channel may return from ``send``: small string facts about the
 #: delivery (a Slack message ``ts``, a PagerDuty ``dedup_key``). The core keeps
@@ -60,3 +60,27 @@ class ChannelSpec:
     env: Mapping[str, str] = attrs.field(factory=dict)
     aliases: Mapping[str, str] = attrs.field(factory=dict)
     description: str = ""
+
+
+@runtime_checkable
+class DemoSink(Protocol):
+    """A local stand-in for a channel's service, for ``pixalert demo``.
+
+    A plugin returns these from ``pixalert_demo_sinks()``. ``start`` runs the
+    server on 127.0.0.1 and returns the channel's config section pointing at
+    it; ``received`` lists one line per message the server accepted.
+    """
+
+    channel_type: str
+
+    async def start(self) -> Mapping[str, Any]:
+        """Start serving on loopback; return the channel config that targets this sink."""
+        ...
+
+    def received(self) -> list[str]:
+        """One short line per message received, oldest first."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        ...

@@ -21,7 +21,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from ._channels import ChannelSpec
+    from ._channels import ChannelSpec, DemoSink
     from ._storage import HistoryStore, StateBackend
     from ._types import Alert, DeliveryResult
 
@@ -47,6 +47,20 @@ def pixalert_channels() -> Sequence[ChannelSpec]:
         @pixalert.hookimpl
         def pixalert_channels():
             return [ChannelSpec(name="teams", config_type=TeamsConfig, factory=TeamsChannel)]
+
+    .. versionadded:: 0.1
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def pixalert_demo_sinks() -> Sequence[DemoSink]:
+    """Offer local stand-ins for this plugin's services, for ``pixalert demo``.
+
+    Called by ``pixalert demo`` only. Import server code inside the hook.
+
+    :return: a list of :class:`pixalert.DemoSink` (one per channel type the
+        plugin can demonstrate without credentials).
 
     .. versionadded:: 0.1
     """
