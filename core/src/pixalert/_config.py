@@ -114,6 +114,7 @@ class DeliveryConfig:
     circuit_failures: int = attrs.field(default=5, validator=_positive)
     circuit_reset: float = attrs.field(default=60.0, validator=_positive)
     lease: float = attrs.field(default=120.0, validator=_positive)
+    recover_interval: float = attrs.field(default=0.0, validator=_non_negative)
 
 
 @attrs.define
@@ -436,11 +437,12 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     specs: Mapping[str, ChannelSpec] | None = None,
     cwd: str | os.PathLike[str] | None = None,
+    read_files: bool = True,
 ) -> Settings:
     """Read every source and return the merged, checked :class:`Settings`.
 
     ``config_file`` and ``env_file`` name files explicitly (an explicit file
-    that does not exist is an error). ``env`` replaces ``os.environ``. ``specs``
+    that does not exist is an error); ``read_files=False`` reads none but those. ``env`` replaces ``os.environ``. ``specs``
     are the installed channel types (for their environment variable names).
     """
     specs = specs or {}
@@ -448,7 +450,9 @@ def load_settings(
     here = Path.cwd() if cwd is None else Path(cwd)
     layers: list[_Layer] = []
 
-    path = Path(config_file) if config_file is not None else find_config_file(here, env)
+    path = Path(config_file) if config_file is not None else None
+    if path is None and read_files:
+        path = find_config_file(here, env)
     if path is not None:
         if not path.is_file():
             raise ConfigError([f"{path}: no such config file"])
@@ -460,7 +464,7 @@ def load_settings(
     dotenv_path = Path(env_file) if env_file is not None else here / DOTENV_NAME
     if env_file is not None and not dotenv_path.is_file():
         raise ConfigError([f"{dotenv_path}: no such env file"])
-    if dotenv_path.is_file():
+    if dotenv_path.is_file() and (read_files or env_file is not None):
         values = _parse_dotenv(dotenv_path)
         layers.append(_Layer(str(dotenv_path), _from_env(values, specs, str(dotenv_path), strict=True)))
 

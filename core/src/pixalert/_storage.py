@@ -7,6 +7,8 @@ others (Redis, PostgreSQL) through the ``pixalert_state_backend`` and
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -15,7 +17,17 @@ import attrs
 
 from ._types import Alert, DeliveryResult
 
-__all__ = ["HistoryEntry", "HistoryStore", "Lease", "StateBackend"]
+__all__ = [
+    "HistoryEntry",
+    "HistoryStore",
+    "Lease",
+    "StateBackend",
+    "bucket_upper",
+    "build_stats",
+    "latency_bucket",
+    "percentiles",
+    "stats_from_results",
+]
 
 
 @runtime_checkable
@@ -44,7 +56,7 @@ class StateBackend(Protocol):
         ...
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class Lease:
     """A claim on a pending alert: only the holder of ``token`` may complete it."""
 
@@ -131,14 +143,89 @@ class HistoryStore(Protocol):
         ...
 
 
-def latency_summary(latencies: Iterable[float]) -> dict[str, float | None]:
-    """p50/p95/p99 of ``latencies`` in seconds (nearest-rank), None when empty."""
-    values = sorted(latencies)
-    if not values:
+_BUCKET_BASE = 1e-4  # 0.1 ms
+_BUCKET_GROWTH = 1.05  # each bucket 5 % wider: percentiles within 5 %
+_STATUSES = ("sent", "failed", "suppressed", "skipped")
+
+
+def latency_bucket(seconds: float) -> int:
+    """The histogram bucket of a latency: bucket ``b`` holds values up to ``0.1 ms * 1.05**b``."""
+    if seconds <= _BUCKET_BASE:
+        return 0
+    return math.ceil(math.log(seconds / _BUCKET_BASE, _BUCKET_GROWTH) - 1e-9)
+
+
+def bucket_upper(bucket: int) -> float:
+    """The largest latency in seconds that falls in ``bucket``."""
+    return _BUCKET_BASE * _BUCKET_GROWTH**bucket
+
+
+def percentiles(histogram: Mapping[int, int]) -> dict[str, float | None]:
+    """p50/p95/p99 (nearest rank, seconds, within 5 %) from ``{bucket: count}``."""
+    total = sum(histogram.values())
+    if not total:
         return {"p50": None, "p95": None, "p99": None}
+    out: dict[str, float | None] = {}
+    for name, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
+        rank = max(1, math.ceil(q * total))
+        seen = 0
+        for bucket in sorted(histogram):
+            seen += histogram[bucket]
+            if seen >= rank:
+                out[name] = round(bucket_upper(bucket), 6)
+                break
+    return out
 
-    def rank(q: float) -> float:
-        index = max(0, min(len(values) - 1, int(round(q * len(values) + 0.5)) - 1))
-        return values[index]
 
-    return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99)}
+def build_stats(
+    since: datetime,
+    alerts: int,
+    counts: Mapping[tuple[str, str], int],
+    histograms: Mapping[str, Mapping[int, int]],
+) -> dict[str, Any]:
+    """The ``stats()`` dict from per-(channel, status) counts and per-channel latency histograms.
+
+    Shape::
+
+        {"since": "...", "alerts": 12,
+         "totals": {"sent": 20, "failed": 1, "suppressed": 3, "skipped": 2},
+         "channels": {"slack": {"sent": 10, "failed": 1, "suppressed": 2, "skipped": 0,
+                                "success_rate": 0.909,
+                                "latency": {"p50": 0.012, "p95": 0.05, "p99": 0.08}}}}
+
+    ``success_rate`` is sent / (sent + failed), None when nothing was tried.
+    Latencies are in seconds, for sent deliveries.
+    """
+    channels: dict[str, dict[str, Any]] = {}
+    totals = dict.fromkeys(_STATUSES, 0)
+    for (channel, status), n in counts.items():
+        row = channels.setdefault(channel, dict.fromkeys(_STATUSES, 0))
+        if status in row:
+            row[status] += n
+            totals[status] += n
+    for channel, row in channels.items():
+        tried = row["sent"] + row["failed"]
+        row["success_rate"] = round(row["sent"] / tried, 4) if tried else None
+        row["latency"] = percentiles(histograms.get(channel, {}))
+    return {
+        "since": since.isoformat(),
+        "alerts": alerts,
+        "totals": totals,
+        "channels": dict(sorted(channels.items())),
+    }
+
+
+def stats_from_results(
+    since: datetime, alerts: int, results: Iterable[DeliveryResult]
+) -> dict[str, Any]:
+    """:func:`build_stats` from result objects (the in-memory store)."""
+    counts: dict[tuple[str, str], int] = {}
+    histograms: dict[str, dict[int, int]] = {}
+    for result in results:
+        key = (str(result.channel), result.status.value)
+        counts[key] = counts.get(key, 0) + 1
+        if result.status.value == "sent" and result.latency is not None:
+            hist = histograms.setdefault(str(result.channel), {})
+            bucket = latency_bucket(result.latency)
+            hist[bucket] = hist.get(bucket, 0) + 1
+    return build_stats(since, alerts, counts, histograms)

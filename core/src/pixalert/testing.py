@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -24,14 +25,15 @@ __all__ = ["FakeClock", "RecordingChannel", "RecordingConfig", "make_manager", "
 
 
 class FakeClock:
-    """A clock for tests: ``now()`` starts at ``start`` and moves on ``advance`` or ``sleep``.
+    """A clock for tests: ``now()`` starts at ``start`` (default: the real time
+    when created) and moves only on ``advance`` or ``sleep``.
 
     ``sleep`` returns at once after moving the time, and records the delay in
     :attr:`sleeps`, so retry backoff can be asserted without waiting.
     """
 
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self._now = float(start)
+    def __init__(self, start: float | None = None) -> None:
+        self._now = time.time() if start is None else float(start)
         self.sleeps: list[float] = []
 
     def now(self) -> float:

@@ -1,0 +1,621 @@
+"""The NotificationManager: validate, store, suppress, route, deliver, record."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import threading
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from ._channels import Channel, ChannelSpec
+from ._clock import Clock, SystemClock, to_datetime
+from ._config import Settings, build_channel_configs, load_settings
+from ._delivery import CircuitBreaker, deliver
+from ._memory import MemoryHistoryStore, MemoryStateBackend
+from ._plugins import PluginManager, get_plugin_manager
+from ._redact import redact
+from ._storage import HistoryStore, Lease, StateBackend
+from ._types import (
+    Alert,
+    AlertStatus,
+    ChannelName,
+    DeliveryResult,
+    DeliveryStatus,
+    Priority,
+)
+
+__all__ = ["NotificationManager"]
+
+log = logging.getLogger("pixalert")
+
+T = TypeVar("T")
+
+Results = dict[ChannelName, DeliveryResult]
+
+
+async def await_me_maybe(value: Any) -> Any:
+    """``value``, awaited first if it is awaitable (hook results may be either)."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+class NotificationManager:
+    """Sends alerts to channels by priority, with cooldown, retries and history.
+
+    ``NotificationManager()`` reads the configuration the usual way (see
+    :func:`pixalert.load_settings`): ``pixalert.toml`` or
+    ``notification_config.json``, ``.env.notifications``, the environment.
+    ``config`` adds explicit settings on top; ``channels`` adds ready channel
+    instances (they win over configured ones of the same name).
+
+    Use it from one event loop (``async with NotificationManager() as m``), or
+    from synchronous code through :meth:`send_alert_sync`.
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any] | None = None,
+        *,
+        channels: Iterable[Channel] | Mapping[str, Channel] | None = None,
+        clock: Clock | None = None,
+        plugin_manager: PluginManager | None = None,
+        config_file: str | os.PathLike[str] | None = None,
+        env_file: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        read_files: bool = True,
+        history: HistoryStore | None = None,
+        state: StateBackend | None = None,
+    ) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self.plugins = plugin_manager if plugin_manager is not None else get_plugin_manager()
+        self.instance_id = uuid.uuid4().hex[:12]
+        specs = self.plugins.channel_specs()
+        self.settings: Settings = load_settings(
+            config,
+            config_file=config_file,
+            env_file=env_file,
+            env=env,
+            specs=specs,
+            read_files=read_files,
+        )
+        configured, self.unavailable = build_channel_configs(self.settings, specs)
+        self.channels: dict[ChannelName, Channel] = {}
+        self.channel_types: dict[ChannelName, str] = {}
+        for name, (spec, channel_config) in configured.items():
+            self.channels[ChannelName(name)] = _build(spec, name, channel_config)
+            self.channel_types[ChannelName(name)] = spec.name
+        for channel in _as_mapping(channels).values():
+            self.channels[ChannelName(channel.name)] = channel
+            self.channel_types.setdefault(ChannelName(channel.name), channel.name)
+        delivery = self.settings.delivery
+        self._breakers = {
+            name: CircuitBreaker(delivery.circuit_failures, delivery.circuit_reset)
+            for name in self.channels
+        }
+        self._limits: dict[ChannelName, asyncio.Semaphore] = {}
+        self._history: HistoryStore | None = history
+        self._state: StateBackend | None = state
+        self._started = False
+        self._start_lock: asyncio.Lock | None = None
+        self._inflight: set[Lease] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._background: asyncio.Task[None] | None = None
+        self._lifetime: AsyncIterator[None] | None = None
+        self._closed = False
+        self._sync: _SyncRunner | None = None
+
+    # ------------------------------------------------------------------
+    # Life cycle
+    # ------------------------------------------------------------------
+
+    async def __aenter__(self) -> NotificationManager:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Open the history and state stores (done on first use; idempotent)."""
+        if self._started:
+            return
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._started:
+                return
+            if self._history is None:
+                self._history = self._open_history(self.settings.history)
+            if self._state is None:
+                self._state = self._open_state(self.settings.state_url)
+            retention = timedelta(days=self.settings.retention_days)
+            try:
+                await self._history.purge(to_datetime(self.clock.now()) - retention)
+            except Exception as exc:  # noqa: BLE001 - retention is housekeeping
+                log.warning("history retention failed: %s", redact(str(exc)))
+            self._background = asyncio.create_task(self._maintain())
+            # Close on loop shutdown even when the caller never calls aclose():
+            # asyncio.run() finalises async generators before closing the loop.
+            self._lifetime = self._lifetime_guard()
+            await self._lifetime.__anext__()
+            self._started = True
+
+    async def _lifetime_guard(self) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await self._close_resources()
+
+    def _open_history(self, url: str) -> HistoryStore:
+        if url.startswith("memory:"):
+            return MemoryHistoryStore(self.clock)
+        if url.startswith("sqlite:"):
+            from ._sqlite import SQLiteHistoryStore
+
+            return SQLiteHistoryStore(url, self.clock)
+        store = self.plugins.hook.pixalert_history_store(url=url, clock=self.clock)
+        if store is None:
+            raise ValueError(
+                f"history: no installed plugin handles {url.split(':', 1)[0]}:// URLs "
+                "(expected memory://, sqlite:///path, or a backend plugin such as pixalert-postgres)"
+            )
+        return store  # type: ignore[no-any-return]
+
+    def _open_state(self, url: str) -> StateBackend:
+        if url.startswith("memory:"):
+            return MemoryStateBackend(self.clock)
+        if url.startswith("sqlite:"):
+            from ._sqlite import SQLiteStateBackend
+
+            return SQLiteStateBackend(url, self.clock)
+        state = self.plugins.hook.pixalert_state_backend(url=url, clock=self.clock)
+        if state is None:
+            raise ValueError(
+                f"state: no installed plugin handles {url.split(':', 1)[0]}:// URLs "
+                "(expected memory://, sqlite:///path, or a backend plugin such as pixalert-redis)"
+            )
+        return state  # type: ignore[no-any-return]
+
+    @property
+    def history_store(self) -> HistoryStore:
+        """The history store (after :meth:`start`)."""
+        if self._history is None:
+            raise RuntimeError("NotificationManager.start() has not run yet")
+        return self._history
+
+    @property
+    def state_backend(self) -> StateBackend:
+        """The state backend (after :meth:`start`)."""
+        if self._state is None:
+            raise RuntimeError("NotificationManager.start() has not run yet")
+        return self._state
+
+    async def _maintain(self) -> None:
+        """Renew leases of deliveries under way, and finish work others left."""
+        delivery = self.settings.delivery
+        interval = max(0.05, delivery.lease / 3)
+        recover = delivery.recover_interval
+        since_recover = 0.0
+        first = True
+        while True:
+            try:
+                if self._inflight:
+                    await self.history_store.renew(list(self._inflight), delivery.lease)
+                if first or (recover and since_recover >= recover):
+                    first = False
+                    since_recover = 0.0
+                    await self.resume_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - housekeeping must not die
+                log.warning("lease maintenance failed: %s", redact(str(exc)))
+            step = min(interval, recover) if recover else interval
+            await asyncio.sleep(step)
+            since_recover += step
+
+    async def drain(self) -> None:
+        """Wait until every delivery started by :meth:`submit` has finished."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Finish background deliveries, then close channels and stores. Safe to call twice."""
+        if self._lifetime is not None:
+            lifetime, self._lifetime = self._lifetime, None
+            await self.drain()
+            await lifetime.aclose()  # runs _close_resources
+        else:
+            await self._close_resources()
+        if self._sync is not None:
+            self._sync.stop()
+            self._sync = None
+
+    async def _close_resources(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._background is not None:
+            self._background.cancel()
+            try:
+                await self._background
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # noqa: BLE001
+                log.warning("background task failed: %s", redact(str(exc)))
+        for task in list(self._tasks):
+            task.cancel()
+        for name, channel in self.channels.items():
+            try:
+                await channel.aclose()
+            except Exception as exc:  # noqa: BLE001 - closing must close the rest
+                log.warning("channel %s failed to close: %s", name, redact(str(exc)))
+        for store in (self._history, self._state):
+            if store is not None:
+                try:
+                    await store.aclose()
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("store failed to close: %s", redact(str(exc)))
+
+    # ------------------------------------------------------------------
+    # Sending
+    # ------------------------------------------------------------------
+
+    async def send_alert(
+        self,
+        title: str,
+        message: str = "",
+        priority: Priority | str | int = Priority.MEDIUM,
+        channels: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        source: str | None = None,
+        key: str | None = None,
+        status: AlertStatus = "firing",
+        cooldown: float | None = None,
+    ) -> Results:
+        """Send an alert; return ``{channel name: DeliveryResult}``.
+
+        ``channels`` overrides priority routing. ``key`` identifies the
+        incident (default: derived from source and title). ``cooldown`` in
+        seconds overrides the configured ``cooldown_minutes`` for this alert.
+        A bad title, priority or channel raises ``ValueError`` naming it.
+        """
+        alert = self._make_alert(title, message, priority, channels, metadata, source, key, status)
+        return await self.send_notification(alert, cooldown=cooldown)
+
+    def _make_alert(
+        self,
+        title: str,
+        message: str,
+        priority: Priority | str | int,
+        channels: Sequence[str] | None,
+        metadata: Mapping[str, Any] | None,
+        source: str | None,
+        key: str | None,
+        status: AlertStatus,
+    ) -> Alert:
+        kwargs: dict[str, Any] = {
+            "title": title,
+            "message": message,
+            "priority": priority,
+            "channels": channels,
+            "metadata": metadata,
+            "status": status,
+            "created_at": to_datetime(self.clock.now()),
+        }
+        if source is not None:
+            kwargs["source"] = source
+        if key is not None:
+            kwargs["key"] = key
+        return Alert(**kwargs)
+
+    async def send_notification(self, alert: Alert, *, cooldown: float | None = None) -> Results:
+        """Send a ready :class:`Alert` (alias ``NotificationMessage``)."""
+        if not isinstance(alert, Alert):
+            raise TypeError(f"send_notification: expected an Alert, got {type(alert).__name__}")
+        await self.start()
+        lease = await self.history_store.record(
+            alert, owner=self.instance_id, lease=self.settings.delivery.lease
+        )
+        return await self._process(lease, cooldown=cooldown)
+
+    async def submit(self, alert: Alert, *, cooldown: float | None = None) -> str:
+        """Store ``alert`` and deliver it in the background; return its id once stored.
+
+        For receivers that must answer fast: the alert is durable when this
+        returns, and :meth:`drain` waits for the deliveries.
+        """
+        await self.start()
+        lease = await self.history_store.record(
+            alert, owner=self.instance_id, lease=self.settings.delivery.lease
+        )
+        self._spawn(self._process(lease, cooldown=cooldown))
+        return alert.id
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background delivery failed: %s", redact(repr(task.exception())))
+
+    async def first_seen(self, key: str, ttl: float) -> bool:
+        """True only the first time ``key`` is seen within ``ttl`` seconds, across
+        every instance sharing the state backend (receiver idempotency)."""
+        await self.start()
+        return await self.state_backend.acquire(f"dedup:{key}", ttl)
+
+    async def resume_pending(self) -> int:
+        """Deliver alerts left pending by a process that died; return how many.
+
+        Channels that already have a result for an alert are not tried again.
+        Called on start and, with ``delivery.recover_interval``, periodically.
+        """
+        await self.start()
+        count = 0
+        while True:
+            leases = await self.history_store.claim_pending(
+                owner=self.instance_id, lease=self.settings.delivery.lease
+            )
+            if not leases:
+                return count
+            await asyncio.gather(*(self._process(lease, resume=True) for lease in leases))
+            count += len(leases)
+
+    async def _process(
+        self, lease: Lease, *, cooldown: float | None = None, resume: bool = False
+    ) -> Results:
+        alert = lease.alert
+        store = self.history_store
+        self._inflight.add(lease)
+        try:
+            routed = self.route(alert)
+            results: Results = {}
+            done: dict[str, DeliveryResult] = {}
+            if resume:
+                done = {str(r.channel): r for r in await store.results_for(alert.id)}
+            reason = None if resume else await self._suppressed(alert, cooldown)
+            cooldown_key = self._cooldown_key(alert)
+            todo: list[ChannelName] = []
+            for name in routed:
+                previous_result = done.get(name)
+                if previous_result is not None and previous_result.status is not DeliveryStatus.FAILED:
+                    results[name] = previous_result
+                elif reason is not None:
+                    results[name] = DeliveryResult(name, DeliveryStatus.SUPPRESSED, 0, reason)
+                elif name not in self.channels:
+                    why = self.unavailable.get(name, "not configured")
+                    results[name] = DeliveryResult(name, DeliveryStatus.SKIPPED, 0, why)
+                else:
+                    todo.append(name)
+            if todo:
+                sent = await asyncio.gather(*(self._deliver(name, alert) for name in todo))
+                results.update(zip(todo, sent))
+            if todo and reason is None and not any(results[n] for n in todo) and cooldown_key:
+                # Nothing went out: do not let the cooldown swallow the next try.
+                await self.state_backend.release(cooldown_key)
+            ordered = {name: results[name] for name in routed}
+            for result in ordered.values():
+                if not await store.record_result(lease, result):
+                    log.warning("alert %s: lease lost; another instance took over", alert.id)
+                    break
+            else:
+                await store.complete(lease)
+        finally:
+            self._inflight.discard(lease)
+        await self._after_delivery(alert, ordered)
+        return ordered
+
+    def _cooldown_key(self, alert: Alert) -> str:
+        # Priority is part of it: an escalation is news, not a repeat.
+        return f"cooldown:{alert.key}:{alert.status}:{alert.priority.name}"
+
+    async def _suppressed(self, alert: Alert, cooldown: float | None) -> str | None:
+        for value in self.plugins.hook.pixalert_suppress(alert=alert):
+            try:
+                reason = await await_me_maybe(value)
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not block alerts
+                log.warning("pixalert_suppress hook failed: %s", redact(str(exc)))
+                continue
+            if reason:
+                return str(reason)
+        ttl = self.settings.cooldown_minutes * 60 if cooldown is None else cooldown
+        if ttl > 0 and not await self.state_backend.acquire(self._cooldown_key(alert), ttl):
+            return f"in cooldown (same key within {ttl:g}s)"
+        return None
+
+    def route(self, alert: Alert) -> list[ChannelName]:
+        """The channel names ``alert`` goes to: explicit channels, else the routing table."""
+        if alert.channels is not None:
+            names = [str(c) for c in alert.channels]
+        else:
+            names = []
+            for name in self.settings.routing.for_priority(alert.priority):
+                if name == "*":
+                    names.extend(self.channels)
+                    names.extend(self.unavailable)
+                else:
+                    names.append(name)
+        changed = self.plugins.hook.pixalert_route(alert=alert, channels=list(names))
+        if changed is not None:
+            names = [str(c) for c in changed]
+        return [ChannelName(n) for n in dict.fromkeys(names)]
+
+    async def _deliver(self, name: ChannelName, alert: Alert) -> DeliveryResult:
+        previous = None
+        if alert.resolved:
+            previous = await self.history_store.last_receipt(alert.key, name)
+        limit = self._limits.get(name)
+        if limit is None:
+            limit = self._limits[name] = asyncio.Semaphore(self.settings.delivery.concurrency)
+        return await deliver(
+            name,
+            self.channels[name],
+            alert,
+            previous=previous,
+            config=self.settings.delivery,
+            breaker=self._breakers.setdefault(
+                name,
+                CircuitBreaker(
+                    self.settings.delivery.circuit_failures, self.settings.delivery.circuit_reset
+                ),
+            ),
+            limit=limit,
+            clock=self.clock,
+        )
+
+    async def _after_delivery(self, alert: Alert, results: Mapping[str, DeliveryResult]) -> None:
+        for impl in self.plugins.hook.pixalert_after_delivery.get_hookimpls():
+            try:
+                await await_me_maybe(impl.function(alert=alert, results=results))
+            except Exception as exc:  # noqa: BLE001 - observers must not break delivery
+                log.warning(
+                    "pixalert_after_delivery hook of %s failed: %s",
+                    impl.plugin_name,
+                    redact(str(exc)),
+                )
+
+    # ------------------------------------------------------------------
+    # History and health
+    # ------------------------------------------------------------------
+
+    async def history(self, hours: float = 24, *, limit: int | None = 1000) -> list[dict[str, Any]]:
+        """Alerts of the last ``hours``, newest first (at most ``limit``; None for all)."""
+        await self.start()
+        since = to_datetime(self.clock.now()) - timedelta(hours=hours)
+        return [e.to_dict() for e in await self.history_store.entries(since, limit=limit)]
+
+    async def stats(self, hours: float = 24) -> dict[str, Any]:
+        """Per-channel sent, failed, suppressed, skipped, success rate and latency
+        percentiles (seconds) over the last ``hours``."""
+        await self.start()
+        since = to_datetime(self.clock.now()) - timedelta(hours=hours)
+        return await self.history_store.stats(since)
+
+    async def health(self) -> dict[str, Any]:
+        """``{"status": "ok" | "degraded", "channels": ..., "history": ..., "state": ...}``."""
+        await self.start()
+        now = self.clock.now()
+        channels: dict[str, Any] = {}
+        for name in self.channels:
+            breaker = self._breakers.get(name)
+            info: dict[str, Any] = {"type": self.channel_types.get(name, str(name))}
+            info.update(breaker.to_dict(now) if breaker else {"circuit": "closed"})
+            channels[str(name)] = info
+        for name, reason in self.unavailable.items():
+            channels[name] = {"circuit": "unavailable", "reason": reason}
+        history = dict(await self.history_store.health())
+        state = dict(await self.state_backend.health())
+        degraded = (
+            any(c.get("circuit") in ("open", "unavailable") for c in channels.values())
+            or history.get("status") != "ok"
+            or state.get("status") != "ok"
+            or bool(self.plugins.errors)
+        )
+        return {
+            "status": "degraded" if degraded else "ok",
+            "instance": self.instance_id,
+            "channels": channels,
+            "history": history,
+            "state": state,
+            "plugin_errors": [str(e) for e in self.plugins.errors],
+        }
+
+    # ------------------------------------------------------------------
+    # The synchronous path
+    # ------------------------------------------------------------------
+
+    def run_sync(self, coro: Awaitable[T], timeout: float | None = None) -> T:
+        """Run ``coro`` on this manager's private event loop thread and return its result.
+
+        For Flask, Django and scripts: no event loop to manage. Do not call it
+        from inside a running event loop; ``await`` the async method there.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            if inspect.iscoroutine(coro):
+                coro.close()
+            raise RuntimeError(
+                "send_alert_sync() was called inside a running event loop; "
+                "use 'await manager.send_alert(...)' there"
+            )
+        if self._sync is None:
+            self._sync = _SyncRunner()
+        return self._sync.run(coro, timeout)
+
+    def send_alert_sync(
+        self,
+        title: str,
+        message: str = "",
+        priority: Priority | str | int = Priority.MEDIUM,
+        channels: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Results:
+        """:meth:`send_alert` for code that is not async (Flask, Django, scripts)."""
+        return self.run_sync(self.send_alert(title, message, priority, channels, metadata, **kwargs))
+
+    def close_sync(self) -> None:
+        """Close a manager used only through the synchronous path."""
+        if self._sync is not None:
+            runner, self._sync = self._sync, None
+            runner.run(self.aclose(), None)
+            runner.stop()
+
+
+class _SyncRunner:
+    """An event loop in a daemon thread, kept for the manager's lifetime."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="pixalert-sync", daemon=True
+        )
+        self._thread.start()
+
+    def run(self, coro: Awaitable[T], timeout: float | None) -> T:
+        future = asyncio.run_coroutine_threadsafe(_wrap(coro), self.loop)
+        return future.result(timeout)
+
+    def stop(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5)
+            self.loop.close()
+
+
+async def _wrap(coro: Awaitable[T]) -> T:
+    return await coro
+
+
+def _as_mapping(channels: Iterable[Channel] | Mapping[str, Channel] | None) -> dict[str, Channel]:
+    if channels is None:
+        return {}
+    if isinstance(channels, Mapping):
+        return dict(channels)
+    return {channel.name: channel for channel in channels}
+
+
+def _build(spec: ChannelSpec, name: str, config: Any) -> Channel:
+    try:
+        return spec.factory(name, config)
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise ValueError(
+            redact(f"channels.{name}: the {spec.name} plugin could not build it: {exc}")
+        ) from None

@@ -1,0 +1,502 @@
+"""SQLite history store and state backend: the embedded default.
+
+One connection per store, used from one worker thread so the event loop never
+blocks on disk. WAL mode lets several processes share the file; cooldown
+decisions are one ``INSERT ... ON CONFLICT ... WHERE`` statement, atomic
+across them. ``stats()`` reads per-minute rollups, so it stays fast at
+millions of rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ._clock import Clock
+from ._storage import HistoryEntry, Lease, build_stats, latency_bucket
+from ._types import Alert, DeliveryResult
+
+__all__ = ["SQLiteDatabase", "SQLiteHistoryStore", "SQLiteStateBackend", "sqlite_path"]
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id          TEXT PRIMARY KEY,
+    key         TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    body        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    owner       TEXT,
+    token       TEXT,
+    lease_until REAL
+);
+CREATE INDEX IF NOT EXISTS alerts_created ON alerts (created_at);
+CREATE INDEX IF NOT EXISTS alerts_pending ON alerts (lease_until) WHERE state = 'pending';
+CREATE TABLE IF NOT EXISTS results (
+    alert_id   TEXT NOT NULL,
+    channel    TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    attempts   INTEGER NOT NULL,
+    error      TEXT,
+    latency    REAL,
+    receipt    TEXT,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (alert_id, channel)
+);
+CREATE INDEX IF NOT EXISTS results_receipt ON results (key, channel, created_at)
+    WHERE receipt IS NOT NULL;
+CREATE TABLE IF NOT EXISTS rollup (
+    minute  INTEGER NOT NULL,
+    channel TEXT NOT NULL,
+    status  TEXT NOT NULL,
+    bucket  INTEGER NOT NULL,
+    n       INTEGER NOT NULL,
+    PRIMARY KEY (minute, channel, status, bucket)
+);
+CREATE TABLE IF NOT EXISTS alert_minutes (
+    minute INTEGER PRIMARY KEY,
+    n      INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (
+    key     TEXT PRIMARY KEY,
+    expires REAL NOT NULL
+);
+"""
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:///path`` URL (``sqlite://:memory:`` for memory)."""
+    if not url.startswith("sqlite:"):
+        raise ValueError(f"history: expected a sqlite:///path URL, got {url.split(':', 1)[0]}:...")
+    rest = url[len("sqlite:") :]
+    if rest.startswith("///"):
+        return rest[2:]
+    if rest.startswith("//"):
+        return rest[2:] or ":memory:"
+    return rest or ":memory:"
+
+
+class SQLiteDatabase:
+    """One SQLite file, opened once and used from one worker thread."""
+
+    _shared: dict[str, SQLiteDatabase] = {}
+    _shared_lock = threading.Lock()
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixalert-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._users = 0
+
+    @classmethod
+    def open(cls, path: str) -> SQLiteDatabase:
+        """The database for ``path``, shared by the stores of one process."""
+        with cls._shared_lock:
+            db = cls._shared.get(path)
+            if db is None or path == ":memory:":
+                db = cls(path)
+                if path != ":memory:":
+                    cls._shared[path] = db
+            db._users += 1
+            return db
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version < SCHEMA_VERSION:
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            self._conn = conn
+        return self._conn
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` on the worker thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(self._connect()))
+
+    async def release(self) -> None:
+        """Drop one user; close the file when the last one leaves."""
+        with self._shared_lock:
+            self._users -= 1
+            if self._users > 0:
+                return
+            if self._shared.get(self.path) is self:
+                del self._shared[self.path]
+
+        def close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, close)
+        self._executor.shutdown(wait=False)
+
+
+def _tx(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        value = fn(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return value
+
+
+class SQLiteStateBackend:
+    """Cooldown and dedup keys in a SQLite table, atomic across processes."""
+
+    def __init__(self, url: str, clock: Clock) -> None:
+        self._db = SQLiteDatabase.open(sqlite_path(url))
+        self._clock = clock
+
+    async def acquire(self, key: str, ttl: float) -> bool:
+        """Set ``key`` for ``ttl`` seconds unless it is live; True if this call set it."""
+        now = self._clock.now()
+
+        def run(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "INSERT INTO state (key, expires) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET expires = excluded.expires "
+                "WHERE state.expires <= ?",
+                (key, now + ttl, now),
+            )
+            return cur.rowcount == 1
+
+        return await self._db.run(run)
+
+    async def release(self, key: str) -> None:
+        """Forget ``key``."""
+        await self._db.run(lambda c: c.execute("DELETE FROM state WHERE key = ?", (key,)))
+
+    async def health(self) -> Mapping[str, Any]:
+        """ok, with the file path."""
+        return {"status": "ok", "backend": "sqlite", "path": self._db.path}
+
+    async def aclose(self) -> None:
+        """Close the file (when no other store of this process uses it)."""
+        await self._db.release()
+
+
+def _minute(ts: float) -> int:
+    return int(ts // 60)
+
+
+class SQLiteHistoryStore:
+    """History in SQLite, with leases so a crashed sender's work is taken over."""
+
+    def __init__(self, url: str, clock: Clock) -> None:
+        self._db = SQLiteDatabase.open(sqlite_path(url))
+        self._clock = clock
+
+    async def record(self, alert: Alert, *, owner: str, lease: float) -> Lease:
+        """Store ``alert`` as pending, leased to ``owner``."""
+        token = uuid.uuid4().hex
+        body = json.dumps(alert.to_dict(), separators=(",", ":"))
+        created = alert.created_at.timestamp()
+        until = self._clock.now() + lease
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO alerts (id, key, created_at, body, state, owner, token, lease_until) "
+                "VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+                (alert.id, alert.key, created, body, owner, token, until),
+            )
+            conn.execute(
+                "INSERT INTO alert_minutes (minute, n) VALUES (?, 1) "
+                "ON CONFLICT (minute) DO UPDATE SET n = n + 1",
+                (_minute(created),),
+            )
+
+        await self._db.run(lambda c: _tx(c, run))
+        return Lease(alert, token)
+
+    async def record_result(self, lease: Lease, result: DeliveryResult) -> bool:
+        """Store a channel's result if ``lease`` is still held."""
+        alert = lease.alert
+        created = alert.created_at.timestamp()
+        status = result.status.value
+        bucket = (
+            latency_bucket(result.latency)
+            if status == "sent" and result.latency is not None
+            else -1
+        )
+        receipt = json.dumps(dict(result.receipt)) if result.receipt else None
+
+        def run(conn: sqlite3.Connection) -> bool:
+            held = conn.execute(
+                "SELECT 1 FROM alerts WHERE id = ? AND token = ?", (alert.id, lease.token)
+            ).fetchone()
+            if held is None:
+                return False
+            old = conn.execute(
+                "SELECT status, latency FROM results WHERE alert_id = ? AND channel = ?",
+                (alert.id, str(result.channel)),
+            ).fetchone()
+            if old is not None:
+                old_bucket = (
+                    latency_bucket(old[1]) if old[0] == "sent" and old[1] is not None else -1
+                )
+                conn.execute(
+                    "UPDATE rollup SET n = n - 1 WHERE minute = ? AND channel = ? "
+                    "AND status = ? AND bucket = ?",
+                    (_minute(created), str(result.channel), old[0], old_bucket),
+                )
+            conn.execute(
+                "INSERT OR REPLACE INTO results (alert_id, channel, key, status, attempts, "
+                "error, latency, receipt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    alert.id,
+                    str(result.channel),
+                    alert.key,
+                    status,
+                    result.attempts,
+                    result.error,
+                    result.latency,
+                    receipt,
+                    created,
+                ),
+            )
+            conn.execute(
+                "INSERT INTO rollup (minute, channel, status, bucket, n) VALUES (?, ?, ?, ?, 1) "
+                "ON CONFLICT (minute, channel, status, bucket) DO UPDATE SET n = n + 1",
+                (_minute(created), str(result.channel), status, bucket),
+            )
+            return True
+
+        return await self._db.run(lambda c: _tx(c, run))
+
+    async def complete(self, lease: Lease) -> bool:
+        """Mark done if ``lease`` is still held."""
+
+        def run(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE alerts SET state = 'done', token = NULL, owner = NULL, lease_until = NULL "
+                "WHERE id = ? AND token = ?",
+                (lease.alert.id, lease.token),
+            )
+            return cur.rowcount == 1
+
+        return await self._db.run(run)
+
+    async def renew(self, leases: Sequence[Lease], lease: float) -> None:
+        """Extend the leases still held."""
+        until = self._clock.now() + lease
+        rows = [(until, item.alert.id, item.token) for item in leases]
+        if rows:
+            await self._db.run(
+                lambda c: _tx(
+                    c,
+                    lambda c2: c2.executemany(
+                        "UPDATE alerts SET lease_until = ? WHERE id = ? AND token = ?", rows
+                    ),
+                )
+            )
+
+    async def claim_pending(self, *, owner: str, lease: float, limit: int = 100) -> list[Lease]:
+        """Claim pending alerts whose lease has expired."""
+        now = self._clock.now()
+
+        def run(conn: sqlite3.Connection) -> list[Lease]:
+            rows = conn.execute(
+                "SELECT id, body FROM alerts WHERE state = 'pending' AND lease_until <= ? "
+                "ORDER BY created_at LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            claimed = []
+            for alert_id, body in rows:
+                token = uuid.uuid4().hex
+                conn.execute(
+                    "UPDATE alerts SET owner = ?, token = ?, lease_until = ? WHERE id = ?",
+                    (owner, token, now + lease, alert_id),
+                )
+                claimed.append(Lease(Alert.from_dict(json.loads(body)), token))
+            return claimed
+
+        return await self._db.run(lambda c: _tx(c, run))
+
+    async def results_for(self, alert_id: str) -> list[DeliveryResult]:
+        """Results recorded so far for ``alert_id``."""
+
+        def run(conn: sqlite3.Connection) -> list[DeliveryResult]:
+            rows = conn.execute(
+                "SELECT channel, status, attempts, error, latency, receipt FROM results "
+                "WHERE alert_id = ?",
+                (alert_id,),
+            ).fetchall()
+            return [_result(row) for row in rows]
+
+        return await self._db.run(run)
+
+    async def last_receipt(self, key: str, channel: str) -> Mapping[str, str] | None:
+        """Receipt of the newest successful send of ``key`` on ``channel``."""
+
+        def run(conn: sqlite3.Connection) -> Mapping[str, str] | None:
+            row = conn.execute(
+                "SELECT receipt FROM results WHERE key = ? AND channel = ? "
+                "AND receipt IS NOT NULL AND status = 'sent' ORDER BY created_at DESC LIMIT 1",
+                (key, channel),
+            ).fetchone()
+            return json.loads(row[0]) if row else None
+
+        return await self._db.run(run)
+
+    async def entries(self, since: datetime, *, limit: int | None = None) -> list[HistoryEntry]:
+        """Alerts created at or after ``since``, newest first."""
+        start = since.timestamp()
+
+        def run(conn: sqlite3.Connection) -> list[HistoryEntry]:
+            sql = "SELECT id, body, state FROM alerts WHERE created_at >= ? ORDER BY created_at DESC"
+            params: tuple[Any, ...] = (start,)
+            if limit is not None:
+                sql += " LIMIT ?"
+                params = (start, limit)
+            rows = conn.execute(sql, params).fetchall()
+            results: dict[str, list[DeliveryResult]] = {}
+            result_rows = conn.execute(
+                "SELECT alert_id, channel, status, attempts, error, latency, receipt "
+                "FROM results WHERE created_at >= ?",
+                (start,),
+            ) if limit is None else _results_for_ids(conn, [r[0] for r in rows])
+            for row in result_rows:
+                results.setdefault(row[0], []).append(_result(row[1:]))
+            return [
+                HistoryEntry(
+                    Alert.from_dict(json.loads(body)), state, tuple(results.get(alert_id, ()))
+                )
+                for alert_id, body, state in rows
+            ]
+
+        return await self._db.run(run)
+
+    async def stats(self, since: datetime) -> dict[str, Any]:
+        """Per-channel counts and latency percentiles, from the per-minute rollups."""
+        first = _minute(since.timestamp())
+        start = since.timestamp()
+
+        def run(conn: sqlite3.Connection) -> dict[str, Any]:
+            # Whole minutes come from the rollup; the partial first minute is exact.
+            counts: dict[tuple[str, str], int] = {}
+            histograms: dict[str, dict[int, int]] = {}
+            for channel, status, bucket, n in conn.execute(
+                "SELECT channel, status, bucket, SUM(n) FROM rollup WHERE minute > ? "
+                "GROUP BY channel, status, bucket",
+                (first,),
+            ):
+                _add(counts, histograms, channel, status, bucket, n)
+            for channel, status, latency in conn.execute(
+                "SELECT channel, status, latency FROM results "
+                "WHERE created_at >= ? AND created_at < ?",
+                (start, (first + 1) * 60),
+            ):
+                bucket = (
+                    latency_bucket(latency) if status == "sent" and latency is not None else -1
+                )
+                _add(counts, histograms, channel, status, bucket, 1)
+            (alerts,) = conn.execute(
+                "SELECT COALESCE(SUM(n), 0) FROM alert_minutes WHERE minute > ?", (first,)
+            ).fetchone()
+            (partial,) = conn.execute(
+                "SELECT COUNT(*) FROM alerts WHERE created_at >= ? AND created_at < ?",
+                (start, (first + 1) * 60),
+            ).fetchone()
+            return build_stats(since, int(alerts) + int(partial), counts, histograms)
+
+        return await self._db.run(run)
+
+    async def purge(self, before: datetime) -> int:
+        """Delete alerts (and their results and rollups) created before ``before``."""
+        cutoff = before.timestamp()
+
+        def run(conn: sqlite3.Connection) -> int:
+            conn.execute("DELETE FROM results WHERE created_at < ?", (cutoff,))
+            conn.execute("DELETE FROM rollup WHERE minute < ?", (_minute(cutoff),))
+            conn.execute("DELETE FROM alert_minutes WHERE minute < ?", (_minute(cutoff),))
+            conn.execute("DELETE FROM state WHERE expires < ?", (self._clock.now(),))
+            return conn.execute("DELETE FROM alerts WHERE created_at < ?", (cutoff,)).rowcount
+
+        return await self._db.run(lambda c: _tx(c, run))
+
+    async def health(self) -> Mapping[str, Any]:
+        """ok, with the file path and the number of pending alerts."""
+
+        def run(conn: sqlite3.Connection) -> int:
+            return int(
+                conn.execute("SELECT COUNT(*) FROM alerts WHERE state = 'pending'").fetchone()[0]
+            )
+
+        try:
+            pending = await self._db.run(run)
+        except sqlite3.Error as exc:
+            return {"status": "degraded", "backend": "sqlite", "error": str(exc)}
+        return {"status": "ok", "backend": "sqlite", "path": self._db.path, "pending": pending}
+
+    async def aclose(self) -> None:
+        """Close the file (when no other store of this process uses it)."""
+        await self._db.release()
+
+
+def _add(
+    counts: dict[tuple[str, str], int],
+    histograms: dict[str, dict[int, int]],
+    channel: str,
+    status: str,
+    bucket: int,
+    n: int,
+) -> None:
+    if n <= 0:
+        return
+    counts[(channel, status)] = counts.get((channel, status), 0) + n
+    if status == "sent" and bucket >= 0:
+        hist = histograms.setdefault(channel, {})
+        hist[bucket] = hist.get(bucket, 0) + n
+
+
+def _results_for_ids(conn: sqlite3.Connection, ids: list[str]) -> list[Any]:
+    out: list[Any] = []
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        out.extend(
+            conn.execute(
+                "SELECT alert_id, channel, status, attempts, error, latency, receipt "
+                f"FROM results WHERE alert_id IN ({marks})",
+                chunk,
+            )
+        )
+    return out
+
+
+def _result(row: Sequence[Any]) -> DeliveryResult:
+    channel, status, attempts, error, latency, receipt = row
+    return DeliveryResult(
+        channel=channel,
+        status=status,
+        attempts=attempts,
+        error=error,
+        latency=latency,
+        receipt=json.loads(receipt) if receipt else None,
+    )

@@ -1,0 +1,33 @@
+"""The storage contracts and helpers, for backend plugins (Redis, PostgreSQL, ...).
+
+A backend plugin implements :class:`StateBackend` or :class:`HistoryStore`
+and returns it from the ``pixalert_state_backend`` / ``pixalert_history_store``
+hooks. :func:`build_stats` gives ``stats()`` its one shape everywhere.
+"""
+
+from ._memory import MemoryHistoryStore, MemoryStateBackend
+from ._storage import (
+    HistoryEntry,
+    HistoryStore,
+    Lease,
+    StateBackend,
+    bucket_upper,
+    build_stats,
+    latency_bucket,
+    percentiles,
+    stats_from_results,
+)
+
+__all__ = [
+    "HistoryEntry",
+    "HistoryStore",
+    "Lease",
+    "MemoryHistoryStore",
+    "MemoryStateBackend",
+    "StateBackend",
+    "bucket_upper",
+    "build_stats",
+    "latency_bucket",
+    "percentiles",
+    "stats_from_results",
+]
