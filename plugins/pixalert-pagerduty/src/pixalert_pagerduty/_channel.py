@@ -1,0 +1,466 @@
+"""The PagerDuty channel: its config and the Events API v2 client.
+
+Wire contract (PagerDuty developer docs, ``events-API-v2``): ``POST`` a JSON
+event to ``/v2/enqueue``; ``trigger`` events carry a ``payload`` (summary <= 1024
+characters, source, severity, timestamp, custom_details); ``resolve`` events are
+``routing_key`` + ``dedup_key`` + ``event_action`` only. 202 is success, 400 is
+a permanent "invalid event", 429 and 5xx are worth retrying. About 120 events a
+minute are allowed per routing key.
+
+httpx is imported only when a channel is built, so that declaring the channel
+type (``pixalert_channels``) stays cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import json
+import logging
+import socket
+from collections.abc import Mapping
+from datetime import timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import attrs
+from pixalert import (
+    Alert,
+    Channel,
+    ChannelSpec,
+    Clock,
+    DeliveryError,
+    Priority,
+    RateLimiter,
+    Receipt,
+    Secret,
+    redact,
+    register_secret,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "EVENTS_URLS",
+    "MAX_DEDUP_KEY",
+    "MAX_EVENT_BYTES",
+    "MAX_SUMMARY",
+    "SEVERITIES",
+    "PagerDutyChannel",
+    "PagerDutyConfig",
+    "build_event",
+    "channel_spec",
+    "dedup_key_for",
+    "summary_for",
+]
+
+SERVICE = "pagerduty"
+
+#: The Events API v2 endpoint of each PagerDuty service region.
+EVENTS_URLS = {
+    "us": "https://events.pagerduty.com/v2/enqueue",
+    "eu": "https://events.eu.pagerduty.com/v2/enqueue",
+}
+
+#: Longest ``payload.summary`` PagerDuty accepts, in characters.
+MAX_SUMMARY = 1024
+#: Longest ``dedup_key`` PagerDuty accepts, in characters.
+MAX_DEDUP_KEY = 255
+#: Largest event PagerDuty accepts, in bytes (512 KB, counted as Alertmanager does).
+MAX_EVENT_BYTES = 512_000
+#: Longest ``component``, ``group`` or ``class`` this channel sends.
+MAX_FIELD = 1024
+
+#: ``payload.severity`` for each priority.
+SEVERITIES: Mapping[Priority, str] = {
+    Priority.CRITICAL: "critical",
+    Priority.HIGH: "error",
+    Priority.MEDIUM: "warning",
+    Priority.LOW: "info",
+}
+
+_ELLIPSIS = "…"
+_ERROR_DETAIL = 300
+_LOOPBACK_NAMES = {"localhost"}
+
+log = logging.getLogger("pixalert.pagerduty")
+
+
+# ---------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------
+
+
+def _default_source() -> str:
+    try:
+        name = socket.gethostname().strip()
+    except OSError:  # pragma: no cover - no hostname at all
+        name = ""
+    return name or "pixalert"
+
+
+def _check_routing_key(instance: Any, attribute: Any, value: Secret) -> None:
+    key = value.get() if isinstance(value, Secret) else ""
+    if not key.strip():
+        raise ValueError(
+            "routing_key: expected the Events API v2 integration key "
+            "(PAGERDUTY_INTEGRATION_KEY), got an empty value"
+        )
+    if any(ch.isspace() or not ch.isprintable() for ch in key.strip()):
+        # Say what is wrong without echoing the secret.
+        raise ValueError(
+            "routing_key: expected an integration key without spaces or control characters"
+        )
+
+
+def _check_region(instance: Any, attribute: Any, value: str) -> None:
+    if value not in EVENTS_URLS:
+        raise ValueError(f"region: expected one of {', '.join(sorted(EVENTS_URLS))}, got {value!r}")
+
+
+def _check_source(instance: Any, attribute: Any, value: str) -> None:
+    if not value.strip():
+        raise ValueError("source: expected a non-empty string (a hostname or service name)")
+
+
+def _check_positive(instance: Any, attribute: Any, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name}: expected a number > 0, got {value!r}")
+
+
+def _check_rate(instance: Any, attribute: Any, value: float) -> None:
+    if value < 2:
+        raise ValueError(f"rate: expected at least 2 events per minute, got {value!r}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_events_url(url: str) -> None:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host:
+        raise ValueError(f"events_url: expected an https:// URL, got {url!r}")
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise ValueError(
+            f"events_url: expected https:// (plain http is allowed only for 127.0.0.1, ::1 "
+            f"or localhost), got {url!r}"
+        )
+    if parts.username or parts.password:
+        raise ValueError("events_url: expected a URL without credentials in it")
+
+
+@attrs.define
+class PagerDutyConfig:
+    """Settings of a PagerDuty channel (``[channels.pagerduty]``).
+
+    - ``routing_key``: the Events API v2 integration key (``PAGERDUTY_INTEGRATION_KEY``).
+    - ``api_token``: the REST API token (``PAGERDUTY_API_TOKEN``); accepted for the
+      seed's configuration but not needed by the Events API, so unused.
+    - ``region``: ``"us"`` or ``"eu"``; picks the default ``events_url``.
+    - ``events_url``: where events are posted; defaults to the region's
+      ``https://events[.eu].pagerduty.com/v2/enqueue``. Plain ``http`` only on loopback.
+    - ``source``: ``payload.source`` for alerts whose own ``source`` is the default
+      ``"pixalert"``; defaults to this host's name.
+    - ``timeout``: seconds for one HTTP request.
+    - ``rate``: at most this many events per routing key in any 60 seconds
+      (PagerDuty allows about 120); ``burst``: how many may go back to back
+      (default ``min(10, rate // 2)``).
+    """
+
+    routing_key: Secret = attrs.field(validator=_check_routing_key)
+    api_token: Secret | None = None
+    region: str = attrs.field(default="us", validator=_check_region)
+    events_url: str | None = None
+    source: str = attrs.field(factory=_default_source, validator=_check_source)
+    timeout: float = attrs.field(default=10.0, validator=_check_positive)
+    rate: float = attrs.field(default=120.0, validator=_check_rate)
+    burst: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.events_url is None:
+            self.events_url = EVENTS_URLS[self.region]
+        else:
+            self.events_url = self.events_url.strip()
+            _check_events_url(self.events_url)
+        if self.burst is None:
+            self.burst = max(1, min(10, int(self.rate) // 2))
+        elif not 1 <= self.burst < self.rate:
+            raise ValueError(
+                f"burst: expected at least 1 and fewer than rate ({self.rate:g}), "
+                f"got {self.burst!r}"
+            )
+
+    @property
+    def url(self) -> str:
+        """The events endpoint in use."""
+        return self.events_url or EVENTS_URLS[self.region]
+
+
+# ---------------------------------------------------------------------------
+# Building events
+# ---------------------------------------------------------------------------
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, at a word boundary when one is near, with "…"."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - len(_ELLIPSIS)]
+    space = head.rfind(" ")
+    if space >= limit - 64:
+        head = head[:space]
+    return head.rstrip() + _ELLIPSIS
+
+
+def summary_for(alert: Alert) -> str:
+    """``payload.summary``: title and message on one line, at most 1024 characters."""
+    text = alert.title.strip()
+    message = alert.message.strip()
+    if message:
+        text = f"{text}: {message}"
+    return _cut(" ".join(text.split()), MAX_SUMMARY)
+
+
+def dedup_key_for(alert: Alert) -> str:
+    """``dedup_key``: the alert's key, or its SHA-256 when longer than 255 characters."""
+    key = alert.key
+    if len(key) <= MAX_DEDUP_KEY:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _timestamp(alert: Alert) -> str:
+    return alert.created_at.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _encode(event: Mapping[str, Any]) -> bytes:
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def build_event(
+    alert: Alert,
+    routing_key: str,
+    *,
+    source: str = "pixalert",
+    dedup_key: str | None = None,
+) -> dict[str, Any]:
+    """The Events API v2 event for ``alert``: a ``trigger``, or a ``resolve`` when resolved.
+
+    ``dedup_key`` overrides the key derived from ``alert.key`` (a resolve uses
+    the one PagerDuty acknowledged for the trigger). ``custom_details`` are
+    replaced by a note when the event would exceed 512,000 bytes.
+    """
+    key = dedup_key or dedup_key_for(alert)
+    if alert.resolved:
+        return {"routing_key": routing_key, "dedup_key": key, "event_action": "resolve"}
+    payload: dict[str, Any] = {
+        "summary": summary_for(alert),
+        "source": _cut(alert.source if alert.source != "pixalert" else source, MAX_FIELD),
+        "severity": SEVERITIES[alert.priority],
+        "timestamp": _timestamp(alert),
+    }
+    for name in ("component", "group", "class"):
+        value = alert.metadata.get(name)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            text = " ".join(str(value).split())
+            if text:
+                payload[name] = _cut(text, MAX_FIELD)
+    if alert.metadata:
+        payload["custom_details"] = dict(alert.metadata)
+    event: dict[str, Any] = {
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": key,
+        "client": "pixalert",
+        "payload": payload,
+    }
+    if "custom_details" in payload:
+        size = len(_encode(event))
+        if size > MAX_EVENT_BYTES:
+            log.warning(
+                "pagerduty: custom_details dropped from alert %s: the event is %d bytes, "
+                "PagerDuty accepts %d",
+                alert.id,
+                size,
+                MAX_EVENT_BYTES,
+            )
+            payload["custom_details"] = {
+                "error": (
+                    f"custom details removed: the event was {size} bytes, "
+                    f"over PagerDuty's limit of {MAX_EVENT_BYTES}"
+                )
+            }
+    return event
+
+
+# ---------------------------------------------------------------------------
+# The channel
+# ---------------------------------------------------------------------------
+
+
+class PagerDutyChannel:
+    """Sends alerts to PagerDuty's Events API v2.
+
+    Firing alerts become ``trigger`` events and resolved alerts ``resolve``
+    events with the same ``dedup_key`` (the alert's key), so the incident
+    closes. Events for one routing key are paced under ``config.rate`` per
+    minute. ``clock`` drives the pacing (pass a :class:`pixalert.testing.FakeClock`
+    in tests). The receipt is ``{"dedup_key": ...}``.
+    """
+
+    def __init__(self, name: str, config: PagerDutyConfig, *, clock: Clock | None = None) -> None:
+        self.name = name
+        self.config = config
+        self._routing_key = config.routing_key.get().strip()
+        register_secret(self._routing_key)
+        if config.api_token:
+            register_secret(config.api_token.get())
+        burst = config.burst or 1
+        self.limiter = RateLimiter((config.rate - burst) / 60.0, burst, clock=clock)
+        # The limiter is keyed by a digest, so the key is not held in another place.
+        self._pace_key = hashlib.sha256(self._routing_key.encode()).hexdigest()[:16]
+        self._client: httpx.AsyncClient | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"PagerDutyChannel(name={self.name!r}, events_url={self.config.url!r})"
+
+    def _secrets(self) -> list[str]:
+        values = [self._routing_key]
+        if self.config.api_token:
+            values.append(self.config.api_token.get())
+        return values
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            from pixalert.http import make_client
+
+            from . import __version__
+
+            self._client = make_client(
+                timeout=self.config.timeout,
+                headers={
+                    "Accept": "application/json",
+                    "User-Agent": f"pixalert-pagerduty/{__version__}",
+                },
+            )
+        return self._client
+
+    def event_for(self, alert: Alert, previous: Receipt | None = None) -> dict[str, Any]:
+        """The event :meth:`send` would post for ``alert`` (``previous``: the trigger's receipt)."""
+        dedup_key = None
+        if previous is not None:
+            earlier = previous.get("dedup_key")
+            if isinstance(earlier, str) and 0 < len(earlier) <= MAX_DEDUP_KEY:
+                dedup_key = earlier
+        return build_event(alert, self._routing_key, source=self.config.source, dedup_key=dedup_key)
+
+    async def send(self, alert: Alert, *, previous: Receipt | None = None) -> Receipt | None:
+        """Post the trigger or resolve event for ``alert``; return ``{"dedup_key": ...}``.
+
+        Raises :class:`pixalert.DeliveryError`: permanent for a 400 (with
+        PagerDuty's message) and other 4xx, retryable for 429, 5xx and network
+        errors (with ``retry_after`` from ``Retry-After``). No error carries the
+        routing key or a cause chain.
+        """
+        import aiohttp
+        import httpx
+        from pixalert.http import error_for_exception
+
+        if self._closed:
+            raise DeliveryError.permanent("pagerduty: channel is closed")
+        event = self.event_for(alert, previous)
+        body = _encode(event)
+        await self.limiter.acquire(self._pace_key)
+        failure: DeliveryError | None = None
+        response: httpx.Response | None = None
+        try:
+            response = await self._http().post(
+                self.config.url,
+                content=body,
+                headers={"Content-Type": "application/json"},
+            )
+        except (httpx.HTTPError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            failure = error_for_exception(exc, SERVICE)
+        # Raised outside the except block: no cause or context to carry a URL or a body.
+        if failure is not None:
+            raise failure
+        assert response is not None
+        if not 200 <= response.status_code < 300:
+            raise self._error(response)
+        answer = _json(response)
+        dedup_key = event["dedup_key"]
+        if isinstance(answer, dict) and isinstance(answer.get("dedup_key"), str):
+            dedup_key = answer["dedup_key"]
+        log.debug(
+            "pagerduty %s: %s accepted (HTTP %d, dedup %s)",
+            self.name,
+            event["event_action"],
+            response.status_code,
+            dedup_key,
+        )
+        return {"dedup_key": dedup_key}
+
+    def _error(self, response: httpx.Response) -> DeliveryError:
+        from pixalert.http import error_for_response
+
+        answer = _json(response)
+        detail = ""
+        if isinstance(answer, dict):
+            message = answer.get("message")
+            errors = answer.get("errors")
+            parts = [str(message)] if isinstance(message, str) and message else []
+            if isinstance(errors, list) and errors:
+                parts.append("; ".join(str(e) for e in errors))
+            detail = ": ".join(parts)
+        if not detail:
+            try:
+                detail = response.text
+            except Exception:  # noqa: BLE001 - an undecodable body says nothing useful
+                detail = ""
+        # Mask before cutting, so a secret cut in half cannot slip through.
+        detail = " ".join(redact(detail, self._secrets()).split())
+        detail = _cut(detail, _ERROR_DETAIL)
+        return error_for_response(response, SERVICE, detail=detail, secrets=self._secrets())
+
+    async def aclose(self) -> None:
+        """Close the HTTP client; safe to call twice."""
+        self._closed = True
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _factory(name: str, config: PagerDutyConfig) -> Channel:
+    return PagerDutyChannel(name, config)
+
+
+def channel_spec() -> ChannelSpec:
+    """The ``pagerduty`` channel type, with the seed's environment variable names."""
+    return ChannelSpec(
+        name="pagerduty",
+        config_type=PagerDutyConfig,
+        factory=_factory,
+        env={
+            "PAGERDUTY_INTEGRATION_KEY": "routing_key",
+            "PAGERDUTY_API_TOKEN": "api_token",
+        },
+        aliases={"pagerduty_routing_key": "routing_key", "pagerduty_events_url": "events_url"},
+        description="PagerDuty Events API v2: trigger and resolve incidents",
+    )
