@@ -17,7 +17,7 @@ from ._clock import Clock, SystemClock, to_datetime
 from ._config import Settings, build_channel_configs, load_settings
 from ._delivery import CircuitBreaker, deliver
 from ._memory import MemoryHistoryStore, MemoryStateBackend
-from ._plugins import PluginManager, get_plugin_manager
+from ._plugins import PluginManager, default_plugin_manager
 from ._redact import redact
 from ._storage import HistoryStore, Lease, StateBackend
 from ._types import (
@@ -73,7 +73,7 @@ class NotificationManager:
         state: StateBackend | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
-        self.plugins = plugin_manager if plugin_manager is not None else get_plugin_manager()
+        self.plugins = plugin_manager if plugin_manager is not None else default_plugin_manager()
         self.instance_id = uuid.uuid4().hex[:12]
         specs = self.plugins.channel_specs()
         self.settings: Settings = load_settings(

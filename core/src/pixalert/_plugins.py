@@ -159,3 +159,14 @@ def get_plugin_manager(*, entrypoints: bool = True, plugins: Iterable[object] = 
     if entrypoints:
         pm.load_entrypoints()
     return pm
+
+
+_default: PluginManager | None = None
+
+
+def default_plugin_manager() -> PluginManager:
+    """The process-wide plugin manager with installed plugins loaded (created once)."""
+    global _default
+    if _default is None:
+        _default = get_plugin_manager()
+    return _default

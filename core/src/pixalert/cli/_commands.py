@@ -1,0 +1,227 @@
+"""The core's commands: send, channels, plugins, history, stats."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from . import EXIT_DELIVERY_FAILED, build_manager, fail, run_async
+from ._output import fmt_latency, print_json, print_results, print_table, status_text
+
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def _parse_meta(items: tuple[str, ...]) -> dict[str, str]:
+    meta = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--meta")
+        meta[key] = value
+    return meta
+
+
+@click.command()
+@click.argument("title")
+@click.argument("message", required=False, default="")
+@click.option("-p", "--priority", default="medium", show_default=True,
+              help="low, medium, high or critical.")
+@click.option("-c", "--channel", "channels", multiple=True,
+              help="Send to this channel only (repeatable); overrides priority routing.")
+@click.option("-m", "--meta", multiple=True, help="Metadata KEY=VALUE (repeatable).")
+@click.option("--source", help="Where the alert comes from.")
+@click.option("--key", help="Incident key for cooldown and resolve (default: from source and title).")
+@click.option("--resolved", is_flag=True, help="Send the resolve of an earlier alert (same --key).")
+@click.option("--cooldown", type=float, help="Cooldown in seconds for this alert (0 disables).")
+@_json_option
+def send(
+    title: str,
+    message: str,
+    priority: str,
+    channels: tuple[str, ...],
+    meta: tuple[str, ...],
+    source: str | None,
+    key: str | None,
+    resolved: bool,
+    cooldown: float | None,
+    as_json: bool,
+) -> None:
+    """Send an alert. Exit 1 if a channel failed or nothing was delivered."""
+    from .._types import Priority
+
+    try:
+        level = Priority.parse(priority)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--priority") from None
+    metadata = _parse_meta(meta)
+    manager = build_manager()
+
+    async def go() -> Any:
+        async with manager:
+            return await manager.send_alert(
+                title, message, level, list(channels) or None, metadata,
+                source=source, key=key, status="resolved" if resolved else "firing",
+                cooldown=cooldown,
+            )
+
+    try:
+        results = run_async(go())
+    except ValueError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json({str(k): v.to_dict() for k, v in results.items()})
+    elif results:
+        print_results(results)
+    else:
+        click.echo(f"no channel is routed for priority {level.name}", err=True)
+    statuses = [r.status.value for r in results.values()]
+    if "failed" in statuses or not any(s in ("sent", "suppressed") for s in statuses):
+        sys.exit(EXIT_DELIVERY_FAILED)
+
+
+@click.command()
+@click.option("--check", is_flag=True, help="Send a test alert through each channel.")
+@_json_option
+def channels(check: bool, as_json: bool) -> None:
+    """List configured channels; with --check, try each one (exit 1 if any fails)."""
+    manager = build_manager()
+
+    async def go() -> dict[str, Any]:
+        async with manager:
+            out: dict[str, Any] = {}
+            for name in manager.channels:
+                out[str(name)] = {"type": manager.channel_types.get(name), "status": "configured"}
+            for name, reason in manager.unavailable.items():
+                out[name] = {"type": None, "status": "unavailable", "detail": reason}
+            if check and manager.channels:
+                results = await manager.send_alert(
+                    "pixalert channel check",
+                    "A test alert from 'pixalert channels --check'. No action needed.",
+                    "low",
+                    channels=list(manager.channels),
+                    source="pixalert-cli",
+                    cooldown=0,
+                )
+                for name, result in results.items():
+                    out[str(name)]["status"] = result.status.value
+                    out[str(name)]["detail"] = result.error
+                    out[str(name)]["latency"] = result.latency
+            return out
+
+    info = run_async(go())
+    if as_json:
+        print_json(info)
+    elif not info:
+        click.echo("No channels configured. Run 'pixalert init', or see 'pixalert plugins'.")
+    else:
+        print_table(
+            "Channels",
+            ["channel", "type", "status", "latency", "detail"],
+            (
+                (name, i.get("type") or "", status_text(i["status"]),
+                 fmt_latency(i.get("latency")), i.get("detail") or "")
+                for name, i in info.items()
+            ),
+        )
+    if check and any(i["status"] not in ("sent", "configured") for i in info.values()):
+        sys.exit(EXIT_DELIVERY_FAILED)
+
+
+@click.command()
+@_json_option
+def plugins(as_json: bool) -> None:
+    """List installed plugins with versions, channel types, hooks and load errors."""
+    from .._plugins import default_plugin_manager
+
+    pm = default_plugin_manager()
+    try:
+        pm.channel_specs()
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+    infos = pm.plugin_infos()
+    if as_json:
+        print_json(
+            {
+                "plugins": [
+                    {"name": i.name, "distribution": i.distribution, "version": i.version,
+                     "channels": list(i.channels), "hooks": list(i.hooks)}
+                    for i in infos
+                ],
+                "errors": [{"name": e.name, "error": e.error} for e in pm.errors],
+            }
+        )
+        return
+    if infos:
+        print_table(
+            "Plugins",
+            ["name", "distribution", "version", "channels", "hooks"],
+            ((i.name, i.distribution or "", i.version or "", ", ".join(i.channels),
+              ", ".join(i.hooks)) for i in infos),
+        )
+    else:
+        click.echo("No plugins installed. Try: pip install pixalert-slack")
+    for error in pm.errors:
+        click.echo(f"error: {error}", err=True)
+
+
+@click.command()
+@click.option("--hours", type=float, default=24, show_default=True)
+@click.option("--limit", type=int, default=50, show_default=True)
+@_json_option
+def history(hours: float, limit: int, as_json: bool) -> None:
+    """Show the alerts of the last HOURS and what each channel did."""
+    manager = build_manager()
+
+    async def go() -> list[dict[str, Any]]:
+        async with manager:
+            return await manager.history(hours, limit=limit)
+
+    entries = run_async(go())
+    if as_json:
+        print_json(entries)
+        return
+    if not entries:
+        click.echo(f"No alerts in the last {hours:g} hours.")
+        return
+    print_table(
+        f"Alerts of the last {hours:g} h (newest first)",
+        ["time", "priority", "status", "title", "channels"],
+        (
+            (e["created_at"][:19].replace("T", " "), e["priority"], e["status"], e["title"],
+             ", ".join(f"{c}: {status_text(r['status'])}" for c, r in e["results"].items()))
+            for e in entries
+        ),
+    )
+
+
+@click.command()
+@click.option("--hours", type=float, default=24, show_default=True)
+@_json_option
+def stats(hours: float, as_json: bool) -> None:
+    """Per-channel counts, success rate and latency percentiles."""
+    manager = build_manager()
+
+    async def go() -> dict[str, Any]:
+        async with manager:
+            return await manager.stats(hours)
+
+    data = run_async(go())
+    if as_json:
+        print_json(data)
+        return
+    click.echo(f"{data['alerts']} alerts in the last {hours:g} h")
+    if not data["channels"]:
+        return
+    print_table(
+        "Channels",
+        ["channel", "sent", "failed", "suppressed", "skipped", "success", "p50", "p95", "p99"],
+        (
+            (name, c["sent"], c["failed"], c["suppressed"], c["skipped"],
+             "" if c["success_rate"] is None else f"{c['success_rate'] * 100:.1f}%",
+             fmt_latency(c["latency"]["p50"]), fmt_latency(c["latency"]["p95"]),
+             fmt_latency(c["latency"]["p99"]))
+            for name, c in data["channels"].items()
+        ),
+    )
