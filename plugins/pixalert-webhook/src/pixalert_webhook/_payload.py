@@ -1,0 +1,71 @@
+"""The webhook body: a documented, versioned JSON document (``version`` "1").
+
+Shape (Standard Webhooks' ``{type, timestamp, data}`` guidance)::
+
+    {"type": "alert.firing" | "alert.resolved",
+     "timestamp": "2026-01-02T03:04:05.678901Z",
+     "version": "1",
+     "data": {"id", "key", "title", "message", "priority", "status",
+              "source", "metadata", "created_at"}}
+
+Version "1" may gain optional fields; receivers ignore fields they do not
+know. A change that removes or retypes a field gets a new ``version``. The
+JSON Schema ships in the package (:func:`payload_schema`) and in the
+repository's ``docs/webhook-payload.schema.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+
+from pixalert import Alert
+
+__all__ = ["PAYLOAD_VERSION", "SCHEMA_FILE", "build_payload", "encode_payload", "payload_schema"]
+
+PAYLOAD_VERSION = "1"
+SCHEMA_FILE = "webhook-payload.schema.json"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def build_payload(alert: Alert) -> dict[str, Any]:
+    """The JSON-safe body for ``alert`` (see the module docstring for its shape)."""
+    return {
+        "type": f"alert.{alert.status}",
+        "timestamp": _iso(alert.created_at),
+        "version": PAYLOAD_VERSION,
+        "data": {
+            "id": alert.id,
+            "key": alert.key,
+            "title": alert.title,
+            "message": alert.message,
+            "priority": alert.priority.name,
+            "status": alert.status,
+            "source": alert.source,
+            "metadata": alert.metadata,
+            "created_at": _iso(alert.created_at),
+        },
+    }
+
+
+def encode_payload(payload: dict[str, Any]) -> bytes:
+    """The exact bytes sent (and signed): compact UTF-8 JSON."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+@lru_cache(maxsize=1)
+def _schema_text() -> str:
+    from importlib.resources import files
+
+    return (files(__package__) / SCHEMA_FILE).read_text(encoding="utf-8")
+
+
+def payload_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the webhook body, as a new dict."""
+    schema: dict[str, Any] = json.loads(_schema_text())
+    return schema
