@@ -1,0 +1,95 @@
+"""pixalert-slack: the Slack channel for pixalert.
+
+Posts alerts as Block Kit messages through an incoming webhook
+(``SLACK_WEBHOOK_URL``) or the Web API's ``chat.postMessage`` with a bot token
+(``SLACK_TOKEN`` and ``SLACK_CHANNEL``). This module stays light (``pixalert
+--help`` imports it): the HTTP code is imported when a channel is built.
+
+Public names: :class:`SlackConfig`, :class:`SlackChannel`,
+:func:`build_message`, :func:`escape`; the local test server is in
+:mod:`pixalert_slack.testing`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pixalert import Channel, ChannelSpec, DemoSink, hookimpl
+
+if TYPE_CHECKING:
+    from ._blocks import build_message, escape
+    from ._channel import SlackChannel
+    from ._config import SlackConfig
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ENV",
+    "SlackChannel",
+    "SlackConfig",
+    "__version__",
+    "build_message",
+    "escape",
+    "pixalert_channels",
+    "pixalert_demo_sinks",
+]
+
+#: The seed's environment variables, and the config field each fills. The
+#: seed's flat JSON keys are these names lowercased (``slack_webhook_url``).
+ENV = {
+    "SLACK_WEBHOOK_URL": "webhook_url",
+    "SLACK_TOKEN": "token",
+    "SLACK_CHANNEL": "channel",
+}
+
+_LAZY = {
+    "SlackChannel": "._channel",
+    "SlackConfig": "._config",
+    "build_message": "._blocks",
+    "escape": "._blocks",
+}
+
+
+def _factory(name: str, config: Any) -> Channel:
+    from ._channel import SlackChannel
+
+    return SlackChannel(name, config)
+
+
+@hookimpl
+def pixalert_channels() -> list[ChannelSpec]:
+    """Declare the ``slack`` channel type."""
+    from ._config import SlackConfig
+
+    return [
+        ChannelSpec(
+            name="slack",
+            config_type=SlackConfig,
+            factory=_factory,
+            env=ENV,
+            description="Slack: incoming webhook or chat.postMessage (Block Kit)",
+        )
+    ]
+
+
+@hookimpl
+def pixalert_demo_sinks() -> list[DemoSink]:
+    """A local Slack (webhook and Web API) for ``pixalert demo``."""
+    from .testing import SlackServer
+
+    return [SlackServer()]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'pixalert_slack' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,217 @@
+"""Turning an alert into a Slack message: Block Kit, escaped, within Slack's limits.
+
+Layout (the same for webhooks, ``chat.postMessage`` and ``chat.update``)::
+
+    text         fallback for notifications: "[HIGH] Disk full: ..." (escaped)
+    blocks       header "[HIGH] Disk full" (or "RESOLVED [HIGH] Disk full"),
+                 then, for a firing CRITICAL alert with a mention configured,
+                 a section with the mention
+    attachments  one, coloured by priority (green when resolved), holding the
+                 message section, the metadata as fields, and a context block
+                 with the source and the time
+
+Only ``&``, ``<`` and ``>`` are escaped in user text, so an alert cannot ping
+``<!channel>`` or a user, and nothing else is entity-encoded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from pixalert import Alert, Priority
+
+__all__ = [
+    "COLOURS",
+    "MAX_BLOCKS",
+    "MAX_FIELD",
+    "MAX_FIELDS_PER_SECTION",
+    "MAX_HEADER",
+    "MAX_SECTION",
+    "MAX_TEXT",
+    "RESOLVED_COLOUR",
+    "build_message",
+    "escape",
+    "slack_len",
+    "summary",
+    "truncate_escaped",
+    "truncate_plain",
+]
+
+# Slack's documented limits (docs.slack.dev, Block Kit reference).
+MAX_HEADER = 150
+MAX_SECTION = 3000
+MAX_FIELD = 2000
+MAX_FIELDS_PER_SECTION = 10
+MAX_TEXT = 40_000
+MAX_BLOCKS = 50
+MAX_CONTEXT_ELEMENT = 2000
+# Our own budgets, to stay well under the aggregate size Slack rejects
+# (``msg_blocks_too_long``, observed near 13,000 characters).
+METADATA_BUDGET = 6000
+MAX_METADATA_FIELDS = 40
+MAX_KEY = 100
+MAX_SOURCE = 300
+
+COLOURS: Mapping[Priority, str] = {
+    Priority.LOW: "#439FE0",
+    Priority.MEDIUM: "#ECB22E",
+    Priority.HIGH: "#E8710A",
+    Priority.CRITICAL: "#E01E5A",
+}
+RESOLVED_COLOUR = "#2EB67D"
+
+ELLIPSIS = "…"
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def slack_len(text: str) -> int:
+    """Length as Slack may count it (UTF-16 code units): never less than ``len(text)``."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def escape(text: str) -> str:
+    """Escape only ``&``, ``<`` and ``>``, as Slack asks for untrusted mrkdwn text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut(pieces: list[str], limit: int) -> str:
+    """Join ``pieces`` (each one unit: a character or an entity) within ``limit``."""
+    total = sum(slack_len(p) for p in pieces)
+    if total <= limit:
+        return "".join(pieces)
+    room = limit - slack_len(ELLIPSIS)
+    out: list[str] = []
+    used = 0
+    for piece in pieces:
+        size = slack_len(piece)
+        if used + size > room:
+            break
+        out.append(piece)
+        used += size
+    return "".join(out).rstrip() + ELLIPSIS
+
+
+def truncate_escaped(text: str, limit: int) -> str:
+    """``escape(text)`` cut to at most ``limit`` (ending in "…" when cut).
+
+    The cut never splits an entity such as ``&amp;``.
+    """
+    return _cut([_ESCAPES.get(ch, ch) for ch in text], limit)
+
+
+def truncate_plain(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` (ending in "…" when cut), not escaped."""
+    return _cut(list(text), limit)
+
+
+def summary(alert: Alert) -> str:
+    """One line naming the alert: ``"[HIGH] Disk full"``, ``"RESOLVED [HIGH] Disk full"``."""
+    title = " ".join(alert.title.split())
+    prefix = "RESOLVED " if alert.resolved else ""
+    return f"{prefix}[{alert.priority.name}] {title}"
+
+
+def _text(kind: str, text: str) -> dict[str, Any]:
+    obj: dict[str, Any] = {"type": kind, "text": text}
+    if kind == "plain_text":
+        obj["emoji"] = True  # plain_text is never parsed for mentions or links
+    else:
+        # No automatic parsing of plain words ("@channel", "#general"); the
+        # mrkdwn formatting and our own <!date^...> / mention syntax still work.
+        obj["verbatim"] = True
+    return obj
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+
+
+def _metadata_fields(metadata: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    """mrkdwn field objects for ``metadata``, and how many items did not fit."""
+    fields: list[dict[str, Any]] = []
+    budget = METADATA_BUDGET
+    items = list(metadata.items())
+    for index, (key, value) in enumerate(items):
+        if len(fields) >= MAX_METADATA_FIELDS or budget <= 0:
+            return fields, len(items) - index
+        label = "*" + truncate_escaped(" ".join(str(key).split()) or "-", MAX_KEY) + "*\n"
+        room = min(MAX_FIELD, budget) - slack_len(label)
+        if room < 20:
+            return fields, len(items) - index
+        body = truncate_escaped(_value_text(value), room) or " "
+        text = label + body
+        fields.append(_text("mrkdwn", text))
+        budget -= slack_len(text)
+    return fields, 0
+
+
+def _time_text(when: datetime) -> str:
+    utc = when.astimezone(timezone.utc)
+    fallback = utc.strftime("%Y-%m-%d %H:%M:%S UTC")
+    # Slack shows <!date^...> in the reader's own time zone.
+    return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time_secs}}|{fallback}>"
+
+
+def build_message(alert: Alert, *, mention: str | None = None) -> dict[str, Any]:
+    """The Slack message for ``alert``: ``text``, ``blocks`` and ``attachments``.
+
+    ``mention`` (Slack syntax, e.g. ``"<!here>"``) is added for a firing
+    CRITICAL alert only. Every text is within Slack's limits: long texts are
+    cut cleanly rather than rejected by Slack.
+    """
+    head = summary(alert)
+    message = alert.message.strip()
+    pinging = (
+        mention
+        if (mention and alert.priority is Priority.CRITICAL and not alert.resolved)
+        else None
+    )
+
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": _text("plain_text", truncate_plain(head, MAX_HEADER))}
+    ]
+    if pinging:
+        blocks.append({"type": "section", "text": _text("mrkdwn", f"{pinging} critical alert")})
+
+    details: list[dict[str, Any]] = []
+    if message:
+        details.append(
+            {"type": "section", "text": _text("mrkdwn", truncate_escaped(message, MAX_SECTION))}
+        )
+    fields, omitted = _metadata_fields(alert.metadata)
+    for start in range(0, len(fields), MAX_FIELDS_PER_SECTION):
+        details.append(
+            {"type": "section", "fields": fields[start : start + MAX_FIELDS_PER_SECTION]}
+        )
+    context = [
+        _text("mrkdwn", "*Source:* " + truncate_escaped(alert.source or "-", MAX_SOURCE)),
+        _text("mrkdwn", _time_text(alert.created_at)),
+    ]
+    if alert.resolved:
+        context.insert(0, _text("mrkdwn", ":white_check_mark: *Resolved*"))
+    if omitted:
+        context.append(_text("mrkdwn", f"_{omitted} more metadata field(s) not shown_"))
+    details.append({"type": "context", "elements": context})
+    # At most 2 + 1 + MAX_METADATA_FIELDS / 10 + 1 blocks: well under MAX_BLOCKS.
+
+    fallback = head + (f": {message}" if message else "")
+    prefix = f"{pinging} " if pinging else ""
+    # The fallback carries at most the header and the section's worth of message.
+    text = prefix + truncate_escaped(fallback, min(MAX_TEXT, MAX_SECTION + MAX_HEADER + 2))
+    colour = RESOLVED_COLOUR if alert.resolved else COLOURS[alert.priority]
+    return {
+        "text": text,
+        "blocks": blocks,
+        "attachments": [{"color": colour, "blocks": details}],
+    }
+
+
+def unescape(text: str) -> str:
+    """Undo :func:`escape` (for showing received text)."""
+    return re.sub(r"&(amp|lt|gt);", lambda m: {"amp": "&", "lt": "<", "gt": ">"}[m[1]], text)
