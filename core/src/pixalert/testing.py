@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from ._channels import Channel, Receipt, ChannelSpec
+from ._storage import HistoryStore
 from ._types import Alert, DeliveryError
 
 __all__ = ["FakeClock", "RecordingChannel", "RecordingConfig", "make_manager", "recording_spec"]
@@ -124,7 +125,7 @@ def make_manager(
     config: Mapping[str, Any] | None = None,
     plugins: Iterable[object] = (),
     entrypoints: bool = False,
-    history: str = "memory://",
+    history: str | HistoryStore = "memory://",
     **kwargs: Any,
 ) -> Any:
     """A :class:`pixalert.NotificationManager` for tests.
@@ -136,7 +137,12 @@ def make_manager(
     from ._manager import NotificationManager
     from ._plugins import get_plugin_manager
 
-    merged: dict[str, Any] = {"history": history}
+    merged: dict[str, Any] = {}
+    if isinstance(history, str):
+        merged["history"] = history
+    else:
+        merged["history"] = "memory://"
+        kwargs["history"] = history
     merged.update(config or {})
     return NotificationManager(
         config=merged,

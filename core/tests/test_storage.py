@@ -1,0 +1,140 @@
+"""Storage first: an alert is durable before any channel is tried, and finished later."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from pixalert import Alert, DeliveryResult
+from pixalert.storage import MemoryHistoryStore
+from pixalert._sqlite import SQLiteHistoryStore, SQLiteStateBackend
+from pixalert._clock import to_datetime
+from pixalert.testing import FakeClock, RecordingChannel, make_manager
+
+
+async def test_cancelled_delivery_leaves_alert_pending_and_resume_delivers_it(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    url = f"sqlite:///{tmp_path}/h.db"
+    stuck = RecordingChannel("slack", hang=True)
+    manager = make_manager([stuck], clock=clock, history=url)
+    task = asyncio.create_task(manager.send_alert("Disk full", "95%", "low"))
+    while stuck.calls == 0:
+        await asyncio.sleep(0)
+    task.cancel()  # the process "dies" mid-delivery
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await manager.aclose()
+
+    fresh = RecordingChannel("slack")
+    async with make_manager([fresh], clock=clock, history=url) as second:
+        pending = [e for e in await second.history() if e["state"] == "pending"]
+        assert [e["title"] for e in pending] == ["Disk full"]
+        assert await second.resume_pending() == 0  # the dead holder's lease still runs
+        clock.advance(121)
+        assert await second.resume_pending() == 1
+        assert [a.title for a in fresh.sent] == ["Disk full"]
+        entry = (await second.history())[0]
+        assert entry["state"] == "done" and entry["results"]["slack"]["status"] == "sent"
+
+
+async def test_resume_skips_channels_that_already_succeeded(clock: FakeClock) -> None:
+    slack, email = RecordingChannel("slack"), RecordingChannel("email")
+    store = MemoryHistoryStore(clock)
+    alert = Alert("t", "m", "medium")
+    lease = await store.record(alert, owner="dead", lease=10)
+    await store.record_result(lease, DeliveryResult("slack", "sent", 1))
+    clock.advance(11)
+    async with make_manager([slack, email], clock=clock, history=store) as manager:
+        assert await manager.resume_pending() == 1
+    assert slack.sent == [] and [a.id for a in email.sent] == [alert.id]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock):  # type: ignore[no-untyped-def]
+    if request.param == "memory":
+        return MemoryHistoryStore(clock)
+    return SQLiteHistoryStore(f"sqlite:///{tmp_path}/h.db", clock)
+
+
+async def test_stale_lease_holder_cannot_overwrite_the_new_one(store, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    alert = Alert("t", "m", "low")
+    old = await store.record(alert, owner="a", lease=10)
+    clock.advance(11)
+    [new] = await store.claim_pending(owner="b", lease=10)
+    assert new.alert == alert
+    assert not await store.record_result(old, DeliveryResult("slack", "failed", 1, "late"))
+    assert not await store.complete(old)
+    assert await store.record_result(new, DeliveryResult("slack", "sent", 1))
+    assert await store.complete(new)
+    assert await store.claim_pending(owner="c", lease=10) == []
+    await store.aclose()
+
+
+async def test_renew_keeps_a_lease_alive(store, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    lease = await store.record(Alert("t"), owner="a", lease=10)
+    clock.advance(8)
+    await store.renew([lease], 10)
+    clock.advance(8)
+    assert await store.claim_pending(owner="b", lease=10) == []
+    await store.aclose()
+
+
+async def test_history_stats_receipts_and_retention(store, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    now = to_datetime(clock.now())
+    for i, latency in enumerate([0.010, 0.020, 0.030, 0.040]):
+        alert = Alert(f"a{i}", key="k", created_at=now)
+        lease = await store.record(alert, owner="me", lease=10)
+        await store.record_result(
+            lease, DeliveryResult("slack", "sent", 1, None, latency, {"ts": str(i)})
+        )
+        await store.record_result(lease, DeliveryResult("email", "failed", 3, "down"))
+        await store.complete(lease)
+    stats = await store.stats(now.replace(hour=0, minute=0))
+    assert stats["alerts"] == 4
+    assert stats["channels"]["slack"]["sent"] == 4
+    assert stats["channels"]["email"]["failed"] == 4
+    assert stats["channels"]["email"]["success_rate"] == 0.0
+    p50 = stats["channels"]["slack"]["latency"]["p50"]
+    assert 0.020 <= p50 <= 0.021  # within the 5 % buckets
+    assert await store.last_receipt("k", "slack") in ({"ts": "3"}, {"ts": "0"}, {"ts": "1"}, {"ts": "2"})
+    entries = await store.entries(now.replace(hour=0, minute=0), limit=2)
+    assert len(entries) == 2
+    assert await store.purge(to_datetime(clock.now() + 1)) == 4
+    assert await store.entries(now.replace(hour=0, minute=0)) == []
+    await store.aclose()
+
+
+async def test_sqlite_state_is_atomic_and_expires(tmp_path: Path, clock: FakeClock) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    a, b = SQLiteStateBackend(url, clock), SQLiteStateBackend(url, clock)
+    decisions = await asyncio.gather(*(s.acquire("k", 60) for s in [a, b] * 10))
+    assert decisions.count(True) == 1
+    clock.advance(61)
+    assert await b.acquire("k", 60)
+    await b.release("k")
+    assert await a.acquire("k", 60)
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_resolved_alert_gets_the_receipt_of_the_firing_one(clock: FakeClock) -> None:
+    slack = RecordingChannel("slack", receipt=lambda a: {"ts": f"ts-{a.id}"})
+    async with make_manager([slack], clock=clock) as manager:
+        await manager.send_alert("db down", "m", "low", key="db")
+        await manager.send_alert("db down", "ok", "low", key="db", status="resolved")
+    assert slack.previous[0] is None
+    assert slack.previous[1] == {"ts": f"ts-{slack.sent[0].id}"}
+
+
+async def test_submit_answers_once_stored_and_drain_waits(clock: FakeClock) -> None:
+    slack = RecordingChannel("slack")
+    async with make_manager([slack], clock=clock) as manager:
+        alert_id = await manager.submit(Alert("t", "m", "low"))
+        assert [e["id"] for e in await manager.history()] == [alert_id]
+        await manager.drain()
+        assert len(slack.sent) == 1
+        assert await manager.first_seen("group:fp:firing", 60)
+        assert not await manager.first_seen("group:fp:firing", 60)
