@@ -1,0 +1,258 @@
+"""The Redis state backend: one atomic ``SET key value NX PX ttl`` per decision.
+
+When Redis cannot be reached the backend *fails open*: ``acquire`` answers True
+(a duplicate alert is better than a missed one), ``health()`` says degraded
+with the reason, and a counter of such decisions grows. After a failure it
+leaves Redis alone for ``retry_interval`` seconds (so a dead Redis costs one
+short timeout, not one per alert), then tries again and recovers by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pixalert import SystemClock, redact, register_secret
+
+__all__ = ["RedisStateBackend", "mask_url"]
+
+log = logging.getLogger("pixalert.redis")
+
+DEFAULT_PREFIX = "pixalert:"
+DEFAULT_TIMEOUT = 0.5
+DEFAULT_RETRY_INTERVAL = 1.0
+# Query parameters of the state URL that pixalert reads (redis-py gets the rest).
+_OWN_PARAMS = ("prefix", "timeout", "retry_interval")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password in it replaced by ``***`` (safe to print and log)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{user}:***@{host}{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _positive(name: str, text: str, url: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"state URL {mask_url(url)}: {name} expected a number of seconds > 0, got {text!r}"
+        ) from None
+    return value
+
+
+class RedisStateBackend:
+    """Cooldown and dedup decisions in Redis, shared by every instance that points at it.
+
+    Each key is stored as ``<prefix><key>`` (prefix ``pixalert:`` unless the URL
+    says ``?prefix=...``). Build one with :meth:`from_url`.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        url: str = "redis://",
+        prefix: str = DEFAULT_PREFIX,
+        clock: Any = None,
+        retry_interval: float = DEFAULT_RETRY_INTERVAL,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._client = client
+        self._display_url = mask_url(url)
+        self._prefix = prefix
+        self._clock = clock if clock is not None else SystemClock()
+        self._retry_interval = retry_interval
+        # An overall bound per call, on top of redis-py's socket timeouts, so a
+        # stalled Redis can never hold up delivery for long.
+        self._call_timeout = timeout * 4
+        self._value = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.fail_open_total = 0
+        self._retry_at = 0.0
+        self._degraded_since: float | None = None
+        self._last_error: str | None = None
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        clock: Any = None,
+        prefix: str | None = None,
+        timeout: float | None = None,
+        retry_interval: float | None = None,
+    ) -> RedisStateBackend:
+        """Build a backend from ``redis://[user:password@]host[:port][/db][?prefix=...]``.
+
+        pixalert reads the query parameters ``prefix`` (key namespace),
+        ``timeout`` (socket timeout in seconds, default 0.5) and
+        ``retry_interval`` (seconds to wait before trying Redis again after a
+        failure, default 1); redis-py gets the rest. Keyword arguments win over
+        the URL. Raises ``ValueError`` naming the parameter for a bad value.
+        """
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        parts = urlsplit(url)
+        if parts.password:
+            register_secret(parts.password)
+        own: dict[str, str] = {}
+        rest: list[tuple[str, str]] = []
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            if name in _OWN_PARAMS:
+                own[name] = value
+            else:
+                rest.append((name, value))
+        if prefix is None:
+            prefix = own.get("prefix", DEFAULT_PREFIX)
+        if not prefix:
+            raise ValueError(f"state URL {mask_url(url)}: prefix expected a non-empty string")
+        if timeout is None:
+            timeout = _positive("timeout", own.get("timeout", str(DEFAULT_TIMEOUT)), url)
+        if retry_interval is None:
+            retry_interval = _positive(
+                "retry_interval", own.get("retry_interval", str(DEFAULT_RETRY_INTERVAL)), url
+            )
+        client_url = urlunsplit(parts._replace(query=urlencode(rest)))
+        try:
+            client = Redis.from_url(
+                client_url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                # One immediate retry: a pooled connection that died with a
+                # restarted Redis is replaced at once; a dead Redis costs one
+                # short timeout, then the backend fails open.
+                retry=Retry(NoBackoff(), 1),
+                client_name="pixalert",
+            )
+        except ValueError as exc:
+            raise ValueError(f"state URL {mask_url(url)}: {redact(str(exc))}") from None
+        return cls(
+            client,
+            url=url,
+            prefix=prefix,
+            clock=clock,
+            retry_interval=retry_interval,
+            timeout=timeout,
+        )
+
+    def __repr__(self) -> str:
+        return f"RedisStateBackend({self._display_url!r}, prefix={self._prefix!r})"
+
+    @property
+    def prefix(self) -> str:
+        """The namespace every key is stored under."""
+        return self._prefix
+
+    @property
+    def degraded(self) -> bool:
+        """True while the last contact with Redis failed."""
+        return self._degraded_since is not None
+
+    def _key(self, key: str) -> str:
+        return self._prefix + key
+
+    def _available(self) -> bool:
+        return self._degraded_since is None or self._clock.now() >= self._retry_at
+
+    def _failed(self, exc: BaseException) -> None:
+        reason = f"redis unreachable ({type(exc).__name__}: {redact(str(exc))[:200]})"
+        now = self._clock.now()
+        if self._degraded_since is None:
+            self._degraded_since = now
+            log.warning("%s at %s: failing open", reason, self._display_url)
+        self._last_error = reason
+        self._retry_at = now + self._retry_interval
+
+    def _recovered(self) -> None:
+        if self._degraded_since is not None:
+            log.warning("redis at %s is reachable again", self._display_url)
+        self._degraded_since = None
+        self._last_error = None
+        self._retry_at = 0.0
+
+    async def _call(self, coro: Any) -> Any:
+        return await asyncio.wait_for(coro, self._call_timeout)
+
+    async def acquire(self, key: str, ttl: float) -> bool:
+        """Set ``key`` for ``ttl`` seconds unless it is set; True if this call set it.
+
+        One ``SET key value NX PX ttl``. When Redis is unreachable this returns
+        True (fail open) and counts it in ``health()["fail_open_total"]``.
+        """
+        if not self._available():
+            self.fail_open_total += 1
+            return True
+        from redis.exceptions import RedisError
+
+        px = max(1, math.ceil(ttl * 1000))
+        try:
+            done = await self._call(self._client.set(self._key(key), self._value, nx=True, px=px))
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            self._failed(exc)
+            self.fail_open_total += 1
+            return True
+        self._recovered()
+        return bool(done)
+
+    async def release(self, key: str) -> None:
+        """Forget ``key``. A failure is logged, never raised (the key expires anyway)."""
+        if not self._available():
+            return
+        from redis.exceptions import RedisError
+
+        try:
+            await self._call(self._client.delete(self._key(key)))
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            self._failed(exc)
+            return
+        self._recovered()
+
+    async def health(self) -> Mapping[str, Any]:
+        """Ping Redis: ``{"status": "ok" | "degraded", "reason"?, "fail_open_total", ...}``.
+
+        A successful ping ends a degraded spell at once.
+        """
+        from redis.exceptions import RedisError
+
+        try:
+            await self._call(self._client.ping())
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            self._failed(exc)
+        else:
+            self._recovered()
+        report: dict[str, Any] = {
+            "status": "degraded" if self.degraded else "ok",
+            "backend": "redis",
+            "url": self._display_url,
+            "fail_open_total": self.fail_open_total,
+        }
+        if self.degraded:
+            report["reason"] = f"{self._last_error}; alerts are sent without dedup (fail open)"
+            report["degraded_since"] = self._degraded_since
+        return report
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
