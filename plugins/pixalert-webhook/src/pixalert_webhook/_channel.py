@@ -347,7 +347,6 @@ class WebhookChannel:
     ) -> DeliveryError | None:
         """One attempt to one target; records the outcome in ``done`` as soon as it is known."""
         import httpx
-        from pixalert.http import error_for_exception
 
         service = self._service(index)
         msg_id = self.webhook_id(alert_id, index)
@@ -370,7 +369,7 @@ class WebhookChannel:
                 snippet = await _read_some(response)
                 error = self._error_for(response, service, snippet)
         except httpx.HTTPError as exc:
-            error = error_for_exception(exc, service)
+            error = _transport_error(exc, service)
         except Exception as exc:  # noqa: BLE001 - anything else (bad URL...) without its message
             error = DeliveryError(f"{service}: request failed ({type(exc).__name__})")
         if not error.retryable:
@@ -391,6 +390,26 @@ class WebhookChannel:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+
+
+def _transport_error(exc: Exception, service: str) -> DeliveryError:
+    """A transport failure as a URL-free :class:`DeliveryError`.
+
+    Over aiohttp's transport a refused connection arrives as
+    ``httpx.ConnectTimeout``; its cause (an ``OSError`` that is not a timeout)
+    tells the two apart, so the message says what really happened.
+    """
+    import httpx
+    from pixalert.http import error_for_exception
+
+    cause = exc.__cause__
+    if (
+        isinstance(exc, httpx.ConnectTimeout)
+        and isinstance(cause, OSError)
+        and not isinstance(cause, TimeoutError)
+    ):
+        return DeliveryError(f"{service}: connection failed ({type(cause).__name__})")
+    return error_for_exception(exc, service)
 
 
 async def _read_some(response: httpx.Response) -> bytes:

@@ -52,7 +52,7 @@ __all__ = ["Delivery", "Fault", "ReceivedRequest", "WebhookReceiver"]
 
 @attrs.frozen
 class Delivery:
-    """One accepted (first-time, valid) webhook request."""
+    """One accepted (first-time, valid) webhook request; ``headers`` have lower-case names."""
 
     webhook_id: str
     timestamp: int
@@ -105,6 +105,7 @@ class Fault:
     hang: bool = False
     echo_url: bool = False
     path: str | None = None
+    headers: dict[str, str] = attrs.Factory(dict)
 
 
 class WebhookReceiver:
@@ -228,10 +229,18 @@ class WebhookReceiver:
         retry_after: str | float | None = None,
         body: str = "",
         path: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
-        """Answer the next ``times`` requests (to ``path``, or any) with ``status``."""
+        """Answer the next ``times`` requests (to ``path``, or any) with ``status``.
+
+        ``retry_after`` becomes a ``Retry-After`` header; ``headers`` are added
+        as given (a ``Location`` for a redirect, for example).
+        """
         after = None if retry_after is None else str(retry_after)
-        self._faults.extend(Fault(status, after, body, path=path) for _ in range(times))
+        extra = dict(headers or {})
+        self._faults.extend(
+            Fault(status, after, body, path=path, headers=extra) for _ in range(times)
+        )
 
     def hang(self, *, times: int = 1, path: str | None = None) -> None:
         """Never answer the next ``times`` requests (until :meth:`stop`)."""
@@ -356,7 +365,7 @@ class WebhookReceiver:
                 webhook_id=msg_id,
                 timestamp=int(stamp),
                 path=path,
-                headers=dict(request.headers),
+                headers={k.lower(): v for k, v in request.headers.items()},
                 body=body,
                 payload=payload,
                 signed=signed,
@@ -392,5 +401,7 @@ class WebhookReceiver:
         await self._record(
             ReceivedRequest(path, msg_id, stamp, fault.status, "fault", f"status {fault.status}")
         )
-        headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
+        headers = dict(fault.headers)
+        if fault.retry_after is not None:
+            headers["Retry-After"] = fault.retry_after
         return web.Response(status=fault.status, text=fault.body, headers=headers)
