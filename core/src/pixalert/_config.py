@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import typing
 from collections.abc import Mapping, Sequence
@@ -234,19 +235,41 @@ def converter() -> cattrs.Converter:
     return _converter
 
 
+def _format_exception(exc: BaseException, type_: Any) -> str:
+    # Our own hooks and validators say what they expected; keep their words.
+    if isinstance(exc, ValueError) and str(exc).startswith(("expected", "unknown")):
+        return str(exc)
+    if isinstance(exc, ValueError) and ": expected" in str(exc):
+        return str(exc)
+    return cattrs.v.format_exception(exc, type_)
+
+
+_FIELD_FIRST = re.compile(r"^(\w+): (expected .*) @ (.*)$")
+
+
 def _messages(exc: Exception, path: str, source: str | Mapping[str, str]) -> list[str]:
+    root = path or "$"
     if isinstance(exc, ClassValidationError):
-        lines = cattrs.transform_error(exc, path=path)
+        lines = cattrs.transform_error(exc, path=root, format_exception=_format_exception)
     else:
-        lines = [f"{exc} @ {path}"]
+        lines = [f"{exc} @ {root}"]
     out = []
     for line in lines:
-        where = line.rsplit(" @ ", 1)[-1]
-        if isinstance(source, str):
-            origin = source
-        else:
-            origin = _origin_for(where, source)
-        out.append(f"{origin}: {line}")
+        match = _FIELD_FIRST.match(line)
+        if match:  # "timeout: expected ... @ delivery" -> "expected ... @ delivery.timeout"
+            field, what, where = match.groups()
+            line = f"{what} @ {where}.{field}"
+        message, _, where = line.rpartition(" @ ")
+        if root == "$":
+            where = where[2:] if where.startswith("$.") else ("(top level)" if where == "$" else where)
+            where = where.replace("$.", "")
+        lookup = where
+        extra = re.match(r"extra fields found \((\w+)", message)
+        if extra:
+            prefix = "" if where == "(top level)" else where + "."
+            lookup = prefix + extra.group(1)
+        origin = source if isinstance(source, str) else _origin_for(lookup, source)
+        out.append(f"{origin}: {message} @ {where}")
     return out
 
 
@@ -488,7 +511,7 @@ def load_settings(
         errors.extend(_messages(exc, "", sources))
         settings = None
     if errors or settings is None:
-        raise ConfigError([e.replace("@ .", "@ ").replace(" @ $", " @ ") for e in errors])
+        raise ConfigError(errors)
     settings.channels = channels
     settings.sources = sources
     return settings
