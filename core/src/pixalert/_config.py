@@ -128,7 +128,10 @@ class Settings:
     retention_days: float = attrs.field(default=30.0, validator=_positive)
     routing: RoutingConfig = attrs.Factory(RoutingConfig)
     delivery: DeliveryConfig = attrs.Factory(DeliveryConfig)
-    channels: dict[str, dict[str, Any]] = attrs.Factory(dict)
+    # Raw sections may hold secrets: the repr shows only their names.
+    channels: dict[str, dict[str, Any]] = attrs.field(
+        factory=dict, repr=lambda v: "{" + ", ".join(f"{k!r}: ..." for k in v) + "}"
+    )
     # Where each top-level key and channel key came from, for error messages.
     sources: dict[str, str] = attrs.field(factory=dict, repr=False, eq=False)
 

@@ -112,9 +112,10 @@ class PluginManager(pluggy.PluginManager):
                     self._fail(owner, f"pixalert_channels returned {spec!r}, expected ChannelSpec")
                     continue
                 if spec.name in specs:
+                    first, second = sorted([owners[spec.name], owner])
                     raise ChannelConflictError(
                         f"channel type {spec.name!r} is declared by both plugin "
-                        f"{owners[spec.name]!r} and plugin {owner!r}; uninstall one, "
+                        f"{first!r} and plugin {second!r}; uninstall one, "
                         "or limit loading with PIXALERT_PLUGINS"
                     )
                 specs[spec.name] = spec
