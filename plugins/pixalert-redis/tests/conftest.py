@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
-
 from pixalert_redis import RedisStateBackend
 from pixalert_redis.testing import RedisServer
 

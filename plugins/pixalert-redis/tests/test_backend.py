@@ -7,9 +7,8 @@ import importlib.metadata
 import time
 from collections.abc import Callable
 
-import pytest
-
 import pixalert_redis
+import pytest
 from pixalert import StateBackend
 from pixalert_redis import RedisStateBackend
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-
 from pixalert.testing import FakeClock
 from pixalert_redis import RedisStateBackend
 from pixalert_redis.testing import RedisServer

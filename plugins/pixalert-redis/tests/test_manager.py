@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 import pixalert_redis
+import pytest
 from pixalert.testing import FakeClock, RecordingChannel, make_manager
 from pixalert_redis.testing import RedisServer
 

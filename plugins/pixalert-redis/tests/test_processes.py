@@ -27,9 +27,7 @@ asyncio.run(main())
 """
 
 
-def test_100_acquires_from_two_processes_give_exactly_one_win(
-    redis_url: str, prefix: str
-) -> None:
+def test_100_acquires_from_two_processes_give_exactly_one_win(redis_url: str, prefix: str) -> None:
     key = f"cooldown:{uuid.uuid4().hex}"
     url = f"{redis_url}?prefix={prefix}"
     children = [
