@@ -1,0 +1,5 @@
+"""``python -m pixalert``: the command line."""
+
+from .cli import main
+
+main()
