@@ -170,7 +170,9 @@ class WebhookConfig:
             except ValueError as exc:
                 raise ValueError(f"{field}: {exc}") from None
         if self.extra_secrets and self.secret is None:
-            raise ValueError("extra_secrets: set `secret` too (the current signing secret)")
+            raise ValueError(
+                "extra_secrets: expected `secret` to be set too (the current signing secret)"
+            )
         if not isinstance(self.timeout, (int, float)) or self.timeout <= 0:
             raise ValueError(f"timeout: expected a number of seconds > 0, got {self.timeout!r}")
 
@@ -179,13 +181,15 @@ class WebhookConfig:
             raise ValueError("headers: expected a table of header names to strings")
         for name, value in self.headers.items():
             if not isinstance(name, str) or not _HEADER_NAME.match(name):
-                raise ValueError(f"headers: {name!r} is not a valid HTTP header name")
+                raise ValueError(f"headers: expected valid HTTP header names, got {name!r}")
             if name.lower() in _RESERVED_HEADERS:
                 raise ValueError(
-                    f"headers.{name}: set by the webhook channel itself, cannot be configured"
+                    f"headers: expected no {name!r} header: the webhook channel sets it itself"
                 )
             if not isinstance(value, str) or _CONTROL.search(value):
-                raise ValueError(f"headers.{name}: expected a string without control characters")
+                raise ValueError(
+                    f"headers: expected a string without control characters for {name!r}"
+                )
             if _is_sensitive(name):
                 _register(value)
                 token = value.partition(" ")[2]
@@ -364,7 +368,7 @@ class WebhookChannel:
                 status = response.status_code
                 if 200 <= status < 300:
                     done[index] = None
-                    log.debug("%s %s: accepted (HTTP %d)", self.name, service, status)
+                    log.debug("channel %s: %s accepted (HTTP %d)", self.name, service, status)
                     return None
                 snippet = await _read_some(response)
                 error = self._error_for(response, service, snippet)
@@ -374,7 +378,7 @@ class WebhookChannel:
             error = DeliveryError(f"{service}: request failed ({type(exc).__name__})")
         if not error.retryable:
             done[index] = error.message
-        log.debug("%s: %s", self.name, error.message)
+        log.debug("channel %s: %s", self.name, error.message)
         return error
 
     def _error_for(self, response: httpx.Response, service: str, snippet: bytes) -> DeliveryError:
