@@ -1,0 +1,93 @@
+"""Running the receiver on uvicorn, with a readiness event and our own signal handling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import uvicorn
+
+__all__ = ["ReceiverServer", "is_loopback", "running_server"]
+
+
+class ReceiverServer(uvicorn.Server):
+    """A ``uvicorn.Server`` that sets :attr:`ready` once listening.
+
+    It leaves signals to its caller (uvicorn's own handling re-raises the
+    signal after shutdown, which would kill the process before pixalert has
+    closed its stores).
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Do not install signal handlers (the caller does)."""
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start listening, then set :attr:`ready`."""
+        await super().startup(sockets)
+        if self.started:
+            self.ready.set()
+
+    @property
+    def bound(self) -> tuple[str, int]:
+        """The (host, port) actually bound (useful with port 0)."""
+        for server in getattr(self, "servers", []):
+            for sock in server.sockets:
+                address = sock.getsockname()
+                return str(address[0]), int(address[1])
+        raise RuntimeError("the server is not listening")
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    if host.strip().lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+) -> AsyncIterator[ReceiverServer]:
+    """Serve ``app`` on uvicorn in a background task; yield the server once it listens.
+
+    Raises ``RuntimeError`` if it could not start (port taken, app startup failed).
+    On exit the server shuts down gracefully (the app's lifespan shutdown runs).
+    """
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, lifespan="on", access_log=False
+    )
+    server = ReceiverServer(config)
+    task = asyncio.ensure_future(server.serve())
+    ready = asyncio.ensure_future(server.ready.wait())
+    try:
+        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not ready.done():
+            ready.cancel()
+    if not server.ready.is_set():
+        try:
+            await task
+        except BaseException as exc:  # noqa: BLE001 - uvicorn exits with SystemExit
+            raise RuntimeError(
+                f"the receiver could not start on {host}:{port} ({type(exc).__name__}: {exc})"
+            ) from None
+        raise RuntimeError(f"the receiver could not start on {host}:{port}")
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        await task
