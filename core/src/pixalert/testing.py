@@ -21,8 +21,18 @@ import attrs
 from ._channels import Channel, Receipt, ChannelSpec
 from ._storage import HistoryStore
 from ._types import Alert, DeliveryError
+from ._conformance import ChannelContract, ContractViolation, check_channel_contract
 
-__all__ = ["FakeClock", "RecordingChannel", "RecordingConfig", "make_manager", "recording_spec"]
+__all__ = [
+    "ChannelContract",
+    "ContractViolation",
+    "FakeClock",
+    "RecordingChannel",
+    "RecordingConfig",
+    "check_channel_contract",
+    "make_manager",
+    "recording_spec",
+]
 
 
 class FakeClock:

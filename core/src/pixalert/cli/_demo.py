@@ -1,0 +1,140 @@
+"""``pixalert demo``: the whole system on loopback sinks, no credentials needed."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from typing import Any
+
+import click
+
+from . import EXIT_DELIVERY_FAILED, run_async
+from ._output import console, print_table, status_text
+
+_PRIORITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
+
+_ALERTS = {
+    "LOW": ("Nightly backup finished late", "The backup of db-1 took 74 minutes (usual: 40)."),
+    "MEDIUM": ("High memory usage on api-1", "Memory usage has exceeded 85% threshold: 87%."),
+    "HIGH": ("Error rate above 5% on checkout", "5xx responses: 7.2% over the last 5 minutes."),
+    "CRITICAL": ("Database primary unreachable", "db-1 has not answered health checks for 60 s."),
+}
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def demo(as_json: bool) -> None:
+    """Run the whole system on local sinks: no credentials needed.
+
+    Starts a local stand-in for every channel the installed plugins can
+    demonstrate (an SMTP server with STARTTLS and AUTH, Slack, PagerDuty and a
+    webhook receiver, all on 127.0.0.1 and checking the real wire contracts),
+    configures the channels against them, sends one alert of each priority and
+    a resolve, and shows what each sink received and the history.
+    """
+    outcome = run_async(_run())
+    if as_json:
+        from ._output import print_json
+
+        print_json(outcome)
+    failed = [
+        (a["title"], c) for a in outcome["alerts"] for c, r in a["results"].items()
+        if r["status"] != "sent"
+    ]
+    if failed or not outcome["sinks"]:
+        sys.exit(EXIT_DELIVERY_FAILED)
+
+
+async def _run() -> dict[str, Any]:
+    from .._manager import NotificationManager
+    from .._plugins import default_plugin_manager
+
+    pm = default_plugin_manager()
+    sinks = [sink for group in pm.hook.pixalert_demo_sinks() for sink in group or ()]
+    out = console()
+    if not sinks:
+        out.print(
+            "[yellow]No channel plugin is installed, so there is nothing to demonstrate.[/]\n"
+            "Install them: python3 -m pip install pixalert-email pixalert-slack "
+            "pixalert-pagerduty pixalert-webhook"
+        )
+        return {"sinks": {}, "alerts": [], "history": []}
+
+    channels: dict[str, Any] = {}
+    started = []
+    with tempfile.TemporaryDirectory(prefix="pixalert-demo-") as tmp:
+        try:
+            for sink in sinks:
+                channels[sink.channel_type] = dict(await sink.start())
+                started.append(sink)
+            out.print(
+                f"Started {len(started)} local sinks on 127.0.0.1: "
+                + ", ".join(s.channel_type for s in started)
+            )
+            config = {
+                "history": f"sqlite:///{tmp}/history.db",
+                "channels": channels,
+                "delivery": {"timeout": 10},
+            }
+            manager = NotificationManager(config, read_files=False, env={}, plugin_manager=pm)
+            alerts: list[dict[str, Any]] = []
+            async with manager:
+                for level in _PRIORITIES:
+                    title, message = _ALERTS[level]
+                    results = await manager.send_alert(
+                        title, message, level, metadata={"demo": True, "host": "api-1"},
+                        source="pixalert-demo", key=f"demo-{level.lower()}",
+                    )
+                    alerts.append(_summary(level, title, "firing", results))
+                title, message = _ALERTS["CRITICAL"]
+                results = await manager.send_alert(
+                    title, "db-1 is answering again.", "CRITICAL",
+                    metadata={"demo": True, "host": "db-1"}, source="pixalert-demo",
+                    key="demo-critical", status="resolved",
+                )
+                alerts.append(_summary("CRITICAL", title, "resolved", results))
+                history = await manager.history(1)
+        finally:
+            received = {s.channel_type: s.received() for s in started}
+            for sink in started:
+                await sink.stop()
+
+    _show(alerts, received, history)
+    return {"sinks": received, "alerts": alerts, "history": history}
+
+
+def _summary(level: str, title: str, status: str, results: Any) -> dict[str, Any]:
+    return {
+        "priority": level,
+        "title": title,
+        "status": status,
+        "results": {str(name): r.to_dict() for name, r in results.items()},
+    }
+
+
+def _show(
+    alerts: list[dict[str, Any]], received: dict[str, list[str]], history: list[dict[str, Any]]
+) -> None:
+    print_table(
+        "Routing: which channels each alert went to",
+        ["priority", "alert", "status", "routed to"],
+        (
+            (a["priority"], a["title"], a["status"],
+             ", ".join(f"{c} {status_text(r['status'])}" for c, r in a["results"].items()))
+            for a in alerts
+        ),
+    )
+    print_table(
+        "What each local sink received",
+        ["channel", "received"],
+        ((name, "\n".join(lines) or "(nothing)") for name, lines in received.items()),
+    )
+    print_table(
+        "History (newest first)",
+        ["time", "priority", "status", "title", "results"],
+        (
+            (e["created_at"][11:19], e["priority"], e["status"], e["title"],
+             ", ".join(f"{c}: {r['status']} x{r['attempts']}" for c, r in e["results"].items()))
+            for e in history
+        ),
+    )
