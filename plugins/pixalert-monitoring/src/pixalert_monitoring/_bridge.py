@@ -547,7 +547,7 @@ class MonitoringBridge:
                     *(self._send_external(item) for item, _ in fresh), return_exceptions=True
                 )
                 failure: BaseException | None = None
-                for (item, entry), outcome in zip(fresh, outcomes):
+                for (item, entry), outcome in zip(fresh, outcomes, strict=True):
                     if isinstance(outcome, BaseException):
                         failure = failure or outcome
                         entry["error"] = type(outcome).__name__

@@ -103,7 +103,7 @@ class AlertRule:
         priority: object,
         cooldown_minutes: object = 5,
     ) -> AlertRule:
-        """Build a rule from loose input (``"high"``, ``"85"``), or raise ``RuleError`` naming it."""
+        """Build a rule from loose input (``"high"``, ``"85"``); ``RuleError`` names it."""
         rule, errors = _build(
             rule_name=rule_name,
             metric_name=metric_name,
