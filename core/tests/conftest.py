@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import pytest
-
 import pixalert
+import pytest
 from pixalert import _plugins
 from pixalert.testing import FakeClock, recording_spec
 
@@ -21,8 +20,15 @@ def _isolated_environment(
     monkeypatch.delenv("PIXALERT_CONFIG", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
-    for name in ("SLACK_WEBHOOK_URL", "SLACK_TOKEN", "EMAIL_USER", "EMAIL_PASSWORD",
-                 "PAGERDUTY_INTEGRATION_KEY", "WEBHOOK_URLS", "EMAIL_RECIPIENTS"):
+    for name in (
+        "SLACK_WEBHOOK_URL",
+        "SLACK_TOKEN",
+        "EMAIL_USER",
+        "EMAIL_PASSWORD",
+        "PAGERDUTY_INTEGRATION_KEY",
+        "WEBHOOK_URLS",
+        "EMAIL_RECIPIENTS",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(home)
     yield

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
-
 from pixalert import _plugins
 from pixalert.cli import cli
 
@@ -30,16 +29,19 @@ def write_config(tmp_path: Path, extra: str = "") -> Path:
 
 
 def test_send_ok_exits_0(tmp_path: Path, cli_plugins: _plugins.PluginManager) -> None:
-    code, out, _ = run("--config", str(write_config(tmp_path)), "send", "Disk", "full",
-                       "-p", "low", "--json")
+    code, out, _ = run(
+        "--config", str(write_config(tmp_path)), "send", "Disk", "full", "-p", "low", "--json"
+    )
     assert code == 0
     assert json.loads(out)["ok"]["status"] == "sent"
 
 
-def test_send_with_a_failed_channel_exits_1(tmp_path: Path,
-                                            cli_plugins: _plugins.PluginManager) -> None:
-    code, out, _ = run("--config", str(write_config(tmp_path)), "send", "Disk", "-p", "high",
-                       "--json")
+def test_send_with_a_failed_channel_exits_1(
+    tmp_path: Path, cli_plugins: _plugins.PluginManager
+) -> None:
+    code, out, _ = run(
+        "--config", str(write_config(tmp_path)), "send", "Disk", "-p", "high", "--json"
+    )
     assert code == 1
     data = json.loads(out)
     assert data["ok"]["status"] == "sent" and data["bad"]["status"] == "failed"
@@ -88,8 +90,10 @@ def test_channels_check(tmp_path: Path, cli_plugins: _plugins.PluginManager) -> 
     config = str(write_config(tmp_path))
     code, out, _ = run("--config", config, "channels", "--json")
     assert code == 0
-    assert json.loads(out) == {"ok": {"type": "recording", "status": "configured"},
-                               "bad": {"type": "recording", "status": "configured"}}
+    assert json.loads(out) == {
+        "ok": {"type": "recording", "status": "configured"},
+        "bad": {"type": "recording", "status": "configured"},
+    }
     code, out, _ = run("--config", config, "channels", "--check", "--json")
     assert code == 1
     data = json.loads(out)
@@ -109,6 +113,11 @@ def test_help_imports_no_core_command_module() -> None:
         "print(sorted(m for m in sys.modules if m.startswith(('pixalert._manager', "
         "'pixalert.cli._', 'cattrs', 'httpx', 'aiosmtplib'))))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={"PIXALERT_PLUGINS": "", "PATH": ""}, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PIXALERT_PLUGINS": "", "PATH": ""},
+        check=True,
+    ).stdout
     assert out.strip().splitlines()[-1] == "[]"

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import attrs
-import pytest
-
 import pixalert
+import pytest
 from pixalert import ChannelSpec, ConfigError, Secret, load_settings
 from pixalert._config import build_channel_configs
 from pixalert.testing import recording_spec
@@ -70,17 +69,25 @@ def test_toml_file(tmp_path: Path) -> None:
     s = load(tmp_path)
     assert s.cooldown_minutes == 2
     cfg = email_config(s)
-    assert (cfg.smtp_server, cfg.smtp_port, cfg.recipients) == ("mail.local", 2525, ["ops@example.com"])
+    assert (cfg.smtp_server, cfg.smtp_port, cfg.recipients) == (
+        "mail.local",
+        2525,
+        ["ops@example.com"],
+    )
 
 
 def test_seed_flat_json(tmp_path: Path) -> None:
-    (tmp_path / "notification_config.json").write_text(json.dumps({
-        "smtp_server": "smtp.gmail.com",
-        "smtp_port": 587,
-        "email_user": "admin@example.com",
-        "email_password": "app-specific-password",
-        "default_recipients": ["admin@company.com", "ops@company.com"],
-    }))
+    (tmp_path / "notification_config.json").write_text(
+        json.dumps(
+            {
+                "smtp_server": "smtp.gmail.com",
+                "smtp_port": 587,
+                "email_user": "admin@example.com",
+                "email_password": "app-specific-password",
+                "default_recipients": ["admin@company.com", "ops@company.com"],
+            }
+        )
+    )
     cfg = email_config(load(tmp_path))
     assert cfg.username == "admin@example.com"
     assert cfg.recipients == ["admin@company.com", "ops@company.com"]
@@ -127,46 +134,98 @@ def test_pixalert_config_variable_names_the_file(tmp_path: Path) -> None:
 
 
 def test_named_instances_of_one_type(tmp_path: Path) -> None:
-    s = load(tmp_path, config={"channels": {
-        "ops-mail": {"type": "email", "recipients": ["ops@example.com"]},
-        "dev-mail": {"type": "email", "recipients": ["dev@example.com"]},
-    }})
+    s = load(
+        tmp_path,
+        config={
+            "channels": {
+                "ops-mail": {"type": "email", "recipients": ["ops@example.com"]},
+                "dev-mail": {"type": "email", "recipients": ["dev@example.com"]},
+            }
+        },
+    )
     configured, _ = build_channel_configs(s, SPECS)
     assert {n: c[1].recipients for n, c in configured.items()} == {
-        "ops-mail": ["ops@example.com"], "dev-mail": ["dev@example.com"]}
+        "ops-mail": ["ops@example.com"],
+        "dev-mail": ["dev@example.com"],
+    }
 
 
 BAD = [
-    ("pixalert.toml", 'cooldown_minutes = "soon"\n',
-     "pixalert.toml: expected float, got 'soon' @ cooldown_minutes"),
-    ("pixalert.toml", "[delivery]\ntimeout = -1\n",
-     "pixalert.toml: expected a number > 0, got -1.0 @ delivery.timeout"),
-    ("pixalert.toml", "[delivery]\ntimout = 3\n",
-     "pixalert.toml: extra fields found (timout) @ delivery"),
-    ("pixalert.toml", 'histroy = "x"\n',
-     "pixalert.toml: extra fields found (histroy) @ (top level)"),
-    ("pixalert.toml", '[routing]\nurgent = ["slack"]\n',
-     "pixalert.toml: extra fields found (urgent) @ routing"),
-    ("pixalert.toml", "[routing]\nlow = [1]\n",
-     "pixalert.toml: expected a string, got int @ routing.low"),
-    ("pixalert.toml", "[delivery]\nmax_attempts = 2.5\n",
-     "pixalert.toml: expected int, got 2.5 @ delivery.max_attempts"),
-    ("pixalert.toml", '[channels.email]\nsmtp_port = "five"\n',
-     "pixalert.toml: expected int, got 'five' @ channels.email.smtp_port"),
-    ("pixalert.toml", '[channels.email]\nsmtp_sever = "x"\n',
-     "pixalert.toml: extra fields found (smtp_sever) @ channels.email"),
-    ("pixalert.toml", '[channels.email]\nverify = "maybe"\n',
-     "pixalert.toml: expected true or false, got 'maybe' @ channels.email.verify"),
-    ("pixalert.toml", "channels = 3\n",
-     "pixalert.toml: expected a table of channel tables @ channels"),
-    ("pixalert.toml", "[delivery\n",
-     "pixalert.toml: not valid TOML: Expected ']' at the end of a table declaration"),
-    ("notification_config.json", '{"smtp_servr": "x"}',
-     "notification_config.json: unknown key 'smtp_servr' @ smtp_servr; expected one of:"),
-    ("notification_config.json", "[1, 2]",
-     "notification_config.json: expected a JSON object at the top level"),
-    (".env.notifications", "EMAIL_PORT=25\n",
-     ".env.notifications: unknown setting 'EMAIL_PORT' @ EMAIL_PORT; expected one of:"),
+    (
+        "pixalert.toml",
+        'cooldown_minutes = "soon"\n',
+        "pixalert.toml: expected float, got 'soon' @ cooldown_minutes",
+    ),
+    (
+        "pixalert.toml",
+        "[delivery]\ntimeout = -1\n",
+        "pixalert.toml: expected a number > 0, got -1.0 @ delivery.timeout",
+    ),
+    (
+        "pixalert.toml",
+        "[delivery]\ntimout = 3\n",
+        "pixalert.toml: extra fields found (timout) @ delivery",
+    ),
+    (
+        "pixalert.toml",
+        'histroy = "x"\n',
+        "pixalert.toml: extra fields found (histroy) @ (top level)",
+    ),
+    (
+        "pixalert.toml",
+        '[routing]\nurgent = ["slack"]\n',
+        "pixalert.toml: extra fields found (urgent) @ routing",
+    ),
+    (
+        "pixalert.toml",
+        "[routing]\nlow = [1]\n",
+        "pixalert.toml: expected a string, got int @ routing.low",
+    ),
+    (
+        "pixalert.toml",
+        "[delivery]\nmax_attempts = 2.5\n",
+        "pixalert.toml: expected int, got 2.5 @ delivery.max_attempts",
+    ),
+    (
+        "pixalert.toml",
+        '[channels.email]\nsmtp_port = "five"\n',
+        "pixalert.toml: expected int, got 'five' @ channels.email.smtp_port",
+    ),
+    (
+        "pixalert.toml",
+        '[channels.email]\nsmtp_sever = "x"\n',
+        "pixalert.toml: extra fields found (smtp_sever) @ channels.email",
+    ),
+    (
+        "pixalert.toml",
+        '[channels.email]\nverify = "maybe"\n',
+        "pixalert.toml: expected true or false, got 'maybe' @ channels.email.verify",
+    ),
+    (
+        "pixalert.toml",
+        "channels = 3\n",
+        "pixalert.toml: expected a table of channel tables @ channels",
+    ),
+    (
+        "pixalert.toml",
+        "[delivery\n",
+        "pixalert.toml: not valid TOML: Expected ']' at the end of a table declaration",
+    ),
+    (
+        "notification_config.json",
+        '{"smtp_servr": "x"}',
+        "notification_config.json: unknown key 'smtp_servr' @ smtp_servr; expected one of:",
+    ),
+    (
+        "notification_config.json",
+        "[1, 2]",
+        "notification_config.json: expected a JSON object at the top level",
+    ),
+    (
+        ".env.notifications",
+        "EMAIL_PORT=25\n",
+        ".env.notifications: unknown setting 'EMAIL_PORT' @ EMAIL_PORT; expected one of:",
+    ),
 ]
 
 

@@ -6,12 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import click
+import pixalert
 import pytest
 from click.testing import CliRunner
-
-import pixalert
-from pixalert import ChannelSpec, DeliveryResult
-from pixalert import _plugins
+from pixalert import ChannelSpec, DeliveryResult, _plugins
 from pixalert.storage import MemoryHistoryStore, MemoryStateBackend
 from pixalert.testing import FakeClock, RecordingChannel, make_manager, recording_spec
 
@@ -63,8 +61,9 @@ class Observer:
         self.seen: list[tuple[str, dict[str, str]]] = []
 
     @pixalert.hookimpl
-    def pixalert_after_delivery(self, alert: pixalert.Alert,
-                                results: Mapping[str, DeliveryResult]) -> Any:
+    def pixalert_after_delivery(
+        self, alert: pixalert.Alert, results: Mapping[str, DeliveryResult]
+    ) -> Any:
         async def record() -> None:
             self.seen.append((alert.title, {k: v.status.value for k, v in results.items()}))
 
@@ -73,15 +72,17 @@ class Observer:
 
 class BrokenObserver:
     @pixalert.hookimpl
-    def pixalert_after_delivery(self, alert: pixalert.Alert,
-                                results: Mapping[str, DeliveryResult]) -> None:
+    def pixalert_after_delivery(
+        self, alert: pixalert.Alert, results: Mapping[str, DeliveryResult]
+    ) -> None:
         raise RuntimeError("observer bug")
 
 
 async def test_hook_pixalert_after_delivery(clock: FakeClock) -> None:
     observer = Observer()
-    async with make_manager([RecordingChannel("slack")], plugins=[observer, BrokenObserver()],
-                            clock=clock) as manager:
+    async with make_manager(
+        [RecordingChannel("slack")], plugins=[observer, BrokenObserver()], clock=clock
+    ) as manager:
         await manager.send_alert("a", "m", "low")
         await manager.send_alert("a", "m", "low")  # suppressed: observed too
     assert observer.seen == [("a", {"slack": "sent"}), ("a", {"slack": "suppressed"})]
@@ -105,8 +106,9 @@ class Backends:
 async def test_hook_pixalert_state_backend(clock: FakeClock) -> None:
     backends = Backends()
     config = {"state": "fake://state"}
-    async with make_manager([RecordingChannel("slack")], plugins=[backends], config=config,
-                            clock=clock) as manager:
+    async with make_manager(
+        [RecordingChannel("slack")], plugins=[backends], config=config, clock=clock
+    ) as manager:
         await manager.send_alert("a", "m", "low")
         assert isinstance(manager.state_backend, MemoryStateBackend)
     assert "fake://state" in backends.urls
@@ -114,9 +116,13 @@ async def test_hook_pixalert_state_backend(clock: FakeClock) -> None:
 
 async def test_hook_pixalert_history_store(clock: FakeClock) -> None:
     backends = Backends()
-    async with make_manager([RecordingChannel("slack")], plugins=[backends],
-                            history="fake://history", config={"state": "memory://"},
-                            clock=clock) as manager:
+    async with make_manager(
+        [RecordingChannel("slack")],
+        plugins=[backends],
+        history="fake://history",
+        config={"state": "memory://"},
+        clock=clock,
+    ) as manager:
         await manager.send_alert("a", "m", "low")
         assert isinstance(manager.history_store, MemoryHistoryStore)
         assert len(await manager.history()) == 1

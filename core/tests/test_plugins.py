@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from pixalert import _plugins
 
 HELLO_PYPROJECT = """
@@ -41,9 +40,11 @@ def pixalert_channels():
     return [recording_spec("hello")]
 '''
 
-BROKEN_PYPROJECT = HELLO_PYPROJECT.replace("pixalert-hello", "pixalert-broken").replace(
-    "hello = \"pixalert_hello\"", "broken = \"pixalert_broken\""
-).replace("src/pixalert_hello", "src/pixalert_broken")
+BROKEN_PYPROJECT = (
+    HELLO_PYPROJECT.replace("pixalert-hello", "pixalert-broken")
+    .replace('hello = "pixalert_hello"', 'broken = "pixalert_broken"')
+    .replace("src/pixalert_hello", "src/pixalert_broken")
+)
 
 
 def _package(root: Path, name: str, pyproject: str, module: str) -> Path:
@@ -60,12 +61,25 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("hatchling", reason="hatchling builds the test plugins")
     root = tmp_path_factory.mktemp("plugins")
     hello = _package(root, "pixalert-hello", HELLO_PYPROJECT, HELLO_MODULE)
-    broken = _package(root, "pixalert-broken", BROKEN_PYPROJECT,
-                      "raise ImportError('needs libfoo 2.0')\n")
+    broken = _package(
+        root, "pixalert-broken", BROKEN_PYPROJECT, "raise ImportError('needs libfoo 2.0')\n"
+    )
     target = root / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "--target", str(target), str(hello), str(broken)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            str(hello),
+            str(broken),
+        ],
         check=True,
     )
     return target
@@ -73,8 +87,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _pixalert(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), *sys.path]))
-    return subprocess.run([sys.executable, "-m", "pixalert", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pixalert", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_installed_plugin_is_discovered_and_broken_one_reported(site: Path) -> None:
@@ -84,18 +103,20 @@ def test_installed_plugin_is_discovered_and_broken_one_reported(site: Path) -> N
     hello = next(p for p in data["plugins"] if p["name"] == "hello")
     assert hello["distribution"] == "pixalert-hello" and hello["version"] == "1.2.3"
     assert hello["channels"] == ["hello"]
-    assert {"name": "broken",
-            "error": "failed to load: ImportError: needs libfoo 2.0"} in data["errors"]
+    assert {"name": "broken", "error": "failed to load: ImportError: needs libfoo 2.0"} in data[
+        "errors"
+    ]
 
 
 def test_alert_reaches_the_installed_plugin_channel(site: Path, tmp_path: Path) -> None:
     config = tmp_path / "pixalert.toml"
-    config.write_text(textwrap.dedent(f"""
+    config.write_text(
+        textwrap.dedent(f"""
         history = "sqlite:///{tmp_path}/h.db"
         [channels.hello]
-    """))
-    proc = _pixalert(site, "--config", str(config), "send", "Hi", "there", "-c", "hello",
-                     "--json")
+    """)
+    )
+    proc = _pixalert(site, "--config", str(config), "send", "Hi", "there", "-c", "hello", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["hello"]["status"] == "sent"
     # The broken plugin is reported on stderr, and the command still works.

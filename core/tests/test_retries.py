@@ -99,8 +99,10 @@ async def test_circuit_opens_after_repeated_failures_and_half_opens_later(clock:
 
 async def test_failed_half_open_trial_opens_the_circuit_again(clock: FakeClock) -> None:
     slack = RecordingChannel("slack", fail=[DeliveryError("down") for _ in range(3)])
-    config = {"cooldown_minutes": 0,
-              "delivery": {"max_attempts": 1, "circuit_failures": 2, "circuit_reset": 10}}
+    config = {
+        "cooldown_minutes": 0,
+        "delivery": {"max_attempts": 1, "circuit_failures": 2, "circuit_reset": 10},
+    }
     async with make_manager([slack], clock=clock, config=config) as manager:
         await manager.send_alert("a", "m", "low")
         await manager.send_alert("b", "m", "low")

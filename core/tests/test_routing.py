@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 import pixalert
+import pytest
 from pixalert import NotificationChannel, Priority
 from pixalert.testing import RecordingChannel, make_manager
 
@@ -50,7 +49,9 @@ async def test_explicit_channels_win_over_routing() -> None:
 async def test_results_keys_work_like_the_seed_expects() -> None:
     async with make_manager(four_channels().values()) as manager:
         results = await manager.send_alert("t", "m", "medium")
-    lines = [f"{channel.value}: {'ok' if success else 'no'}" for channel, success in results.items()]
+    lines = [
+        f"{channel.value}: {'ok' if success else 'no'}" for channel, success in results.items()
+    ]
     assert lines == ["email: ok", "slack: ok"]
     assert results[NotificationChannel.SLACK].status == "sent"
     assert results["slack"].status == "sent"

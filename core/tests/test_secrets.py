@@ -6,9 +6,8 @@ import logging
 from pathlib import Path
 
 import attrs
-import pytest
-
 import pixalert
+import pytest
 from pixalert import ChannelSpec, DeliveryError, Secret
 from pixalert.testing import FakeClock, make_manager
 
@@ -53,21 +52,31 @@ async def test_secret_url_never_reaches_result_history_or_logs(
     manager = make_manager(
         plugins=[LeakyPlugin()],
         history=f"sqlite:///{db}",
-        config={"channels": {"leaky": {"webhook_url": SECRET_URL}},
-                "delivery": {"max_attempts": 2}},
+        config={
+            "channels": {"leaky": {"webhook_url": SECRET_URL}},
+            "delivery": {"max_attempts": 2},
+        },
         clock=FakeClock(),
     )
     async with manager:
-        results = await manager.send_alert("t", "m", "low", channels=["leaky"],
-                                           metadata={"mode": mode})
+        results = await manager.send_alert(
+            "t", "m", "low", channels=["leaky"], metadata={"mode": mode}
+        )
         history = await manager.history()
         stats = await manager.stats()
         health = await manager.health()
     result = results["leaky"]
     assert result.status == "failed"
     assert "**********" in (result.error or "")
-    for text in (repr(result), str(history), str(stats), str(health), caplog.text,
-                 repr(manager.settings), repr(manager.channels)):
+    for text in (
+        repr(result),
+        str(history),
+        str(stats),
+        str(health),
+        caplog.text,
+        repr(manager.settings),
+        repr(manager.channels),
+    ):
         assert "XXXXsecretXXXXpath" not in text
     for path in tmp_path.iterdir():  # the database and its WAL
         assert b"XXXXsecretXXXXpath" not in path.read_bytes()

@@ -6,11 +6,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
 from pixalert import Alert, DeliveryResult
-from pixalert.storage import MemoryHistoryStore
-from pixalert._sqlite import SQLiteHistoryStore, SQLiteStateBackend
 from pixalert._clock import to_datetime
+from pixalert._sqlite import SQLiteHistoryStore, SQLiteStateBackend
+from pixalert.storage import MemoryHistoryStore
 from pixalert.testing import FakeClock, RecordingChannel, make_manager
 
 
@@ -99,7 +98,12 @@ async def test_history_stats_receipts_and_retention(store, clock: FakeClock) -> 
     assert stats["channels"]["email"]["success_rate"] == 0.0
     p50 = stats["channels"]["slack"]["latency"]["p50"]
     assert 0.020 <= p50 <= 0.021  # within the 5 % buckets
-    assert await store.last_receipt("k", "slack") in ({"ts": "3"}, {"ts": "0"}, {"ts": "1"}, {"ts": "2"})
+    assert await store.last_receipt("k", "slack") in (
+        {"ts": "3"},
+        {"ts": "0"},
+        {"ts": "1"},
+        {"ts": "2"},
+    )
     entries = await store.entries(now.replace(hour=0, minute=0), limit=2)
     assert len(entries) == 2
     assert await store.purge(to_datetime(clock.now() + 1)) == 4

@@ -6,7 +6,6 @@ import asyncio
 import threading
 
 import pytest
-
 from pixalert.testing import RecordingChannel, make_manager
 
 
@@ -39,7 +38,7 @@ def test_send_alert_sync_from_plain_code_and_threads() -> None:
 
 async def test_send_alert_sync_inside_a_loop_says_what_to_do() -> None:
     manager = make_manager([RecordingChannel("slack")])
-    with pytest.raises(RuntimeError, match="use 'await manager.send_alert"):
+    with pytest.raises(RuntimeError, match=r"use 'await manager\.send_alert"):
         manager.send_alert_sync("t", "m", "low")
     await manager.aclose()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-
 from pixalert import (
     Alert,
     ChannelName,
@@ -26,7 +25,9 @@ def test_priority_parses_names_numbers_and_members(value: object) -> None:
 
 @pytest.mark.parametrize("value", ["urgent", 0, 5, None, 2.5, True])
 def test_unknown_priority_is_a_clear_error(value: object) -> None:
-    with pytest.raises(ValueError, match="unknown priority .*expected one of low, medium, high, critical"):
+    with pytest.raises(
+        ValueError, match=r"unknown priority .*expected one of low, medium, high, critical"
+    ):
         Priority.parse(value)
 
 
@@ -66,7 +67,10 @@ def test_alert_defaults_and_key_derivation() -> None:
         ({"title": "t", "metadata": {"when": object()}}, r"metadata\.when: expected a JSON value"),
         ({"title": "t", "metadata": ["a"]}, "metadata: expected a mapping"),
         ({"title": "t", "channels": [""]}, "channels: expected channel names"),
-        ({"title": "t", "created_at": datetime(2026, 1, 1)}, "created_at: expected a timezone-aware"),
+        (
+            {"title": "t", "created_at": datetime(2026, 1, 1)},
+            "created_at: expected a timezone-aware",
+        ),
     ],
 )
 def test_bad_alert_fields_are_named(kwargs: dict[str, object], message: str) -> None:

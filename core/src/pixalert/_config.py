@@ -264,7 +264,9 @@ def _messages(exc: Exception, path: str, source: str | Mapping[str, str]) -> lis
             line = f"{what} @ {where}.{field}"
         message, _, where = line.rpartition(" @ ")
         if root == "$":
-            where = where[2:] if where.startswith("$.") else ("(top level)" if where == "$" else where)
+            where = (
+                where[2:] if where.startswith("$.") else ("(top level)" if where == "$" else where)
+            )
             where = where.replace("$.", "")
         lookup = where
         extra = re.match(r"extra fields found \((\w+)", message)
@@ -386,8 +388,11 @@ def _from_env(
     env: Mapping[str, str], specs: Mapping[str, ChannelSpec], source: str, *, strict: bool
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    by_name = {name: target for spec in specs.values() for name, target in
-               ((n, (spec.name, f)) for n, f in spec.env.items())}
+    by_name = {
+        name: target
+        for spec in specs.values()
+        for name, target in ((n, (spec.name, f)) for n, f in spec.env.items())
+    }
     unknown = []
     for name, value in env.items():
         if name in by_name:
@@ -468,8 +473,9 @@ def load_settings(
     """Read every source and return the merged, checked :class:`Settings`.
 
     ``config_file`` and ``env_file`` name files explicitly (an explicit file
-    that does not exist is an error); ``read_files=False`` reads none but those. ``env`` replaces ``os.environ``. ``specs``
-    are the installed channel types (for their environment variable names).
+    that does not exist is an error); ``read_files=False`` reads none but those.
+    ``env`` replaces ``os.environ``. ``specs`` are the installed channel types
+    (for their environment variable names).
     """
     specs = specs or {}
     env = os.environ if env is None else env
@@ -492,7 +498,9 @@ def load_settings(
         raise ConfigError([f"{dotenv_path}: no such env file"])
     if dotenv_path.is_file() and (read_files or env_file is not None):
         values = _parse_dotenv(dotenv_path)
-        layers.append(_Layer(str(dotenv_path), _from_env(values, specs, str(dotenv_path), strict=True)))
+        layers.append(
+            _Layer(str(dotenv_path), _from_env(values, specs, str(dotenv_path), strict=True))
+        )
 
     layers.append(_Layer("environment", _from_env(env, specs, "environment", strict=False)))
     if config:
@@ -506,7 +514,9 @@ def load_settings(
     channels = merged.pop("channels", {})
     errors: list[str] = []
     if not isinstance(channels, dict) or not all(isinstance(v, dict) for v in channels.values()):
-        errors.append(f"{_origin_for('channels', sources)}: expected a table of channel tables @ channels")
+        errors.append(
+            f"{_origin_for('channels', sources)}: expected a table of channel tables @ channels"
+        )
         channels = {}
     try:
         settings = converter().structure(merged, Settings)
@@ -543,15 +553,17 @@ def build_channel_configs(
         spec = specs.get(kind)
         if spec is None:
             unavailable[name] = (
-                f"no installed plugin provides channel type {kind!r} "
-                f"(pip install pixalert-{kind})"
+                f"no installed plugin provides channel type {kind!r} (pip install pixalert-{kind})"
             )
             continue
         data = {k: v for k, v in section.items() if k != "type"}
         try:
-            configured[name] = (spec, structure_config(
-                spec.config_type, data, path=f"channels.{name}", source=settings.sources
-            ))
+            configured[name] = (
+                spec,
+                structure_config(
+                    spec.config_type, data, path=f"channels.{name}", source=settings.sources
+                ),
+            )
         except ConfigError as exc:
             errors.extend(exc.errors)
     if errors:

@@ -163,7 +163,8 @@ class NotificationManager:
         if store is None:
             raise ValueError(
                 f"history: no installed plugin handles {url.split(':', 1)[0]}:// URLs "
-                "(expected memory://, sqlite:///path, or a backend plugin such as pixalert-postgres)"
+                "(expected memory://, sqlite:///path, "
+                "or a backend plugin such as pixalert-postgres)"
             )
         return store  # type: ignore[no-any-return]
 
@@ -388,7 +389,10 @@ class NotificationManager:
             todo: list[ChannelName] = []
             for name in routed:
                 previous_result = done.get(name)
-                if previous_result is not None and previous_result.status is not DeliveryStatus.FAILED:
+                if (
+                    previous_result is not None
+                    and previous_result.status is not DeliveryStatus.FAILED
+                ):
                     results[name] = previous_result
                 elif reason is not None:
                     results[name] = DeliveryResult(name, DeliveryStatus.SUPPRESSED, 0, reason)
@@ -399,7 +403,7 @@ class NotificationManager:
                     todo.append(name)
             if todo:
                 sent = await asyncio.gather(*(self._deliver(name, alert) for name in todo))
-                results.update(zip(todo, sent))
+                results.update(zip(todo, sent, strict=True))
             if todo and reason is None and not any(results[n] for n in todo) and cooldown_key:
                 # Nothing went out: do not let the cooldown swallow the next try.
                 await self.state_backend.release(cooldown_key)
@@ -565,7 +569,9 @@ class NotificationManager:
         **kwargs: Any,
     ) -> Results:
         """:meth:`send_alert` for code that is not async (Flask, Django, scripts)."""
-        return self.run_sync(self.send_alert(title, message, priority, channels, metadata, **kwargs))
+        return self.run_sync(
+            self.send_alert(title, message, priority, channels, metadata, **kwargs)
+        )
 
     def close_sync(self) -> None:
         """Close a manager used only through the synchronous path."""
@@ -615,7 +621,7 @@ def _build(spec: ChannelSpec, name: str, config: Any) -> Channel:
         return spec.factory(name, config)
     except ValueError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a plugin bug becomes a clear config error
         raise ValueError(
             redact(f"channels.{name}: the {spec.name} plugin could not build it: {exc}")
         ) from None

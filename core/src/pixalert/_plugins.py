@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import sys
 from collections.abc import Iterable
 from importlib import metadata
 from typing import Any
@@ -81,7 +81,7 @@ class PluginManager(pluggy.PluginManager):
             try:
                 plugin = ep.load()
                 self.register(plugin, name=ep.name)
-            except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal
+            except Exception as exc:
                 self._fail(ep.name, f"failed to load: {type(exc).__name__}: {exc}")
                 continue
             dist = getattr(ep, "dist", None)
@@ -104,7 +104,7 @@ class PluginManager(pluggy.PluginManager):
             owner = self.get_name(impl.plugin) or repr(impl.plugin)
             try:
                 declared = list(impl.function() or ())
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 self._fail(owner, f"pixalert_channels raised {type(exc).__name__}: {exc}")
                 continue
             for spec in declared:
@@ -126,33 +126,26 @@ class PluginManager(pluggy.PluginManager):
 
     def plugin_infos(self) -> list[PluginInfo]:
         """One :class:`PluginInfo` per registered plugin (for ``pixalert plugins``)."""
-        try:
-            specs = self.channel_specs()
-        except ChannelConflictError:
-            specs = {}
+        with contextlib.suppress(ChannelConflictError):
+            self.channel_specs()
         infos = []
         for name, plugin in self.list_name_plugin():
             if plugin is None or name == "pixalert.builtin":
                 continue
             dist, version = self._dists.get(name, (None, None))
-            hooks = tuple(
-                sorted(
-                    caller.name
-                    for caller in self.get_hookcallers(plugin) or ()
-                )
-            )
+            hooks = tuple(sorted(caller.name for caller in self.get_hookcallers(plugin) or ()))
             channels = tuple(sorted(c for c, owner in self._spec_owner.items() if owner == name))
             infos.append(PluginInfo(name, dist, version, channels, hooks))
         return sorted(infos, key=lambda info: info.name)
 
 
 def _entry_points() -> list[Any]:
-    if sys.version_info >= (3, 10):
-        return list(metadata.entry_points(group=ENTRY_POINT_GROUP))
-    return list(metadata.entry_points().get(ENTRY_POINT_GROUP, []))  # pragma: no cover
+    return list(metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
-def get_plugin_manager(*, entrypoints: bool = True, plugins: Iterable[object] = ()) -> PluginManager:
+def get_plugin_manager(
+    *, entrypoints: bool = True, plugins: Iterable[object] = ()
+) -> PluginManager:
     """A new :class:`PluginManager` with installed plugins (and ``plugins``) registered."""
     pm = PluginManager()
     for plugin in plugins:

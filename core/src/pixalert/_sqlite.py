@@ -369,18 +369,24 @@ class SQLiteHistoryStore:
         start = since.timestamp()
 
         def run(conn: sqlite3.Connection) -> list[HistoryEntry]:
-            sql = "SELECT id, body, state FROM alerts WHERE created_at >= ? ORDER BY created_at DESC"
+            sql = (
+                "SELECT id, body, state FROM alerts WHERE created_at >= ? ORDER BY created_at DESC"
+            )
             params: tuple[Any, ...] = (start,)
             if limit is not None:
                 sql += " LIMIT ?"
                 params = (start, limit)
             rows = conn.execute(sql, params).fetchall()
             results: dict[str, list[DeliveryResult]] = {}
-            result_rows = conn.execute(
-                "SELECT alert_id, channel, status, attempts, error, latency, receipt "
-                "FROM results WHERE created_at >= ?",
-                (start,),
-            ) if limit is None else _results_for_ids(conn, [r[0] for r in rows])
+            result_rows = (
+                conn.execute(
+                    "SELECT alert_id, channel, status, attempts, error, latency, receipt "
+                    "FROM results WHERE created_at >= ?",
+                    (start,),
+                )
+                if limit is None
+                else _results_for_ids(conn, [r[0] for r in rows])
+            )
             for row in result_rows:
                 results.setdefault(row[0], []).append(_result(row[1:]))
             return [
@@ -412,9 +418,7 @@ class SQLiteHistoryStore:
                 "WHERE created_at >= ? AND created_at < ?",
                 (start, (first + 1) * 60),
             ):
-                bucket = (
-                    latency_bucket(latency) if status == "sent" and latency is not None else -1
-                )
+                bucket = latency_bucket(latency) if status == "sent" and latency is not None else -1
                 _add(counts, histograms, channel, status, bucket, 1)
             (alerts,) = conn.execute(
                 "SELECT COALESCE(SUM(n), 0) FROM alert_minutes WHERE minute > ?", (first,)

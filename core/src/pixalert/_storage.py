@@ -8,7 +8,6 @@ others (Redis, PostgreSQL) through the ``pixalert_state_backend`` and
 from __future__ import annotations
 
 import math
-
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -120,14 +119,12 @@ class HistoryStore(Protocol):
         """The receipt of the last successful send of ``key`` on ``channel``."""
         ...
 
-    async def entries(
-        self, since: datetime, *, limit: int | None = None
-    ) -> list[HistoryEntry]:
+    async def entries(self, since: datetime, *, limit: int | None = None) -> list[HistoryEntry]:
         """Alerts created at or after ``since``, newest first."""
         ...
 
     async def stats(self, since: datetime) -> dict[str, Any]:
-        """Per-channel counts and latency percentiles since ``since`` (see ``NotificationManager.stats``)."""
+        """Per-channel counts and latency percentiles since ``since`` (see :func:`build_stats`)."""
         ...
 
     async def purge(self, before: datetime) -> int:

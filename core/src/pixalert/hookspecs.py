@@ -90,7 +90,7 @@ def pixalert_route(alert: Alert, channels: Sequence[str]) -> Sequence[str] | Non
 
 
 @hookspec
-def pixalert_suppress(alert: Alert) -> str | None | Awaitable[str | None]:
+def pixalert_suppress(alert: Alert) -> str | Awaitable[str | None] | None:
     """Silence an alert before it is routed.
 
     Called for each alert after it is stored and before cooldown is checked.
@@ -108,7 +108,7 @@ def pixalert_suppress(alert: Alert) -> str | None | Awaitable[str | None]:
 @hookspec
 def pixalert_after_delivery(
     alert: Alert, results: Mapping[str, DeliveryResult]
-) -> None | Awaitable[None]:
+) -> Awaitable[None] | None:
     """Observe what was delivered, for metrics, audit logs and analytics.
 
     Called once per alert after every channel has a final result, including

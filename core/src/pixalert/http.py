@@ -45,7 +45,9 @@ def make_client(
     Uses ``httpx_aiohttp.AiohttpTransport`` when installed, else httpx's own.
     Create it once per channel and close it in the channel's ``aclose()``.
     """
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
     transport: httpx.AsyncBaseTransport | None
     try:
         from httpx_aiohttp import AiohttpTransport

@@ -18,10 +18,10 @@ from typing import Any
 
 import attrs
 
-from ._channels import Channel, Receipt, ChannelSpec
+from ._channels import Channel, ChannelSpec, Receipt
+from ._conformance import ChannelContract, ContractViolation, check_channel_contract
 from ._storage import HistoryStore
 from ._types import Alert, DeliveryError
-from ._conformance import ChannelContract, ContractViolation, check_channel_contract
 
 __all__ = [
     "ChannelContract",

@@ -31,7 +31,11 @@ _CORE_COMMANDS = {
     "stats": ("._commands", "stats", "Per-channel delivery statistics."),
     "demo": ("._demo", "demo", "Run the whole system on local sinks: no credentials needed."),
     "init": ("._init", "init", "Set up channels interactively and write the config."),
-    "test": ("._test", "test", "Test the configured channels: all|channels|priorities|concurrent|errors."),
+    "test": (
+        "._test",
+        "test",
+        "Test the configured channels: all|channels|priorities|concurrent|errors.",
+    ),
     "plugin": ("._plugin", "plugin", "Tools for plugin authors (plugin new NAME)."),
 }
 
@@ -54,8 +58,9 @@ class PixalertGroup(click.Group):
             try:
                 impl.function(cli=self)
             except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the CLI
-                click.echo(f"warning: plugin {impl.plugin_name!r} failed to add commands: {exc}",
-                           err=True)
+                click.echo(
+                    f"warning: plugin {impl.plugin_name!r} failed to add commands: {exc}", err=True
+                )
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load_plugin_commands()

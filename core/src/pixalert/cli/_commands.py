@@ -26,13 +26,21 @@ def _parse_meta(items: tuple[str, ...]) -> dict[str, str]:
 @click.command()
 @click.argument("title")
 @click.argument("message", required=False, default="")
-@click.option("-p", "--priority", default="medium", show_default=True,
-              help="low, medium, high or critical.")
-@click.option("-c", "--channel", "channels", multiple=True,
-              help="Send to this channel only (repeatable); overrides priority routing.")
+@click.option(
+    "-p", "--priority", default="medium", show_default=True, help="low, medium, high or critical."
+)
+@click.option(
+    "-c",
+    "--channel",
+    "channels",
+    multiple=True,
+    help="Send to this channel only (repeatable); overrides priority routing.",
+)
 @click.option("-m", "--meta", multiple=True, help="Metadata KEY=VALUE (repeatable).")
 @click.option("--source", help="Where the alert comes from.")
-@click.option("--key", help="Incident key for cooldown and resolve (default: from source and title).")
+@click.option(
+    "--key", help="Incident key for cooldown and resolve (default: from source and title)."
+)
 @click.option("--resolved", is_flag=True, help="Send the resolve of an earlier alert (same --key).")
 @click.option("--cooldown", type=float, help="Cooldown in seconds for this alert (0 disables).")
 @_json_option
@@ -61,8 +69,14 @@ def send(
     async def go() -> Any:
         async with manager:
             return await manager.send_alert(
-                title, message, level, list(channels) or None, metadata,
-                source=source, key=key, status="resolved" if resolved else "firing",
+                title,
+                message,
+                level,
+                list(channels) or None,
+                metadata,
+                source=source,
+                key=key,
+                status="resolved" if resolved else "firing",
                 cooldown=cooldown,
             )
 
@@ -120,8 +134,13 @@ def channels(check: bool, as_json: bool) -> None:
             "Channels",
             ["channel", "type", "status", "latency", "detail"],
             (
-                (name, i.get("type") or "", status_text(i["status"]),
-                 fmt_latency(i.get("latency")), i.get("detail") or "")
+                (
+                    name,
+                    i.get("type") or "",
+                    status_text(i["status"]),
+                    fmt_latency(i.get("latency")),
+                    i.get("detail") or "",
+                )
                 for name, i in info.items()
             ),
         )
@@ -145,8 +164,13 @@ def plugins(as_json: bool) -> None:
         print_json(
             {
                 "plugins": [
-                    {"name": i.name, "distribution": i.distribution, "version": i.version,
-                     "channels": list(i.channels), "hooks": list(i.hooks)}
+                    {
+                        "name": i.name,
+                        "distribution": i.distribution,
+                        "version": i.version,
+                        "channels": list(i.channels),
+                        "hooks": list(i.hooks),
+                    }
                     for i in infos
                 ],
                 "errors": [{"name": e.name, "error": e.error} for e in pm.errors],
@@ -157,8 +181,16 @@ def plugins(as_json: bool) -> None:
         print_table(
             "Plugins",
             ["name", "distribution", "version", "channels", "hooks"],
-            ((i.name, i.distribution or "", i.version or "", ", ".join(i.channels),
-              ", ".join(i.hooks)) for i in infos),
+            (
+                (
+                    i.name,
+                    i.distribution or "",
+                    i.version or "",
+                    ", ".join(i.channels),
+                    ", ".join(i.hooks),
+                )
+                for i in infos
+            ),
         )
     else:
         click.echo("No plugins installed. Try: pip install pixalert-slack")
@@ -189,8 +221,13 @@ def history(hours: float, limit: int, as_json: bool) -> None:
         f"Alerts of the last {hours:g} h (newest first)",
         ["time", "priority", "status", "title", "channels"],
         (
-            (e["created_at"][:19].replace("T", " "), e["priority"], e["status"], e["title"],
-             ", ".join(f"{c}: {status_text(r['status'])}" for c, r in e["results"].items()))
+            (
+                e["created_at"][:19].replace("T", " "),
+                e["priority"],
+                e["status"],
+                e["title"],
+                ", ".join(f"{c}: {status_text(r['status'])}" for c, r in e["results"].items()),
+            )
             for e in entries
         ),
     )
@@ -218,10 +255,17 @@ def stats(hours: float, as_json: bool) -> None:
         "Channels",
         ["channel", "sent", "failed", "suppressed", "skipped", "success", "p50", "p95", "p99"],
         (
-            (name, c["sent"], c["failed"], c["suppressed"], c["skipped"],
-             "" if c["success_rate"] is None else f"{c['success_rate'] * 100:.1f}%",
-             fmt_latency(c["latency"]["p50"]), fmt_latency(c["latency"]["p95"]),
-             fmt_latency(c["latency"]["p99"]))
+            (
+                name,
+                c["sent"],
+                c["failed"],
+                c["suppressed"],
+                c["skipped"],
+                "" if c["success_rate"] is None else f"{c['success_rate'] * 100:.1f}%",
+                fmt_latency(c["latency"]["p50"]),
+                fmt_latency(c["latency"]["p95"]),
+                fmt_latency(c["latency"]["p99"]),
+            )
             for name, c in data["channels"].items()
         ),
     )

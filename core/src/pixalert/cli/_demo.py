@@ -38,7 +38,9 @@ def demo(as_json: bool) -> None:
 
         print_json(outcome)
     failed = [
-        (a["title"], c) for a in outcome["alerts"] for c, r in a["results"].items()
+        (a["title"], c)
+        for a in outcome["alerts"]
+        for c, r in a["results"].items()
         if r["status"] != "sent"
     ]
     if failed or not outcome["sinks"]:
@@ -82,15 +84,23 @@ async def _run() -> dict[str, Any]:
                 for level in _PRIORITIES:
                     title, message = _ALERTS[level]
                     results = await manager.send_alert(
-                        title, message, level, metadata={"demo": True, "host": "api-1"},
-                        source="pixalert-demo", key=f"demo-{level.lower()}",
+                        title,
+                        message,
+                        level,
+                        metadata={"demo": True, "host": "api-1"},
+                        source="pixalert-demo",
+                        key=f"demo-{level.lower()}",
                     )
                     alerts.append(_summary(level, title, "firing", results))
                 title, message = _ALERTS["CRITICAL"]
                 results = await manager.send_alert(
-                    title, "db-1 is answering again.", "CRITICAL",
-                    metadata={"demo": True, "host": "db-1"}, source="pixalert-demo",
-                    key="demo-critical", status="resolved",
+                    title,
+                    "db-1 is answering again.",
+                    "CRITICAL",
+                    metadata={"demo": True, "host": "db-1"},
+                    source="pixalert-demo",
+                    key="demo-critical",
+                    status="resolved",
                 )
                 alerts.append(_summary("CRITICAL", title, "resolved", results))
                 history = await manager.history(1)
@@ -119,8 +129,12 @@ def _show(
         "Routing: which channels each alert went to",
         ["priority", "alert", "status", "routed to"],
         (
-            (a["priority"], a["title"], a["status"],
-             ", ".join(f"{c} {status_text(r['status'])}" for c, r in a["results"].items()))
+            (
+                a["priority"],
+                a["title"],
+                a["status"],
+                ", ".join(f"{c} {status_text(r['status'])}" for c, r in a["results"].items()),
+            )
             for a in alerts
         ),
     )
@@ -133,8 +147,13 @@ def _show(
         "History (newest first)",
         ["time", "priority", "status", "title", "results"],
         (
-            (e["created_at"][11:19], e["priority"], e["status"], e["title"],
-             ", ".join(f"{c}: {r['status']} x{r['attempts']}" for c, r in e["results"].items()))
+            (
+                e["created_at"][11:19],
+                e["priority"],
+                e["status"],
+                e["title"],
+                ", ".join(f"{c}: {r['status']} x{r['attempts']}" for c, r in e["results"].items()),
+            )
             for e in history
         ),
     )

@@ -24,9 +24,7 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
 
-def print_table(
-    title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]
-) -> None:
+def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """A rich table."""
     from rich.table import Table
 
@@ -58,8 +56,13 @@ def print_results(results: Mapping[str, Any]) -> None:
         None,
         ["channel", "status", "attempts", "latency", "detail"],
         (
-            (str(name), status_text(r.status.value), r.attempts, fmt_latency(r.latency),
-             r.error or "")
+            (
+                str(name),
+                status_text(r.status.value),
+                r.attempts,
+                fmt_latency(r.latency),
+                r.error or "",
+            )
             for name, r in results.items()
         ),
     )
