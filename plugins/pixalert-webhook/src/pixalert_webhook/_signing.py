@@ -19,7 +19,7 @@ import json
 import secrets as _random
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 from pixalert import Secret
 
@@ -41,7 +41,7 @@ MAX_KEY_BYTES = 64
 
 #: A secret as :func:`verify` accepts it: ``"whsec_..."`` (or the bare base64
 #: part), a :class:`pixalert.Secret` holding one, or the raw key ``bytes``.
-SecretLike = str | bytes | Secret
+SecretLike: TypeAlias = "str | bytes | Secret"
 
 
 class WebhookVerificationError(Exception):

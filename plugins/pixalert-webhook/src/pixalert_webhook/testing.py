@@ -273,16 +273,26 @@ class WebhookReceiver:
 
     async def wait_for(self, count: int = 1, *, timeout: float = 10.0) -> list[Delivery]:
         """Wait until ``count`` deliveries were accepted; return them all."""
+        await self._wait(lambda: len(self.deliveries) >= count, timeout)
+        return list(self.deliveries)
+
+    async def wait_for_requests(
+        self, count: int = 1, *, timeout: float = 10.0
+    ) -> list[ReceivedRequest]:
+        """Wait until ``count`` requests arrived (faults and rejections too); return them all."""
+        await self._wait(lambda: len(self.requests) >= count, timeout)
+        return list(self.requests)
+
+    async def _wait(self, ready: Callable[[], bool], timeout: float) -> None:
         if self._changed is None:
             raise RuntimeError("WebhookReceiver: call start() first")
         changed = self._changed
 
         async def wait() -> None:
             async with changed:
-                await changed.wait_for(lambda: len(self.deliveries) >= count)
+                await changed.wait_for(ready)
 
         await asyncio.wait_for(wait(), timeout)
-        return list(self.deliveries)
 
     # -- serving -------------------------------------------------------------
 
