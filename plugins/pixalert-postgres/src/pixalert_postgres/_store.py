@@ -175,11 +175,18 @@ class Database:
             if self._pool is not None:
                 return self._pool
             import psycopg
-            from psycopg_pool import AsyncConnectionPool, PoolTimeout
+            from psycopg_pool import AsyncConnectionPool
 
             kwargs: dict[str, Any] = {"autocommit": True}
             if self._connect_timeout is not None:
                 kwargs["connect_timeout"] = self._connect_timeout
+            # Migrate on a connection of its own first: an unreachable server
+            # fails here at once, rather than after the pool's wait.
+            try:
+                async with await psycopg.AsyncConnection.connect(self.conninfo, **kwargs) as conn:
+                    version, applied = await migrate(conn, self.schema)
+            except (psycopg.Error, OSError) as exc:
+                raise self._unavailable(exc) from None
             pool = AsyncConnectionPool(
                 self.conninfo,
                 min_size=1,
@@ -190,16 +197,7 @@ class Database:
                 name="pixalert",
                 check=AsyncConnectionPool.check_connection,
             )
-            try:
-                await pool.open(wait=True, timeout=self._pool_timeout)
-                async with pool.connection() as conn:
-                    version, applied = await migrate(conn, self.schema)
-            except (psycopg.Error, PoolTimeout, OSError) as exc:
-                await pool.close()
-                raise self._unavailable(exc) from None
-            except BaseException:
-                await pool.close()
-                raise
+            await pool.open(wait=False)
             newest = MIGRATIONS[-1].version
             if applied:
                 log.info(

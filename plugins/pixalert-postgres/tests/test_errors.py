@@ -1,0 +1,79 @@
+"""Unreachable PostgreSQL and bad URLs: clear errors, degraded health, no password anywhere."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+import pytest
+from pixalert.testing import FakeClock
+from pixalert_postgres import PostgresHistoryStore, PostgresStateBackend
+from pixalert_postgres._store import StoreUnavailable, mask_url, parse_url
+
+SECRET = "pg-s3cret-passw0rd"
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_unreachable_database_is_degraded_and_errors_carry_no_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = f"postgresql://alerts:{SECRET}@127.0.0.1:{_closed_port()}/alerts?pool_timeout=2"
+    store = PostgresHistoryStore(url, clock=FakeClock())
+    state = PostgresStateBackend(url, clock=FakeClock())
+    try:
+        health = await store.health()
+        assert health["status"] == "degraded"
+        assert "PostgreSQL at postgresql://alerts:***@127.0.0.1" in health["reason"]
+        with pytest.raises(StoreUnavailable) as info:
+            await store.entries(datetime.now(timezone.utc))
+        assert info.value.__cause__ is None
+        assert (await state.health())["status"] == "degraded"
+        with pytest.raises(StoreUnavailable):
+            await state.acquire("k", 60)
+        texts = [str(health), str(info.value), repr(store), repr(state), caplog.text]
+    finally:
+        await store.aclose()
+        await state.aclose()
+    for text in texts:
+        assert SECRET not in text
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("schema=1bad", "schema"),
+        ("schema=a;drop", "schema"),
+        ("pool_size=0", "pool_size"),
+        ("pool_size=x", "pool_size"),
+        ("pool_timeout=-1", "pool_timeout"),
+    ],
+)
+def test_bad_url_options_are_clear_errors(query: str, named: str) -> None:
+    with pytest.raises(ValueError, match=named) as info:
+        PostgresHistoryStore(f"postgresql://u:{SECRET}@127.0.0.1/test?{query}")
+    assert SECRET not in str(info.value)
+
+
+def test_url_options_are_split_from_libpq_ones() -> None:
+    conninfo, options = parse_url(
+        "postgres://u@db:5433/alerts?schema=ops&sslmode=require&pool_size=3"
+    )
+    assert conninfo == "postgres://u@db:5433/alerts?sslmode=require"
+    assert options["schema"] == "ops"
+    assert options["pool_size"] == 3
+    assert options["connect_timeout"] == 5
+    _, options = parse_url("postgresql://db/alerts?connect_timeout=1")
+    assert options["connect_timeout"] is None  # the URL's own wins
+
+
+def test_mask_url() -> None:
+    assert mask_url(f"postgresql://u:{SECRET}@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert mask_url("postgresql://h/db") == "postgresql://h/db"
