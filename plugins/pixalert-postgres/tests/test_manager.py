@@ -1,4 +1,4 @@
-"""The store under real NotificationManagers: one shared history, takeover of a dead instance's work."""
+"""The store under real NotificationManagers: a shared history, takeover of a dead one's work."""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ def test_processes_starting_together_migrate_once(
         for _ in range(3)
     ]
     outputs = [child.communicate("go\n", timeout=120) for child in children]
-    for child, (out, err) in zip(children, outputs):
+    for child, (out, err) in zip(children, outputs, strict=True):
         assert child.returncode == 0, err
         assert out.split() == [str(MIGRATIONS[-1].version)]
     assert versions(pg_url, schema) == [m.version for m in MIGRATIONS]
