@@ -8,7 +8,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Coroutine, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -106,7 +106,7 @@ class NotificationManager:
         self._inflight: set[Lease] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._background: asyncio.Task[None] | None = None
-        self._lifetime: AsyncIterator[None] | None = None
+        self._lifetime: AsyncGenerator[None, None] | None = None
         self._closed = False
         self._sync: _SyncRunner | None = None
 
@@ -146,7 +146,7 @@ class NotificationManager:
             await self._lifetime.__anext__()
             self._started = True
 
-    async def _lifetime_guard(self) -> AsyncIterator[None]:
+    async def _lifetime_guard(self) -> AsyncGenerator[None, None]:
         try:
             yield
         finally:
@@ -477,7 +477,7 @@ class NotificationManager:
             clock=self.clock,
         )
 
-    async def _after_delivery(self, alert: Alert, results: Mapping[str, DeliveryResult]) -> None:
+    async def _after_delivery(self, alert: Alert, results: Results) -> None:
         for impl in self.plugins.hook.pixalert_after_delivery.get_hookimpls():
             try:
                 await await_me_maybe(impl.function(alert=alert, results=results))
@@ -515,8 +515,8 @@ class NotificationManager:
             info: dict[str, Any] = {"type": self.channel_types.get(name, str(name))}
             info.update(breaker.to_dict(now) if breaker else {"circuit": "closed"})
             channels[str(name)] = info
-        for name, reason in self.unavailable.items():
-            channels[name] = {"circuit": "unavailable", "reason": reason}
+        for unavailable, reason in self.unavailable.items():
+            channels[unavailable] = {"circuit": "unavailable", "reason": reason}
         history = dict(await self.history_store.health())
         state = dict(await self.state_backend.health())
         degraded = (

@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Iterable
 from importlib import metadata
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import pluggy
@@ -103,7 +103,7 @@ class PluginManager(pluggy.PluginManager):
         for impl in reversed(self.hook.pixalert_channels.get_hookimpls()):
             owner = self.get_name(impl.plugin) or repr(impl.plugin)
             try:
-                declared = list(impl.function() or ())
+                declared: list[Any] = list(cast("Iterable[Any]", impl.function()) or ())
             except Exception as exc:
                 self._fail(owner, f"pixalert_channels raised {type(exc).__name__}: {exc}")
                 continue

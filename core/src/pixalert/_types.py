@@ -168,6 +168,10 @@ def _json_safe(value: Any, path: str) -> Any:
     )
 
 
+def _priority(value: object) -> Priority:
+    return Priority.parse(value)
+
+
 def _metadata(value: Mapping[str, Any] | None) -> dict[str, Any]:
     if value is None:
         return {}
@@ -201,7 +205,7 @@ class Alert:
 
     title: str = attrs.field(validator=_check_title)
     message: str = attrs.field(default="", validator=_check_message)
-    priority: Priority = attrs.field(default=Priority.MEDIUM, converter=Priority.parse)
+    priority: Priority = attrs.field(default=Priority.MEDIUM, converter=_priority)
     metadata: dict[str, Any] = attrs.field(factory=dict, converter=_metadata)
     source: str = "pixalert"
     key: str = attrs.field()

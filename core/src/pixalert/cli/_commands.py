@@ -107,8 +107,8 @@ def channels(check: bool, as_json: bool) -> None:
             out: dict[str, Any] = {}
             for name in manager.channels:
                 out[str(name)] = {"type": manager.channel_types.get(name), "status": "configured"}
-            for name, reason in manager.unavailable.items():
-                out[name] = {"type": None, "status": "unavailable", "detail": reason}
+            for unavailable, reason in manager.unavailable.items():
+                out[unavailable] = {"type": None, "status": "unavailable", "detail": reason}
             if check and manager.channels:
                 results = await manager.send_alert(
                     "pixalert channel check",
