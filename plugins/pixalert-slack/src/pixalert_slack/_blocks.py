@@ -78,10 +78,13 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _cut(pieces: list[str], limit: int) -> str:
-    """Join ``pieces`` (each one unit: a character or an entity) within ``limit``."""
+def _cut(pieces: list[str], limit: int, *, longer: bool) -> str:
+    """Join ``pieces`` (each one unit: a character or an entity) within ``limit``.
+
+    ``longer`` says the text went on beyond ``pieces`` (so it must be cut).
+    """
     total = sum(slack_len(p) for p in pieces)
-    if total <= limit:
+    if total <= limit and not longer:
         return "".join(pieces)
     room = limit - slack_len(ELLIPSIS)
     out: list[str] = []
@@ -100,12 +103,14 @@ def truncate_escaped(text: str, limit: int) -> str:
 
     The cut never splits an entity such as ``&amp;``.
     """
-    return _cut([_ESCAPES.get(ch, ch) for ch in text], limit)
+    head = text[: limit + 1]  # every character counts at least 1: nothing further fits
+    return _cut([_ESCAPES.get(ch, ch) for ch in head], limit, longer=len(text) > len(head))
 
 
 def truncate_plain(text: str, limit: int) -> str:
     """``text`` cut to at most ``limit`` (ending in "…" when cut), not escaped."""
-    return _cut(list(text), limit)
+    head = text[: limit + 1]
+    return _cut(list(head), limit, longer=len(text) > len(head))
 
 
 def summary(alert: Alert) -> str:

@@ -168,7 +168,7 @@ class SlackChannel:
         try:
             response = await self._client.post(url, content=_json_bytes(body), headers=_JSON)
             await response.aread()
-        except Exception as exc:  # noqa: BLE001 - any transport failure, classified below
+        except Exception as exc:
             failure = error_for_exception(exc, service)
         if failure is not None:
             raise failure

@@ -73,7 +73,7 @@ from ._blocks import (
     unescape,
 )
 
-__all__ = ["ReceivedRequest", "SlackMessage", "SlackServer", "check_message"]
+__all__ = ["InvalidMessage", "ReceivedRequest", "SlackMessage", "SlackServer", "check_message"]
 
 #: Aggregate text in blocks above which Slack answers ``msg_blocks_too_long``.
 MAX_BLOCKS_TEXT = 13_000
@@ -113,6 +113,8 @@ class ReceivedRequest:
     status: int | None = None
     answer: Any = None
     warnings: list[str] = attrs.Factory(list)
+    #: The client's (host, port): one port for many requests means a reused connection.
+    peer: tuple[str, int] | None = None
 
 
 @attrs.define
@@ -174,7 +176,9 @@ class _Fault:
     hang: bool = False
 
 
-class _Invalid(Exception):
+class InvalidMessage(Exception):
+    """A message Slack would refuse: ``error`` is Slack's error string, ``detail`` says where."""
+
     def __init__(self, error: str, detail: str = "") -> None:
         super().__init__(error)
         self.error = error
@@ -202,45 +206,53 @@ def _text_objects(block: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _check_text_object(obj: Any, where: str, *, max_len: int, plain_only: bool = False) -> int:
     if not isinstance(obj, dict):
-        raise _Invalid("invalid_blocks", f"expected a text object [json-pointer:{where}]")
+        raise InvalidMessage("invalid_blocks", f"expected a text object [json-pointer:{where}]")
     kind = obj.get("type")
     if kind not in ("plain_text", "mrkdwn") or (plain_only and kind != "plain_text"):
         allowed = "plain_text" if plain_only else "plain_text or mrkdwn"
-        raise _Invalid("invalid_blocks", f"must be {allowed} [json-pointer:{where}/type]")
+        raise InvalidMessage("invalid_blocks", f"must be {allowed} [json-pointer:{where}/type]")
     text = obj.get("text")
     if not isinstance(text, str) or not text:
-        raise _Invalid("invalid_blocks", f"must be a non-empty string [json-pointer:{where}/text]")
+        raise InvalidMessage(
+            "invalid_blocks", f"must be a non-empty string [json-pointer:{where}/text]"
+        )
     if slack_len(text) > max_len:
-        raise _Invalid(
+        raise InvalidMessage(
             "invalid_blocks",
             f"must be less than {max_len + 1} characters [json-pointer:{where}/text]",
         )
     if "emoji" in obj and (kind != "plain_text" or not isinstance(obj["emoji"], bool)):
-        raise _Invalid("invalid_blocks", f"emoji is for plain_text only [json-pointer:{where}]")
+        raise InvalidMessage(
+            "invalid_blocks", f"emoji is for plain_text only [json-pointer:{where}]"
+        )
     if "verbatim" in obj and (kind != "mrkdwn" or not isinstance(obj["verbatim"], bool)):
-        raise _Invalid("invalid_blocks", f"verbatim is for mrkdwn only [json-pointer:{where}]")
+        raise InvalidMessage(
+            "invalid_blocks", f"verbatim is for mrkdwn only [json-pointer:{where}]"
+        )
     return slack_len(text)
 
 
 def _check_blocks(blocks: Any, where: str) -> int:
     """Validate a list of blocks; return the characters of text they hold."""
     if not isinstance(blocks, list):
-        raise _Invalid("invalid_blocks_format", f"must be an array [json-pointer:{where}]")
+        raise InvalidMessage("invalid_blocks_format", f"must be an array [json-pointer:{where}]")
     if len(blocks) > MAX_BLOCKS:
-        raise _Invalid(
+        raise InvalidMessage(
             "invalid_blocks", f"no more than {MAX_BLOCKS} items allowed [json-pointer:{where}]"
         )
     total = 0
     for i, block in enumerate(blocks):
         at = f"{where}/{i}"
         if not isinstance(block, dict):
-            raise _Invalid("invalid_blocks", f"expected an object [json-pointer:{at}]")
+            raise InvalidMessage("invalid_blocks", f"expected an object [json-pointer:{at}]")
         kind = block.get("type")
         if kind not in _BLOCK_TYPES:
-            raise _Invalid("invalid_blocks", f"unsupported type {kind!r} [json-pointer:{at}/type]")
+            raise InvalidMessage(
+                "invalid_blocks", f"unsupported type {kind!r} [json-pointer:{at}/type]"
+            )
         block_id = block.get("block_id")
         if block_id is not None and (not isinstance(block_id, str) or len(block_id) > MAX_BLOCK_ID):
-            raise _Invalid("invalid_blocks", f"invalid block_id [json-pointer:{at}/block_id]")
+            raise InvalidMessage("invalid_blocks", f"invalid block_id [json-pointer:{at}/block_id]")
         if kind == "header":
             total += _check_text_object(
                 block.get("text"), f"{at}/text", max_len=MAX_HEADER, plain_only=True
@@ -248,12 +260,14 @@ def _check_blocks(blocks: Any, where: str) -> int:
         elif kind == "section":
             text, fields = block.get("text"), block.get("fields")
             if text is None and fields is None:
-                raise _Invalid("invalid_blocks", f"must provide text or fields [json-pointer:{at}]")
+                raise InvalidMessage(
+                    "invalid_blocks", f"must provide text or fields [json-pointer:{at}]"
+                )
             if text is not None:
                 total += _check_text_object(text, f"{at}/text", max_len=MAX_SECTION)
             if fields is not None:
                 if not isinstance(fields, list) or not 1 <= len(fields) <= MAX_FIELDS_PER_SECTION:
-                    raise _Invalid(
+                    raise InvalidMessage(
                         "invalid_blocks",
                         f"must have 1 to {MAX_FIELDS_PER_SECTION} items [json-pointer:{at}/fields]",
                     )
@@ -262,7 +276,7 @@ def _check_blocks(blocks: Any, where: str) -> int:
         elif kind == "context":
             elements = block.get("elements")
             if not isinstance(elements, list) or not 1 <= len(elements) <= MAX_CONTEXT_ELEMENTS:
-                raise _Invalid(
+                raise InvalidMessage(
                     "invalid_blocks",
                     f"must have 1 to {MAX_CONTEXT_ELEMENTS} items [json-pointer:{at}/elements]",
                 )
@@ -276,23 +290,23 @@ def _check_blocks(blocks: Any, where: str) -> int:
 def check_message(payload: Any) -> list[str]:
     """Check a message body as Slack would; return warnings, or raise on an error.
 
-    Raises an exception whose ``error`` attribute is Slack's error string
+    Raises :class:`InvalidMessage`, whose ``error`` is Slack's error string
     (``invalid_payload``, ``no_text``, ``invalid_blocks``, ``msg_too_long``,
     ``msg_blocks_too_long``, ``invalid_attachments``) and ``detail`` says
     where, like Slack's ``response_metadata.messages``.
     """
     if not isinstance(payload, dict):
-        raise _Invalid("invalid_payload", "expected a JSON object")
+        raise InvalidMessage("invalid_payload", "expected a JSON object")
     warnings = []
     text = payload.get("text")
     if text is not None and not isinstance(text, str):
-        raise _Invalid("invalid_payload", "text must be a string")
+        raise InvalidMessage("invalid_payload", "text must be a string")
     blocks = payload.get("blocks")
     attachments = payload.get("attachments")
     if not text and not blocks and not attachments:
-        raise _Invalid("no_text", "neither text nor blocks nor attachments")
+        raise InvalidMessage("no_text", "neither text nor blocks nor attachments")
     if text and slack_len(text) > MAX_TEXT:
-        raise _Invalid("msg_too_long", f"text longer than {MAX_TEXT} characters")
+        raise InvalidMessage("msg_too_long", f"text longer than {MAX_TEXT} characters")
     if not text:
         warnings.append("missing_text_fallback")
     total = 0
@@ -300,20 +314,22 @@ def check_message(payload: Any) -> list[str]:
         total += _check_blocks(blocks, "/blocks")
     if attachments is not None:
         if not isinstance(attachments, list) or len(attachments) > MAX_ATTACHMENTS:
-            raise _Invalid("invalid_attachments", "attachments must be an array")
+            raise InvalidMessage("invalid_attachments", "attachments must be an array")
         for i, attachment in enumerate(attachments):
             if not isinstance(attachment, dict):
-                raise _Invalid("invalid_attachments", f"expected an object [/attachments/{i}]")
+                raise InvalidMessage(
+                    "invalid_attachments", f"expected an object [/attachments/{i}]"
+                )
             colour = attachment.get("color")
             if colour is not None and not (
                 isinstance(colour, str)
                 and (colour in _NAMED_COLOURS or _HEX_COLOUR.fullmatch(colour))
             ):
-                raise _Invalid("invalid_attachments", f"bad color [/attachments/{i}/color]")
+                raise InvalidMessage("invalid_attachments", f"bad color [/attachments/{i}/color]")
             if "blocks" in attachment:
                 total += _check_blocks(attachment["blocks"], f"/attachments/{i}/blocks")
     if total > MAX_BLOCKS_TEXT:
-        raise _Invalid("msg_blocks_too_long", f"{total} characters of text in blocks")
+        raise InvalidMessage("msg_blocks_too_long", f"{total} characters of text in blocks")
     return warnings
 
 
@@ -492,6 +508,8 @@ class SlackServer:
             headers=dict(request.headers),
             body=body,
         )
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        record.peer = (str(peer[0]), int(peer[1])) if peer else None
         self.requests.append(record)
         return record
 
@@ -531,7 +549,7 @@ class SlackServer:
         record.json = payload
         try:
             record.warnings = check_message(payload)
-        except _Invalid as exc:
+        except InvalidMessage as exc:
             return self._reply(record, 400, exc.error)
         self._accept(payload, self.webhook_channel, self.webhook_channel, "webhook")
         return self._reply(record, 200, "ok")
@@ -569,7 +587,7 @@ class SlackServer:
             return self._api_error(record, "channel_not_found")
         try:
             record.warnings.extend(check_message(payload))
-        except _Invalid as exc:
+        except InvalidMessage as exc:
             return self._api_error(record, exc.error, exc.detail)
         if method == "chat.update":
             ts = payload.get("ts")
