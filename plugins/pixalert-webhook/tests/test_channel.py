@@ -269,3 +269,21 @@ async def test_aclose_is_safe_twice_and_the_channel_reopens(
     await channel.aclose()
     await channel.send(Alert("again"))
     assert len(receiver.deliveries) == 2
+
+
+async def test_cancelled_send_keeps_what_was_accepted(
+    receiver: WebhookReceiver, make_channel: Build, secret: str
+) -> None:
+    """The core cancels a send at its attempt timeout: targets that accepted stay done."""
+    import asyncio
+
+    receiver.hang(path="/slow")
+    channel = make_channel(
+        urls=[receiver.url_for("/fast"), receiver.url_for("/slow")], secret=secret, timeout=30
+    )
+    alert = disk_full()
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(channel.send(alert), timeout=1)
+    await channel.send(alert)  # the retry: /slow answers now
+    assert [len(receiver.requests_to(p)) for p in ("/fast", "/slow")] == [1, 2]
+    assert sorted(d.path for d in receiver.deliveries) == ["/fast", "/slow"]

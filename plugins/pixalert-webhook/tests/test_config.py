@@ -5,13 +5,32 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pixalert_webhook
 import pytest
-from pixalert import ConfigError, Secret, load_settings, structure_config
-from pixalert._config import build_channel_configs
-from pixalert_webhook import WebhookConfig, generate_secret, pixalert_channels
+from pixalert import (
+    ConfigError,
+    NotificationManager,
+    Secret,
+    get_plugin_manager,
+    structure_config,
+)
+from pixalert_webhook import WebhookChannel, WebhookConfig, generate_secret, pixalert_channels
 
 SPEC = pixalert_channels()[0]
-SPECS = {SPEC.name: SPEC}
+
+
+def channels_from(**kwargs: object) -> dict[str, WebhookConfig]:
+    """Build a manager the way an application does; return each webhook channel's config."""
+    manager = NotificationManager(
+        {"history": "memory://"},
+        plugin_manager=get_plugin_manager(entrypoints=False, plugins=[pixalert_webhook]),
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return {
+        str(name): channel.config
+        for name, channel in manager.channels.items()
+        if isinstance(channel, WebhookChannel)
+    }
 
 
 def errors_of(data: dict[str, object], path: str = "channels.webhook") -> list[str]:
@@ -32,9 +51,7 @@ def test_webhook_urls_from_the_environment_comma_separated() -> None:
         "WEBHOOK_URLS": "https://webhook1.com/a?token=abc123, https://webhook2.com",
         "WEBHOOK_SECRET": secret,
     }
-    settings = load_settings(env=env, specs=SPECS, config_file=None, cwd="/nonexistent")
-    configured, _ = build_channel_configs(settings, SPECS)
-    _, config = configured["webhook"]
+    config = channels_from(env=env, read_files=False)["webhook"]
     assert [u.get() for u in config.targets()] == [
         "https://webhook1.com/a?token=abc123",
         "https://webhook2.com",
@@ -45,9 +62,8 @@ def test_webhook_urls_from_the_environment_comma_separated() -> None:
 def test_seed_flat_json_webhook_urls(tmp_path: Path) -> None:
     path = tmp_path / "notification_config.json"
     path.write_text(json.dumps({"webhook_urls": ["https://webhook1.com", "https://webhook2.com"]}))
-    settings = load_settings(config_file=path, env={}, specs=SPECS, cwd=tmp_path)
-    configured, _ = build_channel_configs(settings, SPECS)
-    assert len(configured["webhook"][1].targets()) == 2
+    configs = channels_from(config_file=path, env={}, read_files=False)
+    assert len(configs["webhook"].targets()) == 2
 
 
 def test_named_targets_in_toml_each_with_own_headers_and_secret(tmp_path: Path) -> None:
@@ -68,20 +84,16 @@ urls = ["https://audit.example.com/a", "https://audit2.example.com/b"]
 secret = "{audit}"
 """
     )
-    settings = load_settings(config_file=path, env={}, specs=SPECS, cwd=tmp_path)
-    configured, unavailable = build_channel_configs(settings, SPECS)
-    assert unavailable == {}
-    ops_spec, ops_config = configured["ops-hook"]
-    assert ops_spec is SPEC
+    configs = channels_from(config_file=path, env={}, read_files=False)
+    assert set(configs) == {"ops-hook", "audit-hook"}
+    ops_config = configs["ops-hook"]
     assert ops_config.headers == {"Authorization": "Bearer ops-token-1", "X-Team": "ops"}
     assert ops_config.timeout == 5.0
     assert ops_config.secret.get() == ops
     assert len(ops_config.targets()) == 1
-    audit_config = configured["audit-hook"][1]
+    audit_config = configs["audit-hook"]
     assert audit_config.secret.get() == audit
     assert len(audit_config.targets()) == 2
-    channel = SPEC.factory("ops-hook", ops_config)
-    assert channel.name == "ops-hook"
 
 
 def test_repr_masks_urls_secret_and_auth_headers() -> None:
