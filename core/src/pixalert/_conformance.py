@@ -38,7 +38,7 @@ or call :func:`check_channel_contract` from an async test::
     async def test_contract():
         async with PagerDutyServer() as pd:
             await check_channel_contract(
-                channel_spec(), pd.config(), fail_next=my_fail_next, delivered=lambda: len(pd.events)
+                channel_spec(), pd.config(), fail_next=fail, delivered=lambda: len(pd.events)
             )
 
 The checks (names as in :data:`CHECKS`):
@@ -343,7 +343,7 @@ def _collect_secrets(value: Any, found: set[str], depth: int = 0) -> None:
 
 
 def _exception_chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and the exceptions a traceback would show with it (cause, or unsuppressed context)."""
+    """``exc`` and what a traceback shows with it (its cause, or an unsuppressed context)."""
     chain: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and all(current is not seen for seen in chain):
@@ -379,7 +379,7 @@ class _LogCapture(logging.Handler):
             return
         try:
             text = record.getMessage()
-        except Exception:  # noqa: BLE001 - a malformed record is the logger's problem
+        except Exception:
             text = str(record.msg)
         if record.exc_info and record.exc_info[1] is not None:
             text += "\n" + "".join(traceback.format_exception(*record.exc_info))
@@ -464,7 +464,9 @@ async def _check_sends(s: _Subject) -> str:
         _check_receipt(s, receipt, "send()")
         after = s.count()
         if before is not None and after != before + 1:
-            s.problems.append(f"the server counted {after} messages after one send; expected {before + 1}")
+            s.problems.append(
+                f"the server counted {after} messages after one send; expected {before + 1}"
+            )
         try:
             await s.send(channel, alert.resolve(), previous=receipt)
         except ContractViolation:
@@ -559,7 +561,9 @@ async def _check_timeout(s: _Subject) -> str:
             s.check_error("the DeliveryError for a timeout", exc)
             outcome = "raised its own timeout error"
             if not exc.retryable:
-                s.problems.append("a timeout raised DeliveryError(retryable=False); a retry may help")
+                s.problems.append(
+                    "a timeout raised DeliveryError(retryable=False); a retry may help"
+                )
         except Exception as exc:
             s.check_error("the error for a timeout", exc)
             s.problems.append(
@@ -599,7 +603,9 @@ async def _check_unreachable(s: _Subject) -> str:
             return s.scrub(exc.message)
         except Exception as exc:
             s.check_error("the error for an unreachable service", exc)
-            s.problems.append(f"an unreachable service raised {type(exc).__name__}, not DeliveryError")
+            s.problems.append(
+                f"an unreachable service raised {type(exc).__name__}, not DeliveryError"
+            )
         else:
             s.problems.append("send() succeeded although nothing listens at unreachable_config")
         return ""
@@ -663,7 +669,7 @@ async def _check_aclose(s: _Subject) -> str:
 def _field_types(config_type: type[Any]) -> dict[str, Any]:
     try:
         return typing.get_type_hints(config_type)
-    except Exception:  # noqa: BLE001 - unresolvable annotations: skip type-driven probes
+    except Exception:
         return {}
 
 
@@ -695,12 +701,16 @@ async def _check_config_errors(s: _Subject) -> str:
     s.structure()
     good = dict(s.config)
     probes: list[tuple[str, dict[str, Any], str | None]] = []
-    probes.append(("an unknown key", {**good, "pixalert_contract_unknown": 1}, "pixalert_contract_unknown"))
+    probes.append(
+        ("an unknown key", {**good, "pixalert_contract_unknown": 1}, "pixalert_contract_unknown")
+    )
     types = _field_types(config_type)
     for field in attrs.fields(config_type):
         tp, _ = _bare(types.get(field.name))
         if tp is bool:
-            probes.append((f"a non-boolean {field.name}", {**good, field.name: "maybe-not"}, field.name))
+            probes.append(
+                (f"a non-boolean {field.name}", {**good, field.name: "maybe-not"}, field.name)
+            )
         elif tp in (int, float):
             probes.append(
                 (f"a non-number {field.name}", {**good, field.name: "not-a-number"}, field.name)
@@ -708,8 +718,8 @@ async def _check_config_errors(s: _Subject) -> str:
         if field.default is attrs.NOTHING and field.name in good and field.init:
             rest = {k: v for k, v in good.items() if k != field.name}
             probes.append((f"a missing {field.name}", rest, field.name))
-    for mention, overrides in s.bad_configs.items():
-        probes.append((f"bad_configs[{mention!r}]", {**good, **overrides}, mention))
+    for text_wanted, overrides in s.bad_configs.items():
+        probes.append((f"bad_configs[{text_wanted!r}]", {**good, **overrides}, text_wanted))
     marker = f"pixalert-contract-{uuid.uuid4().hex}"
     marker_probes = []
     for field in attrs.fields(config_type):
@@ -727,7 +737,18 @@ async def _check_config_errors(s: _Subject) -> str:
             checked += 1
             text = "\n".join(exc.errors)
             s.check_text(f"the ConfigError for {what}", text)
-            if not any(f"@ {s.path}" in line for line in exc.errors):
+            unclear = [
+                line
+                for line in exc.errors
+                if "unknown error" in line or line.endswith(f"required field missing @ {s.path}")
+            ]
+            if unclear:
+                s.problems.append(
+                    f"the ConfigError for {what} is unclear ({s.scrub(unclear[0])}): a validator "
+                    "raised something other than ValueError; raise "
+                    "ValueError('<key>: expected ...')"
+                )
+            elif not any(f"@ {s.path}" in line for line in exc.errors):
                 s.problems.append(f"the ConfigError for {what} does not name the key path: {text}")
             elif mention and mention not in text:
                 s.problems.append(
@@ -751,7 +772,8 @@ async def _check_config_errors(s: _Subject) -> str:
                 )
         except Exception as exc:
             s.problems.append(
-                f"a bad {field_name}: structuring raised {type(exc).__name__} instead of a ConfigError"
+                f"a bad {field_name}: structuring raised {type(exc).__name__} "
+                "instead of a ConfigError"
             )
     return f"{checked} bad configs rejected with the key path"
 
@@ -783,14 +805,19 @@ async def _check_manager(s: _Subject) -> str:
     notes: list[str] = []
     async with manager:
         results = await manager.send_alert(
-            "pixalert contract check: manager", "through the core", "critical",
-            channels=[s.name], source="pixalert-contract", cooldown=0,
+            "pixalert contract check: manager",
+            "through the core",
+            "critical",
+            channels=[s.name],
+            source="pixalert-contract",
+            cooldown=0,
         )
         result = results[s.name]
         texts.append(json.dumps(result.to_dict()))
         if result.status.value != "sent":
             s.problems.append(
-                f"through the manager the alert was {result.status.value}: {s.scrub(result.error or '')}"
+                f"through the manager the alert was {result.status.value}: "
+                f"{s.scrub(result.error or '')}"
             )
         for kind, expect_status, expect_attempts in (
             ("permanent", "failed", 1),
@@ -801,15 +828,20 @@ async def _check_manager(s: _Subject) -> str:
             except _Skip:
                 continue
             results = await manager.send_alert(
-                f"pixalert contract check: manager {kind}", "through the core", "critical",
-                channels=[s.name], source="pixalert-contract", cooldown=0,
+                f"pixalert contract check: manager {kind}",
+                "through the core",
+                "critical",
+                channels=[s.name],
+                source="pixalert-contract",
+                cooldown=0,
             )
             result = results[s.name]
             texts.append(json.dumps(result.to_dict()))
             if result.status.value != expect_status or result.attempts != expect_attempts:
                 s.problems.append(
                     f"through the manager a {kind} failure gave {result.status.value} after "
-                    f"{result.attempts} attempt(s); expected {expect_status} after {expect_attempts}"
+                    f"{result.attempts} attempt(s); expected {expect_status} after "
+                    f"{expect_attempts}"
                 )
             notes.append(f"{kind}: {result.status.value}/{result.attempts}")
         texts.append(json.dumps(await manager.history(), default=str))
@@ -847,7 +879,9 @@ async def _run_check(subject: _Subject, check: str) -> CheckResult:
     for logger, text in logs.records:
         leaked = subject.leaks(text)
         if leaked:
-            subject.problems.append(f"a log record of logger {logger!r} contains {', '.join(leaked)}")
+            subject.problems.append(
+                f"a log record of logger {logger!r} contains {', '.join(leaked)}"
+            )
             break
     if subject.problems:
         return CheckResult(check, "failed", "; ".join(dict.fromkeys(subject.problems)))
@@ -870,7 +904,9 @@ def _subject(
     if not isinstance(spec, ChannelSpec):
         raise TypeError(f"spec: expected a pixalert.ChannelSpec, got {type(spec).__name__}")
     if not isinstance(config, Mapping):
-        raise TypeError(f"config: expected a mapping (a config section), got {type(config).__name__}")
+        raise TypeError(
+            f"config: expected a mapping (a config section), got {type(config).__name__}"
+        )
     return _Subject(
         spec=spec,
         config=dict(config),
@@ -918,16 +954,21 @@ async def check_channel_contract(
     :return: the :class:`ContractReport` (with the skipped checks and why).
     """
     subject = _subject(
-        spec, config, name=name, fail_next=fail_next, delivered=delivered,
-        unreachable_config=unreachable_config, bad_configs=bad_configs, secrets=secrets,
-        make_channel=make_channel, hang_timeout=hang_timeout,
+        spec,
+        config,
+        name=name,
+        fail_next=fail_next,
+        delivered=delivered,
+        unreachable_config=unreachable_config,
+        bad_configs=bad_configs,
+        secrets=secrets,
+        make_channel=make_channel,
+        hang_timeout=hang_timeout,
     )
     results = [await _run_check(subject, check) for check in checks]
     report = ContractReport(tuple(results))
     if report.failed:
-        raise ContractViolation(
-            spec.name, [f"[{r.name}] {r.detail}" for r in report.failed]
-        )
+        raise ContractViolation(spec.name, [f"[{r.name}] {r.detail}" for r in report.failed])
     return report
 
 
