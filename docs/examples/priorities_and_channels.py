@@ -1,0 +1,20 @@
+# The seed's "Priority Levels" and "Notification Channels" snippets, exactly as written;
+# only the import lines changed (notification_integrations -> pixalert).
+# The print at the end (marked "wrapper") shows what the names are.
+# fmt: off
+# ruff: noqa: B018, E402
+from pixalert import NotificationPriority
+
+NotificationPriority.LOW       # Informational alerts
+NotificationPriority.MEDIUM    # Warning alerts
+NotificationPriority.HIGH      # Error alerts requiring attention
+NotificationPriority.CRITICAL  # Critical alerts requiring immediate action
+
+from pixalert import NotificationChannel
+
+NotificationChannel.EMAIL      # Email notifications
+NotificationChannel.SLACK      # Slack notifications
+NotificationChannel.PAGERDUTY  # PagerDuty notifications
+NotificationChannel.WEBHOOK    # Generic webhook notifications
+
+print(sorted(NotificationPriority), [c.value for c in NotificationChannel])  # wrapper

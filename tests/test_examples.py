@@ -1,0 +1,226 @@
+"""The seed's usage examples in docs/examples/ work as written against pixalert.
+
+Each example runs as a real program (a subprocess with a clean environment)
+whose seed variables point at the channel plugins' local test servers; the
+test checks what the program printed and what each server received.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+Sinks = Any  # tests/conftest.py: the `sinks` fixture
+Completed = Any  # tests/conftest.py: what Sinks.run returns
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "docs" / "examples"
+ALERTMANAGER_FIXTURES = (
+    ROOT / "plugins" / "pixalert-monitoring" / "tests" / "fixtures" / "alertmanager" / "raw"
+)
+
+# Signs that a program "worked" but left something broken behind.
+_BAD_STDERR = (
+    "Traceback",
+    "Task was destroyed",
+    "never awaited",
+    "Unclosed",
+    "Event loop is closed",
+    "ResourceWarning",
+)
+
+
+def assert_ok(result: Completed) -> None:
+    """Exit status 0 and nothing alarming on stderr."""
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stderr[-4000:]}"
+    bad = [s for s in _BAD_STDERR if s in result.stderr]
+    assert not bad, f"stderr shows {bad}:\n{result.stderr[-4000:]}"
+
+
+async def run_example(name: str, sinks: Sinks, *args: str) -> Completed:
+    return await sinks.run(str(EXAMPLES / name), *args)
+
+
+def lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+async def history(sinks: Sinks) -> list[dict[str, object]]:
+    """What ``pixalert history --json`` shows with the same environment."""
+    result = await sinks.run("-m", "pixalert", "history", "--json")
+    assert_ok(result)
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+async def test_basic_alert(sinks: Sinks) -> None:
+    result = await run_example("basic_alert.py", sinks)
+    assert_ok(result)
+    # MEDIUM goes to email and Slack (the seed's routing table), in that order.
+    assert lines(result.stdout) == ["email: ✅", "slack: ✅"]
+    (mail,) = sinks.smtp.messages
+    assert sorted(mail.rcpt_tos) == sorted(sinks.recipients)
+    assert "High Memory Usage Detected" in mail.subject
+    assert "server-01" in mail.data.decode("utf-8", "replace")
+    (message,) = sinks.slack.messages
+    assert "High Memory Usage Detected" in json.dumps(message.payload)
+    assert sinks.pagerduty.received() == []
+    assert sinks.webhook.received() == []
+    (entry,) = await history(sinks)
+    assert entry["title"] == "High Memory Usage Detected"
+    assert entry["metadata"] == {"server": "server-01", "memory_usage": "87%", "threshold": "85%"}
+    assert {c: r["status"] for c, r in entry["results"].items()} == {  # type: ignore[attr-defined]
+        "email": "sent",
+        "slack": "sent",
+    }
+
+
+async def test_custom_channel_selection(sinks: Sinks) -> None:
+    result = await run_example("custom_channels.py", sinks)
+    assert_ok(result)
+    assert lines(result.stdout) == ["email: ✅", "slack: ✅"]
+    # HIGH would page too, but the explicit channels win.
+    assert len(sinks.smtp.messages) == 1
+    assert len(sinks.slack.messages) == 1
+    assert sinks.pagerduty.received() == []
+    assert sinks.webhook.received() == []
+
+
+MONITOR_ONCE = """
+import runpy, sys
+from pixalert_monitoring import MonitoringBridge
+
+original = MonitoringBridge.start_monitoring_loop
+
+async def run_once(self, check_interval=60, **kwargs):
+    # Stop the loop after its first check: no timer, no signal.
+    def on_check(sent):
+        print(f"loop checked {len(self.alert_rules)} rules every {check_interval}s, "
+              f"sent {len(sent)}")
+        self.stop()
+    await original(self, check_interval, on_check=on_check, **kwargs)
+
+MonitoringBridge.start_monitoring_loop = run_once
+runpy.run_path(sys.argv[1], run_name="__main__")
+"""
+
+
+async def test_monitoring_integration(sinks: Sinks) -> None:
+    result = await sinks.run("-c", MONITOR_ONCE, str(EXAMPLES / "monitoring_integration.py"))
+    assert_ok(result)
+    # The eight default rules; CPU 45.2 % and memory 67.8 % breach none of them.
+    assert lines(result.stdout) == ["loop checked 8 rules every 60s, sent 0"]
+    assert sinks.received() == {"email": [], "slack": [], "pagerduty": [], "webhook": []}
+
+
+async def test_custom_alert_rule(sinks: Sinks) -> None:
+    result = await run_example("custom_alert_rule.py", sinks)
+    assert_ok(result)
+    shown = result.stdout
+    for part in ("custom_metric_alert", "custom_metric", "100", ">", "HIGH", "20"):
+        assert part in shown, (part, shown)
+
+
+async def test_priorities_and_channels(sinks: Sinks) -> None:
+    result = await run_example("priorities_and_channels.py", sinks)
+    assert_ok(result)
+    assert lines(result.stdout) == [
+        "[<Priority.LOW: 1>, <Priority.MEDIUM: 2>, <Priority.HIGH: 3>, <Priority.CRITICAL: 4>] "
+        "['email', 'slack', 'pagerduty', 'webhook']"
+    ]
+
+
+FLASK_CLIENT = """
+import importlib.util, json, sys
+
+spec = importlib.util.spec_from_file_location("flask_endpoint", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+client = module.app.test_client()
+for path in sys.argv[2:]:
+    with open(path, "rb") as f:
+        body = f.read()
+    response = client.post("/webhook/alerts", data=body, content_type="application/json")
+    print(json.dumps({"status": response.status_code, "body": response.get_json()}))
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the seed's endpoint makes a new event loop per request; channels built on the "
+    "first loop (httpx over aiohttp) fail on the next one, and the manager's background "
+    "task and client sessions are left unclosed (needs core/monitoring support)",
+)
+async def test_flask_endpoint(sinks: Sinks, tmp_path: Path) -> None:
+    pytest.importorskip("flask")
+    pytest.importorskip("pixalert_monitoring")
+    critical = ALERTMANAGER_FIXTURES / "critical_route.body"
+    if not critical.is_file():
+        pytest.skip(f"no Alertmanager capture at {critical}")
+    plain = tmp_path / "plain.json"
+    plain.write_text(
+        json.dumps({"title": "Queue backlog", "message": "5200 jobs waiting", "priority": "high"}),
+        encoding="utf-8",
+    )
+    # The Alertmanager body twice: the second is a redelivery and is taken once.
+    result = await sinks.run(
+        "-c",
+        FLASK_CLIENT,
+        str(EXAMPLES / "flask_endpoint.py"),
+        str(critical),
+        str(plain),
+        str(critical),
+    )
+    assert_ok(result)
+    answers = [json.loads(line) for line in lines(result.stdout)]
+    assert [a["status"] for a in answers] == [200, 200, 200]
+    assert all(a["body"]["status"] == "processed" for a in answers)
+    first, second, again = (a["body"]["results"] for a in answers)
+
+    # The real Alertmanager capture: one critical alert, "web-1 is down".
+    assert first["format"] == "alertmanager"
+    (alert,) = first["alerts"]
+    assert alert["priority"] == "CRITICAL"
+    assert alert["results"] == {
+        "email": "sent",
+        "slack": "sent",
+        "pagerduty": "sent",
+        "webhook": "sent",
+    }
+    # The plain body, priority high: email, Slack, PagerDuty.
+    (alert,) = second["alerts"]
+    assert alert["results"] == {"email": "sent", "slack": "sent", "pagerduty": "sent"}
+    # The redelivery is recognised and not sent again.
+    assert again["duplicates"] == 1 and again["accepted"] == 0
+
+    assert len(sinks.smtp.messages) == 2
+    assert len(sinks.slack.messages) == 2
+    assert [i.summary.split(":")[0] for i in sinks.pagerduty.incidents] == [
+        "web-1 is down",
+        "Queue backlog",
+    ]
+    # WEBHOOK_URLS has two URLs: CRITICAL reaches both.
+    assert sorted(d.path for d in sinks.webhook.deliveries) == ["/hook1", "/hook2"]
+
+
+async def test_health_checks(sinks: Sinks) -> None:
+    assert_ok(await run_example("basic_alert.py", sinks))  # something in the history
+    result = await run_example("health_checks.py", sinks)
+    assert_ok(result)
+    text, _, tail = result.stdout.rpartition("Alerts in last 24h: ")
+    health = json.loads(text)
+    assert isinstance(health, dict) and health
+    assert tail.strip() == "1"
+
+
+async def test_quick_reference(sinks: Sinks) -> None:
+    result = await run_example("quick_reference.py", sinks)
+    assert_ok(result)
+    assert lines(result.stdout)
+    # HIGH: email, Slack and PagerDuty.
+    assert len(sinks.smtp.messages) == 1
+    assert len(sinks.slack.messages) == 1
+    assert [i.summary for i in sinks.pagerduty.incidents] == ["Title: Message"]
+    assert sinks.webhook.received() == []
