@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 from pixalert.testing import FakeClock, RecordingChannel, make_manager
-
 from pixalert_monitoring import MonitoringBridge, create_app
 from pixalert_monitoring._server import running_server
 
@@ -18,9 +17,7 @@ from pixalert_monitoring._server import running_server
 FIXTURES = Path(__file__).parent / "fixtures" / "alertmanager"
 
 #: Every captured webhook body (not the index).
-FIXTURE_NAMES = sorted(
-    p.stem for p in FIXTURES.glob("*.json") if p.name != "captures_index.json"
-)
+FIXTURE_NAMES = sorted(p.stem for p in FIXTURES.glob("*.json") if p.name != "captures_index.json")
 
 #: Route every priority to every configured channel, so the recorder sees all.
 ROUTE_ALL = {"routing": {p: ["*"] for p in ("low", "medium", "high", "critical")}}
@@ -62,9 +59,18 @@ def _isolated_environment(
     """No test reads the developer's config or writes to their history."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("PIXALERT_HISTORY", f"sqlite:///{home}/history.db")
-    for name in ("PIXALERT_CONFIG", "PIXALERT_RECEIVER_TOKEN", "PIXALERT_MONITORING_CONFIG",
-                 "PIXALERT_STATE", "SLACK_WEBHOOK_URL", "EMAIL_USER", "EMAIL_PASSWORD",
-                 "PAGERDUTY_INTEGRATION_KEY", "WEBHOOK_URLS", "EMAIL_RECIPIENTS"):
+    for name in (
+        "PIXALERT_CONFIG",
+        "PIXALERT_RECEIVER_TOKEN",
+        "PIXALERT_MONITORING_CONFIG",
+        "PIXALERT_STATE",
+        "SLACK_WEBHOOK_URL",
+        "EMAIL_USER",
+        "EMAIL_PASSWORD",
+        "PAGERDUTY_INTEGRATION_KEY",
+        "WEBHOOK_URLS",
+        "EMAIL_RECIPIENTS",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))

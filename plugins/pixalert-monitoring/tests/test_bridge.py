@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from pixalert import DeliveryError, Priority
 from pixalert.testing import FakeClock, RecordingChannel, make_manager
-
 from pixalert_monitoring import MonitoringBridge
 
 ROUTE_ALL = {"routing": {p: ["*"] for p in ("low", "medium", "high", "critical")}}
@@ -195,7 +194,10 @@ async def test_removed_rule_resolves_its_alert(
     await bridge.check_alert_conditions()
     bridge.remove_alert_rule("r")
     await bridge.check_alert_conditions()
-    assert sent(recorder) == [("monitoring:r:default", "firing"), ("monitoring:r:default", "resolved")]
+    assert sent(recorder) == [
+        ("monitoring:r:default", "firing"),
+        ("monitoring:r:default", "resolved"),
+    ]
     assert "was removed" in recorder.sent[1].message
 
 
@@ -228,10 +230,14 @@ async def test_monitoring_loop_checks_every_interval_and_stops_cleanly(
     assert not bridge.running
     assert clock.sleeps == [30, 30, 30]
     assert [c - collected[0] for c in collected] == [0, 30, 60, 90]
-    assert sent(recorder) == [
-        ("monitoring:r:default", "firing"),
-        ("monitoring:r:default", "resolved"),
-    ] * 2
+    assert (
+        sent(recorder)
+        == [
+            ("monitoring:r:default", "firing"),
+            ("monitoring:r:default", "resolved"),
+        ]
+        * 2
+    )
 
 
 async def test_stop_from_outside_while_waiting(bridge: MonitoringBridge) -> None:

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from pixalert import Priority
 from pixalert.testing import FakeClock, RecordingChannel, make_manager
-
 from pixalert_monitoring import MonitoringBridge, PayloadError, parse_external
 
 ROUTE_ALL = {"routing": {p: ["*"] for p in ("low", "medium", "high", "critical")}}
@@ -202,7 +201,9 @@ async def test_surprise_7_released_inhibition_arrives_as_ordinary_firing(
         ("ebd8f0a9605d2344", "firing"),
     ]
     assert [a.priority for a in recorder.sent] == [
-        Priority.CRITICAL, Priority.CRITICAL, Priority.MEDIUM,
+        Priority.CRITICAL,
+        Priority.CRITICAL,
+        Priority.MEDIUM,
     ]
     # Its original startsAt, from before the critical resolved.
     assert recorder.sent[2].metadata["starts_at"] == "2026-11-27T05:18:20.195000Z"
@@ -261,9 +262,14 @@ def am_alert(**labels: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("severity", "priority"),
     [
-        ("critical", Priority.CRITICAL), ("error", Priority.HIGH), ("high", Priority.HIGH),
-        ("warning", Priority.MEDIUM), ("info", Priority.LOW), ("WARNING", Priority.MEDIUM),
-        ("page", Priority.MEDIUM), (None, Priority.MEDIUM),
+        ("critical", Priority.CRITICAL),
+        ("error", Priority.HIGH),
+        ("high", Priority.HIGH),
+        ("warning", Priority.MEDIUM),
+        ("info", Priority.LOW),
+        ("WARNING", Priority.MEDIUM),
+        ("page", Priority.MEDIUM),
+        (None, Priority.MEDIUM),
     ],
 )
 def test_default_severity_mapping(severity: str | None, priority: Priority) -> None:
@@ -272,12 +278,15 @@ def test_default_severity_mapping(severity: str | None, priority: Priority) -> N
 
 
 async def test_severity_mapping_is_configurable(manager: Any) -> None:
-    bridge = MonitoringBridge(manager, severities={"page": "critical", "warning": "high"},
-                              default_priority="low")
+    bridge = MonitoringBridge(
+        manager, severities={"page": "critical", "warning": "high"}, default_priority="low"
+    )
     batch = bridge.parse_external_alerts(am_alert(severity="page"))
     assert batch.alerts[0].alert.priority is Priority.CRITICAL
-    assert bridge.parse_external_alerts(am_alert(severity="warning")).alerts[0].alert.priority \
+    assert (
+        bridge.parse_external_alerts(am_alert(severity="warning")).alerts[0].alert.priority
         is Priority.HIGH
+    )
     assert bridge.parse_external_alerts(am_alert()).alerts[0].alert.priority is Priority.LOW
     with pytest.raises(ValueError, match="severity map: 'page': unknown priority 'urgent'"):
         MonitoringBridge(manager, severities={"page": "urgent"})
@@ -304,8 +313,12 @@ GRAFANA = {
     "alerts": [
         {
             "status": "firing",
-            "labels": {"alertname": "High memory usage", "team": "blue", "zone": "us-1",
-                       "severity": "critical"},
+            "labels": {
+                "alertname": "High memory usage",
+                "team": "blue",
+                "zone": "us-1",
+                "severity": "critical",
+            },
             "annotations": {
                 "description": "The system has high memory usage",
                 "runbook_url": "https://myrunbook.com/runbook/1234",
@@ -366,13 +379,20 @@ async def test_grafana_webhook(bridge: MonitoringBridge, recorder: RecordingChan
 
 async def test_plain_object_and_list(bridge: MonitoringBridge, recorder: RecordingChannel) -> None:
     one = await bridge.process_external_alerts(
-        {"title": "Disk full", "message": "/var at 99%", "priority": "high",
-         "metadata": {"host": "db-1"}}
+        {
+            "title": "Disk full",
+            "message": "/var at 99%",
+            "priority": "high",
+            "metadata": {"host": "db-1"},
+        }
     )
     assert one["format"] == "plain" and one["accepted"] == 1
     many = await bridge.process_external_alerts(
-        [{"title": "A"}, {"title": "B", "priority": 4, "status": "resolved", "key": "b"},
-         {"title": "C", "priority": "warning"}]
+        [
+            {"title": "A"},
+            {"title": "B", "priority": 4, "status": "resolved", "key": "b"},
+            {"title": "C", "priority": "warning"},
+        ]
     )
     assert many["accepted"] == 3
     got = [(a.title, a.priority, a.status, a.source) for a in recorder.sent]
@@ -425,12 +445,18 @@ def test_alertmanager_field_errors_are_all_named() -> None:
     with pytest.raises(PayloadError) as info:
         parse_external(body)
     errors = info.value.errors
-    assert "alertmanager webhook: alerts[1].status: expected 'firing' or 'resolved', got 'pending'" \
+    assert (
+        "alertmanager webhook: alerts[1].status: expected 'firing' or 'resolved', got 'pending'"
         in errors
-    assert any(e.startswith("alertmanager webhook: alerts[2].startsAt: expected an RFC 3339")
-               for e in errors)
-    assert "alertmanager webhook: alerts[3].labels.alertname: expected a string, got a number" \
+    )
+    assert any(
+        e.startswith("alertmanager webhook: alerts[2].startsAt: expected an RFC 3339")
+        for e in errors
+    )
+    assert (
+        "alertmanager webhook: alerts[3].labels.alertname: expected a string, got a number"
         in errors
+    )
     assert "alertmanager webhook: alerts[4]: expected an object, got a string" in errors
 
 
@@ -459,7 +485,10 @@ async def test_max_alerts(bridge: MonitoringBridge, recorder: RecordingChannel) 
 
 
 async def test_store_failure_lets_a_redelivery_take_what_was_not_stored(
-    am: Any, bridge: MonitoringBridge, recorder: RecordingChannel, manager: Any,
+    am: Any,
+    bridge: MonitoringBridge,
+    recorder: RecordingChannel,
+    manager: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     real_submit = manager.submit
@@ -480,8 +509,11 @@ async def test_store_failure_lets_a_redelivery_take_what_was_not_stored(
     assert [e["duplicate"] for e in summary["alerts"]] == [True, False, False]
     await manager.drain()
     assert sorted(delivered(recorder)) == sorted(
-        [("58eb42a7154e9687", "firing"), ("e3d826d0c1ca4fe4", "firing"),
-         ("1387954175b8b219", "firing")]
+        [
+            ("58eb42a7154e9687", "firing"),
+            ("e3d826d0c1ca4fe4", "firing"),
+            ("1387954175b8b219", "firing"),
+        ]
     )
 
 

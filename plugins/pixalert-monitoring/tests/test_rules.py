@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from pixalert import Priority
-
 from pixalert_monitoring import AlertRule, MonitoringBridge, RuleError, load_rules
 
 SEED_TABLE = [
@@ -35,12 +34,18 @@ def test_default_rules_are_exactly_the_seeds_eight(bridge: MonitoringBridge) -> 
 @pytest.mark.parametrize(
     ("operator", "value", "fires"),
     [
-        (">", 10.0, False), (">", 10.1, True),
-        (">=", 10.0, True), (">=", 9.9, False),
-        ("<", 10.0, False), ("<", 9.9, True),
-        ("<=", 10.0, True), ("<=", 10.1, False),
-        ("==", 10.0, True), ("==", 10.1, False),
-        ("!=", 10.0, False), ("!=", 10.1, True),
+        (">", 10.0, False),
+        (">", 10.1, True),
+        (">=", 10.0, True),
+        (">=", 9.9, False),
+        ("<", 10.0, False),
+        ("<", 9.9, True),
+        ("<=", 10.0, True),
+        ("<=", 10.1, False),
+        ("==", 10.0, True),
+        ("==", 10.1, False),
+        ("!=", 10.0, False),
+        ("!=", 10.1, True),
     ],
 )
 def test_operators(operator: str, value: float, fires: bool) -> None:
@@ -70,8 +75,10 @@ def test_priority_forms(priority: Any) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"operator": "=>"},
-         "rule 'disk': unknown operator '=>'; expected one of >, >=, <, <=, ==, !="),
+        (
+            {"operator": "=>"},
+            "rule 'disk': unknown operator '=>'; expected one of >, >=, <, <=, ==, !=",
+        ),
         ({"threshold": "ninety"}, "rule 'disk': threshold: expected a number, got 'ninety'"),
         ({"threshold": True}, "rule 'disk': threshold: expected a number, got True"),
         ({"priority": "urgent"}, "rule 'disk': priority: unknown priority 'urgent'"),
@@ -83,8 +90,12 @@ def test_bad_rule_is_a_clear_value_error(
     bridge: MonitoringBridge, kwargs: dict[str, Any], message: str
 ) -> None:
     args: dict[str, Any] = {
-        "rule_name": "disk", "metric_name": "disk_usage_percent", "threshold": 90,
-        "operator": ">", "priority": "high", "cooldown_minutes": 5,
+        "rule_name": "disk",
+        "metric_name": "disk_usage_percent",
+        "threshold": 90,
+        "operator": ">",
+        "priority": "high",
+        "cooldown_minutes": 5,
     }
     args.update(kwargs)
     with pytest.raises(ValueError) as info:
@@ -123,8 +134,18 @@ priority = "critical"
 
 def test_rules_as_table_of_tables_under_monitoring() -> None:
     rules = load_rules(
-        {"monitoring": {"rules": {"slow": {"metric": "p99_ms", "threshold": 500,
-                                           "operator": ">", "priority": "medium"}}}}
+        {
+            "monitoring": {
+                "rules": {
+                    "slow": {
+                        "metric": "p99_ms",
+                        "threshold": 500,
+                        "operator": ">",
+                        "priority": "medium",
+                    }
+                }
+            }
+        }
     )
     assert rules[0].rule_name == "slow"
 
@@ -159,11 +180,14 @@ colour = "red"
     with pytest.raises(RuleError) as info:
         load_rules(path)
     errors = info.value.errors
-    assert f"{path}: rules[0] (a): unknown operator '=>'; expected one of >, >=, <, <=, ==, !=" \
+    assert (
+        f"{path}: rules[0] (a): unknown operator '=>'; expected one of >, >=, <, <=, ==, !="
         in errors
+    )
     assert f"{path}: rules[1] (b): threshold: expected a number, got 'lots'" in errors
-    assert any(e.startswith(f"{path}: rules[1] (b): priority: unknown priority 'urgent'")
-               for e in errors)
+    assert any(
+        e.startswith(f"{path}: rules[1] (b): priority: unknown priority 'urgent'") for e in errors
+    )
     assert any("rules[2]: unknown key 'colour'" in e for e in errors)
     assert any("rules[2] (c): missing threshold" in e for e in errors)
     assert isinstance(info.value, ValueError)
@@ -185,6 +209,11 @@ def test_duplicate_rule_names_rejected() -> None:
 
 
 def test_bridge_load_rules_adds_them(bridge: MonitoringBridge) -> None:
-    bridge.load_rules({"rules": [{"name": "x", "metric": "m", "threshold": 1,
-                                  "operator": ">", "priority": "low"}]})
+    bridge.load_rules(
+        {
+            "rules": [
+                {"name": "x", "metric": "m", "threshold": 1, "operator": ">", "priority": "low"}
+            ]
+        }
+    )
     assert "x" in bridge.alert_rules

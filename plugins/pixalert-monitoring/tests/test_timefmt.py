@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from pixalert_monitoring import parse_timestamp
 from pixalert_monitoring._timefmt import format_timestamp
 
@@ -19,8 +18,7 @@ UTC = timezone.utc
         ("2026-11-27T05:18:17.17Z", datetime(2026, 11, 27, 5, 18, 17, 170000, tzinfo=UTC)),
         ("2026-11-27T05:18:34.297Z", datetime(2026, 11, 27, 5, 18, 34, 297000, tzinfo=UTC)),
         # 9 fraction digits: truncated to microseconds.
-        ("2026-11-27T05:18:33.123456789Z",
-         datetime(2026, 11, 27, 5, 18, 33, 123456, tzinfo=UTC)),
+        ("2026-11-27T05:18:33.123456789Z", datetime(2026, 11, 27, 5, 18, 33, 123456, tzinfo=UTC)),
         # The sender's offset is kept by Alertmanager; we convert to UTC.
         ("2026-11-27T07:18:33.5+02:00", datetime(2026, 11, 27, 5, 18, 33, 500000, tzinfo=UTC)),
         ("2026-11-27T00:18:33-05:00", datetime(2026, 11, 27, 5, 18, 33, tzinfo=UTC)),
@@ -49,8 +47,16 @@ def test_go_zero_time_means_no_end() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "yesterday", "2026-11-27", "2026-11-27T05:18:17", "2026-11-27T05:18:17.Z",
-     "2026-11-27T05:18:17.1234567890Z", "2026-13-27T05:18:17Z", "2026-11-27T05:18:17+25:00"],
+    [
+        "",
+        "yesterday",
+        "2026-11-27",
+        "2026-11-27T05:18:17",
+        "2026-11-27T05:18:17.Z",
+        "2026-11-27T05:18:17.1234567890Z",
+        "2026-13-27T05:18:17Z",
+        "2026-11-27T05:18:17+25:00",
+    ],
 )
 def test_rejects_non_rfc3339_with_the_place(text: str) -> None:
     with pytest.raises(ValueError, match=r"^alerts\[0\]\.startsAt: "):

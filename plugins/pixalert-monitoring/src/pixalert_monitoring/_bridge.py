@@ -363,7 +363,7 @@ class MonitoringBridge:
         cooldown = rule.cooldown_seconds if (kind == "firing" and rule is not None) else 0.0
         try:
             results = await self.manager.send_notification(alert, cooldown=cooldown)
-        except Exception as exc:  # noqa: BLE001 - one failed send must not stop the others
+        except Exception as exc:
             log.error(
                 "monitoring: could not send %s alert %s: %s",
                 kind,
@@ -428,7 +428,7 @@ class MonitoringBridge:
                         on_check(sent)
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - the loop outlives one bad check
+                except Exception as exc:
                     log.error("monitoring check failed: %s", redact(f"{type(exc).__name__}: {exc}"))
                 if self._stop_requested:
                     break
@@ -594,7 +594,7 @@ class MonitoringBridge:
                     await forget(key)
                 else:
                     await self.manager.state_backend.release(f"dedup:{key}")
-            except Exception as exc:  # noqa: BLE001 - best effort
+            except Exception as exc:
                 log.warning("could not forget ingestion key: %s", redact(str(exc)))
 
     # ------------------------------------------------------------------
@@ -632,7 +632,7 @@ class MonitoringBridge:
     async def _refresh_health(self) -> dict[str, Any] | None:
         try:
             self._health_cache = dict(await self.manager.health())
-        except Exception as exc:  # noqa: BLE001 - health is best effort
+        except Exception as exc:
             log.warning("could not read channel health: %s", redact(str(exc)))
         return self._health_cache
 
@@ -770,7 +770,7 @@ def _run_in_thread(coro: Any) -> Any:  # pragma: no cover - fallback only
     def run() -> None:
         try:
             box["value"] = asyncio.run(coro)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             box["error"] = exc
 
     thread = threading.Thread(target=run)

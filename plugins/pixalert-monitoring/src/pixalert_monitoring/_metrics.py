@@ -75,8 +75,12 @@ class ReceiverMetrics:
             if result.latency is not None:
                 self.latency.labels(channel).observe(result.latency)
 
-    def render(self) -> tuple[bytes, str]:
-        """The text exposition and its content type."""
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """The exposition in the format the ``Accept`` header asks for, and its content type.
 
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        Without one it is Prometheus text format 0.0.4, which every scraper reads.
+        """
+        from prometheus_client.exposition import choose_encoder
+
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type

@@ -241,7 +241,7 @@ def create_app(
                     raise _Reject(
                         503, "storing the alerts timed out", "retry", {"Retry-After": "1"}
                     ) from None
-                except Exception as exc:  # noqa: BLE001 - storage trouble: ask for a retry
+                except Exception as exc:
                     log.error(
                         "receiver: could not store alerts: %s",
                         redact(f"{type(exc).__name__}: {exc}"),
@@ -265,7 +265,7 @@ def create_app(
     async def health(request: Request) -> Response:
         try:
             data = dict(await manager.health())
-        except Exception as exc:  # noqa: BLE001 - health reports, never raises
+        except Exception as exc:
             return JSONResponse({"status": "error", "error": type(exc).__name__}, status_code=503)
         data["receiver"] = {"inflight": inflight, "max_inflight": max_inflight}
         code = 200 if data.get("status") in ("ok", "degraded") else 503
@@ -276,7 +276,7 @@ def create_app(
             authorize(request)
         except _Reject as rejected:
             return error(rejected.status, rejected.error, rejected.detail, rejected.headers)
-        body, content_type = metrics.render()
+        body, content_type = metrics.render(request.headers.get("accept", ""))
         return Response(body, media_type=content_type)
 
     async def api_alerts(request: Request) -> Response:
@@ -288,7 +288,7 @@ def create_app(
             return error(rejected.status, rejected.error, rejected.detail, rejected.headers)
         try:
             alerts = await manager.history(hours, limit=limit)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.error("receiver: could not read history: %s", redact(str(exc)))
             return error(
                 503, "could not read the history", type(exc).__name__, {"Retry-After": "1"}

@@ -81,7 +81,7 @@ async def running_server(
     if not server.ready.is_set():
         try:
             await task
-        except BaseException as exc:  # noqa: BLE001 - uvicorn exits with SystemExit
+        except BaseException as exc:
             raise RuntimeError(
                 f"the receiver could not start on {host}:{port} ({type(exc).__name__}: {exc})"
             ) from None
