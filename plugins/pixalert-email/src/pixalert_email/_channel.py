@@ -1,0 +1,375 @@
+"""The email channel: aiosmtplib over STARTTLS or implicit TLS, one connection reused per burst."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+
+import aiosmtplib
+from pixalert import Alert, DeliveryError, Receipt, redact, register_secret
+
+from ._config import EmailConfig
+from ._message import build_message, serialise
+
+__all__ = ["EmailChannel"]
+
+log = logging.getLogger("pixalert.email")
+
+_MAX_REPLY = 200
+
+# What SMTP and the network raise (ssl.SSLError and TimeoutError are OSErrors;
+# asyncio.TimeoutError is TimeoutError from 3.11 on).
+_ERRORS = (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError)
+
+
+class _Reconnect(Exception):
+    """A reused connection failed before any message data was sent: reconnect and try again."""
+
+
+class EmailChannel:
+    """Sends each alert as one multipart email to the configured recipients.
+
+    One SMTP session is opened on first use, authenticated once, and reused
+    for the alerts that follow (sends are serialised by a lock). It is closed
+    after ``idle_close`` seconds without use and by :meth:`aclose`. A session
+    the server closed is reopened transparently.
+
+    ``send`` raises :class:`pixalert.DeliveryError`: permanent for rejected
+    credentials, 5xx replies, a missing STARTTLS and certificate failures;
+    retryable for 4xx replies, connection errors and timeouts. The password
+    never appears in an error.
+    """
+
+    def __init__(self, name: str, config: EmailConfig) -> None:
+        self.name = name
+        self.config = config
+        #: How many SMTP sessions this channel has opened (for tests and diagnostics).
+        self.connections = 0
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()
+        self._tls_context: ssl.SSLContext | None = None
+        self._local_hostname = config.local_hostname
+        self._uses = 0
+        self._idle_handle: asyncio.TimerHandle | None = None
+        self._idle_task: asyncio.Task[None] | None = None
+        if config.password is not None:
+            register_secret(config.password.get())
+
+    def __repr__(self) -> str:
+        cfg = self.config
+        return (
+            f"EmailChannel(name={self.name!r}, server='{cfg.smtp_server}:{cfg.smtp_port}', "
+            f"security={cfg.security!r}, recipients={len(cfg.recipients)})"
+        )
+
+    @property
+    def _where(self) -> str:
+        return f"{self.config.smtp_server}:{self.config.smtp_port}"
+
+    # ------------------------------------------------------------------
+    # The Channel protocol
+    # ------------------------------------------------------------------
+
+    async def send(self, alert: Alert, *, previous: Receipt | None = None) -> Receipt | None:
+        """Email ``alert`` to every recipient; return ``{"message_id": ...}``.
+
+        A resolved alert whose ``previous`` receipt holds a Message-ID replies
+        to it, so mail clients show the resolve in the alert's thread.
+        """
+        cfg = self.config
+        assert cfg.sender is not None  # the config guarantees it
+        msg = build_message(alert, sender=cfg.sender, recipients=cfg.recipients, previous=previous)
+        data = serialise(msg)
+        message_id = str(msg["Message-ID"])
+        self._bind_loop()
+        async with self._lock:
+            self._cancel_idle_timer()
+            self._uses += 1
+            try:
+                refused = await self._deliver(data)
+            except BaseException:
+                # Whatever state the session is in now, it is not to be trusted.
+                self._drop()
+                raise
+            if cfg.idle_close == 0:
+                await self._quit()
+            else:
+                self._schedule_idle_close()
+        receipt = {"message_id": message_id}
+        if refused:
+            listed = ", ".join(f"{r} ({code})" for r, code in refused.items())
+            log.warning("email %s: some recipients were refused: %s", self.name, listed)
+            receipt["refused"] = listed
+        return receipt
+
+    async def aclose(self) -> None:
+        """Say QUIT and close the session, if one is open. Safe to call twice."""
+        self._cancel_idle_timer()
+        task, self._idle_task = self._idle_task, None
+        if task is not None and not task.done():
+            await asyncio.gather(task, return_exceptions=True)
+        if self._smtp is None:
+            return
+        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+            self._drop()
+            return
+        async with self._lock:
+            await self._quit()
+
+    # ------------------------------------------------------------------
+    # Sessions
+    # ------------------------------------------------------------------
+
+    def _bind_loop(self) -> None:
+        """Forget a session and lock that belong to another (finished) event loop."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None:
+                self._drop()
+                self._lock = asyncio.Lock()
+                self._idle_handle = None
+                self._idle_task = None
+            self._loop = loop
+
+    async def _deliver(self, data: bytes) -> dict[str, int]:
+        if self._smtp is not None and self._smtp.is_connected:
+            log.debug("email %s: reusing the session to %s", self.name, self._where)
+            try:
+                return await self._transaction(self._smtp, data, reused=True)
+            except _Reconnect:
+                log.debug("email %s: the server closed the session; reconnecting", self.name)
+                self._drop()
+        else:
+            self._drop()
+        smtp = await self._connect()
+        return await self._transaction(smtp, data, reused=False)
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        cfg = self.config
+        tls_context = await self._get_tls_context() if cfg.security != "none" else None
+        # start_tls=False here only keeps aiosmtplib from its opportunistic
+        # default (upgrade if offered); STARTTLS is then required below.
+        smtp = aiosmtplib.SMTP(
+            hostname=cfg.smtp_server,
+            port=cfg.smtp_port,
+            timeout=cfg.timeout,
+            use_tls=cfg.security == "tls",
+            start_tls=False,
+            tls_context=tls_context,
+            local_hostname=self._local_hostname,
+        )
+        try:
+            await smtp.connect()
+            self._local_hostname = smtp.local_hostname
+            if cfg.security == "starttls":
+                await smtp.ehlo()
+                if not smtp.supports_extension("starttls"):
+                    raise DeliveryError.permanent(
+                        f"email: the server at {self._where} does not offer STARTTLS; "
+                        "refusing to go on without TLS (a misconfigured server, or a "
+                        "downgrade attack). Use security = 'tls' for implicit TLS (port 465)"
+                    )
+                await smtp.starttls()
+            if cfg.security != "none":
+                await smtp.ehlo()  # RFC 3207: forget what was said before TLS
+            if cfg.password is not None and cfg.username is not None:
+                if smtp.get_transport_info("sslcontext") is None:  # never AUTH in clear
+                    raise DeliveryError.permanent("email: refusing to authenticate without TLS")
+                if not smtp.supports_extension("auth"):
+                    raise DeliveryError.permanent(
+                        f"email: the server at {self._where} offers no AUTH; "
+                        "remove username and password, or check smtp_server"
+                    )
+                await smtp.login(cfg.username, cfg.password.get())
+        except DeliveryError:
+            smtp.close()
+            raise
+        except _ERRORS as exc:
+            smtp.close()
+            raise self._error(exc, "connecting") from None
+        except BaseException:
+            smtp.close()
+            raise
+        self.connections += 1
+        self._smtp = smtp
+        log.debug("email %s: connected to %s (%s)", self.name, self._where, cfg.security)
+        return smtp
+
+    async def _transaction(
+        self, smtp: aiosmtplib.SMTP, data: bytes, *, reused: bool
+    ) -> dict[str, int]:
+        """MAIL, RCPT for each recipient, DATA. Returns refused recipients and their codes."""
+        cfg = self.config
+        assert cfg.sender is not None
+        options = [f"SIZE={len(data)}"] if smtp.supports_extension("size") else []
+        refused: dict[str, int] = {}
+        replies: list[tuple[int, str]] = []
+        stage = "MAIL FROM"
+        try:
+            await smtp.mail(cfg.sender, options=options)
+            stage = "RCPT TO"
+            for recipient in cfg.recipients:
+                try:
+                    await smtp.rcpt(recipient)
+                except aiosmtplib.SMTPRecipientRefused as exc:
+                    if exc.code == 421:
+                        raise
+                    refused[recipient] = exc.code
+                    replies.append((exc.code, exc.message))
+        except _ERRORS as exc:
+            # Nothing of the message was sent yet: a reused session that the
+            # server dropped (or is closing with 421) is reopened, uncounted.
+            closing = isinstance(exc, aiosmtplib.SMTPServerDisconnected) or (
+                isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code == 421
+            )
+            if reused and closing:
+                raise _Reconnect from None
+            raise self._error(exc, stage) from None
+        if len(refused) == len(cfg.recipients):
+            retryable = any(400 <= code < 500 for code, _ in replies)
+            code, text = next(((c, t) for c, t in replies if (400 <= c < 500) == retryable))
+            raise DeliveryError(
+                f"email: every recipient was refused by {self._where} "
+                f"({code} {self._reply_text(text)})",
+                retryable=retryable,
+            )
+        try:
+            await smtp.data(data)
+        except _ERRORS as exc:
+            raise self._error(exc, "DATA") from None
+        return refused
+
+    def _drop(self) -> None:
+        """Close the session at once, without QUIT."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            with contextlib.suppress(RuntimeError):  # its event loop is already closed
+                smtp.close()
+
+    async def _quit(self) -> None:
+        """Say QUIT politely, then close; errors only mean the session was already gone."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            if smtp.is_connected:
+                await smtp.quit(timeout=self.config.timeout)
+        except (aiosmtplib.SMTPException, OSError):
+            pass
+        finally:
+            smtp.close()
+        log.debug("email %s: closed the session to %s", self.name, self._where)
+
+    # ------------------------------------------------------------------
+    # Idle close
+    # ------------------------------------------------------------------
+
+    def _schedule_idle_close(self) -> None:
+        if self._smtp is None:
+            return
+        loop = asyncio.get_running_loop()
+        uses = self._uses
+        self._idle_handle = loop.call_later(self.config.idle_close, self._on_idle, uses)
+
+    def _cancel_idle_timer(self) -> None:
+        if self._idle_handle is not None:
+            self._idle_handle.cancel()
+            self._idle_handle = None
+
+    def _on_idle(self, uses: int) -> None:
+        self._idle_handle = None
+        self._idle_task = asyncio.get_running_loop().create_task(self._close_if_idle(uses))
+
+    async def _close_if_idle(self, uses: int) -> None:
+        async with self._lock:
+            if self._uses == uses:  # nothing was sent since the timer was set
+                await self._quit()
+
+    # ------------------------------------------------------------------
+    # TLS and errors
+    # ------------------------------------------------------------------
+
+    async def _get_tls_context(self) -> ssl.SSLContext:
+        if self._tls_context is None:
+            try:
+                self._tls_context = await asyncio.to_thread(_make_tls_context, self.config)
+            except (ssl.SSLError, OSError) as exc:
+                raise DeliveryError.permanent(
+                    f"email: cannot load the certificates of ca_file {self.config.ca_file} "
+                    f"({type(exc).__name__})"
+                ) from None
+        return self._tls_context
+
+    def _reply_text(self, text: str) -> str:
+        password = self.config.password.get() if self.config.password else ""
+        clean: str = redact(" ".join(str(text).split()), extra=[password] if password else [])
+        if len(clean) > _MAX_REPLY:
+            clean = clean[: _MAX_REPLY - 3] + "..."
+        return clean
+
+    def _error(self, exc: BaseException, during: str) -> DeliveryError:
+        """A secret-free :class:`DeliveryError` for an aiosmtplib or network error."""
+        where = self._where
+        if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            return DeliveryError.permanent(
+                f"email: authentication failed at {where} "
+                f"({exc.code} {self._reply_text(exc.message)}); check username and password"
+            )
+        if isinstance(exc, aiosmtplib.SMTPResponseException):
+            detail = f"{exc.code} {self._reply_text(exc.message)}"
+            if 400 <= exc.code < 500:
+                return DeliveryError(f"email: {where} answered {during} with {detail}")
+            if 500 <= exc.code < 600:
+                return DeliveryError.permanent(f"email: {where} refused {during}: {detail}")
+            return DeliveryError(f"email: unexpected reply to {during} from {where}: {detail}")
+        cert_error = _find(exc, ssl.SSLCertVerificationError)
+        if cert_error is not None:
+            reason = str(getattr(cert_error, "verify_message", "") or "verification failed")
+            return DeliveryError.permanent(
+                f"email: the TLS certificate of {where} was not accepted ({reason}); "
+                "set ca_file for a private CA"
+            )
+        if _find(exc, TimeoutError) is not None or _find(exc, asyncio.TimeoutError) is not None:
+            return DeliveryError(f"email: timed out {during} ({where})")
+        if isinstance(exc, aiosmtplib.SMTPNotSupported):
+            return DeliveryError.permanent(f"email: {where} does not support {during}")
+        if isinstance(exc, (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError)):
+            cause = exc.__cause__
+            kind = type(cause).__name__ if cause is not None else type(exc).__name__
+            return DeliveryError(f"email: connection to {where} failed {during} ({kind})")
+        if isinstance(exc, ssl.SSLError):
+            return DeliveryError(f"email: TLS with {where} failed {during} ({exc.reason})")
+        if isinstance(exc, OSError):
+            return DeliveryError(f"email: network error {during} ({where}): {type(exc).__name__}")
+        return DeliveryError(f"email: {type(exc).__name__} {during} ({where})")
+
+
+def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _make_tls_context(config: EmailConfig) -> ssl.SSLContext:
+    """A client context: verified against ``ca_file`` or the system store, TLS 1.2+."""
+    if config.verify_certs:
+        context = ssl.create_default_context(cafile=config.ca_file)
+    else:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def make_channel(name: str, config: EmailConfig) -> EmailChannel:
+    """The :class:`pixalert.ChannelSpec` factory."""
+    return EmailChannel(name, config)
