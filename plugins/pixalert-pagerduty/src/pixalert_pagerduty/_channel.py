@@ -35,6 +35,7 @@ from pixalert import (
     RateLimiter,
     Receipt,
     Secret,
+    SystemClock,
     redact,
     register_secret,
 )
@@ -325,7 +326,9 @@ class PagerDutyChannel:
         if config.api_token:
             register_secret(config.api_token.get())
         burst = config.burst or 1
-        self.limiter = RateLimiter((config.rate - burst) / 60.0, burst, clock=clock)
+        self.limiter = RateLimiter(
+            (config.rate - burst) / 60.0, burst, clock=_SteppingClock(clock or SystemClock())
+        )
         # The limiter is keyed by a digest, so the key is not held in another place.
         self._pace_key = hashlib.sha256(self._routing_key.encode()).hexdigest()[:16]
         self._client: httpx.AsyncClient | None = None
@@ -438,6 +441,28 @@ class PagerDutyChannel:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+
+
+class _SteppingClock:
+    """A clock whose waits are never shorter than a microsecond.
+
+    pixalert's RateLimiter can compute a float-rounding remainder (~1e-16 s)
+    as the wait; on a clock reading epoch seconds such a wait does not move
+    the time, and a fake clock would then spin forever.
+    """
+
+    MIN_WAIT = 1e-6
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def now(self) -> float:
+        """The wrapped clock's time."""
+        return self.clock.now()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (at least :attr:`MIN_WAIT`) on the wrapped clock."""
+        await self.clock.sleep(max(seconds, self.MIN_WAIT))
 
 
 def _json(response: httpx.Response) -> Any:

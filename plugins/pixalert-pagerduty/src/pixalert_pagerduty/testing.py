@@ -351,6 +351,7 @@ class PagerDutyServer:
         self._faults: deque[Fault] = deque()
         self._runner: web.AppRunner | None = None
         self._stopping: asyncio.Event | None = None
+        self._arrived: asyncio.Event | None = None
         self._port = 0
 
     # -- lifecycle -----------------------------------------------------------
@@ -361,6 +362,7 @@ class PagerDutyServer:
             app = web.Application(client_max_size=4 * MAX_BODY_BYTES)
             app.router.add_post(PATH, self._enqueue)
             self._stopping = asyncio.Event()
+            self._arrived = asyncio.Event()
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -441,6 +443,13 @@ class PagerDutyServer:
         """Incidents not resolved yet."""
         return [i for i in self.incidents if i.open]
 
+    async def wait_for_requests(self, count: int = 1) -> None:
+        """Wait until at least ``count`` requests have arrived (faulted ones included)."""
+        while len(self.requests) < count:
+            if self._arrived is None:
+                raise RuntimeError("PagerDutyServer: call start() first")
+            await self._arrived.wait()
+
     def received(self) -> list[str]:
         """One line per accepted event, e.g. ``trigger critical: Disk full (dedup abc)``."""
         return list(self._lines)
@@ -452,6 +461,10 @@ class PagerDutyServer:
         self.requests.append(
             RecordedRequest(request.method, request.path, dict(request.headers), body)
         )
+        if self._arrived is not None:
+            # Wake every waiter, and give later waiters a fresh event.
+            arrived, self._arrived = self._arrived, asyncio.Event()
+            arrived.set()
         if self._faults:
             return await self._fault(self._faults.popleft(), body)
         errors = self._check_request(request, body)
