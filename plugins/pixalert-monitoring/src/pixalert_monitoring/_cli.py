@@ -255,6 +255,7 @@ def _report(sent: list[dict[str, Any]]) -> None:
 async def _monitor(bridge: Any, manager: Any, sampler: Any, interval: float, once: bool) -> int:
     try:
         if once:
+            await asyncio.sleep(sampler.min_cpu_window)  # the CPU measurement window
             sampler(bridge)
             _report(await bridge.check_alert_conditions())
             return 0
