@@ -135,14 +135,14 @@ async def test_priorities_and_channels(sinks: Sinks) -> None:
 FLASK_CLIENT = """
 import importlib.util, json, sys
 
-spec = importlib.util.spec_from_file_location("flask_endpoint", sys.argv[1])
+spec = importlib.util.spec_from_file_location("app_under_test", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 client = module.app.test_client()
-for path in sys.argv[2:]:
-    with open(path, "rb") as f:
-        body = f.read()
-    response = client.post("/webhook/alerts", data=body, content_type="application/json")
+for request in sys.argv[2:]:
+    url, _, path = request.partition("=")
+    body = open(path, "rb").read() if path else b"{}"
+    response = client.post(url, data=body, content_type="application/json")
     print(json.dumps({"status": response.status_code, "body": response.get_json()}))
 """
 
@@ -224,3 +224,47 @@ async def test_quick_reference(sinks: Sinks) -> None:
     assert len(sinks.slack.messages) == 1
     assert [i.summary for i in sinks.pagerduty.incidents] == ["Title: Message"]
     assert sinks.webhook.received() == []
+
+
+async def test_flask_sync(sinks: Sinks, tmp_path: Path) -> None:
+    """The synchronous path: many requests, one manager, no event loop in the app."""
+    pytest.importorskip("flask")
+    critical = ALERTMANAGER_FIXTURES / "critical_route.body"
+    if not critical.is_file():
+        pytest.skip(f"no Alertmanager capture at {critical}")
+    plain = tmp_path / "plain.json"
+    plain.write_text(
+        json.dumps({"title": "Queue backlog", "message": "5200 jobs waiting", "priority": "high"}),
+        encoding="utf-8",
+    )
+    result = await sinks.run(
+        "-c",
+        FLASK_CLIENT,
+        str(EXAMPLES / "flask_sync.py"),
+        "/orders/1001/failed",
+        f"/webhook/alerts={critical}",
+        f"/webhook/alerts={plain}",
+        f"/webhook/alerts={critical}",
+        "/orders/1002/failed",
+    )
+    assert_ok(result)
+    answers = [json.loads(line) for line in lines(result.stdout)]
+    assert [a["status"] for a in answers] == [200] * 5
+    paged = {"email": "sent", "slack": "sent", "pagerduty": "sent"}
+    assert answers[0]["body"] == paged
+    (alert,) = answers[1]["body"]["results"]["alerts"]
+    assert alert["results"] == {**paged, "webhook": "sent"}
+    (alert,) = answers[2]["body"]["results"]["alerts"]
+    assert alert["results"] == paged
+    assert answers[3]["body"]["results"]["duplicates"] == 1
+    # Same title from the same source: the same incident, inside its cooldown.
+    assert answers[4]["body"] == dict.fromkeys(paged, "suppressed")
+
+    assert len(sinks.smtp.messages) == 3
+    assert len(sinks.slack.messages) == 3
+    assert [i.summary.split(":")[0] for i in sinks.pagerduty.incidents] == [
+        "Payment failed",
+        "web-1 is down",
+        "Queue backlog",
+    ]
+    assert sorted(d.path for d in sinks.webhook.deliveries) == ["/hook1", "/hook2"]
