@@ -37,8 +37,8 @@ def check_address(value: str, where: str) -> str:
     text = value.strip()
     if len(text) > 254 or not _ADDRESS.fullmatch(text):
         raise ValueError(
-            f"{where}: {value!r} is not an email address "
-            "(expected name@example.com: ASCII, no spaces, control characters or display name)"
+            f"{where}: expected an email address like name@example.com (ASCII, without "
+            f"spaces, control characters or display name), got {value!r}"
         )
     return text
 
@@ -91,26 +91,17 @@ class EmailConfig:
     local_hostname: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        errors: list[str] = []
-
-        def check(func: Any, *args: Any) -> Any:
-            try:
-                return func(*args)
-            except ValueError as exc:
-                errors.append(str(exc))
-                return None
-
-        self.recipients = check(self._check_recipients) or []
-        self.smtp_server = check(self._check_server) or self.smtp_server
-        self.security = check(self._check_security) or "starttls"
-        check(self._check_port)
-        check(self._check_credentials)
-        self.sender = check(self._check_sender)
-        check(self._check_tls_files)
+        # The first problem is raised as "<field>: expected ..., got ...", the
+        # form the core turns into "expected ... @ channels.<name>.<field>".
+        self.recipients = self._check_recipients()
+        self.smtp_server = self._check_server()
+        self.security = self._check_security()
+        self._check_port()
+        self._check_credentials()
+        self.sender = self._check_sender()
+        self._check_tls_files()
         if self.local_hostname is not None and not _HOST.fullmatch(self.local_hostname):
-            errors.append(f"local_hostname: {self.local_hostname!r} is not a host name")
-        if errors:
-            raise ValueError("; ".join(errors))
+            raise ValueError(f"local_hostname: expected a host name, got {self.local_hostname!r}")
 
     # Each check raises ValueError naming the field and what was expected.
 
@@ -121,8 +112,8 @@ class EmailConfig:
                 "(set recipients = [...], EMAIL_RECIPIENTS or default_recipients)"
             )
         seen: list[str] = []
-        for i, item in enumerate(self.recipients):
-            address = check_address(item, f"recipients[{i}]")
+        for item in self.recipients:
+            address = check_address(item, "recipients")
             if address.lower() not in (s.lower() for s in seen):
                 seen.append(address)
         return seen
@@ -155,14 +146,14 @@ class EmailConfig:
         if self.password is not None and not self.password.get():
             self.password = None
         if self.password is not None and self.username is None:
-            raise ValueError("username: required when a password is set (EMAIL_USER)")
+            raise ValueError("username: expected a user name when a password is set (EMAIL_USER)")
         if self.password is not None and self.security == "none":
             raise ValueError(
-                "security: 'none' would send the password in clear text; "
-                "use 'starttls' or 'tls', or remove username and password for an open relay"
+                "security: expected 'starttls' or 'tls' when a password is set ('none' would "
+                "send it in clear text); for an open relay, remove username and password"
             )
         if self.username is not None and any(ord(c) < 32 or ord(c) == 127 for c in self.username):
-            raise ValueError("username: control characters are not allowed")
+            raise ValueError("username: expected a user name without control characters")
 
     def _check_sender(self) -> str | None:
         if self.sender is not None and self.sender.strip():
@@ -170,13 +161,15 @@ class EmailConfig:
         if self.username is not None and _ADDRESS.fullmatch(self.username.strip()):
             return self.username.strip()
         raise ValueError(
-            "sender: expected the From address (EMAIL_SENDER); it defaults to username "
-            "only when username is an email address"
+            "sender: expected the From address (sender or EMAIL_SENDER); it defaults to "
+            "username only when that is an email address"
         )
 
     def _check_tls_files(self) -> None:
         if self.ca_file is not None:
             if self.security == "none":
-                raise ValueError("ca_file: only used with security 'starttls' or 'tls'")
+                raise ValueError(
+                    "ca_file: expected security 'starttls' or 'tls' (no TLS with 'none')"
+                )
             if not os.path.isfile(self.ca_file):
-                raise ValueError(f"ca_file: no such file: {self.ca_file}")
+                raise ValueError(f"ca_file: expected an existing PEM file, got {self.ca_file!r}")
