@@ -11,7 +11,7 @@ import httpx
 import pytest
 from pixalert.testing import FakeClock, RecordingChannel, make_manager
 from pixalert_monitoring import MonitoringBridge, create_app
-from pixalert_monitoring._server import running_server
+from pixalert_monitoring.testing import running_server
 
 #: The copy of the real Alertmanager captures kept beside the tests.
 FIXTURES = Path(__file__).parent / "fixtures" / "alertmanager"

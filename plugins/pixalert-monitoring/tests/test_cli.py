@@ -87,28 +87,39 @@ def run(env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
 
 def test_serve_subprocess_receives_and_stops_on_sigterm(run: Any, am: Any) -> None:
     server = run("serve", "--port", "0", extra_env={"PIXALERT_RECEIVER_TOKEN": TOKEN})
-    match = server.wait_for(r"receiving alerts on (http://127\.0\.0\.1:\d+)/webhook/alerts "
-                            r"\(bearer token required\)")
+    match = server.wait_for(
+        r"receiving alerts on (http://127\.0\.0\.1:\d+)/webhook/alerts "
+        r"\(bearer token required\)"
+    )
     base = match.group(1)
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     with httpx.Client(timeout=10) as client:
-        assert client.post(f"{base}/webhook/alerts", content=am.raw("firing_group"),
-                           headers={"Content-Type": "application/json"}).status_code == 401
-        response = client.post(f"{base}/webhook/alerts", content=am.raw("firing_group"),
-                               headers=headers)
+        assert (
+            client.post(
+                f"{base}/webhook/alerts",
+                content=am.raw("firing_group"),
+                headers={"Content-Type": "application/json"},
+            ).status_code
+            == 401
+        )
+        response = client.post(
+            f"{base}/webhook/alerts", content=am.raw("firing_group"), headers=headers
+        )
         assert response.status_code == 200, response.text
         assert response.json()["accepted"] == 2
-        again = client.post(f"{base}/webhook/alerts", content=am.raw("firing_group"),
-                            headers=headers)
+        again = client.post(
+            f"{base}/webhook/alerts", content=am.raw("firing_group"), headers=headers
+        )
         assert again.json()["duplicates"] == 2
         alerts = client.get(f"{base}/api/alerts", params={"hours": 1}, headers=headers).json()
         assert {a["key"] for a in alerts["alerts"]} == {
-            "alertmanager:58eb42a7154e9687", "alertmanager:e3d826d0c1ca4fe4",
+            "alertmanager:58eb42a7154e9687",
+            "alertmanager:e3d826d0c1ca4fe4",
         }
         assert client.get(f"{base}/health").json()["status"] in ("ok", "degraded")
-        assert "pixalert_alerts_received_total" in client.get(
-            f"{base}/metrics", headers=headers
-        ).text
+        assert (
+            "pixalert_alerts_received_total" in client.get(f"{base}/metrics", headers=headers).text
+        )
     code, out, err = server.stop(signal.SIGTERM)
     assert code == 0, err
     assert "pixalert: stopped" in out
@@ -120,15 +131,19 @@ def test_serve_stops_on_ctrl_c(run: Any) -> None:
     server = run("serve", "--port", "0")
     server.wait_for(r"receiving alerts on http://127\.0\.0\.1:\d+/webhook/alerts \(no token\)")
     code, out, err = server.stop(signal.SIGINT)
+    assert "pixalert: stopped" in out
     assert code == 0, err
     assert "Traceback" not in err
 
 
-def test_serve_refuses_a_public_address_without_token(env: dict[str, str],
-                                                      tmp_path: Path) -> None:
+def test_serve_refuses_a_public_address_without_token(env: dict[str, str], tmp_path: Path) -> None:
     result = subprocess.run(
         pixalert("serve", "--host", "0.0.0.0", "--port", "0"),
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "refusing to listen on 0.0.0.0 without a bearer token" in result.stderr
@@ -141,12 +156,19 @@ def test_bad_monitoring_config_exits_2_naming_file_and_rule(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     path = tmp_path / "monitoring.toml"
-    path.write_text('[[rules]]\nname = "disk"\nmetric = "d"\nthreshold = "x"\n'
-                    'operator = "=>"\npriority = "high"\n', encoding="utf-8")
+    path.write_text(
+        '[[rules]]\nname = "disk"\nmetric = "d"\nthreshold = "x"\n'
+        'operator = "=>"\npriority = "high"\n',
+        encoding="utf-8",
+    )
     for command in ("serve", "monitor"):
         result = subprocess.run(
             pixalert(command, "--monitoring-config", str(path)),
-            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert result.returncode == 2, result.stderr
         assert f"{path}: rules[0] (disk): threshold: expected a number, got 'x'" in result.stderr
@@ -176,11 +198,11 @@ cooldown_minutes = 60
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_monitor_subprocess_alerts_and_stops_on_signal(run: Any, tmp_path: Path,
-                                                       sig: int) -> None:
+def test_monitor_subprocess_alerts_and_stops_on_signal(run: Any, tmp_path: Path, sig: int) -> None:
     path = write_monitoring(tmp_path)
-    monitor = run("monitor", "--interval", "0.2", "--service", "box-1",
-                  "--monitoring-config", str(path))
+    monitor = run(
+        "monitor", "--interval", "0.2", "--service", "box-1", "--monitoring-config", str(path)
+    )
     monitor.wait_for(r"monitoring box-1 every 0\.2s with 1 rules")
     monitor.wait_for(r"pixalert: firing memory_in_use on box-1 \(value [\d.]+\)")
     code, out, err = monitor.stop(sig)
@@ -192,11 +214,19 @@ def test_monitor_subprocess_alerts_and_stops_on_signal(run: Any, tmp_path: Path,
 def test_monitor_once_with_default_rules(env: dict[str, str], tmp_path: Path) -> None:
     result = subprocess.run(
         pixalert("monitor", "--once", "--service", "box-2"),
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     history = subprocess.run(
-        pixalert("history", "--json"), env=env, cwd=tmp_path, capture_output=True, text=True,
+        pixalert("history", "--json"),
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert history.returncode == 0, history.stderr
@@ -206,16 +236,20 @@ def test_monitor_once_with_default_rules(env: dict[str, str], tmp_path: Path) ->
 def test_monitor_bad_disk_path(env: dict[str, str], tmp_path: Path) -> None:
     result = subprocess.run(
         pixalert("monitor", "--once", "--disk", str(tmp_path / "nowhere")),
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "--disk" in result.stderr and "nowhere" in result.stderr
 
 
-def test_commands_listed_and_plugin_import_stays_light(env: dict[str, str],
-                                                       tmp_path: Path) -> None:
-    result = subprocess.run(pixalert("--help"), env=env, cwd=tmp_path, capture_output=True,
-                            text=True, timeout=60)
+def test_commands_listed_and_plugin_import_stays_light(env: dict[str, str], tmp_path: Path) -> None:
+    result = subprocess.run(
+        pixalert("--help"), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0
     assert re.search(r"^\s+serve\s+Receive alerts over HTTP", result.stdout, re.M)
     assert re.search(r"^\s+monitor\s+Watch this host", result.stdout, re.M)
@@ -224,8 +258,9 @@ def test_commands_listed_and_plugin_import_stays_light(env: dict[str, str],
         "heavy = [m for m in ('starlette', 'uvicorn', 'psutil', 'prometheus_client') "
         "if m in sys.modules]; print(heavy)"
     )
-    light = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
-                           text=True, timeout=60)
+    light = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
     assert light.stdout.strip() == "[]", light.stderr
 
 

@@ -522,3 +522,16 @@ async def test_storage_failure_is_503_and_retry_succeeds(
     assert response.status_code == 200 and response.json()["accepted"] == 1
     await manager.drain()
     assert len(recorder.sent) == 1
+
+
+async def test_public_testing_helper(manager: Any, recorder: RecordingChannel) -> None:
+    from pixalert_monitoring.testing import running_receiver
+
+    async with running_receiver(manager, token=TOKEN) as base_url, httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{base_url}/webhook/alerts",
+            json={"title": "x"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert response.status_code == 200
+    assert len(recorder.sent) == 1  # the app's shutdown waited for the delivery

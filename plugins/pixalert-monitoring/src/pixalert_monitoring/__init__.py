@@ -101,7 +101,7 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-@hookimpl
+@hookimpl  # type: ignore[untyped-decorator, unused-ignore]  # core lacks py.typed
 def pixalert_cli(cli: click.Group) -> None:
     """Add ``pixalert serve`` and ``pixalert monitor``."""
     from ._cli import monitor, serve

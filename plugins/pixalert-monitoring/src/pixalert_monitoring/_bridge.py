@@ -68,7 +68,7 @@ class _Journal:
     def __init__(self) -> None:
         self.entries: collections.deque[dict[str, Any]] = collections.deque(maxlen=_JOURNAL_SIZE)
 
-    @hookimpl
+    @hookimpl  # type: ignore[untyped-decorator, unused-ignore]  # core lacks py.typed
     def pixalert_after_delivery(self, alert: Alert, results: Mapping[str, DeliveryResult]) -> None:
         """Keep a JSON-safe copy of the alert and its results."""
         entry = alert.to_dict()
@@ -282,15 +282,15 @@ class MonitoringBridge:
                     state.since = None
                     state.resolve_pending = state.notified
                 if state.resolve_pending and state.alert is not None:
-                    rule = self.alert_rules.get(rule_name)
-                    sample = samples.get(rule.metric_name) if rule else None
+                    known = self.alert_rules.get(rule_name)
+                    sample = samples.get(known.metric_name) if known else None
                     plan.append(
                         (
                             "resolved",
-                            rule,
+                            known,
                             service,
                             state,
-                            self._resolve_alert(rule, service, sample, state, now),
+                            self._resolve_alert(known, service, sample, state, now),
                         )
                     )
         return plan
@@ -621,7 +621,8 @@ class MonitoringBridge:
                 for e in reversed(self._journal.entries)
                 if datetime.fromisoformat(e["created_at"]).timestamp() >= since
             ]
-        return self._run_sync(self.aget_alert_history(hours))
+        history: list[dict[str, Any]] = self._run_sync(self.aget_alert_history(hours))
+        return history
 
     def _run_sync(self, coro: Any) -> Any:
         run_sync = getattr(self.manager, "run_sync", None)

@@ -165,7 +165,9 @@ async def _serve(
     from ._server import running_server
 
     try:
-        async with running_server(app, host=host, port=port, log_level=log_level) as server:
+        async with running_server(
+            app, host=host, port=port, log_level=log_level, access_log=True
+        ) as server:
             stopping = asyncio.Event()
             restore = _install_signals(stopping.set)
             bound_host, bound_port = server.bound

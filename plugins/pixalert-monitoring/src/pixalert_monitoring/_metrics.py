@@ -61,7 +61,7 @@ class ReceiverMetrics:
             registry=self.registry,
         )
 
-    @hookimpl
+    @hookimpl  # type: ignore[untyped-decorator, unused-ignore]  # core lacks py.typed
     def pixalert_after_delivery(self, alert: Alert, results: Mapping[str, DeliveryResult]) -> None:
         """Count each channel's result and observe its latency."""
         for name, result in results.items():

@@ -60,7 +60,12 @@ def is_loopback(host: str) -> bool:
 
 @contextlib.asynccontextmanager
 async def running_server(
-    app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    log_level: str = "warning",
+    access_log: bool = False,
 ) -> AsyncIterator[ReceiverServer]:
     """Serve ``app`` on uvicorn in a background task; yield the server once it listens.
 
@@ -68,7 +73,7 @@ async def running_server(
     On exit the server shuts down gracefully (the app's lifespan shutdown runs).
     """
     config = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, lifespan="on", access_log=False
+        app, host=host, port=port, log_level=log_level, lifespan="on", access_log=access_log
     )
     server = ReceiverServer(config)
     task = asyncio.ensure_future(server.serve())
