@@ -80,6 +80,10 @@ class Sinks:
         """``python args...`` with :attr:`env`, in :attr:`cwd`."""
         return await run_python(args, env=self.env, cwd=self.cwd)
 
+    async def run_with(self, env: dict[str, str], *args: str, cwd: Path | None = None) -> Completed:
+        """``python args...`` with another environment (and working directory)."""
+        return await run_python(args, env=env, cwd=cwd or self.cwd)
+
     def received(self) -> dict[str, list[str]]:
         """One line per message each sink accepted."""
         return {

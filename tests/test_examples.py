@@ -268,3 +268,61 @@ async def test_flask_sync(sinks: Sinks, tmp_path: Path) -> None:
         "Queue backlog",
     ]
     assert sorted(d.path for d in sinks.webhook.deliveries) == ["/hook1", "/hook2"]
+
+
+async def test_plugin_guide_example(sinks: Sinks, tmp_path: Path) -> None:
+    """The plugin guide's example passes its own tests, builds, installs, and is found."""
+    example = EXAMPLES / "pixalert-ntfy"
+    env = dict(sinks.env, PYTHONPATH=str(example / "src"))
+    tests = await sinks.run_with(
+        env, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(example / "tests"), cwd=ROOT
+    )
+    assert tests.returncode == 0, tests.stdout[-4000:]
+    assert "11 passed" in tests.stdout
+
+    # Published: a wheel, installed where nothing else is; pixalert finds its entry point.
+    dist, site = tmp_path / "dist", tmp_path / "site"
+    built = await sinks.run_with(
+        sinks.env,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "-q",
+        "-w",
+        str(dist),
+        str(example),
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = dist.glob("pixalert_ntfy-0.1.0-*.whl")
+    installed = await sinks.run_with(
+        sinks.env,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--no-index",
+        "-q",
+        "--target",
+        str(site),
+        str(wheel),
+    )
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    env = dict(sinks.env, PYTHONPATH=str(site))
+    listed = await sinks.run_with(env, "-m", "pixalert", "plugins", "--json")
+    assert_ok(listed)
+    (ntfy,) = [p for p in json.loads(listed.stdout)["plugins"] if p["name"] == "ntfy"]
+    assert ntfy["distribution"] == "pixalert-ntfy" and ntfy["version"] == "0.1.0"
+    assert ntfy["channels"] == ["ntfy"]
+    assert sorted(ntfy["hooks"]) == ["pixalert_channels", "pixalert_demo_sinks"]
+
+    # pixalert demo starts its stand-in too; CRITICAL ("every channel") reaches it.
+    demo = await sinks.run_with(env, "-m", "pixalert", "demo", "--json")
+    assert_ok(demo)
+    outcome = json.loads(demo.stdout[demo.stdout.index("\n{\n") :])
+    assert [line.split(": ", 1)[1] for line in outcome["sinks"]["ntfy"]] == [
+        "[CRITICAL] Database primary unreachable",
+        "RESOLVED [CRITICAL] Database primary unreachable",
+    ]
