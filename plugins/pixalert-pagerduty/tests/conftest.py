@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-
 from pixalert import Alert, structure_config
 from pixalert.testing import FakeClock
 from pixalert_pagerduty import PagerDutyChannel, PagerDutyConfig

@@ -7,7 +7,6 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-
 from pixalert import Priority
 from pixalert_pagerduty._channel import MAX_EVENT_BYTES, dedup_key_for, summary_for
 
@@ -106,7 +105,9 @@ async def test_long_summary_is_cut_cleanly_to_1024_characters(pd, channel, make_
 
 def test_summary_without_spaces_is_cut_hard_and_lines_are_joined(make_alert):
     assert len(summary_for(make_alert(message="x" * 5000))) == 1024
-    assert summary_for(make_alert(title="A\nB", message="line 1\n\n  line 2")) == "A B: line 1 line 2"
+    assert (
+        summary_for(make_alert(title="A\nB", message="line 1\n\n  line 2")) == "A B: line 1 line 2"
+    )
     assert summary_for(make_alert(message="")) == "Disk full"
 
 

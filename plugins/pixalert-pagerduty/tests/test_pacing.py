@@ -25,9 +25,7 @@ async def test_no_60_second_window_holds_more_than_rate_events(pd, channel, cloc
         await channel.send(make_alert(key=f"k{i}"))
         times.append(clock.now())
     assert len(pd.events) == 250
-    busiest = max(
-        sum(1 for t in times[i:] if t - start <= 60.0) for i, start in enumerate(times)
-    )
+    busiest = max(sum(1 for t in times[i:] if t - start <= 60.0) for i, start in enumerate(times))
     # PagerDuty allows about 120 a minute per routing key: the burst and the
     # steady rate together use that, and never more.
     assert 115 < busiest <= 120
@@ -44,8 +42,10 @@ async def test_rate_and_burst_are_configurable(pd, make_channel, clock, make_ale
 
 async def test_each_channel_paces_its_own_routing_key(pd, make_channel, clock, make_alert):
     other_key = "b" * 32
-    first, second = make_channel(burst=1, rate=60), make_channel(burst=1, rate=60,
-                                                                  routing_key=other_key)
+    first, second = (
+        make_channel(burst=1, rate=60),
+        make_channel(burst=1, rate=60, routing_key=other_key),
+    )
     await first.send(make_alert(key="a"))
     await second.send(make_alert(key="b"))
     assert _waits(clock) == []

@@ -428,7 +428,7 @@ class PagerDutyChannel:
         if not detail:
             try:
                 detail = response.text
-            except Exception:  # noqa: BLE001 - an undecodable body says nothing useful
+            except Exception:
                 detail = ""
         # Mask before cutting, so a secret cut in half cannot slip through.
         detail = " ".join(redact(detail, self._secrets()).split())
