@@ -7,6 +7,7 @@ test checks what the program printed and what each server received.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -326,3 +327,14 @@ async def test_plugin_guide_example(sinks: Sinks, tmp_path: Path) -> None:
         "[CRITICAL] Database primary unreachable",
         "RESOLVED [CRITICAL] Database primary unreachable",
     ]
+
+
+async def test_cooldown_test_example() -> None:
+    """The test shown on the plugin testing page passes."""
+    spec = importlib.util.spec_from_file_location(
+        "cooldown_test_example", EXAMPLES / "cooldown_test_example.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    await module.test_a_repeat_is_held_back_by_the_cooldown()

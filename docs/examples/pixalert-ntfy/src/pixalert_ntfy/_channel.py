@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# --8<-- [start:config]
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -56,6 +57,8 @@ class NtfyConfig:
     timeout: float = attrs.field(default=10.0, validator=_check_timeout)
 
 
+# --8<-- [end:config]
+# --8<-- [start:channel]
 class NtfyChannel:
     """Publishes each alert to an ntfy topic; never retries (the core does)."""
 
@@ -115,3 +118,6 @@ class NtfyChannel:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+
+
+# --8<-- [end:channel]
