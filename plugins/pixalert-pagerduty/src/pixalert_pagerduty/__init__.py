@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 __all__ = ["PagerDutyChannel", "PagerDutyConfig", "__version__", "pixalert_channels"]
 
 
-@hookimpl
+@hookimpl  # type: ignore[untyped-decorator,unused-ignore]
 def pixalert_channels() -> Sequence[ChannelSpec]:
     """Declare the ``pagerduty`` channel type."""
     from ._channel import channel_spec
@@ -35,7 +35,7 @@ def pixalert_channels() -> Sequence[ChannelSpec]:
     return [channel_spec()]
 
 
-@hookimpl
+@hookimpl  # type: ignore[untyped-decorator,unused-ignore]
 def pixalert_demo_sinks() -> Sequence[DemoSink]:
     """Offer the local Events API v2 (:class:`pixalert_pagerduty.testing.PagerDutyServer`)."""
     from .testing import PagerDutyServer

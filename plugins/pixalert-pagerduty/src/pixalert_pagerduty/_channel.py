@@ -20,7 +20,7 @@ import json
 import logging
 import socket
 from collections.abc import Mapping
-from datetime import timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -233,14 +233,15 @@ def summary_for(alert: Alert) -> str:
 
 def dedup_key_for(alert: Alert) -> str:
     """``dedup_key``: the alert's key, or its SHA-256 when longer than 255 characters."""
-    key = alert.key
+    key: str = alert.key
     if len(key) <= MAX_DEDUP_KEY:
         return key
     return "sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def _timestamp(alert: Alert) -> str:
-    return alert.created_at.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    created: datetime = alert.created_at
+    return created.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _encode(event: Mapping[str, Any]) -> bytes:
@@ -458,7 +459,7 @@ class _SteppingClock:
 
     def now(self) -> float:
         """The wrapped clock's time."""
-        return self.clock.now()
+        return float(self.clock.now())
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` (at least :attr:`MIN_WAIT`) on the wrapped clock."""

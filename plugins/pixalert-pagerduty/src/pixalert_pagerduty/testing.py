@@ -47,7 +47,7 @@ import uuid
 from collections import deque
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import attrs
 from aiohttp import web
@@ -112,8 +112,8 @@ def _is_iso_8601(value: str) -> bool:
     return True
 
 
-def _blank(value: Any) -> bool:
-    return not isinstance(value, str) or not value.strip()
+def _filled(value: Any) -> TypeGuard[str]:
+    return isinstance(value, str) and bool(value.strip())
 
 
 def _check_unknown(data: Mapping[str, Any], allowed: set[str], where: str) -> list[str]:
@@ -133,7 +133,7 @@ def _check_images(images: Any) -> list[str]:
             errors.append(f"'images[{i}]' must be an object")
             continue
         src = image.get("src")
-        if _blank(src):
+        if not _filled(src):
             errors.append(f"'images[{i}].src' is missing or blank")
         elif not src.startswith("https://"):
             errors.append(f"'images[{i}].src' must be served via HTTPS")
@@ -152,7 +152,7 @@ def _check_links(links: Any) -> list[str]:
         if not isinstance(link, dict):
             errors.append(f"'links[{i}]' must be an object")
             continue
-        if _blank(link.get("href")):
+        if not _filled(link.get("href")):
             errors.append(f"'links[{i}].href' is missing or blank")
         if "text" in link and not isinstance(link["text"], str):
             errors.append(f"'links[{i}].text' must be a string")
@@ -165,17 +165,17 @@ def _check_payload(payload: Any) -> list[str]:
         return ["'payload' is missing or blank"]
     errors = []
     summary = payload.get("summary")
-    if _blank(summary):
+    if not _filled(summary):
         errors.append("'payload.summary' is missing or blank")
     elif len(summary) > 1024:
         errors.append(
             f"Length of 'payload.summary' is too long (maximum is 1024 characters, "
             f"got {len(summary)})"
         )
-    if _blank(payload.get("source")):
+    if not _filled(payload.get("source")):
         errors.append("'payload.source' is missing or blank")
     severity = payload.get("severity")
-    if _blank(severity):
+    if not _filled(severity):
         errors.append("'payload.severity' is missing or blank")
     elif severity not in SEVERITIES:
         errors.append(
@@ -199,12 +199,12 @@ def validate_event(event: Any) -> list[str]:
         return ["Event must be a JSON object"]
     errors = []
     routing_key = event.get("routing_key")
-    if _blank(routing_key):
+    if not _filled(routing_key):
         errors.append("'routing_key' is missing or blank")
     elif len(routing_key) != 32:
         errors.append("Length of 'routing_key' is incorrect (should be 32 characters)")
     action = event.get("event_action")
-    if _blank(action):
+    if not _filled(action):
         errors.append("'event_action' is missing or blank")
     elif action not in EVENT_ACTIONS:
         errors.append(
@@ -218,7 +218,7 @@ def validate_event(event: Any) -> list[str]:
         elif len(dedup_key) > 255:
             errors.append("Length of 'dedup_key' is too long (maximum is 255 characters)")
     if action in ("acknowledge", "resolve"):
-        if _blank(dedup_key):
+        if not _filled(dedup_key):
             errors.append(f"'dedup_key' is missing or blank (required to {action})")
         extra = sorted(set(event) - _FOLLOW_UP_KEYS)
         if extra:
