@@ -183,7 +183,7 @@ class EmailChannel:
                         f"email: the server at {self._where} offers no AUTH; "
                         "remove username and password, or check smtp_server"
                     )
-                await smtp.login(cfg.username, cfg.password.get())
+                await self._login(smtp, cfg.username, cfg.password.get())
         except DeliveryError:
             smtp.close()
             raise
@@ -197,6 +197,20 @@ class EmailChannel:
         self._smtp = smtp
         log.debug("email %s: connected to %s (%s)", self.name, self._where, cfg.security)
         return smtp
+
+    async def _login(self, smtp: aiosmtplib.SMTP, username: str, password: str) -> None:
+        """One AUTH attempt with the best mechanism offered (aiosmtplib's ``login`` would try
+        each mechanism in turn, counting several failed logins against the account)."""
+        offered = smtp.server_auth_methods
+        for mechanism in ("plain", "login", "cram-md5"):
+            if mechanism in offered:
+                method = getattr(smtp, "auth_" + mechanism.replace("-", ""))
+                await method(username, password)
+                return
+        raise DeliveryError.permanent(
+            f"email: the server at {self._where} offers no AUTH mechanism pixalert supports "
+            f"(it offers: {', '.join(offered) or 'none'})"
+        )
 
     async def _transaction(
         self, smtp: aiosmtplib.SMTP, data: bytes, *, reused: bool

@@ -123,6 +123,7 @@ class _Recorder:
         self.open_connections = 0
         self.failures: list[_Failure] = []
         self.hangs: dict[str, int] = {}
+        self.hanging = 0
 
     def change(self, func: Callable[[], Any]) -> Any:
         with self.cond:
@@ -158,7 +159,12 @@ class _Handler:
         owner = self.owner
         rec = owner._rec
         if rec.take_hang("DATA"):
-            await owner._hang_release_event().wait()
+            event = owner._hang_release_event()
+            rec.change(lambda: setattr(rec, "hanging", rec.hanging + 1))
+            try:
+                await event.wait()
+            finally:
+                rec.change(lambda: setattr(rec, "hanging", rec.hanging - 1))
         failure = rec.take_failure("DATA")
         if failure is not None:
             return f"{failure.code} {failure.text}"
@@ -372,10 +378,7 @@ class SMTPTestServer:
             self._tmpdir = None
 
     def _make_certificates(self) -> None:
-        import trustme
-
-        self._ca = trustme.CA()
-        cert = self._ca.issue_cert("127.0.0.1", "localhost")
+        self._ca, cert = _certificates()
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         cert.configure_cert(context)
         self._server_context = context
@@ -479,7 +482,8 @@ class SMTPTestServer:
                     break
 
         rec.change(record)
-        return AuthResult(success=ok, auth_data=login if ok else None)
+        # handled=False: aiosmtpd answers 235 or "535 5.7.8 Authentication credentials invalid".
+        return AuthResult(success=ok, handled=False, auth_data=login if ok else None)
 
     # ------------------------------------------------------------------
     # What a test uses
@@ -538,6 +542,12 @@ class SMTPTestServer:
             return list(self._rec.commands)
 
     @property
+    def hanging(self) -> int:
+        """How many DATA replies are being held back now (see :meth:`hang_next`)."""
+        with self._rec.cond:
+            return self._rec.hanging
+
+    @property
     def connections(self) -> int:
         """How many connections were accepted in all."""
         with self._rec.cond:
@@ -575,7 +585,9 @@ class SMTPTestServer:
         rec.change(lambda: rec.hangs.__setitem__("DATA", rec.hangs.get("DATA", 0) + count))
 
     def release(self) -> None:
-        """Let every hanging DATA go on."""
+        """Let every hanging DATA go on, and cancel hangs not started yet."""
+        rec = self._rec
+        rec.change(rec.hangs.clear)
         if self._loop is None:
             return
 
@@ -610,6 +622,22 @@ class SMTPTestServer:
         """Wait until ``count`` messages arrived; return them all."""
         await self.wait_for(lambda s: len(s.messages) >= count, timeout)
         return self.messages
+
+
+_cert_lock = threading.Lock()
+_cert_cache: tuple[Any, Any] | None = None
+
+
+def _certificates() -> tuple[Any, Any]:
+    """A throwaway CA and a server certificate for 127.0.0.1 and localhost (made once)."""
+    global _cert_cache
+    with _cert_lock:
+        if _cert_cache is None:
+            import trustme
+
+            ca = trustme.CA()
+            _cert_cache = (ca, ca.issue_cert("127.0.0.1", "localhost"))
+        return _cert_cache
 
 
 _DEFAULT_TEXT = {

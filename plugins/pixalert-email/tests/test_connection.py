@@ -1,0 +1,119 @@
+"""One SMTP session serves a burst of alerts; it is reopened when dropped and closed when idle."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pixalert import Alert
+from pixalert_email.testing import SMTPTestServer
+
+from .conftest import MakeChannel, wait_closed
+
+BURST = 25
+
+
+async def test_burst_uses_one_connection_and_one_login(
+    smtp_server: SMTPTestServer, make_channel: MakeChannel
+):
+    channel = make_channel(smtp_server)
+    for i in range(BURST):
+        await channel.send(Alert(title=f"alert {i}"))
+    assert len(smtp_server.messages) == BURST
+    assert smtp_server.connections == 1
+    assert smtp_server.logins == 1
+    assert [c.verb for c in smtp_server.commands].count("STARTTLS") == 1
+
+
+async def test_concurrent_burst_shares_the_connection(
+    smtp_server: SMTPTestServer, make_channel: MakeChannel
+):
+    channel = make_channel(smtp_server)
+    await asyncio.gather(*(channel.send(Alert(title=f"alert {i}")) for i in range(BURST)))
+    assert sorted(smtp_server.received()) == sorted(
+        f"to ops@example.com: [MEDIUM] alert {i}" for i in range(BURST)
+    )
+    assert smtp_server.connections == 1
+    assert smtp_server.logins == 1
+
+
+async def test_session_dropped_by_the_server_is_reopened(
+    smtp_server: SMTPTestServer, make_channel: MakeChannel
+):
+    channel = make_channel(smtp_server)
+    await channel.send(Alert(title="before"))
+    smtp_server.drop_connections()
+    await channel.send(Alert(title="after"))
+    assert smtp_server.received() == [
+        "to ops@example.com: [MEDIUM] before",
+        "to ops@example.com: [MEDIUM] after",
+    ]
+    assert smtp_server.connections == 2
+    assert smtp_server.logins == 2
+
+
+async def test_421_on_a_reused_session_reconnects_transparently(
+    smtp_server: SMTPTestServer, make_channel: MakeChannel
+):
+    channel = make_channel(smtp_server)
+    await channel.send(Alert(title="before"))
+    smtp_server.fail_next(421, stage="MAIL")  # "closing transmission channel", then it closes
+    await channel.send(Alert(title="after"))
+    assert smtp_server.received()[-1] == "to ops@example.com: [MEDIUM] after"
+    assert len(smtp_server.messages) == 2
+    assert smtp_server.connections == 2
+
+
+async def test_idle_session_is_closed_with_quit(
+    smtp_server: SMTPTestServer, make_channel: MakeChannel
+):
+    channel = make_channel(smtp_server, idle_close=0.05)
+    await channel.send(Alert(title="one"))
+    await wait_closed(smtp_server)
+    assert [c.verb for c in smtp_server.commands][-1] == "QUIT"
+    await channel.send(Alert(title="two"))
+    assert smtp_server.connections == 2
+
+
+async def test_idle_close_zero_closes_after_each_alert(
+    smtp_server: SMTPTestServer, make_channel: MakeChannel
+):
+    channel = make_channel(smtp_server, idle_close=0)
+    await channel.send(Alert(title="one"))
+    assert [c.verb for c in smtp_server.commands][-1] == "QUIT"
+    await channel.send(Alert(title="two"))
+    assert smtp_server.connections == 2
+
+
+async def test_a_send_in_between_keeps_the_session(
+    smtp_server: SMTPTestServer, make_channel: MakeChannel
+):
+    """An idle timer that fires after the session was used again does not close it."""
+    channel = make_channel(smtp_server, idle_close=3600)
+    await channel.send(Alert(title="one"))
+    stale = channel._uses
+    await channel.send(Alert(title="two"))
+    await channel._close_if_idle(stale)
+    await channel.send(Alert(title="three"))
+    assert smtp_server.connections == 1
+    await channel._close_if_idle(channel._uses)
+    await wait_closed(smtp_server)
+
+
+async def test_aclose_says_quit_and_is_idempotent(
+    smtp_server: SMTPTestServer, make_channel: MakeChannel
+):
+    channel = make_channel(smtp_server)
+    await channel.send(Alert(title="one"))
+    await channel.aclose()
+    await channel.aclose()
+    await wait_closed(smtp_server)
+    assert [c.verb for c in smtp_server.commands][-1] == "QUIT"
+    # A closed channel that is used again simply opens a new session.
+    await channel.send(Alert(title="two"))
+    assert smtp_server.connections == 2
+
+
+async def test_aclose_without_any_send(make_channel: MakeChannel, smtp_server: SMTPTestServer):
+    channel = make_channel(smtp_server)
+    await channel.aclose()
+    assert smtp_server.connections == 0
