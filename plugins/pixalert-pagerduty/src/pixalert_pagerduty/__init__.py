@@ -20,11 +20,20 @@ from pixalert import hookimpl
 if TYPE_CHECKING:
     from pixalert import ChannelSpec, DemoSink
 
-    from ._channel import PagerDutyChannel, PagerDutyConfig
+    from ._channel import PagerDutyChannel, PagerDutyConfig, channel_spec
 
 __version__ = "0.1.0"
 
-__all__ = ["PagerDutyChannel", "PagerDutyConfig", "__version__", "pixalert_channels"]
+__all__ = [
+    "PagerDutyChannel",
+    "PagerDutyConfig",
+    "__version__",
+    "channel_spec",
+    "pixalert_channels",
+    "pixalert_demo_sinks",
+]
+
+_LAZY = ("PagerDutyChannel", "PagerDutyConfig", "channel_spec")
 
 
 @hookimpl  # type: ignore[untyped-decorator,unused-ignore]
@@ -44,7 +53,7 @@ def pixalert_demo_sinks() -> Sequence[DemoSink]:
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("PagerDutyChannel", "PagerDutyConfig"):
+    if name in _LAZY:
         from . import _channel
 
         return getattr(_channel, name)
