@@ -239,10 +239,8 @@ def converter() -> cattrs.Converter:
 
 
 def _format_exception(exc: BaseException, type_: Any) -> str:
-    # Our own hooks and validators say what they expected; keep their words.
-    if isinstance(exc, ValueError) and str(exc).startswith(("expected", "unknown")):
-        return str(exc)
-    if isinstance(exc, ValueError) and ": expected" in str(exc):
+    # Our hooks and the plugins' validators say what they expected: keep their words.
+    if isinstance(exc, ValueError) and str(exc):
         return str(exc)
     return cattrs.v.format_exception(exc, type_)
 

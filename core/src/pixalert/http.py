@@ -13,6 +13,8 @@ Install with ``pixalert[http]``. Every HTTP channel in this repository uses it:
 from __future__ import annotations
 
 import email.utils
+import functools
+import ssl
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -48,21 +50,28 @@ def make_client(
     limits = httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
+    # Building an SSL context costs ~100 ms: share the verified default one.
+    tls: ssl.SSLContext | bool = _default_ssl_context() if verify else False
     transport: httpx.AsyncBaseTransport | None
     try:
         from httpx_aiohttp import AiohttpTransport
     except ImportError:  # pragma: no cover - the http extra installs it
         transport = None
     else:
-        transport = AiohttpTransport(verify=verify, limits=limits)
+        transport = AiohttpTransport(verify=tls, limits=limits)
     return httpx.AsyncClient(
         transport=transport,
         timeout=httpx.Timeout(timeout, connect=connect_timeout or timeout),
         headers=dict(headers or {}),
         follow_redirects=False,
-        verify=verify,
+        verify=tls,
         limits=limits,
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _default_ssl_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
