@@ -334,19 +334,16 @@ ORDER BY created_at DESC LIMIT 1
 """
 
 _ENTRIES = """
-SELECT a.body, a.state, r.results
-FROM (
-    SELECT id, body, state, created_at FROM {s}.alerts
-    WHERE created_at >= %(since)s
-    ORDER BY created_at DESC, id DESC
-    LIMIT %(limit)s
-) AS a
-LEFT JOIN LATERAL (
-    SELECT json_agg(json_build_array(channel, status, attempts, error, latency, receipt)
-                    ORDER BY seq) AS results
-    FROM {s}.results WHERE alert_id = a.id
-) AS r ON true
-ORDER BY a.created_at DESC, a.id DESC
+SELECT id, body, state FROM {s}.alerts
+WHERE created_at >= %(since)s
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s
+"""
+
+_ENTRY_RESULTS = """
+SELECT alert_id, channel, status, attempts, error, latency, receipt FROM {s}.results
+WHERE alert_id = ANY(%(ids)s)
+ORDER BY seq
 """
 
 _STATS = """
@@ -485,14 +482,19 @@ class PostgresHistoryStore:
 
     async def entries(self, since: datetime, *, limit: int | None = None) -> list[HistoryEntry]:
         """Alerts created at or after ``since``, newest first, with their results."""
-        rows = await self._db.fetch(_ENTRIES, {"since": since, "limit": limit})
-        return [
-            HistoryEntry(
-                Alert.from_dict(body),
-                state,
-                tuple(_result(item) for item in results or ()),
+        async with self._db.connection() as conn:
+            cursor = await conn.execute(self._db.sql(_ENTRIES), {"since": since, "limit": limit})
+            rows = await cursor.fetchall()
+            cursor = await conn.execute(
+                self._db.sql(_ENTRY_RESULTS), {"ids": [row[0] for row in rows]}
             )
-            for body, state, results in rows
+            result_rows = await cursor.fetchall()
+        results: dict[str, list[DeliveryResult]] = {}
+        for alert_id, *result in result_rows:
+            results.setdefault(alert_id, []).append(_result(result))
+        return [
+            HistoryEntry(Alert.from_dict(body), state, tuple(results.get(alert_id, ())))
+            for alert_id, body, state in rows
         ]
 
     async def stats(self, since: datetime) -> dict[str, Any]:
