@@ -439,8 +439,11 @@ class SMTPTestServer:
     def _close_all(self) -> None:
         """Abort every client connection (TLS ones too, without waiting for close_notify)."""
         for protocol in list(self._protocols):
-            if protocol.transport is not None:
-                protocol.transport.abort()
+            transport = protocol.transport
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.abort()
+            elif transport is not None:
+                transport.close()
 
     async def _close_all_and_wait(self) -> None:
         self._close_all()
