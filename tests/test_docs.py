@@ -317,3 +317,49 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     assert proc.returncode == 0 and not warnings, proc.stderr[-4000:]
     assert (tmp_path / "site" / "plugin_hooks" / "index.html").is_file()
     assert (tmp_path / "site" / "reference" / "pixalert" / "index.html").is_file()
+
+
+def _test_blocks() -> list[tuple[str, str]]:
+    """Python code blocks of the docs that are tests themselves (``async def test_``)."""
+    found = []
+    for page in sorted(DOCS.rglob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for i, block in enumerate(re.findall(r"```python\n(.*?)```", text, re.S)):
+            if re.search(r"^(async )?def test_", block, re.M):
+                found.append((f"{page.relative_to(DOCS)}#{i}", block))
+    return found
+
+
+def test_test_examples_in_the_docs_pass(tmp_path: Path) -> None:
+    """Every test shown in a page (the channels' testing sections...) passes as written."""
+    blocks = _test_blocks()
+    assert len(blocks) >= 4, [name for name, _ in blocks]
+    files = []
+    for n, (name, block) in enumerate(blocks):
+        path = tmp_path / f"test_doc_block_{n}.py"
+        path.write_text(f"# {name}\n{block}", encoding="utf-8")
+        files.append(str(path))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            "-o",
+            "asyncio_mode=auto",
+            "-W",
+            "error",
+            *files,
+        ],
+        cwd=tmp_path,
+        # The plugin guide's example plugin, importable without installing it.
+        env=dict(os.environ, PYTHONPATH=str(DOCS / "examples" / "pixalert-ntfy" / "src")),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
