@@ -32,8 +32,9 @@ class RateLimiter:
         now = self.clock.now()
         tokens, stamp = self._buckets.get(key, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - stamp) * self.rate)
-        if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
+        # Float rounding can leave a wait of ~1e-16 s that no clock can advance.
+        if tokens >= 1.0 - 1e-9:
+            self._buckets[key] = (max(0.0, tokens - 1.0), now)
             return 0.0
         self._buckets[key] = (tokens, now)
         return (1.0 - tokens) / self.rate
