@@ -535,3 +535,23 @@ async def test_public_testing_helper(manager: Any, recorder: RecordingChannel) -
         )
         assert response.status_code == 200
     assert len(recorder.sent) == 1  # the app's shutdown waited for the delivery
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.10", False),
+        ("example.com", False),
+    ],
+)
+def test_loopback_detection(host: str, loopback: bool) -> None:
+    from pixalert_monitoring._server import is_loopback
+
+    assert is_loopback(host) is loopback
