@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import types
 from collections.abc import Iterable
 from importlib import metadata
 from typing import Any, cast
@@ -88,6 +89,18 @@ class PluginManager(pluggy.PluginManager):
             if dist is not None:
                 self._dists[ep.name] = (dist.metadata["Name"], dist.version)
         self._specs = None
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
+        """pluggy's lookup, skipping a plugin module's lazy attributes.
+
+        pluggy looks up every name in ``dir(plugin)``; for a module with a
+        ``__getattr__`` that would import what the plugin keeps lazy (httpx,
+        aiosmtplib) on every ``pixalert --help``. Hook implementations are
+        always real module attributes.
+        """
+        if isinstance(plugin, types.ModuleType) and name not in vars(plugin):
+            return None
+        return super().parse_hookimpl_opts(plugin, name)
 
     def _fail(self, name: str, message: str) -> None:
         error = PluginError(name, message)
