@@ -133,6 +133,11 @@ def test_pixalert_config_variable_names_the_file(tmp_path: Path) -> None:
     assert load(tmp_path, env={"PIXALERT_CONFIG": str(other)}).retention_days == 7
 
 
+def test_plugins_keep_their_own_sections(tmp_path: Path) -> None:
+    (tmp_path / "pixalert.toml").write_text('[plugins.monitoring]\ninterval = 30\n')
+    assert load(tmp_path).plugins == {"monitoring": {"interval": 30}}
+
+
 def test_named_instances_of_one_type(tmp_path: Path) -> None:
     s = load(
         tmp_path,

@@ -142,3 +142,5 @@ async def test_submit_answers_once_stored_and_drain_waits(clock: FakeClock) -> N
         assert len(slack.sent) == 1
         assert await manager.first_seen("group:fp:firing", 60)
         assert not await manager.first_seen("group:fp:firing", 60)
+        await manager.forget_seen("group:fp:firing")
+        assert await manager.first_seen("group:fp:firing", 60)

@@ -132,6 +132,8 @@ class Settings:
     channels: dict[str, dict[str, Any]] = attrs.field(
         factory=dict, repr=lambda v: "{" + ", ".join(f"{k!r}: ..." for k in v) + "}"
     )
+    # Plugins' own settings, raw: ``[plugins.monitoring]`` is ``plugins["monitoring"]``.
+    plugins: dict[str, dict[str, Any]] = attrs.Factory(dict)
     # Where each top-level key and channel key came from, for error messages.
     sources: dict[str, str] = attrs.field(factory=dict, repr=False, eq=False)
 

@@ -355,6 +355,11 @@ class NotificationManager:
         await self.start()
         return await self.state_backend.acquire(f"dedup:{key}", ttl)
 
+    async def forget_seen(self, key: str) -> None:
+        """Undo :meth:`first_seen` for ``key`` (the work it guarded could not be done)."""
+        await self.start()
+        await self.state_backend.release(f"dedup:{key}")
+
     async def resume_pending(self) -> int:
         """Deliver alerts left pending by a process that died; return how many.
 
