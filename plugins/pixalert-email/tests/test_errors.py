@@ -169,7 +169,8 @@ async def test_silent_server_times_out_retryably(
 async def test_hanging_data_times_out_retryably(
     smtp_server: SMTPTestServer, make_channel: MakeChannel
 ):
-    channel = make_channel(smtp_server, timeout=0.2)
+    # Long enough for TLS and AUTH on a loaded machine; DATA then hangs for good.
+    channel = make_channel(smtp_server, timeout=1.0)
     smtp_server.hang_next()
     with pytest.raises(DeliveryError) as info:
         await channel.send(Alert(title="Disk full"))
