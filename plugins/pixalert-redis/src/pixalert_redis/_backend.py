@@ -26,7 +26,7 @@ __all__ = ["RedisStateBackend", "mask_url"]
 log = logging.getLogger("pixalert.redis")
 
 DEFAULT_PREFIX = "pixalert:"
-DEFAULT_TIMEOUT = 0.5
+DEFAULT_TIMEOUT = 1.0
 DEFAULT_RETRY_INTERVAL = 1.0
 # Query parameters of the state URL that pixalert reads (redis-py gets the rest).
 _OWN_PARAMS = ("prefix", "timeout", "retry_interval")
@@ -105,7 +105,7 @@ class RedisStateBackend:
         """Build a backend from ``redis://[user:password@]host[:port][/db][?prefix=...]``.
 
         pixalert reads the query parameters ``prefix`` (key namespace),
-        ``timeout`` (socket timeout in seconds, default 0.5) and
+        ``timeout`` (socket timeout in seconds, default 1) and
         ``retry_interval`` (seconds to wait before trying Redis again after a
         failure, default 1); redis-py gets the rest. Keyword arguments win over
         the URL. Raises ``ValueError`` naming the parameter for a bad value.
