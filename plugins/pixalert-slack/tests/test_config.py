@@ -98,11 +98,6 @@ def test_wrong_types_are_named() -> None:
     assert "colour" in info.value.errors[0]
 
 
-@pytest.mark.xfail(
-    reason="core: structure_config drops the ValueError text of cross-field checks "
-    "(cattrs' default format_exception says only 'invalid value')",
-    strict=False,
-)
 def test_config_error_keeps_the_reason() -> None:
     with pytest.raises(ConfigError) as info:
         build(token=TOKEN)
