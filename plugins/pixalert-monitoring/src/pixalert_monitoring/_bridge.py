@@ -589,11 +589,7 @@ class MonitoringBridge:
         for dedup in dedups:
             key = f"ingest:{dedup}"
             try:
-                forget = getattr(self.manager, "forget_seen", None)
-                if forget is not None:
-                    await forget(key)
-                else:
-                    await self.manager.state_backend.release(f"dedup:{key}")
+                await self.manager.forget_seen(key)
             except Exception as exc:
                 log.warning("could not forget ingestion key: %s", redact(str(exc)))
 

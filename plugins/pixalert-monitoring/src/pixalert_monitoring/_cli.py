@@ -60,12 +60,18 @@ def _manager(config_file: str | None) -> Any:
     return build_manager(**kwargs)
 
 
-def _monitoring_config(path: str | None) -> Any:
-    from ._rules import RuleError
-    from ._settings import load_monitoring_config
+def _monitoring_config(path: str | None, manager: Any) -> Any:
+    """The monitoring file, else ``[plugins.monitoring]`` of the main config."""
+    import os
 
+    from ._rules import RuleError
+    from ._settings import CONFIG_ENV, load_monitoring_config
+
+    source: Any = path
+    if source is None and not os.environ.get(CONFIG_ENV):
+        source = manager.settings.plugins.get("monitoring") or None
     try:
-        return load_monitoring_config(path)
+        return load_monitoring_config(source)
     except RuleError as exc:
         _fail(str(exc))
 
@@ -133,7 +139,8 @@ def serve(
     """
     from ._server import is_loopback
 
-    settings = _monitoring_config(monitoring_file)
+    manager = _manager(config_file)
+    settings = _monitoring_config(monitoring_file, manager)
     receiver = settings.receiver
     if not receiver.token and not is_loopback(host) and not allow_unauthenticated:
         _fail(
@@ -141,7 +148,6 @@ def serve(
             "PIXALERT_RECEIVER_TOKEN (or [receiver] token in the monitoring file), "
             "or pass --allow-unauthenticated"
         )
-    manager = _manager(config_file)
     from ._receiver import create_app
 
     app = create_app(
@@ -222,13 +228,13 @@ def monitor(
 
     from ._host import HOST_RULES, HostSampler
 
-    settings = _monitoring_config(monitoring_file)
+    manager = _manager(config_file)
+    settings = _monitoring_config(monitoring_file, manager)
     service = service or socket.gethostname() or "localhost"
     try:
         sampler = HostSampler(service, disk_path)
     except OSError as exc:
         _fail(f"--disk {disk_path!r}: {exc.strerror or exc}")
-    manager = _manager(config_file)
     from ._bridge import MonitoringBridge
 
     bridge = MonitoringBridge(manager, severities=settings.severities)
