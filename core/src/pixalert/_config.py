@@ -139,12 +139,9 @@ class Settings:
 
     @property
     def state_url(self) -> str:
-        """The state backend URL: ``state``, else the history's SQLite file, else memory."""
-        if self.state:
-            return self.state
-        if self.history.startswith("sqlite:") or self.history.startswith("memory:"):
-            return self.history
-        return "memory://"
+        """The state backend URL: ``state``, else the history's URL (its plugin may serve
+        state too, as pixalert-postgres does; if none does, memory is used)."""
+        return self.state or self.history
 
 
 # ---------------------------------------------------------------------------

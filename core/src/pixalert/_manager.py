@@ -176,6 +176,13 @@ class NotificationManager:
 
             return SQLiteStateBackend(url, self.clock)
         state = self.plugins.hook.pixalert_state_backend(url=url, clock=self.clock)
+        if state is None and not self.settings.state:
+            log.warning(
+                "no plugin serves cooldown state at the history URL (%s://); keeping it in "
+                "memory: set 'state' to share it between instances",
+                url.split(":", 1)[0],
+            )
+            return MemoryStateBackend(self.clock)
         if state is None:
             raise ValueError(
                 f"state: no installed plugin handles {url.split(':', 1)[0]}:// URLs "
