@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 import attrs
 from pixalert import Alert, Clock, DeliveryError, Receipt, Secret, SystemClock, register_secret
 
+from . import __version__
 from ._payload import build_payload, encode_payload
 from ._signing import decode_secret, sign
 
@@ -29,7 +30,6 @@ __all__ = ["WebhookChannel", "WebhookConfig"]
 log = logging.getLogger("pixalert.webhook")
 
 SERVICE = "webhook"
-USER_AGENT = "pixalert-webhook/0.1.0"
 #: Per-alert delivery progress kept for retries (alert ids, oldest dropped first).
 STATE_SIZE = 1024
 _SNIPPET = 200
@@ -255,7 +255,7 @@ class WebhookChannel:
         self._secrets = config.secret_texts()
         self._headers = {
             "content-type": "application/json",
-            "user-agent": USER_AGENT,
+            "user-agent": f"pixalert-webhook/{__version__}",
             **config.headers,
         }
         self._client: httpx.AsyncClient | None = None
