@@ -134,7 +134,7 @@ def test_pixalert_config_variable_names_the_file(tmp_path: Path) -> None:
 
 
 def test_plugins_keep_their_own_sections(tmp_path: Path) -> None:
-    (tmp_path / "pixalert.toml").write_text('[plugins.monitoring]\ninterval = 30\n')
+    (tmp_path / "pixalert.toml").write_text("[plugins.monitoring]\ninterval = 30\n")
     assert load(tmp_path).plugins == {"monitoring": {"interval": 30}}
 
 

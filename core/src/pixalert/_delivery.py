@@ -109,7 +109,7 @@ async def deliver(
                 error = DeliveryError(f"timed out after {config.timeout:g}s")
             except DeliveryError as exc:
                 error = exc
-            except Exception as exc:  # noqa: BLE001 - a channel bug is a failed delivery
+            except Exception as exc:
                 error = DeliveryError(f"{type(exc).__name__}: {exc}")
             else:
                 breaker.success()

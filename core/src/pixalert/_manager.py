@@ -137,7 +137,7 @@ class NotificationManager:
             retention = timedelta(days=self.settings.retention_days)
             try:
                 await self._history.purge(to_datetime(self.clock.now()) - retention)
-            except Exception as exc:  # noqa: BLE001 - retention is housekeeping
+            except Exception as exc:
                 log.warning("history retention failed: %s", redact(str(exc)))
             self._background = asyncio.create_task(self._maintain())
             # Close on loop shutdown even when the caller never calls aclose():
@@ -221,7 +221,7 @@ class NotificationManager:
                     await self.resume_pending()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - housekeeping must not die
+            except Exception as exc:
                 log.warning("lease maintenance failed: %s", redact(str(exc)))
             step = min(interval, recover) if recover else interval
             await asyncio.sleep(step)
@@ -254,20 +254,20 @@ class NotificationManager:
                 await self._background
             except asyncio.CancelledError:
                 pass
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.warning("background task failed: %s", redact(str(exc)))
         for task in list(self._tasks):
             task.cancel()
         for name, channel in self.channels.items():
             try:
                 await channel.aclose()
-            except Exception as exc:  # noqa: BLE001 - closing must close the rest
+            except Exception as exc:
                 log.warning("channel %s failed to close: %s", name, redact(str(exc)))
         for store in (self._history, self._state):
             if store is not None:
                 try:
                     await store.aclose()
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     log.warning("store failed to close: %s", redact(str(exc)))
 
     # ------------------------------------------------------------------
@@ -439,7 +439,7 @@ class NotificationManager:
         for value in self.plugins.hook.pixalert_suppress(alert=alert):
             try:
                 reason = await await_me_maybe(value)
-            except Exception as exc:  # noqa: BLE001 - a broken plugin must not block alerts
+            except Exception as exc:
                 log.warning("pixalert_suppress hook failed: %s", redact(str(exc)))
                 continue
             if reason:
@@ -493,7 +493,7 @@ class NotificationManager:
         for impl in self.plugins.hook.pixalert_after_delivery.get_hookimpls():
             try:
                 await await_me_maybe(impl.function(alert=alert, results=results))
-            except Exception as exc:  # noqa: BLE001 - observers must not break delivery
+            except Exception as exc:
                 log.warning(
                     "pixalert_after_delivery hook of %s failed: %s",
                     impl.plugin_name,
@@ -633,7 +633,7 @@ def _build(spec: ChannelSpec, name: str, config: Any) -> Channel:
         return spec.factory(name, config)
     except ValueError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a plugin bug becomes a clear config error
+    except Exception as exc:
         raise ValueError(
             redact(f"channels.{name}: the {spec.name} plugin could not build it: {exc}")
         ) from None

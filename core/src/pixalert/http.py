@@ -108,7 +108,7 @@ def error_for_response(
     if detail is None:
         try:
             detail = response.text[:_BODY_SNIPPET].strip()
-        except Exception:  # noqa: BLE001 - undecodable body
+        except Exception:
             detail = ""
     reason = f"{service}: HTTP {status}"
     if detail:
