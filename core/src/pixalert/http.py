@@ -127,6 +127,11 @@ def error_for_exception(exc: BaseException, service: str) -> DeliveryError:
     only the exception's class name is kept. Raise the result ``from None``.
     """
     kind = type(exc).__name__
+    cause = exc.__cause__
+    refused = isinstance(cause, OSError) and not isinstance(cause, TimeoutError)
+    if isinstance(exc, httpx.ConnectTimeout) and refused:
+        # aiohttp's transport reports a refused connection as ConnectTimeout.
+        return DeliveryError(f"{service}: connection failed ({type(cause).__name__})")
     if isinstance(exc, httpx.TimeoutException):
         return DeliveryError(f"{service}: timed out ({kind})")
     if isinstance(exc, httpx.TransportError):
