@@ -162,8 +162,8 @@ def _core_keys() -> list[tuple[str, Any]]:
 
     keys: list[tuple[str, Any]] = []
     for field in attrs.fields(Settings):
-        if field.name in ("routing", "delivery", "channels", "sources"):
-            continue
+        if field.name in ("routing", "delivery", "channels", "plugins", "sources"):
+            continue  # tables: their keys are listed below, or belong to plugins
         keys.append((field.name, field.default))
     for prefix, cls in (("routing", RoutingConfig), ("delivery", DeliveryConfig)):
         for field in attrs.fields(cls):
@@ -199,6 +199,33 @@ def test_core_config_key_is_documented_with_its_default(key: str) -> None:
     assert any(o.lower() in row.lower() for o in options), (
         f"configuration.md: the row for `{key}` should give its default ({options[0]}): {row}"
     )
+
+
+def test_core_tables_are_documented() -> None:
+    from pixalert._config import Settings
+
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    for name in ("routing", "delivery", "channels", "plugins"):
+        assert name in attrs.fields_dict(Settings), name
+    for heading in (
+        "### `[routing]`",
+        "### `[delivery]`",
+        "### `[channels.<name>]`",
+        "### `[plugins.<name>]`",
+    ):
+        assert heading in text, f"configuration.md has no heading {heading}"
+    documented = {
+        "routing",
+        "delivery",
+        "channels",
+        "plugins",
+        "sources",
+        "history",
+        "state",
+        "cooldown_minutes",
+        "retention_days",
+    }
+    assert set(attrs.fields_dict(Settings)) <= documented, "a new core setting: document it"
 
 
 def test_core_environment_variables_are_documented() -> None:
