@@ -327,3 +327,33 @@ def test_all_runs_every_suite_in_a_real_process(tmp_path, config_file, receiver,
 )
 def test_percentile(values, q, expected):
     assert test_cmd.percentile(values, q) == expected
+
+
+def test_concurrent_shows_a_progress_bar_on_a_terminal(tmp_path, config_file, receiver):
+    pexpect = pytest.importorskip("pexpect")
+    child = pexpect.spawn(
+        sys.executable,
+        [
+            "-c",
+            "from pixalert.cli import main; main()",
+            "--config",
+            str(config_file),
+            "test",
+            "concurrent",
+            "--count",
+            "30",
+            "-c",
+            "webhook",
+        ],
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 120),
+    )
+    child.expect_exact("sending")  # the bar, drawn on the terminal while the burst runs
+    child.expect_exact("30/30")
+    child.expect_exact("concurrent: ")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert len([d for d in receiver.deliveries if d.type == "alert.firing"]) == 30
