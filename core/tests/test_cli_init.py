@@ -386,6 +386,23 @@ def test_seed_variables_are_the_defaults(tmp_path, receiver):
     assert receiver.url not in term.output
 
 
+def test_a_channel_whose_plugin_is_not_installed_is_saved_unchecked(tmp_path):
+    term = Terminal(tmp_path, env=clean_env(PIXALERT_PLUGINS=""))  # load no plugin at all
+    term.skip("Email (SMTP)")
+    term.see("(pixalert-slack is not installed: the settings are saved but cannot be checked")
+    term.answer("Set up Slack?", "y")
+    term.answer("Incoming webhook URL", "https://hooks.slack.com/services/T0/B0/abc123")
+    term.answer("Slack channel", "#ops")
+    term.answer("Bot token", "")
+    term.skip("PagerDuty", "Webhooks")
+    term.answer("Write pixalert.toml?", "y")
+    assert term.finish() == 0
+    assert "Send a test message" not in term.output
+    assert load(tmp_path / "pixalert.toml")["channels"] == {
+        "slack": {"webhook_url": "https://hooks.slack.com/services/T0/B0/abc123", "channel": "#ops"}
+    }
+
+
 def test_end_of_input_aborts_without_writing(tmp_path):
     term = Terminal(tmp_path)
     term.see("Set up Email (SMTP)?")
