@@ -246,7 +246,8 @@ def test_errors_shows_each_failure_handled_as_it_should_be(tmp_path):
     limited = rows["rate_limited"]
     assert limited["status"] == "sent" and limited["attempts"] == 2
     assert limited["waited"] >= test_cmd.RETRY_AFTER - 0.05  # measured by the server
-    assert rows["timeout"]["detail"].startswith("timed out after 0.3s")
+    assert rows["timeout"]["detail"].startswith("timed out after 0.5s")
+    assert rows["baseline"]["status"] == "sent" and rows["baseline"]["requests_seen"] == 1
     assert rows["server_error"]["requests_seen"] == 3
 
 
