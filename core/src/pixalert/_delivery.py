@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import attrs
 
@@ -16,6 +18,8 @@ from ._redact import redact
 from ._types import Alert, ChannelName, DeliveryError, DeliveryResult, DeliveryStatus
 
 __all__ = ["CircuitBreaker", "deliver"]
+
+T = TypeVar("T")
 
 
 @attrs.define
@@ -77,6 +81,20 @@ def backoff_delay(attempt: int, config: DeliveryConfig, error: DeliveryError) ->
     return delay
 
 
+if sys.version_info >= (3, 11):
+
+    async def _with_timeout(coro: Awaitable[T], timeout: float) -> T:
+        """``await coro`` within ``timeout`` seconds, in this task (no extra task per attempt)."""
+        async with asyncio.timeout(timeout):
+            return await coro
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _with_timeout(coro: Awaitable[T], timeout: float) -> T:
+        """``await coro`` within ``timeout`` seconds."""
+        return await asyncio.wait_for(coro, timeout)
+
+
 async def deliver(
     name: ChannelName,
     channel: Channel,
@@ -102,8 +120,8 @@ async def deliver(
         async with limit:
             attempt_start = time.perf_counter()
             try:
-                receipt = await asyncio.wait_for(
-                    channel.send(alert, previous=previous), timeout=config.timeout
+                receipt = await _with_timeout(
+                    channel.send(alert, previous=previous), config.timeout
                 )
             except asyncio.TimeoutError:
                 error = DeliveryError(f"timed out after {config.timeout:g}s")

@@ -413,7 +413,9 @@ class NotificationManager:
                     results[name] = DeliveryResult(name, DeliveryStatus.SKIPPED, 0, why)
                 else:
                     todo.append(name)
-            if todo:
+            if len(todo) == 1:  # no task per channel when there is one
+                results[todo[0]] = await self._deliver(todo[0], alert)
+            elif todo:
                 sent = await asyncio.gather(*(self._deliver(name, alert) for name in todo))
                 results.update(zip(todo, sent, strict=True))
             if todo and reason is None and not any(results[n] for n in todo) and cooldown_key:
