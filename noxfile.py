@@ -35,7 +35,8 @@ def tests(session: nox.Session) -> None:
 def isolated(session: nox.Session, dist: str) -> None:
     """One distribution installed alone with only what it declares, then its own tests."""
     if dist == "pixalert":
-        session.install("./core[http]", *TEST_TOOLS, "hatchling")
+        # pip and hatchling: the plugin-discovery test pip-installs real distributions.
+        session.install("./core[http]", *TEST_TOOLS, "hatchling", "pip")
         tests_dir = "core/tests"
     else:
         session.install("./core[http]")
