@@ -144,3 +144,17 @@ async def test_submit_answers_once_stored_and_drain_waits(clock: FakeClock) -> N
         assert not await manager.first_seen("group:fp:firing", 60)
         await manager.forget_seen("group:fp:firing")
         assert await manager.first_seen("group:fp:firing", 60)
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:////var/lib/pixalert/h.db", "/var/lib/pixalert/h.db"),
+        ("sqlite:///h.db", "h.db"),
+        ("sqlite://", ":memory:"),
+    ],
+)
+def test_sqlite_urls_read_as_sqlalchemy_does(url: str, path: str) -> None:
+    from pixalert._sqlite import sqlite_path
+
+    assert sqlite_path(url) == path

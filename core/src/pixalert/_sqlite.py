@@ -77,12 +77,15 @@ CREATE TABLE IF NOT EXISTS state (
 
 
 def sqlite_path(url: str) -> str:
-    """The file path of a ``sqlite:///path`` URL (``sqlite://:memory:`` for memory)."""
+    """The file path of a SQLite URL, as SQLAlchemy reads them.
+
+    ``sqlite:///relative.db``, ``sqlite:////absolute/path.db``, ``sqlite://`` (memory).
+    """
     if not url.startswith("sqlite:"):
         raise ValueError(f"history: expected a sqlite:///path URL, got {url.split(':', 1)[0]}:...")
     rest = url[len("sqlite:") :]
     if rest.startswith("///"):
-        return rest[2:]
+        return rest[3:]
     if rest.startswith("//"):
         return rest[2:] or ":memory:"
     return rest or ":memory:"
