@@ -375,7 +375,7 @@ def _parse_dotenv(path: Path) -> dict[str, str]:
     from dotenv import dotenv_values
 
     try:
-        values = dotenv_values(path)
+        values = dotenv_values(path, interpolate=False)
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
     return {k: v for k, v in values.items() if v is not None}

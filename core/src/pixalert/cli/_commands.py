@@ -8,7 +8,15 @@ from typing import Any
 import click
 
 from . import EXIT_DELIVERY_FAILED, build_manager, fail, run_async
-from ._output import fmt_latency, print_json, print_results, print_table, status_text
+from ._output import (
+    Styled,
+    escape,
+    fmt_latency,
+    print_json,
+    print_results,
+    print_table,
+    status_text,
+)
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
@@ -226,7 +234,11 @@ def history(hours: float, limit: int, as_json: bool) -> None:
                 e["priority"],
                 e["status"],
                 e["title"],
-                ", ".join(f"{c}: {status_text(r['status'])}" for c, r in e["results"].items()),
+                Styled(
+                    ", ".join(
+                        f"{escape(c)}: {status_text(r['status'])}" for c, r in e["results"].items()
+                    )
+                ),
             )
             for e in entries
         ),

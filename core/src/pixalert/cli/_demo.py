@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from . import EXIT_DELIVERY_FAILED, run_async
-from ._output import console, print_table, status_text
+from ._output import Styled, console, escape, print_table, status_text
 
 _PRIORITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 
@@ -133,7 +133,11 @@ def _show(
                 a["priority"],
                 a["title"],
                 a["status"],
-                ", ".join(f"{c} {status_text(r['status'])}" for c, r in a["results"].items()),
+                Styled(
+                    ", ".join(
+                        f"{escape(c)} {status_text(r['status'])}" for c, r in a["results"].items()
+                    )
+                ),
             )
             for a in alerts
         ),

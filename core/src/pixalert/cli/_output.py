@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-__all__ = ["console", "print_json", "print_results", "print_table"]
+__all__ = ["Styled", "console", "escape", "print_json", "print_results", "print_table"]
 
 
 def console() -> Any:
@@ -26,14 +26,36 @@ def print_json(data: Any) -> None:
 
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """A rich table."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(_cell(v, escape) for v in row))
     console().print(table)
+
+
+def escape(text: str) -> str:
+    """``text`` with rich markup escaped."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+class Styled(str):
+    """A cell value that is rich markup on purpose (everything else is escaped)."""
+
+    __slots__ = ()
+
+
+def _cell(value: Any, escape: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Styled):
+        return str(value)
+    return str(escape(str(value)))
 
 
 _STYLE = {"sent": "green", "failed": "red", "suppressed": "yellow", "skipped": "dim"}
@@ -42,7 +64,7 @@ _STYLE = {"sent": "green", "failed": "red", "suppressed": "yellow", "skipped": "
 def status_text(status: str) -> str:
     """``status`` with a colour for rich."""
     style = _STYLE.get(status)
-    return f"[{style}]{status}[/{style}]" if style else status
+    return Styled(f"[{style}]{status}[/{style}]" if style else status)
 
 
 def fmt_latency(value: float | None) -> str:

@@ -1,0 +1,5 @@
+"""``python -m pixalert.cli``: the command line."""
+
+from . import main
+
+main()
