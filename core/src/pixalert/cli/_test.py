@@ -27,7 +27,7 @@ import attrs
 import click
 
 from . import EXIT_DELIVERY_FAILED, build_manager, fail, run_async
-from ._output import console, fmt_latency, print_json, print_table, status_text
+from ._output import Styled, console, escape, fmt_latency, print_json, print_table, status_text
 
 if TYPE_CHECKING:
     from .._manager import NotificationManager
@@ -684,9 +684,11 @@ def _show(result: SuiteResult) -> None:
             (
                 r["priority"],
                 ", ".join(r["routed"]) or "-",
-                f"[green]{', '.join(r['reached'])}[/green]" if r["reached"] else "-",
+                Styled(f"[green]{escape(', '.join(r['reached']))}[/green]")
+                if r["reached"]
+                else "-",
                 ", ".join(r["skipped"]) or "-",
-                f"[red]{', '.join(r['failed'])}[/red]" if r["failed"] else "-",
+                Styled(f"[red]{escape(', '.join(r['failed']))}[/red]") if r["failed"] else "-",
             )
             for r in result.rows
         )
@@ -695,7 +697,7 @@ def _show(result: SuiteResult) -> None:
             (
                 r["channel"],
                 r["sent"],
-                f"[red]{r['failed']}[/red]" if r["failed"] else 0,
+                Styled(f"[red]{r['failed']}[/red]") if r["failed"] else 0,
                 fmt_latency(r["p50"]),
                 fmt_latency(r["p95"]),
                 fmt_latency(r["p99"]),
@@ -711,7 +713,9 @@ def _show(result: SuiteResult) -> None:
                 status_text(r["status"]),
                 r["attempts"],
                 r["handling"],
-                "[green]as expected[/green]" if r["ok"] else f"[red]unexpected[/red] {r['detail']}",
+                Styled("[green]as expected[/green]")
+                if r["ok"]
+                else Styled(f"[red]unexpected[/red] {escape(str(r['detail']))}"),
             )
             for r in result.rows
         )
