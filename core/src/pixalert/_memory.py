@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from ._clock import Clock
 from ._storage import HistoryEntry, Lease, stats_from_results
-from ._types import Alert, DeliveryResult, DeliveryStatus
+from ._types import Alert, DeliveryResult, DeliveryStatus, _new_id
 
 __all__ = ["MemoryHistoryStore", "MemoryStateBackend"]
 
@@ -64,7 +63,7 @@ class MemoryHistoryStore:
 
     async def record(self, alert: Alert, *, owner: str, lease: float) -> Lease:
         """Store ``alert`` as pending, leased to ``owner``."""
-        token = uuid.uuid4().hex
+        token = _new_id()
         self._rows[alert.id] = _Row(alert, token, self._clock.now() + lease)
         return Lease(alert, token)
 
@@ -105,7 +104,7 @@ class MemoryHistoryStore:
         claimed = []
         for row in self._rows.values():
             if row.state == "pending" and row.lease_until <= now:
-                row.token = uuid.uuid4().hex
+                row.token = _new_id()
                 row.lease_until = now + lease
                 claimed.append(Lease(row.alert, row.token))
                 if len(claimed) >= limit:

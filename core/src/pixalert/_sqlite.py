@@ -10,10 +10,10 @@ millions of rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import threading
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from ._clock import Clock
 from ._storage import HistoryEntry, Lease, build_stats, latency_bucket
-from ._types import Alert, DeliveryResult
+from ._types import Alert, DeliveryResult, _new_id
 
 __all__ = ["SQLiteDatabase", "SQLiteHistoryStore", "SQLiteStateBackend", "sqlite_path"]
 
@@ -102,6 +102,10 @@ class SQLiteDatabase:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixalert-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._users = 0
+        # Calls waiting for the worker thread, and whether it is draining them.
+        self._pending: list[_Call] = []
+        self._pending_lock = threading.Lock()
+        self._draining = False
 
     @classmethod
     def open(cls, path: str) -> SQLiteDatabase:
@@ -135,9 +139,79 @@ class SQLiteDatabase:
         return self._conn
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(connection)`` on the worker thread."""
+        """Run ``fn(connection)`` on the worker thread.
+
+        Calls that queue up while the worker is busy run together in one
+        transaction (group commit), each in its own savepoint: one that raises
+        is rolled back alone. Each caller gets its value once it is committed.
+        """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(self._connect()))
+        future: asyncio.Future[T] = loop.create_future()
+        with self._pending_lock:
+            self._pending.append((fn, loop, future))
+            start = not self._draining
+            self._draining = True
+        if start:
+            self._executor.submit(self._drain)
+        return await future
+
+    def _drain(self) -> None:
+        """On the worker thread: run queued calls, batch by batch, until none is left."""
+        while True:
+            with self._pending_lock:
+                batch, self._pending = self._pending, []
+                if not batch:
+                    self._draining = False
+                    return
+            batch = [call for call in batch if not call[2].cancelled()]
+            if not batch:
+                continue
+            try:
+                outcomes = self._run_batch(batch)
+            except BaseException as exc:  # the batch itself failed (SAVEPOINT, ROLLBACK...)
+                with contextlib.suppress(sqlite3.Error):
+                    if self._conn is not None and self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                outcomes = [(loop, future, None, exc) for _, loop, future in batch]
+            _settle(outcomes)
+
+    def _run_batch(self, batch: list[_Call]) -> list[_Outcome]:
+        try:
+            conn = self._connect()
+        except BaseException as exc:
+            return [(loop, future, None, exc) for _, loop, future in batch]
+        if len(batch) == 1:
+            fn, loop, future = batch[0]
+            try:
+                return [(loop, future, fn(conn), None)]
+            except BaseException as exc:
+                return [(loop, future, None, exc)]
+        outcomes: list[_Outcome] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            # No shared transaction: each call on its own, as if unbatched.
+            for call in batch:
+                outcomes.extend(self._run_batch([call]))
+            return outcomes
+        for fn, loop, future in batch:
+            conn.execute("SAVEPOINT call")
+            try:
+                value = fn(conn)
+            except BaseException as exc:
+                conn.execute("ROLLBACK TO call")
+                conn.execute("RELEASE call")
+                outcomes.append((loop, future, None, exc))
+            else:
+                conn.execute("RELEASE call")
+                outcomes.append((loop, future, value, None))
+        try:
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return [(loop, future, None, exc) for _, loop, future in batch]
+        return outcomes
 
     async def release(self) -> None:
         """Drop one user; close the file when the last one leaves."""
@@ -158,7 +232,33 @@ class SQLiteDatabase:
         self._executor.shutdown(wait=False)
 
 
+_Call = tuple[Callable[[sqlite3.Connection], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+_Outcome = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Any, "BaseException | None"]
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    """Hand each outcome to its caller's event loop: one wake-up per loop per batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0], []).append(outcome)
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_resolve, items)
+
+
+def _resolve(outcomes: list[_Outcome]) -> None:
+    for _, future, value, exc in outcomes:
+        if future.cancelled():
+            continue
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(value)
+
+
 def _tx(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    if conn.in_transaction:  # inside a batch: its savepoint already isolates this call
+        return fn(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
         value = fn(conn)
@@ -217,7 +317,7 @@ class SQLiteHistoryStore:
 
     async def record(self, alert: Alert, *, owner: str, lease: float) -> Lease:
         """Store ``alert`` as pending, leased to ``owner``."""
-        token = uuid.uuid4().hex
+        token = _new_id()
         body = json.dumps(alert.to_dict(), separators=(",", ":"))
         created = alert.created_at.timestamp()
         until = self._clock.now() + lease
@@ -331,7 +431,7 @@ class SQLiteHistoryStore:
             ).fetchall()
             claimed = []
             for alert_id, body in rows:
-                token = uuid.uuid4().hex
+                token = _new_id()
                 conn.execute(
                     "UPDATE alerts SET owner = ?, token = ?, lease_until = ? WHERE id = ?",
                     (owner, token, now + lease, alert_id),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import os
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -125,8 +126,22 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# Random ids drawn from the OS 256 at a time: one os.urandom() call per id (as
+# uuid4 makes) releases the GIL and waits to get it back from the SQLite thread.
+_ID_BATCH = 256
+_ids: list[str] = []
+if hasattr(os, "register_at_fork"):  # a forked child must not reuse its parent's ids
+    os.register_at_fork(after_in_child=_ids.clear)
+
+
 def _new_id() -> str:
-    return uuid.uuid4().hex
+    """A random (version 4) UUID as 32 hex digits."""
+    try:
+        return _ids.pop()
+    except IndexError:
+        raw = os.urandom(16 * _ID_BATCH)
+        _ids.extend(uuid.UUID(bytes=raw[i : i + 16], version=4).hex for i in range(0, len(raw), 16))
+        return _ids.pop()
 
 
 def _check_title(instance: Any, attribute: Any, value: str) -> None:
