@@ -483,8 +483,9 @@ class SQLiteHistoryStore:
             results: dict[str, list[DeliveryResult]] = {}
             result_rows = (
                 conn.execute(
-                    "SELECT alert_id, channel, status, attempts, error, latency, receipt "
-                    "FROM results WHERE created_at >= ?",
+                    "SELECT r.alert_id, r.channel, r.status, r.attempts, r.error, r.latency, "
+                    "r.receipt FROM alerts a JOIN results r ON r.alert_id = a.id "
+                    "WHERE a.created_at >= ?",
                     (start,),
                 )
                 if limit is None
@@ -516,9 +517,11 @@ class SQLiteHistoryStore:
                 (first,),
             ):
                 _add(counts, histograms, channel, status, bucket, n)
+            # Through alerts' created_at index (results have none: a scan of them all).
             for channel, status, latency in conn.execute(
-                "SELECT channel, status, latency FROM results "
-                "WHERE created_at >= ? AND created_at < ?",
+                "SELECT r.channel, r.status, r.latency FROM alerts a "
+                "JOIN results r ON r.alert_id = a.id "
+                "WHERE a.created_at >= ? AND a.created_at < ?",
                 (start, (first + 1) * 60),
             ):
                 bucket = latency_bucket(latency) if status == "sent" and latency is not None else -1
