@@ -1,0 +1,217 @@
+"""Row 5: ``pixalert serve`` taking Alertmanager webhooks from a load generator in another process.
+
+The receiver runs as users run it (the ``pixalert`` script, SQLite history
+in a temporary directory, ``--log-level warning`` so the access log is off),
+with no channel configured, so what is measured is receiving: parse,
+validate, dedup check and store each alert before answering 200 (delivery,
+here "skipped: not configured", goes on in the background). The load
+generator posts Alertmanager v4 bodies of 10 alerts each (unique
+fingerprints, so none is a duplicate) from ``inflight`` connections and
+times each request. Afterwards the store must hold exactly 10 alerts per
+accepted request, or the run fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import interleave, log, percentile, row
+from _sinks import CountMismatch
+
+ALERTS_PER_BODY = 10
+QUIET = ["--log-level", "warning"]  # no access log line per request
+_CTX = mp.get_context("spawn")
+
+
+def alertmanager_body(request: int, tag: str) -> bytes:
+    """An Alertmanager v4 webhook body of 10 firing alerts, all new."""
+    alerts = [
+        {
+            "status": "firing",
+            "labels": {
+                "alertname": "HighCPU",
+                "instance": f"web-{request}-{i}:9100",
+                "job": "node",
+                "severity": "warning",
+            },
+            "annotations": {
+                "summary": f"High CPU on web-{request}-{i}",
+                "description": "CPU usage above 90% for 5 minutes",
+            },
+            "startsAt": "2026-01-02T03:04:05.678Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus:9090/graph?g0.expr=cpu",
+            "fingerprint": f"{tag}{request:08x}{i:02x}",
+        }
+        for i in range(ALERTS_PER_BODY)
+    ]
+    body = {
+        "version": "4",
+        "groupKey": f'{{}}:{{alertname="HighCPU", batch="{tag}-{request}"}}',
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "pixalert",
+        "groupLabels": {"alertname": "HighCPU"},
+        "commonLabels": {"alertname": "HighCPU", "job": "node", "severity": "warning"},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": alerts,
+    }
+    return json.dumps(body).encode()
+
+
+def _load(url: str, start: int, count: int, inflight: int, tag: str, out: Any) -> None:
+    """In the load generator process: post ``count`` bodies, report timings."""
+    import aiohttp
+
+    async def main() -> dict[str, Any]:
+        bodies = [alertmanager_body(start + i, tag) for i in range(count)]
+        latencies: list[float] = []
+        statuses: dict[int, int] = {}
+        numbers = iter(range(count))
+        headers = {"content-type": "application/json"}
+        connector = aiohttp.TCPConnector(limit=inflight)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def worker() -> None:
+                for i in numbers:
+                    t0 = time.perf_counter()
+                    async with session.post(url, data=bodies[i], headers=headers) as response:
+                        await response.read()
+                    latencies.append(time.perf_counter() - t0)
+                    statuses[response.status] = statuses.get(response.status, 0) + 1
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(inflight)))
+            elapsed = time.perf_counter() - started
+        return {"elapsed": elapsed, "latencies": latencies, "statuses": statuses}
+
+    out.put(asyncio.run(main()))
+
+
+def load(url: str, start: int, count: int, inflight: int, tag: str) -> dict[str, Any]:
+    """Run the load generator in its own process and return what it measured."""
+    out = _CTX.Queue()
+    proc = _CTX.Process(target=_load, args=(url, start, count, inflight, tag, out), daemon=True)
+    proc.start()
+    try:
+        result: dict[str, Any] = out.get(timeout=600)
+    finally:
+        proc.join(timeout=30)
+    return result
+
+
+class Receiver:
+    """``pixalert serve`` in a subprocess, on a free port, with its own SQLite file."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.db = tmp / "history.db"
+        self.config = tmp / "pixalert.toml"
+        self.config.write_text(f'history = "sqlite:///{self.db}"\n')
+        self.tmp = tmp
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def __enter__(self) -> Receiver:
+        script = Path(sys.executable).with_name("pixalert")
+        command = [str(script)] if script.exists() else [sys.executable, "-m", "pixalert"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIXALERT_")}
+        self.proc = subprocess.Popen(
+            [*command, "serve", "--port", "0", "--config", str(self.config), *QUIET],
+            cwd=self.tmp,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("pixalert serve exited before it was ready")
+            found = re.search(r"(http://[^ ]+/webhook/alerts)", line)
+            if found:
+                self.url = found.group(1)
+                return self
+        raise RuntimeError("pixalert serve did not say where it listens")
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stored(self) -> int:
+        """Alerts in the receiver's store (read through a second connection)."""
+        with sqlite3.connect(self.db, timeout=30) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])
+
+
+def run_receiver(quick: bool, rounds: int) -> list[dict[str, Any]]:
+    """Row 5: requests/s and latency percentiles of the receiver."""
+    count = 300 if quick else 1500
+    warm = 30
+    inflight = 10
+    tag = f"{int(time.time()):x}"
+    with tempfile.TemporaryDirectory(prefix="pixalert-bench-") as tmp, Receiver(Path(tmp)) as rx:
+        log(f"  receiver at {rx.url}")
+        next_request = 0
+        p50s: list[float] = []
+        p99s: list[float] = []
+
+        def trial() -> float:
+            nonlocal next_request
+            before = rx.stored()
+            warmup = load(rx.url, next_request, warm, inflight, tag)
+            next_request += warm
+            result = load(rx.url, next_request, count, inflight, tag)
+            next_request += count
+            ok = result["statuses"].get(200, 0) + warmup["statuses"].get(200, 0)
+            if ok != warm + count:
+                raise CountMismatch(f"receiver: statuses {result['statuses']} (expected all 200)")
+            got = rx.stored() - before
+            if got != ok * ALERTS_PER_BODY:
+                raise CountMismatch(
+                    f"receiver: answered 200 to {ok} bodies of {ALERTS_PER_BODY} alerts, "
+                    f"the store holds {got} new alerts"
+                )
+            p50s.append(percentile(result["latencies"], 50) * 1000)
+            p99s.append(percentile(result["latencies"], 99) * 1000)
+            return count / result["elapsed"]
+
+        samples = interleave({"requests/s": trial}, rounds, "receiver")
+    samples["alerts/s"] = [v * ALERTS_PER_BODY for v in samples["requests/s"]]
+    samples["p50 ms"] = p50s
+    samples["p99 ms"] = p99s
+    return [
+        row(
+            "receiver",
+            f"pixalert serve: Alertmanager bodies of {ALERTS_PER_BODY} alerts, "
+            f"{inflight} connections, each alert stored before the 200",
+            "",
+            samples,
+            targets=[
+                {"what": "requests/s", "op": ">=", "value": 300},
+                {"what": "alerts/s", "op": ">=", "value": 3000},
+                {"what": "p99 ms", "op": "<=", "value": 100},
+            ],
+            requests=count,
+            inflight=inflight,
+        )
+    ]
