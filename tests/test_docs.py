@@ -378,6 +378,8 @@ def test_test_examples_in_the_docs_pass(tmp_path: Path) -> None:
             str(tmp_path),
             "-o",
             "asyncio_mode=auto",
+            "-o",
+            "asyncio_default_fixture_loop_scope=function",
             "-W",
             "error",
             *files,

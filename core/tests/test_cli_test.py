@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -80,10 +81,16 @@ events_url = "{pagerduty.events_url}"
 
 
 def invoke(tmp_path: Path, *args: str, config: Path | None = None) -> Any:
-    runner = CliRunner()
-    with runner.isolated_filesystem(temp_dir=tmp_path):
+    # Run in an empty directory of its own, so no stray pixalert.toml is read.
+    workdir = tmp_path / "cwd"
+    workdir.mkdir(exist_ok=True)
+    previous = os.getcwd()
+    os.chdir(workdir)
+    try:
         options = ["--config", str(config)] if config else []
-        return runner.invoke(cli, [*options, "test", *args], catch_exceptions=False)
+        return CliRunner().invoke(cli, [*options, "test", *args], catch_exceptions=False)
+    finally:
+        os.chdir(previous)
 
 
 def as_json(result: Any) -> dict[str, Any]:

@@ -492,7 +492,8 @@ def _read_existing(path: Path, fmt: str) -> dict[str, Any]:
         else:  # pragma: no cover
             import tomli as tomllib
         with path.open("rb") as f:
-            return tomllib.load(f)
+            data: dict[str, Any] = tomllib.load(f)
+            return data
     except Exception as exc:
         click.echo(
             f"note: could not read the existing {path} ({type(exc).__name__}); "
