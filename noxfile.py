@@ -66,7 +66,9 @@ def docs(session: nox.Session) -> None:
     session.install("-r", "requirements-dev.txt")
     site = ROOT / "site"
     shutil.rmtree(site, ignore_errors=True)
-    session.run("mkdocs", "build", "--strict", "--site-dir", str(site))
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", str(site), env={"NO_MKDOCS_2_WARNING": "1"}
+    )
 
 
 @nox.session
