@@ -76,8 +76,11 @@ def pixalert_demo_sinks() -> Sequence[DemoSink]:
 def pixalert_route(alert: Alert, channels: Sequence[str]) -> Sequence[str] | None:
     """Change which channels an alert goes to.
 
-    Called for each alert after suppression, with the channels chosen by the
-    explicit ``channels=`` argument or the priority routing table.
+    Called for each alert after it is stored and before suppression and
+    cooldown are checked (a suppressed alert is reported as suppressed on the
+    channels it would have reached), with the channels chosen by the explicit
+    ``channels=`` argument or the priority routing table. A hook that raises
+    is logged and ignored.
 
     :param alert: the alert being routed.
     :param channels: the channel names chosen so far.
