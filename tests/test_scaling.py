@@ -1,6 +1,7 @@
 """Several pixalert instances sharing Redis and PostgreSQL (docs/scaling.md).
 
-- one StateBackend contract run against every backend (memory, SQLite, Redis, PostgreSQL);
+- one StateBackend contract run against every backend (memory, SQLite, Redis, PostgreSQL),
+  for cooldown decisions and for the values behind silences and inhibitions;
 - three ``pixalert serve`` processes receive every Alertmanager fixture at once,
   as an HA Alertmanager sends it: each alert reaches the sink once, the history
   holds it once;
@@ -237,6 +238,42 @@ async def test_state_backend_contract(
     won = await asyncio.gather(*(backend.acquire("dedup:race", 30) for _ in range(50)))
     assert won.count(True) == 1
     assert (await backend.health())["status"] == "ok"
+
+
+async def test_state_backend_values_contract(
+    state_backend: tuple[Any, Callable[[float], Awaitable[None]]],
+) -> None:
+    """put/get/items: silences and inhibitions shared through the backend."""
+    backend, let_pass = state_backend
+    assert await backend.get("silence:none") is None
+    assert await backend.items("silence:") == {}
+    await backend.put("silence:a", '{"id": "a"}', 0.3)
+    await backend.put("silence:b", "b \u00e9\u2603", 30)
+    await backend.put("inhibit:cpu:api", "critical_cpu", 30)
+    await backend.put("silence:*", "a glob character is just a character", 30)
+    assert await backend.get("silence:a") == '{"id": "a"}'
+    assert await backend.get("silence:b") == "b \u00e9\u2603"
+    assert await backend.items("silence:") == {
+        "silence:a": '{"id": "a"}',
+        "silence:b": "b \u00e9\u2603",
+        "silence:*": "a glob character is just a character",
+    }
+    assert await backend.items("silence:*") == {"silence:*": "a glob character is just a character"}
+    assert await backend.items("inhibit:") == {"inhibit:cpu:api": "critical_cpu"}
+    await backend.put("silence:b", "replaced", 30)  # unconditional, unlike acquire
+    assert await backend.get("silence:b") == "replaced"
+    await let_pass(0.3)
+    assert await backend.get("silence:a") is None  # expired
+    assert set(await backend.items("silence:")) == {"silence:b", "silence:*"}
+    await backend.release("silence:b")
+    assert await backend.get("silence:b") is None
+    await backend.put("silence:*", "gone", 0)  # a ttl <= 0 forgets the key
+    assert await backend.items("silence:") == {}
+    # One key space: a live put key is not acquired, and a released one is.
+    await backend.put("inhibit:mem:db", "critical_memory", 30)
+    assert await backend.acquire("inhibit:mem:db", 30) is False
+    await backend.release("inhibit:mem:db")
+    assert await backend.acquire("inhibit:mem:db", 30) is True
 
 
 # ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from ._channels import Channel, ChannelSpec, DemoSink, Receipt
 from ._clock import Clock, SystemClock
 from ._ratelimit import RateLimiter
 from ._redact import redact, register_secret
+from ._silences import Silence
 from ._storage import HistoryEntry, HistoryStore, Lease, StateBackend
 from ._types import (
     Alert,
@@ -59,6 +60,7 @@ __all__ = [
     "Receipt",
     "Secret",
     "Settings",
+    "Silence",
     "StateBackend",
     "SystemClock",
     "__version__",

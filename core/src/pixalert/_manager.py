@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 import os
 import threading
@@ -19,6 +20,7 @@ from ._delivery import CircuitBreaker, deliver
 from ._memory import MemoryHistoryStore, MemoryStateBackend
 from ._plugins import PluginManager, default_plugin_manager
 from ._redact import redact
+from ._silences import SILENCE_PREFIX, Silence, check_duration, check_matchers
 from ._storage import HistoryStore, Lease, StateBackend
 from ._types import (
     Alert,
@@ -34,6 +36,9 @@ __all__ = ["NotificationManager"]
 log = logging.getLogger("pixalert")
 
 T = TypeVar("T")
+
+#: Silences are read from the state backend at most this often (seconds) per manager.
+SILENCE_REFRESH = 1.0
 
 Results = dict[ChannelName, DeliveryResult]
 
@@ -109,6 +114,9 @@ class NotificationManager:
         self._lifetime: AsyncGenerator[None, None] | None = None
         self._closed = False
         self._sync: _SyncRunner | None = None
+        self._silence_cache: list[Silence] | None = None
+        self._silence_read_at = 0.0
+        self._silence_lock: asyncio.Lock | None = None
 
     # ------------------------------------------------------------------
     # Life cycle
@@ -446,10 +454,114 @@ class NotificationManager:
                 continue
             if reason:
                 return str(reason)
+        for silence in await self._live_silences():
+            if silence.matches(alert):
+                comment = f": {silence.comment}" if silence.comment else ""
+                return f"silenced by {silence.id}{comment}"
         ttl = self.settings.cooldown_minutes * 60 if cooldown is None else cooldown
         if ttl > 0 and not await self.state_backend.acquire(self._cooldown_key(alert), ttl):
             return f"in cooldown (same key within {ttl:g}s)"
         return None
+
+    # ------------------------------------------------------------------
+    # Silences
+    # ------------------------------------------------------------------
+
+    async def silence(
+        self,
+        matchers: Mapping[str, str],
+        *,
+        duration: float,
+        comment: str = "",
+        created_by: str = "",
+    ) -> Silence:
+        """Suppress every alert matching all of ``matchers`` for ``duration`` seconds.
+
+        ``matchers`` maps ``key``, ``source``, ``title``, ``priority``,
+        ``status`` or ``metadata.<name>`` to a string, compared exactly or as a
+        glob pattern (``{"source": "db-*", "priority": "low"}``). The silence
+        is kept in the state backend, so every instance sharing it applies it
+        (within a second). Raises ``ValueError`` naming a bad matcher or
+        duration, and ``RuntimeError`` if the state backend could not store it.
+        """
+        fields = check_matchers(matchers)
+        seconds = check_duration(duration)
+        for name, text in (("comment", comment), ("created_by", created_by)):
+            if not isinstance(text, str):
+                raise ValueError(f"silence {name}: expected a string, got {type(text).__name__}")
+        await self.start()
+        now = self.clock.now()
+        silence = Silence(
+            id=uuid.uuid4().hex[:12],
+            matchers=fields,
+            starts_at=to_datetime(now),
+            ends_at=to_datetime(now + seconds),
+            comment=comment,
+            created_by=created_by,
+        )
+        key = SILENCE_PREFIX + silence.id
+        body = json.dumps(silence.to_dict(), separators=(",", ":"), ensure_ascii=False)
+        await self.state_backend.put(key, body, seconds)
+        if await self.state_backend.get(key) is None:
+            raise RuntimeError(
+                "silence: the state backend did not store it (is it reachable? see health())"
+            )
+        await self._refresh_silences(now)
+        return silence
+
+    async def silences(self) -> list[Silence]:
+        """The silences in effect now, on every instance sharing the state; soonest end first."""
+        await self.start()
+        now = self.clock.now()
+        await self._refresh_silences(now)
+        return sorted(
+            (s for s in self._silence_cache or () if s.active(now)), key=lambda s: s.ends_at
+        )
+
+    async def unsilence(self, silence_id: str) -> bool:
+        """End the silence ``silence_id`` now; False if no such silence is in effect."""
+        await self.start()
+        key = SILENCE_PREFIX + str(silence_id)
+        found = await self.state_backend.get(key) is not None
+        if found:
+            await self.state_backend.release(key)
+        await self._refresh_silences(self.clock.now())
+        return found
+
+    async def _live_silences(self) -> list[Silence]:
+        """The silences in effect, read from the backend at most once per SILENCE_REFRESH."""
+        now = self.clock.now()
+        if self._silence_cache is None or not 0 <= now - self._silence_read_at < SILENCE_REFRESH:
+            if self._silence_lock is None:
+                self._silence_lock = asyncio.Lock()
+            async with self._silence_lock:  # one read for a burst, not one per alert
+                if self._silence_cache is None or not (
+                    0 <= now - self._silence_read_at < SILENCE_REFRESH
+                ):
+                    await self._refresh_silences(now)
+        cache = self._silence_cache
+        if not cache:
+            return []
+        return [s for s in cache if s.active(now)]
+
+    async def _refresh_silences(self, now: float) -> None:
+        try:
+            raw = await self.state_backend.items(SILENCE_PREFIX)
+        except Exception as exc:
+            # Keep what was known: a backend hiccup must not stop deliveries.
+            log.warning("could not read silences: %s", redact(str(exc)))
+            if self._silence_cache is None:
+                self._silence_cache = []
+            self._silence_read_at = now
+            return
+        silences = []
+        for key, body in raw.items():
+            try:
+                silences.append(Silence.from_dict(json.loads(body)))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("ignoring unreadable silence %s: %s", key, redact(str(exc)))
+        self._silence_cache = silences
+        self._silence_read_at = now
 
     def route(self, alert: Alert) -> list[ChannelName]:
         """The channel names ``alert`` goes to: explicit channels, else the routing table."""

@@ -14,11 +14,12 @@ __all__ = ["MemoryHistoryStore", "MemoryStateBackend"]
 
 
 class MemoryStateBackend:
-    """Cooldown and dedup keys in a dict, expiring on the given clock."""
+    """Cooldown and dedup keys (and put values) in dicts, expiring on the given clock."""
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._keys: dict[str, float] = {}
+        self._values: dict[str, str] = {}  # keys set by put (their expiry is in _keys)
 
     async def acquire(self, key: str, ttl: float) -> bool:
         """Set ``key`` for ``ttl`` seconds unless it is live; True if this call set it."""
@@ -27,13 +28,47 @@ class MemoryStateBackend:
         if expires is not None and expires > now:
             return False
         self._keys[key] = now + ttl
+        if self._values:
+            self._values.pop(key, None)
         if len(self._keys) > 10_000:
-            self._keys = {k: v for k, v in self._keys.items() if v > now}
+            self._prune(now)
         return True
+
+    def _prune(self, now: float) -> None:
+        self._keys = {k: v for k, v in self._keys.items() if v > now}
+        self._values = {k: v for k, v in self._values.items() if k in self._keys}
 
     async def release(self, key: str) -> None:
         """Forget ``key``."""
         self._keys.pop(key, None)
+        self._values.pop(key, None)
+
+    async def put(self, key: str, value: str, ttl: float) -> None:
+        """Set ``key`` to ``value`` for ``ttl`` seconds (``ttl <= 0`` forgets it)."""
+        if ttl <= 0:
+            await self.release(key)
+            return
+        now = self._clock.now()
+        self._keys[key] = now + ttl
+        self._values[key] = value
+        if len(self._keys) > 10_000:
+            self._prune(now)
+
+    async def get(self, key: str) -> str | None:
+        """The value of ``key`` if it is live."""
+        value = self._values.get(key)
+        if value is None or self._keys.get(key, 0.0) <= self._clock.now():
+            return None
+        return value
+
+    async def items(self, prefix: str) -> dict[str, str]:
+        """Every live key set by ``put`` that starts with ``prefix``."""
+        now = self._clock.now()
+        return {
+            k: v
+            for k, v in self._values.items()
+            if k.startswith(prefix) and self._keys.get(k, 0.0) > now
+        }
 
     async def health(self) -> Mapping[str, Any]:
         """Always ok."""

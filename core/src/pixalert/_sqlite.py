@@ -28,7 +28,7 @@ __all__ = ["SQLiteDatabase", "SQLiteHistoryStore", "SQLiteStateBackend", "sqlite
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -71,9 +71,41 @@ CREATE TABLE IF NOT EXISTS alert_minutes (
 );
 CREATE TABLE IF NOT EXISTS state (
     key     TEXT PRIMARY KEY,
-    expires REAL NOT NULL
+    expires REAL NOT NULL,
+    value   TEXT
 );
 """
+
+# Forward migrations of a file at an older version: {new version: statements}.
+# _SCHEMA above is always the newest schema (a new file is created from it).
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: ("ALTER TABLE state ADD COLUMN value TEXT",),
+}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Create the schema in a new file, or move an older file forward, in one transaction.
+
+    The version is read again under the write lock: of several processes
+    opening an old file at once, the first migrates and the others see it done.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        else:
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS.get(step, ()):
+                    conn.execute(statement)
+        if version < SCHEMA_VERSION:
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def sqlite_path(url: str) -> str:
@@ -129,12 +161,7 @@ class SQLiteDatabase:
             conn.execute("PRAGMA busy_timeout=30000")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version < SCHEMA_VERSION:
-                conn.execute("BEGIN IMMEDIATE")
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                conn.execute("COMMIT")
+                _migrate(conn)
             self._conn = conn
         return self._conn
 
@@ -283,7 +310,7 @@ class SQLiteStateBackend:
         def run(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
                 "INSERT INTO state (key, expires) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET expires = excluded.expires "
+                "ON CONFLICT (key) DO UPDATE SET expires = excluded.expires, value = NULL "
                 "WHERE state.expires <= ?",
                 (key, now + ttl, now),
             )
@@ -295,6 +322,48 @@ class SQLiteStateBackend:
         """Forget ``key``."""
         await self._db.run(lambda c: c.execute("DELETE FROM state WHERE key = ?", (key,)))
 
+    async def put(self, key: str, value: str, ttl: float) -> None:
+        """Set ``key`` to ``value`` for ``ttl`` seconds (``ttl <= 0`` forgets it)."""
+        if ttl <= 0:
+            await self.release(key)
+            return
+        expires = self._clock.now() + ttl
+        await self._db.run(
+            lambda c: c.execute(
+                "INSERT INTO state (key, expires, value) VALUES (?, ?, ?) ON CONFLICT (key) "
+                "DO UPDATE SET expires = excluded.expires, value = excluded.value",
+                (key, expires, value),
+            )
+        )
+
+    async def get(self, key: str) -> str | None:
+        """The value of ``key`` if it is live."""
+        now = self._clock.now()
+
+        def run(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT value FROM state WHERE key = ? AND expires > ?", (key, now)
+            ).fetchone()
+            return None if row is None else row[0]
+
+        return await self._db.run(run)
+
+    async def items(self, prefix: str) -> dict[str, str]:
+        """Every live key set by ``put`` that starts with ``prefix`` (a primary-key range scan)."""
+        now = self._clock.now()
+        upper = _prefix_upper(prefix)
+
+        def run(conn: sqlite3.Connection) -> dict[str, str]:
+            sql = "SELECT key, value FROM state WHERE key >= ? AND expires > ? "
+            sql += "AND value IS NOT NULL"
+            params: tuple[Any, ...] = (prefix, now)
+            if upper is not None:
+                sql += " AND key < ?"
+                params = (prefix, now, upper)
+            return {k: v for k, v in conn.execute(sql, params) if k.startswith(prefix)}
+
+        return await self._db.run(run)
+
     async def health(self) -> Mapping[str, Any]:
         """ok, with the file path."""
         return {"status": "ok", "backend": "sqlite", "path": self._db.path}
@@ -302,6 +371,20 @@ class SQLiteStateBackend:
     async def aclose(self) -> None:
         """Close the file (when no other store of this process uses it)."""
         await self._db.release()
+
+
+def _prefix_upper(prefix: str) -> str | None:
+    """The smallest text above every text starting with ``prefix`` (None: no bound).
+
+    SQLite compares text byte-wise in UTF-8, that is by code point, so this is
+    ``prefix`` with its last character bumped by one.
+    """
+    if not prefix:
+        return None
+    bumped = ord(prefix[-1]) + 1
+    if bumped > 0x10FFFF or 0xD800 <= bumped <= 0xDFFF:
+        return None
+    return prefix[:-1] + chr(bumped)
 
 
 def _minute(ts: float) -> int:

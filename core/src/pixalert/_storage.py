@@ -31,11 +31,26 @@ __all__ = [
 
 @runtime_checkable
 class StateBackend(Protocol):
-    """Short-lived shared state: cooldown and dedup decisions.
+    """Short-lived shared state: cooldown and dedup decisions, silences, inhibitions.
 
-    ``acquire`` is the one decision every instance must agree on: it sets
-    ``key`` for ``ttl`` seconds and returns True only if the key was not set
-    already, atomically (``SET key NX PX ttl`` in Redis terms).
+    Every key lives for a time-to-live in seconds, and every instance sharing
+    the backend sees the same keys:
+
+    - ``acquire(key, ttl)`` is the one decision every instance must agree on:
+      it sets ``key`` for ``ttl`` seconds and returns True only if the key was
+      not set already, atomically (``SET key NX PX ttl`` in Redis terms).
+    - ``release(key)`` forgets a key, whichever method set it.
+    - ``put(key, value, ttl)`` sets ``key`` to the string ``value`` for ``ttl``
+      seconds unconditionally (``SET key value PX ttl``); ``ttl <= 0`` forgets it.
+    - ``get(key)`` is the value of a live key set by ``put``, else None.
+    - ``items(prefix)`` is ``{key: value}`` of every live key set by ``put``
+      whose name starts with ``prefix`` (silences are read as
+      ``items("silence:")``).
+
+    ``acquire`` and ``put`` share one key space; a key set by ``acquire``
+    carries no value to rely on, so keep the two under different prefixes
+    (the core uses ``cooldown:``/``dedup:`` with ``acquire``, ``silence:``
+    and ``inhibit:`` with ``put``).
     """
 
     async def acquire(self, key: str, ttl: float) -> bool:
@@ -44,6 +59,18 @@ class StateBackend(Protocol):
 
     async def release(self, key: str) -> None:
         """Forget ``key`` (a cooldown is lifted when its alert could not be sent)."""
+        ...
+
+    async def put(self, key: str, value: str, ttl: float) -> None:
+        """Set ``key`` to ``value`` for ``ttl`` seconds, whether it was set or not."""
+        ...
+
+    async def get(self, key: str) -> str | None:
+        """The value of ``key`` if it is live, else None."""
+        ...
+
+    async def items(self, prefix: str) -> dict[str, str]:
+        """Every live key starting with ``prefix``, with its value."""
         ...
 
     async def health(self) -> Mapping[str, Any]:

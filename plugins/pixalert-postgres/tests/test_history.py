@@ -18,6 +18,7 @@ from pixalert import Alert, DeliveryResult, HistoryStore, Lease
 from pixalert.storage import MemoryHistoryStore
 from pixalert.testing import FakeClock
 from pixalert_postgres import PostgresHistoryStore
+from pixalert_postgres._migrations import MIGRATIONS
 
 pytestmark = pytest.mark.services
 
@@ -140,7 +141,7 @@ async def test_health(store: PostgresHistoryStore, schema: str) -> None:
     assert health["backend"] == "postgresql"
     assert health["pending"] == 1
     assert health["schema"] == schema
-    assert health["schema_version"] == 2
+    assert health["schema_version"] == MIGRATIONS[-1].version
 
 
 # ---------------------------------------------------------------------------

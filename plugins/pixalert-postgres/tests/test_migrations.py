@@ -69,9 +69,32 @@ async def test_an_old_schema_is_moved_forward_keeping_its_data(
         health = await store.health()
     finally:
         await store.aclose()
-    assert health["schema_version"] == 2
+    assert health["schema_version"] == MIGRATIONS[-1].version
     assert health["pending"] == 1
-    assert versions(pg_url, schema) == [1, 2]
+    assert versions(pg_url, schema) == [m.version for m in MIGRATIONS]
+
+
+async def test_state_keys_of_schema_2_gain_a_value_column_keeping_their_keys(
+    pg_url: str, schema: str, schema_url: str
+) -> None:
+    from pixalert_postgres import PostgresStateBackend
+
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        assert await migrate(conn, schema, MIGRATIONS[:2]) == (2, [1, 2])
+        await conn.execute(
+            sql.SQL(
+                "INSERT INTO {}.state_keys (key, expires_at) VALUES ('cooldown:old', "
+                "now() + interval '1 hour')"
+            ).format(sql.Identifier(schema))
+        )
+    state = PostgresStateBackend(schema_url)
+    try:
+        assert await state.acquire("cooldown:old", 60) is False  # the old key still holds
+        await state.put("silence:x", "{}", 60)
+        assert await state.get("silence:x") == "{}"
+        assert (await state.health())["schema_version"] == 3
+    finally:
+        await state.aclose()
 
 
 async def test_instances_starting_together_migrate_once(

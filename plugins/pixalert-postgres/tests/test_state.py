@@ -64,6 +64,24 @@ async def test_racing_on_an_expired_key_one_wins(
     assert won.count(True) == 1
 
 
+async def test_values_are_shared_and_expire(
+    make_state: Callable[..., PostgresStateBackend], clock: FakeClock
+) -> None:
+    a, b = make_state(), make_state()
+    await a.put("silence:s1", '{"id": "s1"}', 60)
+    await a.put("inhibit:cpu:api", "critical_cpu_usage", 30)
+    await a.put("silence_not:x", "other prefix", 60)
+    assert await b.get("silence:s1") == '{"id": "s1"}'
+    assert await b.items("silence:") == {"silence:s1": '{"id": "s1"}'}
+    assert await b.items("silence_") == {"silence_not:x": "other prefix"}  # no LIKE wildcards
+    clock.advance(30)
+    assert await b.get("inhibit:cpu:api") is None
+    assert await b.acquire("inhibit:cpu:api", 10) is True  # an expired value is free again
+    assert await b.items("inhibit:") == {}  # and carries no value once acquired
+    await b.release("silence:s1")
+    assert await a.items("silence:") == {}
+
+
 async def test_health(make_state: Callable[..., PostgresStateBackend]) -> None:
     health = await make_state().health()
     assert health["status"] == "ok"

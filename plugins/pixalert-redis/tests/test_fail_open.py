@@ -114,3 +114,36 @@ async def test_password_never_shown(caplog: pytest.LogCaptureFixture) -> None:
         assert secret not in text
         assert "wrong-password-x" not in text
     assert "redis://:***@127.0.0.1" in repr(backend)
+
+
+async def test_values_fail_open_while_redis_is_down_and_recover(
+    private_redis: RedisServer,
+) -> None:
+    clock = FakeClock()
+    backend = RedisStateBackend.from_url(private_redis.url, clock=clock, retry_interval=5)
+    try:
+        await backend.put("silence:s1", '{"id": "s1"}', 3600)
+        assert await backend.get("silence:s1") == '{"id": "s1"}'
+        assert await backend.items("silence:") == {"silence:s1": '{"id": "s1"}'}
+
+        private_redis.stop()
+        # Redis is gone: nothing is silenced or inhibited, and nothing is raised.
+        assert await backend.items("silence:") == {}
+        assert backend.degraded
+        assert await backend.get("silence:s1") is None
+        await backend.put("inhibit:cpu:api", "critical_cpu_usage", 60)  # dropped
+        assert backend.fail_open_total == 3
+        health = await backend.health()
+        assert health["status"] == "degraded"
+        assert health["fail_open_total"] == 3
+
+        private_redis.start()
+        clock.advance(5)
+        # Back to real answers (the restarted server has no data: the put was dropped).
+        assert await backend.get("inhibit:cpu:api") is None
+        assert not backend.degraded
+        await backend.put("inhibit:cpu:api", "critical_cpu_usage", 60)
+        assert await backend.items("inhibit:") == {"inhibit:cpu:api": "critical_cpu_usage"}
+        assert backend.fail_open_total == 3
+    finally:
+        await backend.aclose()

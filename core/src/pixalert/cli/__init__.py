@@ -37,6 +37,11 @@ _CORE_COMMANDS = {
         "Test the configured channels: all|channels|priorities|concurrent|errors.",
     ),
     "plugin": ("._plugin", "plugin", "Tools for plugin authors (plugin new NAME)."),
+    "silence": (
+        "._silence",
+        "silence",
+        "Silence alerts by matchers for a while: silence add|list|remove.",
+    ),
 }
 
 

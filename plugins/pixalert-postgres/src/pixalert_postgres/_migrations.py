@@ -99,6 +99,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX state_keys_expires_at ON {s}.state_keys (expires_at)",
         ),
     ),
+    Migration(
+        3,
+        "values of state keys (silences, inhibitions)",
+        ("ALTER TABLE {s}.state_keys ADD COLUMN value text",),
+    ),
 )
 
 

@@ -550,16 +550,32 @@ class PostgresHistoryStore:
 # first's new expiry and gets no row back.
 _ACQUIRE = """
 INSERT INTO {s}.state_keys (key, expires_at) VALUES (%(key)s, %(until)s)
-ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at
+ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at, value = NULL
 WHERE {s}.state_keys.expires_at <= %(now)s
 RETURNING 1
 """
 
 _RELEASE = "DELETE FROM {s}.state_keys WHERE key = %(key)s"
 
+# Silences and inhibitions: a value with an expiry, set unconditionally.
+_PUT = """
+INSERT INTO {s}.state_keys (key, expires_at, value) VALUES (%(key)s, %(until)s, %(value)s)
+ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at, value = EXCLUDED.value
+"""
+
+_GET = """
+SELECT value FROM {s}.state_keys
+WHERE key = %(key)s AND expires_at > %(now)s AND value IS NOT NULL
+"""
+
+_ITEMS = """
+SELECT key, value FROM {s}.state_keys
+WHERE starts_with(key, %(prefix)s) AND expires_at > %(now)s AND value IS NOT NULL
+"""
+
 
 class PostgresStateBackend:
-    """Cooldown and dedup keys in PostgreSQL, for teams that run it and no Redis.
+    """Cooldown and dedup keys, silences and inhibitions in PostgreSQL, for teams with no Redis.
 
     A key is a row with an expiry; :meth:`acquire` is one ``INSERT ... ON
     CONFLICT DO UPDATE ... WHERE expires_at <= now RETURNING``. Unlike the
@@ -593,6 +609,24 @@ class PostgresStateBackend:
     async def release(self, key: str) -> None:
         """Forget ``key``."""
         await self._db.fetch(_RELEASE, {"key": key})
+
+    async def put(self, key: str, value: str, ttl: float) -> None:
+        """Set ``key`` to ``value`` for ``ttl`` seconds (``ttl <= 0`` forgets it)."""
+        if ttl <= 0:
+            await self.release(key)
+            return
+        until = _dt(self._db.clock.now() + ttl)
+        await self._db.fetch(_PUT, {"key": key, "until": until, "value": value})
+
+    async def get(self, key: str) -> str | None:
+        """The value of ``key`` if it is live."""
+        rows = await self._db.fetch(_GET, {"key": key, "now": self._db.now()})
+        return str(rows[0][0]) if rows else None
+
+    async def items(self, prefix: str) -> dict[str, str]:
+        """Every live key set by ``put`` that starts with ``prefix``."""
+        rows = await self._db.fetch(_ITEMS, {"prefix": prefix, "now": self._db.now()})
+        return {str(key): str(value) for key, value in rows}
 
     async def health(self) -> Mapping[str, Any]:
         """``{"status": "ok", ...}``, or degraded with the reason."""

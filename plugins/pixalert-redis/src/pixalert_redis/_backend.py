@@ -1,7 +1,12 @@
 """The Redis state backend: one atomic ``SET key value NX PX ttl`` per decision.
 
+Silences and inhibitions are plain values (``SET key value PX ttl``, ``GET``,
+``SCAN MATCH`` + ``MGET``).
+
 When Redis cannot be reached the backend *fails open*: ``acquire`` answers True
-(a duplicate alert is better than a missed one), ``health()`` says degraded
+(a duplicate alert is better than a missed one), ``get`` answers None and
+``items`` an empty dict (nothing is silenced or inhibited), ``put`` is
+dropped; ``health()`` says degraded
 with the reason, and a counter of such decisions grows. After a failure it
 leaves Redis alone for ``retry_interval`` seconds (so a dead Redis costs one
 short timeout, not one per alert), then tries again and recovers by itself.
@@ -61,8 +66,21 @@ def _positive(name: str, text: str, url: str) -> float:
     return value
 
 
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` with Redis glob characters escaped, for ``SCAN MATCH``."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
 class RedisStateBackend:
-    """Cooldown and dedup decisions in Redis, shared by every instance that points at it.
+    """Cooldown, dedup, silences and inhibitions in Redis, shared by every instance using it.
 
     Each key is stored as ``<prefix><key>`` (prefix ``pixalert:`` unless the URL
     says ``?prefix=...``). Build one with :meth:`from_url`.
@@ -228,6 +246,80 @@ class RedisStateBackend:
             self._failed(exc)
             return
         self._recovered()
+
+    async def put(self, key: str, value: str, ttl: float) -> None:
+        """Set ``key`` to ``value`` for ``ttl`` seconds: one ``SET key value PX ttl``.
+
+        ``ttl <= 0`` deletes the key. When Redis is unreachable the value is
+        dropped (logged once per outage, counted in ``fail_open_total``).
+        """
+        if ttl <= 0:
+            await self.release(key)
+            return
+        if not self._available():
+            self.fail_open_total += 1
+            return
+        from redis.exceptions import RedisError
+
+        px = max(1, math.ceil(ttl * 1000))
+        try:
+            await self._call(self._client.set(self._key(key), value, px=px))
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            self._failed(exc)
+            self.fail_open_total += 1
+            return
+        self._recovered()
+
+    async def get(self, key: str) -> str | None:
+        """The value of ``key`` if it is live; None too when Redis is unreachable (fail open)."""
+        if not self._available():
+            self.fail_open_total += 1
+            return None
+        from redis.exceptions import RedisError
+
+        try:
+            value = await self._call(self._client.get(self._key(key)))
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            self._failed(exc)
+            self.fail_open_total += 1
+            return None
+        self._recovered()
+        return _text(value)
+
+    async def items(self, prefix: str) -> dict[str, str]:
+        """Every live key starting with ``prefix``: ``SCAN MATCH`` then ``MGET``.
+
+        Returns ``{}`` when Redis is unreachable (fail open: nothing is
+        silenced or inhibited while it is down).
+        """
+        if not self._available():
+            self.fail_open_total += 1
+            return {}
+        from redis.exceptions import RedisError
+
+        pattern = _glob_escape(self._key(prefix)) + "*"
+        cut = len(self._prefix)
+        try:
+            out: dict[str, str] = await self._call(self._items(pattern, cut))
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            self._failed(exc)
+            self.fail_open_total += 1
+            return {}
+        self._recovered()
+        return out
+
+    async def _items(self, pattern: str, cut: int) -> dict[str, str]:
+        keys = list(
+            dict.fromkeys([key async for key in self._client.scan_iter(match=pattern, count=500)])
+        )
+        out: dict[str, str] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            for key, value in zip(chunk, await self._client.mget(chunk), strict=True):
+                text = _text(value)
+                if text is not None:  # expired between SCAN and MGET
+                    out[str(_text(key))[cut:]] = text
+        return out
 
     async def health(self) -> Mapping[str, Any]:
         """Ping Redis: ``{"status": "ok" | "degraded", "reason"?, "fail_open_total", ...}``.

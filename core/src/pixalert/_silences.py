@@ -1,0 +1,183 @@
+"""Silences: "suppress every alert that matches these fields, for this long".
+
+A silence is stored in the state backend as JSON under ``silence:<id>`` with
+a time-to-live of the time it has left, so every instance sharing the backend
+applies it and it disappears by itself when it ends.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from ._types import Alert, Priority
+
+__all__ = [
+    "MATCH_FIELDS",
+    "SILENCE_PREFIX",
+    "Silence",
+    "check_duration",
+    "check_matchers",
+    "parse_duration",
+]
+
+#: The alert fields a matcher may name (and ``metadata.<name>``).
+MATCH_FIELDS = ("key", "source", "title", "priority", "status")
+
+#: The state backend key prefix of silences.
+SILENCE_PREFIX = "silence:"
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+def _alert_field(alert: Alert, field: str) -> str | None:
+    """The text a matcher on ``field`` compares with; None when the alert lacks it."""
+    if field == "priority":
+        return alert.priority.name.lower()
+    if field in ("key", "source", "title", "status"):
+        return str(getattr(alert, field))
+    name = field[len("metadata.") :]
+    if name not in alert.metadata:
+        return None
+    value = alert.metadata[name]
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def check_matchers(matchers: Mapping[str, Any]) -> dict[str, str]:
+    """``matchers`` checked and normalised, or ``ValueError`` naming the bad one.
+
+    Fields: ``key``, ``source``, ``title``, ``priority``, ``status`` and
+    ``metadata.<name>``; values are strings, compared exactly or as
+    :func:`fnmatch.fnmatchcase` patterns (``*``, ``?``, ``[...]``). A
+    ``priority`` without a pattern is read as a priority (``high``, ``3``).
+    """
+    if not isinstance(matchers, Mapping):
+        raise ValueError(
+            f"silence matchers: expected a mapping of field to value, got {type(matchers).__name__}"
+        )
+    if not matchers:
+        raise ValueError("silence matchers: expected at least one FIELD=VALUE, got none")
+    allowed = ", ".join(MATCH_FIELDS) + " or metadata.<name>"
+    out: dict[str, str] = {}
+    for field, value in matchers.items():
+        if not isinstance(field, str) or not (
+            field in MATCH_FIELDS or (field.startswith("metadata.") and len(field) > 9)
+        ):
+            raise ValueError(f"silence matcher {field!r}: unknown field, expected {allowed}")
+        if not isinstance(value, str):
+            raise ValueError(
+                f"silence matcher {field!r}: expected a string value, got {type(value).__name__}"
+            )
+        if field == "priority":
+            if _GLOB.search(value):
+                value = value.lower()
+            else:
+                try:
+                    value = Priority.parse(value).name.lower()
+                except ValueError as exc:
+                    raise ValueError(f"silence matcher 'priority': {exc}") from None
+        elif field == "status" and not _GLOB.search(value) and value not in ("firing", "resolved"):
+            raise ValueError(
+                f"silence matcher 'status': expected firing or resolved, got {value!r}"
+            )
+        out[field] = value
+    return out
+
+
+def check_duration(duration: object) -> float:
+    """``duration`` in seconds as a float, or ``ValueError`` unless it is a finite number > 0."""
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)):
+        raise ValueError(
+            f"silence duration: expected seconds > 0, got {type(duration).__name__} {duration!r}"
+        )
+    if not math.isfinite(duration) or duration <= 0:
+        raise ValueError(f"silence duration: expected seconds > 0, got {duration!r}")
+    return float(duration)
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90s``, ``30m``, ``2h``, ``1d`` or ``1h30m``; ``ValueError`` otherwise."""
+    compact = text.strip().lower()
+    pos = 0
+    total = 0.0
+    for match in _DURATION.finditer(compact):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if not compact or pos != len(compact):
+        raise ValueError(f"expected a duration such as 90s, 30m, 2h, 1d or 1h30m, got {text!r}")
+    return check_duration(total)
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("silence times: expected timezone-aware datetimes")
+    return value
+
+
+@attrs.frozen
+class Silence:
+    """Suppresses every alert whose fields match all of ``matchers`` until ``ends_at``.
+
+    Made by :meth:`pixalert.NotificationManager.silence` (or ``pixalert
+    silence add``); ``id`` is what :meth:`~pixalert.NotificationManager.unsilence`
+    takes. Times are aware UTC datetimes.
+    """
+
+    id: str
+    matchers: dict[str, str] = attrs.field(converter=check_matchers, hash=False)
+    starts_at: datetime = attrs.field(validator=lambda _i, _a, v: _aware(v))
+    ends_at: datetime = attrs.field(validator=lambda _i, _a, v: _aware(v))
+    comment: str = ""
+    created_by: str = ""
+
+    def matches(self, alert: Alert) -> bool:
+        """True if every matcher matches ``alert`` (string equality or glob pattern)."""
+        for field, pattern in self.matchers.items():
+            value = _alert_field(alert, field)
+            if value is None or not fnmatch.fnmatchcase(value, pattern):
+                return False
+        return True
+
+    def active(self, now: float) -> bool:
+        """True if the silence still applies at epoch second ``now`` (before ``ends_at``).
+
+        ``starts_at`` is when it was made, not checked: another instance's
+        clock may run a little ahead of this one.
+        """
+        return now < self.ends_at.timestamp()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (what the state backend stores and ``--json`` prints)."""
+        return {
+            "id": self.id,
+            "matchers": dict(self.matchers),
+            "starts_at": self.starts_at.isoformat(),
+            "ends_at": self.ends_at.isoformat(),
+            "comment": self.comment,
+            "created_by": self.created_by,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Silence:
+        """Rebuild a silence from :meth:`to_dict` output (``ValueError``/``KeyError`` if bad)."""
+        return cls(
+            id=str(data["id"]),
+            matchers=data["matchers"],
+            starts_at=datetime.fromisoformat(data["starts_at"]),
+            ends_at=datetime.fromisoformat(data["ends_at"]),
+            comment=str(data.get("comment", "")),
+            created_by=str(data.get("created_by", "")),
+        )
