@@ -28,6 +28,9 @@ DEFAULT_DEDUP_TTL = 24 * 3600.0
 
 _JOURNAL_SIZE = 10_000
 
+#: Shortest life of a shared inhibition key, in seconds (a rule's cooldown may be 0).
+MIN_INHIBIT_TTL = 60.0
+
 
 @attrs.frozen
 class MetricSample:
@@ -60,6 +63,8 @@ class _RuleState:
     alert: Alert | None = None
     inhibited_by: str | None = None
     resolve_pending: bool = False
+    # The shared inhibition key this rule has put in the state backend, if any.
+    inhibit_key: str | None = None
 
 
 class _Journal:
@@ -222,12 +227,16 @@ class MonitoringBridge:
 
         A rule's cooldown is per rule and service. When rules of one metric
         with different priorities fire together, only the highest is sent
-        (inhibition). Returns one summary dict per notification sent.
+        (inhibition), also across instances: the highest firing rule of a
+        metric and service is kept in the manager's state backend as
+        ``inhibit:<metric>:<service>``, and every bridge sharing that backend
+        holds back its lower rules. Returns one summary dict per notification sent.
         """
         if self._check_lock is None:
             self._check_lock = asyncio.Lock()
         async with self._check_lock:
             plan = self._evaluate(self.clock.now())
+            plan = await self._share_inhibition(plan)
             sent = [await self._send_planned(*item) for item in plan]
         await self._refresh_health()
         return sent
@@ -294,6 +303,65 @@ class MonitoringBridge:
                         )
                     )
         return plan
+
+    async def _state_backend(self) -> Any:
+        """The manager's state backend, or None (a manager without one: inhibition stays local)."""
+        start = getattr(self.manager, "start", None)
+        if start is None:
+            return None
+        try:
+            await start()  # idempotent: opens the stores on first use
+            return getattr(self.manager, "state_backend", None)
+        except Exception as exc:
+            log.warning("inhibition is local only: %s", redact(f"{type(exc).__name__}: {exc}"))
+            return None
+
+    def _outranks(self, rule: AlertRule, other: AlertRule) -> bool:
+        return other.metric_name == rule.metric_name and rule.priority > other.priority
+
+    async def _share_inhibition(
+        self, plan: list[tuple[str, AlertRule | None, str, _RuleState, Alert]]
+    ) -> list[tuple[str, AlertRule | None, str, _RuleState, Alert]]:
+        """Publish this bridge's inhibiting rules and apply those of the other instances.
+
+        A failing state backend leaves inhibition as it is in this process.
+        """
+        store = await self._state_backend()
+        if store is None:
+            return plan
+        rules = list(self.alert_rules.values())
+        # First lift what stopped inhibiting, so that a lower rule may go out now.
+        for (rule_name, _service), state in self._states.items():
+            if state.inhibit_key is None:
+                continue
+            if state.firing and state.inhibited_by is None and rule_name in self.alert_rules:
+                continue
+            key, state.inhibit_key = state.inhibit_key, None
+            try:
+                if await store.get(key) == rule_name:
+                    await store.release(key)
+            except Exception as exc:
+                log.warning("could not lift shared inhibition %s: %s", key, redact(str(exc)))
+        remote: set[int] = set()
+        for (rule_name, service), state in self._states.items():
+            rule = self.alert_rules.get(rule_name)
+            if rule is None or not state.firing or state.inhibited_by is not None:
+                continue
+            key = f"inhibit:{rule.metric_name}:{service}"
+            try:
+                if any(self._outranks(other, rule) for other in rules):
+                    holder = self.alert_rules.get(str(await store.get(key)))
+                    if holder is not None and self._outranks(holder, rule):
+                        state.inhibited_by = holder.rule_name
+                        remote.add(id(state))
+                        continue
+                if any(self._outranks(rule, other) for other in rules):
+                    ttl = max(rule.cooldown_seconds, MIN_INHIBIT_TTL)
+                    await store.put(key, rule.rule_name, ttl)
+                    state.inhibit_key = key
+            except Exception as exc:
+                log.warning("shared inhibition %s unavailable: %s", key, redact(str(exc)))
+        return [item for item in plan if not (item[0] == "firing" and id(item[3]) in remote)]
 
     def _rule_alert(
         self, rule: AlertRule, service: str, sample: MetricSample, state: _RuleState, now: float
