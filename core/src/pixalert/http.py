@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import email.utils
 import functools
+import http.cookiejar
 import ssl
 import time
 from collections.abc import Iterable, Mapping
@@ -54,11 +55,11 @@ def make_client(
     tls: ssl.SSLContext | bool = _default_ssl_context() if verify else False
     transport: httpx.AsyncBaseTransport | None
     try:
-        from httpx_aiohttp import AiohttpTransport
+        transport_type = _fast_transport_type()
     except ImportError:  # pragma: no cover - the http extra installs it
         transport = None
     else:
-        transport = AiohttpTransport(verify=tls, limits=limits)
+        transport = transport_type(verify=tls, limits=limits)
     return httpx.AsyncClient(
         transport=transport,
         timeout=httpx.Timeout(timeout, connect=connect_timeout or timeout),
@@ -66,7 +67,87 @@ def make_client(
         follow_redirects=False,
         verify=tls,
         limits=limits,
+        # Alert endpoints are stateless: no cookie jar to fill from every response
+        # (httpx builds an email.message.Message of the headers for it each time).
+        cookies=_NoCookies(),
     )
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A cookie jar that neither stores nor sends cookies."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        """Ignore the response's ``Set-Cookie`` headers."""
+
+    def add_cookie_header(self, request: Any) -> None:
+        """Send no ``Cookie`` header."""
+
+
+@functools.lru_cache(maxsize=1)
+def _fast_transport_type() -> Any:
+    """``AiohttpTransport`` with less work per request (built on first use: lazy imports)."""
+    import aiohttp
+    import yarl
+    from httpx_aiohttp import AiohttpTransport
+    from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
+
+    class FastAiohttpTransport(AiohttpTransport):
+        """Caches the parsed URL and the timeout object; maps exceptions only on failure."""
+
+        _urls: dict[str, yarl.URL] = {}
+        _timeouts: dict[tuple[Any, Any, Any], aiohttp.ClientTimeout] = {}
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if self.proxy is not None:
+                return await super().handle_async_request(request)
+            if not isinstance(self.client, aiohttp.ClientSession):
+                self.client = self.get_client()
+            limits = request.extensions.get("timeout", {})
+            key = (limits.get("connect"), limits.get("read"), limits.get("pool"))
+            timeout = self._timeouts.get(key)
+            if timeout is None:
+                timeout = self._timeouts[key] = aiohttp.ClientTimeout(
+                    sock_connect=key[0], sock_read=key[1], connect=key[2]
+                )
+            raw = str(request.url)
+            url = self._urls.get(raw)
+            if url is None:
+                if len(self._urls) > 1024:
+                    self._urls.clear()
+                url = self._urls[raw] = yarl.URL(raw, encoded=True)
+            data: bytes | httpx.AsyncByteStream | None
+            try:
+                data = request.content or None
+            except httpx.RequestNotRead:
+                data = request.stream  # type: ignore[assignment]
+                request.headers.pop("transfer-encoding", None)  # aiohttp handles it
+            try:
+                response = await self.client.request(
+                    method=request.method,
+                    url=url,
+                    headers=request.headers.multi_items(),
+                    data=data,
+                    allow_redirects=False,
+                    auto_decompress=False,
+                    compress=False,
+                    timeout=timeout,
+                    server_hostname=request.extensions.get("sni_hostname"),
+                ).__aenter__()
+            except Exception:
+                with map_aiohttp_exceptions():
+                    raise
+            extensions = {"http_version": b"HTTP/1.1"}
+            if response.reason:
+                extensions["reason_phrase"] = response.reason.encode()
+            return httpx.Response(
+                status_code=response.status,
+                headers=response.raw_headers,
+                stream=AiohttpResponseStream(response),
+                request=request,
+                extensions=extensions,
+            )
+
+    return FastAiohttpTransport
 
 
 @functools.lru_cache(maxsize=1)
