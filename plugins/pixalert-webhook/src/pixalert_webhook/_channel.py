@@ -259,6 +259,7 @@ class WebhookChannel:
             **config.headers,
         }
         self._client: httpx.AsyncClient | None = None
+        self._urls: list[httpx.URL] = []  # parsed once (httpx parses a str on every request)
         # alert id -> {target index: None (accepted) or the permanent failure}
         self._progress: OrderedDict[str, dict[int, str | None]] = OrderedDict()
         self._state_size = max(1, state_size)
@@ -295,6 +296,10 @@ class WebhookChannel:
             from pixalert.http import make_client
 
             self._client = make_client(timeout=self.config.timeout, verify=self.config.verify_tls)
+            if not self._urls:
+                import httpx
+
+                self._urls = [httpx.URL(target.get()) for target in self._targets]
         return self._client
 
     async def send(self, alert: Alert, *, previous: Receipt | None = None) -> Receipt | None:
@@ -310,9 +315,12 @@ class WebhookChannel:
         retryable: dict[int, DeliveryError] = {}
         if pending:
             client = self._get_client()
-            outcomes = await asyncio.gather(
-                *(self._deliver(client, i, alert.id, body, done) for i in pending)
-            )
+            if len(pending) == 1:  # no task for a single target
+                outcomes = [await self._deliver(client, pending[0], alert.id, body, done)]
+            else:
+                outcomes = await asyncio.gather(
+                    *(self._deliver(client, i, alert.id, body, done) for i in pending)
+                )
             for index, error in zip(pending, outcomes, strict=True):
                 if error is not None and error.retryable:
                     retryable[index] = error
@@ -363,7 +371,7 @@ class WebhookChannel:
         error: DeliveryError
         try:
             async with client.stream(
-                "POST", self._targets[index].get(), content=body, headers=headers
+                "POST", self._urls[index], content=body, headers=headers
             ) as response:
                 status = response.status_code
                 if 200 <= status < 300:
