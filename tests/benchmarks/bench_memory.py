@@ -94,7 +94,7 @@ def run_memory(quick: bool, rounds: int) -> list[dict[str, Any]]:
     from _common import interleave, row
     from _sinks import HTTPSink
 
-    alerts = 10_000
+    alerts = 2_000 if quick else 10_000
     rounds = 1 if quick else min(rounds, 3)
     bare = _bare_peak_kb()
     details: list[dict[str, Any]] = []
