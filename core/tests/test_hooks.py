@@ -193,3 +193,64 @@ def test_hook_pixalert_demo_sinks() -> None:
     pm = _plugins.get_plugin_manager(entrypoints=False, plugins=[Sinks()])
     sinks = [s for group in pm.hook.pixalert_demo_sinks() for s in group]
     assert len(sinks) == 1 and isinstance(sinks[0], pixalert.DemoSink)
+
+
+class RaisingRoute:
+    @pixalert.hookimpl
+    def pixalert_route(self, alert: pixalert.Alert, channels: list[str]) -> list[str] | None:
+        raise RuntimeError("route bug")
+
+
+class RaisingSuppress:
+    @pixalert.hookimpl
+    def pixalert_suppress(self, alert: pixalert.Alert) -> str | None:
+        raise RuntimeError("suppress bug")
+
+
+async def test_raising_route_and_suppress_hooks_are_logged_not_fatal(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack = RecordingChannel("slack")
+    async with make_manager(
+        [slack], plugins=[RaisingRoute(), RaisingSuppress()], clock=clock
+    ) as manager:
+        results = await manager.send_alert("t", "m", "low")
+    assert results["slack"].status == "sent"
+    assert "route bug" in caplog.text and "suppress bug" in caplog.text
+
+
+async def test_first_suppress_reason_wins_and_later_hooks_are_not_called(clock: FakeClock) -> None:
+    calls: list[str] = []
+
+    class First:
+        @pixalert.hookimpl(tryfirst=True)
+        def pixalert_suppress(self, alert: pixalert.Alert) -> str:
+            calls.append("first")
+            return "first reason"
+
+    class Later:
+        @pixalert.hookimpl
+        def pixalert_suppress(self, alert: pixalert.Alert) -> Any:
+            calls.append("later")
+
+            async def never() -> None:
+                return None
+
+            return never()
+
+    async with make_manager(
+        [RecordingChannel("slack")], plugins=[Later(), First()], clock=clock
+    ) as manager:
+        results = await manager.send_alert("t", "m", "low")
+    assert results["slack"].error == "first reason"
+    assert calls == ["first"]
+
+
+async def test_unknown_explicit_channel_is_a_value_error(clock: FakeClock) -> None:
+    async with make_manager([RecordingChannel("slack")], clock=clock) as manager:
+        with pytest.raises(ValueError, match="channels: unknown channel 'sms': expected one of"):
+            await manager.send_alert("t", "m", "low", channels=["sms"])
+        # A shipped channel type that is not configured is skipped, not an error.
+        skipped = await manager.send_alert("t", "m", "low", channels=["pagerduty"])
+        assert skipped["pagerduty"].status == "skipped"
+        assert await manager.history(limit=None) != []

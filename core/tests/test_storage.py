@@ -47,7 +47,8 @@ async def test_resume_skips_channels_that_already_succeeded(clock: FakeClock) ->
     await store.record_result(lease, DeliveryResult("slack", "sent", 1))
     clock.advance(11)
     async with make_manager([slack, email], clock=clock, history=store) as manager:
-        assert await manager.resume_pending() == 1
+        await manager.drain()  # the manager took the dead holder's work over on start
+        assert await manager.resume_pending() == 0
     assert slack.sent == [] and [a.id for a in email.sent] == [alert.id]
 
 

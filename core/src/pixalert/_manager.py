@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
 import os
+import sys
 import threading
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -28,6 +38,7 @@ from ._types import (
     ChannelName,
     DeliveryResult,
     DeliveryStatus,
+    NotificationChannel,
     Priority,
 )
 
@@ -90,6 +101,7 @@ class NotificationManager:
             read_files=read_files,
         )
         configured, self.unavailable = build_channel_configs(self.settings, specs)
+        self._configured = configured
         self.channels: dict[ChannelName, Channel] = {}
         self.channel_types: dict[ChannelName, str] = {}
         for name, (spec, channel_config) in configured.items():
@@ -106,11 +118,14 @@ class NotificationManager:
         self._limits: dict[ChannelName, asyncio.Semaphore] = {}
         self._history: HistoryStore | None = history
         self._state: StateBackend | None = state
+        self._own_stores = (history is None, state is None)
+        self._home: asyncio.AbstractEventLoop | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._abandoned = False
         self._started = False
         self._start_lock: asyncio.Lock | None = None
         self._inflight: set[Lease] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._background: asyncio.Task[None] | None = None
         self._lifetime: AsyncGenerator[None, None] | None = None
         self._closed = False
         self._sync: _SyncRunner | None = None
@@ -130,7 +145,14 @@ class NotificationManager:
         await self.aclose()
 
     async def start(self) -> None:
-        """Open the history and state stores (done on first use; idempotent)."""
+        """Open the history and state stores (done on first use; idempotent).
+
+        Also delivers what a dead process left pending (claimed under a lease)
+        and, with ``delivery.recover_interval``, keeps doing so periodically.
+        """
+        loop = asyncio.get_running_loop()
+        if self._started and self._home is not loop:
+            self._rebind(loop)
         if self._started:
             return
         if self._start_lock is None:
@@ -138,6 +160,7 @@ class NotificationManager:
         async with self._start_lock:
             if self._started:
                 return
+            self._home = loop
             if self._history is None:
                 self._history = self._open_history(self.settings.history)
             if self._state is None:
@@ -147,18 +170,110 @@ class NotificationManager:
                 await self._history.purge(to_datetime(self.clock.now()) - retention)
             except Exception as exc:
                 log.warning("history retention failed: %s", redact(str(exc)))
-            self._background = asyncio.create_task(self._maintain())
             # Close on loop shutdown even when the caller never calls aclose():
             # asyncio.run() finalises async generators before closing the loop.
             self._lifetime = self._lifetime_guard()
             await self._lifetime.__anext__()
             self._started = True
+        await self._recover()
+        if self.settings.delivery.recover_interval:
+            self._schedule("recover", self.settings.delivery.recover_interval, self._recover)
+
+    def _rebind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start over on ``loop``: the loop this manager started on has ended.
+
+        Code that makes a new event loop per call (the seed's Flask example)
+        gets fresh channel clients and locks on each loop; the history, the
+        cooldown state and the circuit breakers carry over.
+        """
+        home = self._home
+        if home is not None and not home.is_closed() and home.is_running():
+            raise RuntimeError(
+                "this NotificationManager is in use by an event loop in another thread; "
+                "use one manager per event loop, or its synchronous methods"
+            )
+        log.debug("event loop changed: rebuilding channel clients")
+        if self._lifetime is not None:
+            # Finish the old guard without running its cleanup on a dead loop.
+            self._abandoned = True
+            with contextlib.suppress(StopIteration, RuntimeError):
+                self._lifetime.aclose().send(None)
+            self._abandoned = False
+            self._lifetime = None
+        http = sys.modules.get("pixalert.http")
+        if http is not None and home is not None:
+            http.release_loop(home)  # before the old channels are dropped
+        for name, (spec, config) in self._configured.items():
+            self.channels[ChannelName(name)] = _build(spec, name, config)
+        own_history, own_state = self._own_stores
+        if own_history and not isinstance(self._history, _loop_free_stores()):
+            self._history = None
+        if own_state and not isinstance(self._state, _loop_free_stores()):
+            self._state = None
+        self._limits = {}
+        self._timers = {}
+        self._tasks = set()
+        self._inflight = set()  # their leases expire and recovery delivers them
+        self._start_lock = None
+        self._silence_lock = None
+        self._started = False
+        self._closed = False
+        self._home = loop
 
     async def _lifetime_guard(self) -> AsyncGenerator[None, None]:
         try:
             yield
         finally:
-            await self._close_resources()
+            if not self._abandoned:
+                await self._close_resources()
+
+    def _schedule(self, name: str, delay: float, job: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``job`` in ``delay`` seconds, then again every ``delay`` seconds.
+
+        A timer, not a sleeping task: a loop that is closed with it pending
+        drops it silently.
+        """
+        if name in self._timers or self._closed:
+            return
+        loop = asyncio.get_running_loop()
+
+        def tick() -> None:
+            self._timers.pop(name, None)
+            if self._closed:
+                return
+            self._spawn(self._run_job(name, job))
+            self._schedule(name, delay, job)
+
+        self._timers[name] = loop.call_later(delay, tick)
+
+    async def _run_job(self, name: str, job: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            await job()
+        except Exception as exc:
+            log.warning("%s failed: %s", name, redact(str(exc)))
+
+    async def _renew(self) -> None:
+        if not self._inflight:
+            self._cancel_timer("renew")
+            return
+        await self.history_store.renew(list(self._inflight), self.settings.delivery.lease)
+
+    def _cancel_timer(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+    async def _recover(self) -> None:
+        """Claim alerts whose holder's lease ran out, and deliver them in the background."""
+        try:
+            leases = await self.history_store.claim_pending(
+                owner=self.instance_id, lease=self.settings.delivery.lease
+            )
+        except Exception as exc:
+            log.warning("could not look for pending alerts: %s", redact(str(exc)))
+            return
+        for lease in leases:
+            self._spawn(self._process(lease, resume=True))
 
     def _open_history(self, url: str) -> HistoryStore:
         if url.startswith("memory:"):
@@ -212,29 +327,6 @@ class NotificationManager:
             raise RuntimeError("NotificationManager.start() has not run yet")
         return self._state
 
-    async def _maintain(self) -> None:
-        """Renew leases of deliveries under way, and finish work others left."""
-        delivery = self.settings.delivery
-        interval = max(0.05, delivery.lease / 3)
-        recover = delivery.recover_interval
-        since_recover = 0.0
-        first = True
-        while True:
-            try:
-                if self._inflight:
-                    await self.history_store.renew(list(self._inflight), delivery.lease)
-                if first or (recover and since_recover >= recover):
-                    first = False
-                    since_recover = 0.0
-                    await self.resume_pending()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("lease maintenance failed: %s", redact(str(exc)))
-            step = min(interval, recover) if recover else interval
-            await asyncio.sleep(step)
-            since_recover += step
-
     async def drain(self) -> None:
         """Wait until every delivery started by :meth:`submit` has finished."""
         while self._tasks:
@@ -256,14 +348,8 @@ class NotificationManager:
         if self._closed:
             return
         self._closed = True
-        if self._background is not None:
-            self._background.cancel()
-            try:
-                await self._background
-            except asyncio.CancelledError:
-                pass
-            except Exception as exc:
-                log.warning("background task failed: %s", redact(str(exc)))
+        for name in list(self._timers):
+            self._cancel_timer(name)
         for task in list(self._tasks):
             task.cancel()
         for name, channel in self.channels.items():
@@ -332,9 +418,15 @@ class NotificationManager:
         return Alert(**kwargs)
 
     async def send_notification(self, alert: Alert, *, cooldown: float | None = None) -> Results:
-        """Send a ready :class:`Alert` (alias ``NotificationMessage``)."""
+        """Send a ready :class:`Alert` (alias ``NotificationMessage``).
+
+        An unknown channel name in ``alert.channels`` raises ``ValueError``
+        before anything is stored; a known one that is not configured is
+        ``skipped``.
+        """
         if not isinstance(alert, Alert):
             raise TypeError(f"send_notification: expected an Alert, got {type(alert).__name__}")
+        self._check_channels(alert)
         await self.start()
         lease = await self.history_store.record(
             alert, owner=self.instance_id, lease=self.settings.delivery.lease
@@ -347,6 +439,7 @@ class NotificationManager:
         For receivers that must answer fast: the alert is durable when this
         returns, and :meth:`drain` waits for the deliveries.
         """
+        self._check_channels(alert)
         await self.start()
         lease = await self.history_store.record(
             alert, owner=self.instance_id, lease=self.settings.delivery.lease
@@ -398,6 +491,7 @@ class NotificationManager:
         alert = lease.alert
         store = self.history_store
         self._inflight.add(lease)
+        self._schedule("renew", max(0.05, self.settings.delivery.lease / 3), self._renew)
         try:
             routed = self.route(alert)
             results: Results = {}
@@ -446,11 +540,14 @@ class NotificationManager:
         return f"cooldown:{alert.key}:{alert.status}:{alert.priority.name}"
 
     async def _suppressed(self, alert: Alert, cooldown: float | None) -> str | None:
-        for value in self.plugins.hook.pixalert_suppress(alert=alert):
+        # One plugin at a time: the first reason wins, and later hooks are not called.
+        for impl in reversed(self.plugins.hook.pixalert_suppress.get_hookimpls()):
             try:
-                reason = await await_me_maybe(value)
+                reason = await await_me_maybe(impl.function(alert=alert))
             except Exception as exc:
-                log.warning("pixalert_suppress hook failed: %s", redact(str(exc)))
+                log.warning(
+                    "pixalert_suppress hook of %s failed: %s", impl.plugin_name, redact(str(exc))
+                )
                 continue
             if reason:
                 return str(reason)
@@ -575,10 +672,32 @@ class NotificationManager:
                     names.extend(self.unavailable)
                 else:
                     names.append(name)
-        changed = self.plugins.hook.pixalert_route(alert=alert, channels=list(names))
+        try:
+            changed = self.plugins.hook.pixalert_route(alert=alert, channels=list(names))
+        except Exception as exc:
+            log.warning("pixalert_route hook failed, routing unchanged: %s", redact(str(exc)))
+            changed = None
         if changed is not None:
             names = [str(c) for c in changed]
         return [ChannelName(n) for n in dict.fromkeys(names)]
+
+    def known_channel(self, name: str) -> bool:
+        """True if ``name`` is configured, has a config section, is an installed
+        channel type, or is one of the channel names this project ships."""
+        return (
+            name in self.channels
+            or name in self.unavailable
+            or name in self.plugins.channel_specs()
+            or name in _SHIPPED
+        )
+
+    def _check_channels(self, alert: Alert) -> None:
+        unknown = [str(c) for c in alert.channels or () if not self.known_channel(str(c))]
+        if unknown:
+            known = sorted({*self.channels, *self.plugins.channel_specs(), *_SHIPPED})
+            raise ValueError(
+                f"channels: unknown channel {unknown[0]!r}: expected one of {', '.join(known)}"
+            )
 
     async def _deliver(self, name: ChannelName, alert: Alert) -> DeliveryResult:
         previous = None
@@ -732,6 +851,15 @@ class _SyncRunner:
 
 async def _wrap(coro: Awaitable[T]) -> T:
     return await coro
+
+
+_SHIPPED = frozenset(c.value for c in NotificationChannel)
+
+
+def _loop_free_stores() -> tuple[type, ...]:
+    from ._sqlite import SQLiteHistoryStore, SQLiteStateBackend
+
+    return (MemoryHistoryStore, MemoryStateBackend, SQLiteHistoryStore, SQLiteStateBackend)
 
 
 def _as_mapping(channels: Iterable[Channel] | Mapping[str, Channel] | None) -> dict[str, Channel]:

@@ -12,12 +12,16 @@ Install with ``pixalert[http]``. Every HTTP channel in this repository uses it:
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
 import email.utils
 import functools
 import http.cookiejar
 import ssl
 import time
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import httpx
@@ -30,6 +34,7 @@ __all__ = [
     "error_for_response",
     "make_client",
     "parse_retry_after",
+    "release_loop",
 ]
 
 _BODY_SNIPPET = 200
@@ -97,6 +102,11 @@ def _fast_transport_type() -> Any:
         _urls: dict[str, yarl.URL] = {}
         _timeouts: dict[tuple[Any, Any, Any], aiohttp.ClientTimeout] = {}
 
+        def get_client(self) -> aiohttp.ClientSession:
+            session = super().get_client()
+            _SESSIONS.add(session)
+            return session
+
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             if self.proxy is not None:
                 return await super().handle_async_request(request)
@@ -148,6 +158,41 @@ def _fast_transport_type() -> Any:
             )
 
     return FastAiohttpTransport
+
+
+# Every aiohttp session our transports opened, to let go of a dead loop's ones.
+_SESSIONS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def release_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Let go of the connections of a closed event loop, without warnings.
+
+    Code that runs a new event loop per call and closes it (the seed's Flask
+    endpoint) leaves sessions that can no longer be closed properly; the
+    manager calls this when it moves to a new loop. Their sockets are closed
+    when collected.
+    """
+    if not loop.is_closed():
+        return
+    _release(lambda session_loop: session_loop is loop)
+
+
+def _release(dead: Callable[[Any], bool]) -> None:
+    for session in list(_SESSIONS):
+        if session.closed or not dead(getattr(session, "_loop", None)):
+            continue
+        connector = session.connector
+        with contextlib.suppress(Exception):
+            if connector is not None:
+                connector._conns.clear()
+                connector._closed = True
+            session._connector = None
+        _SESSIONS.discard(session)
+
+
+# At exit, the sessions of loops that were closed without closing them (the last
+# request of a loop-per-request app) go quietly too.
+atexit.register(_release, lambda loop: loop is not None and loop.is_closed())
 
 
 @functools.lru_cache(maxsize=1)
