@@ -159,3 +159,17 @@ def test_sqlite_urls_read_as_sqlalchemy_does(url: str, path: str) -> None:
     from pixalert._sqlite import sqlite_path
 
     assert sqlite_path(url) == path
+
+
+def test_backend_url_helpers_keep_the_password_out_of_sight() -> None:
+    from pixalert import redact
+    from pixalert.storage import mask_url, positive_option, split_url_options
+
+    url = "postgresql://alerts:pa55w0rd-x@db:5432/ops?schema=pix&sslmode=require"
+    assert mask_url(url) == "postgresql://alerts:***@db:5432/ops?schema=pix&sslmode=require"
+    client_url, own = split_url_options(url, ["schema"])
+    assert own == {"schema": "pix"} and client_url.endswith("/ops?sslmode=require")
+    assert redact("login failed for pa55w0rd-x") == "login failed for **********"
+    assert positive_option("pool_size", "4", url, integer=True) == 4
+    with pytest.raises(ValueError, match=r"\*\*\*@db.*pool_size expected a whole number > 0"):
+        positive_option("pool_size", "lots", url, integer=True)

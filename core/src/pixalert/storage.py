@@ -17,6 +17,7 @@ from ._storage import (
     percentiles,
     stats_from_results,
 )
+from ._urls import mask_url, positive_option, split_url_options
 
 __all__ = [
     "HistoryEntry",
@@ -28,6 +29,9 @@ __all__ = [
     "bucket_upper",
     "build_stats",
     "latency_bucket",
+    "mask_url",
     "percentiles",
+    "positive_option",
+    "split_url_options",
     "stats_from_results",
 ]

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pixalert import (
     Alert,
@@ -27,8 +26,8 @@ from pixalert import (
     Lease,
     SystemClock,
     redact,
-    register_secret,
 )
+from pixalert.storage import mask_url, positive_option, split_url_options
 
 from ._migrations import MIGRATIONS, migrate
 
@@ -56,31 +55,6 @@ class StoreUnavailable(RuntimeError):
     """PostgreSQL could not be reached or refused the work (message carries no secret)."""
 
 
-def mask_url(url: str) -> str:
-    """``url`` with any password in it replaced by ``***`` (safe to print and log)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparseable url>"
-    if password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
-def _number(name: str, text: str, url: str, *, integer: bool) -> float:
-    try:
-        value = float(int(text)) if integer else float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        kind = "a whole number" if integer else "a number of seconds"
-        raise ValueError(f"{mask_url(url)}: {name} expected {kind} > 0, got {text!r}") from None
-    return value
-
-
 def parse_url(url: str) -> tuple[str, dict[str, Any]]:
     """Split a ``postgresql://`` URL into the libpq URL and pixalert's own options.
 
@@ -89,18 +63,9 @@ def parse_url(url: str) -> tuple[str, dict[str, Any]]:
     query string; libpq gets the rest (``sslmode``, ``connect_timeout``, ...).
     Raises ``ValueError`` naming the bad parameter, without the password.
     """
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("postgresql", "postgres"):
+    if urlsplit(url).scheme.lower() not in ("postgresql", "postgres"):
         raise ValueError(f"{mask_url(url)}: expected a postgresql:// URL")
-    if parts.password:
-        register_secret(parts.password)
-    own: dict[str, str] = {}
-    rest: list[tuple[str, str]] = []
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name in _OWN_PARAMS:
-            own[name] = value
-        else:
-            rest.append((name, value))
+    libpq_url, own = split_url_options(url, _OWN_PARAMS)
     schema = own.get("schema", DEFAULT_SCHEMA)
     if not _SCHEMA_NAME.match(schema):
         raise ValueError(
@@ -110,17 +75,19 @@ def parse_url(url: str) -> tuple[str, dict[str, Any]]:
     options = {
         "schema": schema,
         "pool_size": int(
-            _number("pool_size", own.get("pool_size", str(DEFAULT_POOL_SIZE)), url, integer=True)
+            positive_option(
+                "pool_size", own.get("pool_size", str(DEFAULT_POOL_SIZE)), url, integer=True
+            )
         ),
-        "pool_timeout": _number(
-            "pool_timeout", own.get("pool_timeout", str(DEFAULT_POOL_TIMEOUT)), url, integer=False
+        "pool_timeout": positive_option(
+            "pool_timeout", own.get("pool_timeout", str(DEFAULT_POOL_TIMEOUT)), url
         ),
         # libpq waits forever for a dead host unless told; a URL may set its own.
         "connect_timeout": None
-        if any(k == "connect_timeout" for k, _ in rest)
+        if "connect_timeout=" in urlsplit(libpq_url).query
         else DEFAULT_CONNECT_TIMEOUT,
     }
-    return urlunsplit(parts._replace(query=urlencode(rest))), options
+    return libpq_url, options
 
 
 def _dt(seconds: float) -> datetime:

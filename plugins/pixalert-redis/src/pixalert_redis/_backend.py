@@ -22,9 +22,9 @@ import socket
 import uuid
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pixalert import SystemClock, redact, register_secret
+from pixalert import SystemClock, redact
+from pixalert.storage import mask_url, positive_option, split_url_options
 
 __all__ = ["RedisStateBackend", "mask_url"]
 
@@ -37,33 +37,11 @@ DEFAULT_RETRY_INTERVAL = 1.0
 _OWN_PARAMS = ("prefix", "timeout", "retry_interval")
 
 
-def mask_url(url: str) -> str:
-    """``url`` with any password in it replaced by ``***`` (safe to print and log)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    netloc = f"{user}:***@{host}{port}"
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def _positive(name: str, text: str, url: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(
-            f"state URL {mask_url(url)}: {name} expected a number of seconds > 0, got {text!r}"
-        ) from None
-    return value
+        return positive_option(name, text, url)
+    except ValueError as exc:
+        raise ValueError(f"state URL {exc}") from None
 
 
 def _text(value: Any) -> str | None:
@@ -132,16 +110,7 @@ class RedisStateBackend:
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
-        parts = urlsplit(url)
-        if parts.password:
-            register_secret(parts.password)
-        own: dict[str, str] = {}
-        rest: list[tuple[str, str]] = []
-        for name, value in parse_qsl(parts.query, keep_blank_values=True):
-            if name in _OWN_PARAMS:
-                own[name] = value
-            else:
-                rest.append((name, value))
+        client_url, own = split_url_options(url, _OWN_PARAMS)
         if prefix is None:
             prefix = own.get("prefix", DEFAULT_PREFIX)
         if not prefix:
@@ -152,7 +121,6 @@ class RedisStateBackend:
             retry_interval = _positive(
                 "retry_interval", own.get("retry_interval", str(DEFAULT_RETRY_INTERVAL)), url
             )
-        client_url = urlunsplit(parts._replace(query=urlencode(rest)))
         try:
             client = Redis.from_url(
                 client_url,
