@@ -60,7 +60,8 @@ class PluginManager(pluggy.PluginManager):
         super().__init__("pixalert")
         self.add_hookspecs(hookspecs)
         self.errors: list[PluginError] = []
-        self._dists: dict[str, tuple[str, str]] = {}
+        # Distributions by plugin name; their metadata is read only by plugin_infos().
+        self._dists: dict[str, Any] = {}
         self._specs: dict[str, ChannelSpec] | None = None
         self._spec_owner: dict[str, str] = {}
 
@@ -87,7 +88,7 @@ class PluginManager(pluggy.PluginManager):
                 continue
             dist = getattr(ep, "dist", None)
             if dist is not None:
-                self._dists[ep.name] = (dist.metadata["Name"], dist.version)
+                self._dists[ep.name] = dist
         self._specs = None
 
     def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
@@ -145,7 +146,8 @@ class PluginManager(pluggy.PluginManager):
         for name, plugin in self.list_name_plugin():
             if plugin is None or name == "pixalert.builtin":
                 continue
-            dist, version = self._dists.get(name, (None, None))
+            found = self._dists.get(name)
+            dist, version = (found.metadata["Name"], found.version) if found else (None, None)
             hooks = tuple(sorted(caller.name for caller in self.get_hookcallers(plugin) or ()))
             channels = tuple(sorted(c for c, owner in self._spec_owner.items() if owner == name))
             infos.append(PluginInfo(name, dist, version, channels, hooks))
