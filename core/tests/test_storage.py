@@ -173,3 +173,22 @@ def test_backend_url_helpers_keep_the_password_out_of_sight() -> None:
     assert positive_option("pool_size", "4", url, integer=True) == 4
     with pytest.raises(ValueError, match=r"\*\*\*@db.*pool_size expected a whole number > 0"):
         positive_option("pool_size", "lots", url, integer=True)
+
+
+async def test_finish_records_all_results_and_completes_once(store, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    alert = Alert("t", "m", "low")
+    old = await store.record(alert, owner="a", lease=10)
+    clock.advance(11)
+    [new] = await store.claim_pending(owner="b", lease=10)
+    results = [
+        DeliveryResult("slack", "sent", 1, None, 0.01),
+        DeliveryResult("email", "failed", 3, "x"),
+    ]
+    assert not await store.finish(old, results)  # the stale holder is refused
+    assert await store.results_for(alert.id) == []
+    assert await store.finish(new, results)
+    assert sorted(r.channel for r in await store.results_for(alert.id)) == ["email", "slack"]
+    assert await store.claim_pending(owner="c", lease=10) == []
+    stats = await store.stats(to_datetime(clock.now() - 3600))
+    assert stats["channels"]["slack"]["sent"] == 1 and stats["channels"]["email"]["failed"] == 1
+    await store.aclose()

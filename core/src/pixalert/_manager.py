@@ -524,12 +524,8 @@ class NotificationManager:
                 # Nothing went out: do not let the cooldown swallow the next try.
                 await self.state_backend.release(cooldown_key)
             ordered = {name: results[name] for name in routed}
-            for result in ordered.values():
-                if not await store.record_result(lease, result):
-                    log.warning("alert %s: lease lost; another instance took over", alert.id)
-                    break
-            else:
-                await store.complete(lease)
+            if not await _finish(store, lease, list(ordered.values())):
+                log.warning("alert %s: lease lost; another instance took over", alert.id)
         finally:
             self._inflight.discard(lease)
         await self._after_delivery(alert, ordered)
@@ -851,6 +847,17 @@ class _SyncRunner:
 
 async def _wrap(coro: Awaitable[T]) -> T:
     return await coro
+
+
+async def _finish(store: HistoryStore, lease: Lease, results: list[DeliveryResult]) -> bool:
+    """Record ``results`` and complete the alert: in one step when the store can."""
+    finish = getattr(store, "finish", None)
+    if finish is not None:
+        return bool(await finish(lease, results))
+    for result in results:
+        if not await store.record_result(lease, result):
+            return False
+    return await store.complete(lease)
 
 
 _SHIPPED = frozenset(c.value for c in NotificationChannel)

@@ -125,6 +125,17 @@ class MemoryHistoryStore:
         row.token = ""
         return True
 
+    async def finish(self, lease: Lease, results: Sequence[DeliveryResult]) -> bool:
+        """Store every result and mark done, if ``lease`` is still held."""
+        row = self._held(lease)
+        if row is None:
+            return False
+        for result in results:
+            row.results[str(result.channel)] = result
+        row.state = "done"
+        row.token = ""
+        return True
+
     async def renew(self, leases: Sequence[Lease], lease: float) -> None:
         """Extend the leases still held."""
         until = self._clock.now() + lease

@@ -422,71 +422,30 @@ class SQLiteHistoryStore:
 
     async def record_result(self, lease: Lease, result: DeliveryResult) -> bool:
         """Store a channel's result if ``lease`` is still held."""
-        alert = lease.alert
-        created = alert.created_at.timestamp()
-        status = result.status.value
-        bucket = (
-            latency_bucket(result.latency)
-            if status == "sent" and result.latency is not None
-            else -1
-        )
-        receipt = json.dumps(dict(result.receipt)) if result.receipt else None
 
         def run(conn: sqlite3.Connection) -> bool:
-            held = conn.execute(
-                "SELECT 1 FROM alerts WHERE id = ? AND token = ?", (alert.id, lease.token)
-            ).fetchone()
-            if held is None:
+            if not _holds(conn, lease):
                 return False
-            old = conn.execute(
-                "SELECT status, latency FROM results WHERE alert_id = ? AND channel = ?",
-                (alert.id, str(result.channel)),
-            ).fetchone()
-            if old is not None:
-                old_bucket = (
-                    latency_bucket(old[1]) if old[0] == "sent" and old[1] is not None else -1
-                )
-                conn.execute(
-                    "UPDATE rollup SET n = n - 1 WHERE minute = ? AND channel = ? "
-                    "AND status = ? AND bucket = ?",
-                    (_minute(created), str(result.channel), old[0], old_bucket),
-                )
-            conn.execute(
-                "INSERT OR REPLACE INTO results (alert_id, channel, key, status, attempts, "
-                "error, latency, receipt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    alert.id,
-                    str(result.channel),
-                    alert.key,
-                    status,
-                    result.attempts,
-                    result.error,
-                    result.latency,
-                    receipt,
-                    created,
-                ),
-            )
-            conn.execute(
-                "INSERT INTO rollup (minute, channel, status, bucket, n) VALUES (?, ?, ?, ?, 1) "
-                "ON CONFLICT (minute, channel, status, bucket) DO UPDATE SET n = n + 1",
-                (_minute(created), str(result.channel), status, bucket),
-            )
+            _write_result(conn, lease.alert, result)
             return True
 
         return await self._db.run(lambda c: _tx(c, run))
 
     async def complete(self, lease: Lease) -> bool:
         """Mark done if ``lease`` is still held."""
+        return await self._db.run(lambda c: _complete(c, lease))
+
+    async def finish(self, lease: Lease, results: Sequence[DeliveryResult]) -> bool:
+        """Store every result and mark done, in one transaction, if ``lease`` is still held."""
 
         def run(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "UPDATE alerts SET state = 'done', token = NULL, owner = NULL, lease_until = NULL "
-                "WHERE id = ? AND token = ?",
-                (lease.alert.id, lease.token),
-            )
-            return cur.rowcount == 1
+            if not _holds(conn, lease):
+                return False
+            for result in results:
+                _write_result(conn, lease.alert, result)
+            return _complete(conn, lease)
 
-        return await self._db.run(run)
+        return await self._db.run(lambda c: _tx(c, run))
 
     async def renew(self, leases: Sequence[Lease], lease: float) -> None:
         """Extend the leases still held."""
@@ -650,6 +609,63 @@ class SQLiteHistoryStore:
     async def aclose(self) -> None:
         """Close the file (when no other store of this process uses it)."""
         await self._db.release()
+
+
+def _holds(conn: sqlite3.Connection, lease: Lease) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM alerts WHERE id = ? AND token = ?", (lease.alert.id, lease.token)
+    ).fetchone()
+    return row is not None
+
+
+def _complete(conn: sqlite3.Connection, lease: Lease) -> bool:
+    cur = conn.execute(
+        "UPDATE alerts SET state = 'done', token = NULL, owner = NULL, lease_until = NULL "
+        "WHERE id = ? AND token = ?",
+        (lease.alert.id, lease.token),
+    )
+    return cur.rowcount == 1
+
+
+def _write_result(conn: sqlite3.Connection, alert: Alert, result: DeliveryResult) -> None:
+    """Insert (or replace) one channel's result and keep the rollups in step."""
+    created = alert.created_at.timestamp()
+    channel = str(result.channel)
+    status = result.status.value
+    bucket = (
+        latency_bucket(result.latency) if status == "sent" and result.latency is not None else -1
+    )
+    old = conn.execute(
+        "SELECT status, latency FROM results WHERE alert_id = ? AND channel = ?",
+        (alert.id, channel),
+    ).fetchone()
+    if old is not None:
+        old_bucket = latency_bucket(old[1]) if old[0] == "sent" and old[1] is not None else -1
+        conn.execute(
+            "UPDATE rollup SET n = n - 1 WHERE minute = ? AND channel = ? "
+            "AND status = ? AND bucket = ?",
+            (_minute(created), channel, old[0], old_bucket),
+        )
+    conn.execute(
+        "INSERT OR REPLACE INTO results (alert_id, channel, key, status, attempts, "
+        "error, latency, receipt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            alert.id,
+            channel,
+            alert.key,
+            status,
+            result.attempts,
+            result.error,
+            result.latency,
+            json.dumps(dict(result.receipt)) if result.receipt else None,
+            created,
+        ),
+    )
+    conn.execute(
+        "INSERT INTO rollup (minute, channel, status, bucket, n) VALUES (?, ?, ?, ?, 1) "
+        "ON CONFLICT (minute, channel, status, bucket) DO UPDATE SET n = n + 1",
+        (_minute(created), channel, status, bucket),
+    )
 
 
 def _add(

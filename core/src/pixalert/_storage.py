@@ -130,6 +130,11 @@ class HistoryStore(Protocol):
         """Mark the alert done; False if ``lease`` is no longer held."""
         ...
 
+    # Optional: ``async def finish(self, lease, results) -> bool`` stores every
+    # result and completes the alert in one step (one transaction). The manager
+    # uses it when a store has it, else ``record_result`` per result, then
+    # ``complete``.
+
     async def renew(self, leases: Sequence[Lease], lease: float) -> None:
         """Extend the given leases by ``lease`` seconds from now."""
         ...
