@@ -327,7 +327,7 @@ def _parse_grouped(
                 metadata=metadata,
                 source=kind,
                 key=f"{key_prefix}:{fingerprint}",
-                status=status,
+                status="resolved" if status == "resolved" else "firing",
                 created_at=created,
             )
         except ValueError as exc:
