@@ -8,14 +8,12 @@ written (and with which mode), and that no secret ever reached the terminal.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import os
 import stat
 import sys
-import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,22 +37,6 @@ SEED_VARIABLES = [q.env for form in init_cmd.SEED_FORMS for q in form.questions]
 # ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """An event loop in a background thread, serving the local services."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield loop
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
-
-
-def run_in(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> Any:
-    return asyncio.run_coroutine_threadsafe(coro, loop).result(30)
-
-
 @pytest.fixture
 def smtp() -> Iterator[Any]:
     testing = pytest.importorskip("pixalert_email.testing")
@@ -63,30 +45,30 @@ def smtp() -> Iterator[Any]:
 
 
 @pytest.fixture
-def slack(loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
+def slack(services: Any) -> Iterator[Any]:
     testing = pytest.importorskip("pixalert_slack.testing")
     server = testing.SlackServer()
-    run_in(loop, server.start())
+    services.run(server.start())
     yield server
-    run_in(loop, server.stop())
+    services.run(server.stop())
 
 
 @pytest.fixture
-def pagerduty(loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
+def pagerduty(services: Any) -> Iterator[Any]:
     testing = pytest.importorskip("pixalert_pagerduty.testing")
     server = testing.PagerDutyServer()
-    run_in(loop, server.start())
+    services.run(server.start())
     yield server
-    run_in(loop, server.stop())
+    services.run(server.stop())
 
 
 @pytest.fixture
-def receiver(loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
+def receiver(services: Any) -> Iterator[Any]:
     testing = pytest.importorskip("pixalert_webhook.testing")
     server = testing.WebhookReceiver()
-    run_in(loop, server.start())
+    services.run(server.start())
     yield server
-    run_in(loop, server.stop())
+    services.run(server.stop())
 
 
 # ---------------------------------------------------------------------------

@@ -6,13 +6,11 @@ in the test's thread, as it would against real services.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,36 +23,20 @@ webhook_testing = pytest.importorskip("pixalert_webhook.testing")
 pagerduty_testing = pytest.importorskip("pixalert_pagerduty.testing")
 
 
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """An event loop in a background thread, serving the local services."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield loop
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
-
-
-def run_in(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> Any:
-    return asyncio.run_coroutine_threadsafe(coro, loop).result(30)
-
-
 @pytest.fixture
-def receiver(loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
+def receiver(services: Any) -> Iterator[Any]:
     server = webhook_testing.WebhookReceiver()
-    run_in(loop, server.start())
+    services.run(server.start())
     yield server
-    run_in(loop, server.stop())
+    services.run(server.stop())
 
 
 @pytest.fixture
-def pagerduty(loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
+def pagerduty(services: Any) -> Iterator[Any]:
     server = pagerduty_testing.PagerDutyServer()
-    run_in(loop, server.start())
+    services.run(server.start())
     yield server
-    run_in(loop, server.stop())
+    services.run(server.stop())
 
 
 @pytest.fixture
