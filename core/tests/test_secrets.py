@@ -86,3 +86,14 @@ def test_redact_masks_registered_secrets_and_url_paths() -> None:
     pixalert.register_secret("https://example.com/hook/abcdef-token")
     assert pixalert.redact("GET /hook/abcdef-token failed") == "GET ********** failed"
     assert pixalert.redact("nothing here") == "nothing here"
+
+
+def test_log_records_of_child_loggers_are_masked(caplog: pytest.LogCaptureFixture) -> None:
+    pixalert.register_secret("https://hooks.example.com/T1/B2/child-logger-secret")
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("pixalert.slack").warning("POST %s failed", "/T1/B2/child-logger-secret")
+    logging.getLogger("httpx._client").info("HTTP Request: POST /T1/B2/child-logger-secret")
+    logging.getLogger("myapp").info("untouched /T1/B2/child-logger-secret")
+    assert "child-logger-secret" not in caplog.records[0].getMessage()
+    assert "child-logger-secret" not in caplog.records[1].getMessage()
+    assert "child-logger-secret" in caplog.records[2].getMessage()  # not ours to mask

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["redact", "register_secret", "secret_values"]
 
@@ -51,30 +52,39 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
     return text
 
 
-class _RedactingFilter(logging.Filter):
-    """Masks secrets in records of the HTTP libraries, which log request URLs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:
-            return True
-        clean = redact(message)
-        if clean != message:
-            record.msg = clean
-            record.args = None
-        return True
+def _clean(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except Exception:
+        return  # a broken record is not ours to fix
+    clean = redact(message)
+    if clean != message:
+        record.msg = clean
+        record.args = None
 
 
-_FILTER = _RedactingFilter()
-_LOGGERS = ("httpx", "httpcore", "aiohttp.client", "aiosmtplib", "pixalert")
+# Loggers whose records are masked, with their children ("pixalert.slack",
+# "httpx._client"...): the HTTP and SMTP libraries log request URLs.
+_LOGGERS = ("httpx", "httpcore", "aiohttp", "aiosmtplib", "pixalert")
 _installed = False
 
 
 def _install_log_filter() -> None:
+    """Mask secrets in every record of ``_LOGGERS`` and their children, as it is made.
+
+    A logger's own filter does not see its children's records, so this wraps
+    the log record factory (keeping whatever factory was installed before).
+    """
     global _installed
     if _installed:
         return
     _installed = True
-    for name in _LOGGERS:
-        logging.getLogger(name).addFilter(_FILTER)
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if _secrets and record.name.partition(".")[0] in _LOGGERS:
+            _clean(record)
+        return record
+
+    logging.setLogRecordFactory(factory)
