@@ -80,8 +80,7 @@ async def test_using_a_manager_from_a_loop_in_another_thread_is_a_clear_error() 
 
     thread = threading.Thread(target=other_thread)
     thread.start()
-    while thread.is_alive():
-        await asyncio.sleep(0.01)
+    await asyncio.to_thread(thread.join)  # keeps this loop running meanwhile
     assert len(failure) == 1 and isinstance(failure[0], RuntimeError)
     assert "use one manager per event loop" in str(failure[0])
     await manager.aclose()
