@@ -134,8 +134,12 @@ def test_pixalert_config_variable_names_the_file(tmp_path: Path) -> None:
 
 
 def test_plugins_keep_their_own_sections(tmp_path: Path) -> None:
-    (tmp_path / "pixalert.toml").write_text("[plugins.monitoring]\ninterval = 30\n")
-    assert load(tmp_path).plugins == {"monitoring": {"interval": 30}}
+    (tmp_path / "pixalert.toml").write_text(
+        '[plugins.monitoring]\ninterval = 30\n[plugins.monitoring.receiver]\ntoken = "tok-s3cret"\n'
+    )
+    settings = load(tmp_path)
+    assert settings.plugins["monitoring"]["interval"] == 30
+    assert "tok-s3cret" not in repr(settings)  # raw sections may hold secrets
 
 
 def test_named_instances_of_one_type(tmp_path: Path) -> None:

@@ -118,6 +118,10 @@ class DeliveryConfig:
     recover_interval: float = attrs.field(default=0.0, validator=_non_negative)
 
 
+def _names_only(sections: Mapping[str, Any]) -> str:
+    return "{" + ", ".join(f"{name!r}: ..." for name in sections) + "}"
+
+
 @attrs.define
 class Settings:
     """The whole configuration. Channel sections stay raw until a plugin's type reads them."""
@@ -129,11 +133,9 @@ class Settings:
     routing: RoutingConfig = attrs.Factory(RoutingConfig)
     delivery: DeliveryConfig = attrs.Factory(DeliveryConfig)
     # Raw sections may hold secrets: the repr shows only their names.
-    channels: dict[str, dict[str, Any]] = attrs.field(
-        factory=dict, repr=lambda v: "{" + ", ".join(f"{k!r}: ..." for k in v) + "}"
-    )
+    channels: dict[str, dict[str, Any]] = attrs.field(factory=dict, repr=_names_only)
     # Plugins' own settings, raw: ``[plugins.monitoring]`` is ``plugins["monitoring"]``.
-    plugins: dict[str, dict[str, Any]] = attrs.Factory(dict)
+    plugins: dict[str, dict[str, Any]] = attrs.field(factory=dict, repr=_names_only)
     # Where each top-level key and channel key came from, for error messages.
     sources: dict[str, str] = attrs.field(factory=dict, repr=False, eq=False)
 
