@@ -1,36 +1,45 @@
 """Building the email for an alert: a safe subject, text and HTML parts, and checked bytes.
 
-Header safety does not rest on the ``email`` package alone. Python before
-3.11.10, 3.12.5 and 3.13.0 turns an RFC 2047 encoded newline in a header
-value (``=?UTF-8?Q?=0A?=Bcc: x@example.com``) into a real header when the
-message is serialised (CVE-2024-6923). So:
+The MIME bytes are written here directly (header lines, RFC 2047 encoded
+words, quoted-printable bodies from :mod:`binascii`), not through the
+``email`` package's header registry, which parsed every header on assignment
+and refolded it on output: most of the CPU an email cost.
+
+Header safety does not rest on the writer alone. Python before 3.11.10,
+3.12.5 and 3.13.0 turns an RFC 2047 encoded newline in a header value
+(``=?UTF-8?Q?=0A?=Bcc: x@example.com``) into a real header when the
+``email`` package serialises a message (CVE-2024-6923), and a mail client
+that refolds decoded text could do the same. So:
 
 1. every header value built from user text is cleaned first: control
    characters and line/paragraph separators become spaces, and the ``=?``
    that opens an encoded word gets an invisible WORD JOINER (U+2060), so no
    encoded word can be recognised;
-2. recipients and sender are plain addresses checked by the config;
-3. after serialisation, the header block is parsed back and must hold
-   exactly the headers written here, or the message is not sent.
+2. recipients and sender are plain addresses checked by the config (and
+   checked again here);
+3. after serialisation, the header block is scanned line by line and must
+   hold exactly the headers written here, each line 7-bit and at most 998
+   bytes, or the message is not sent.
 """
 
 from __future__ import annotations
 
-import email.errors
-import email.policy
+import binascii
 import email.utils
 import html
 import json
+import random
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
-from email.headerregistry import Address
-from email.message import EmailMessage
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pixalert import Alert, DeliveryError, Priority
 
+from ._config import check_address
+
 __all__ = [
+    "OutgoingEmail",
     "build_message",
     "check_header_block",
     "clean_header_text",
@@ -69,8 +78,6 @@ _COLOURS = {
 }
 _RESOLVED_COLOUR = "#2e7d32"
 
-SMTP_POLICY = email.policy.SMTP
-
 
 def clean_header_text(text: str) -> str:
     """``text`` made safe for a header value.
@@ -80,6 +87,8 @@ def clean_header_text(text: str) -> str:
     collapse, and every ``=?`` (the start of an RFC 2047 encoded word) gets an
     invisible word joiner so it stays literal text.
     """
+    if text.isascii() and text.isprintable():  # no control characters: the common case
+        return " ".join(text.split()).replace("=?", "=" + WORD_JOINER + "?")
     out = []
     for char in text:
         category = unicodedata.category(char)
@@ -93,10 +102,13 @@ def clean_header_text(text: str) -> str:
 
 def subject_for(alert: Alert) -> str:
     """``[PRIORITY] title``; a resolved alert reads ``[RESOLVED] [PRIORITY] title``."""
-    prefix = f"[{alert.priority.name}]"
+    return _subject(alert, clean_header_text(alert.title))
+
+
+def _subject(alert: Alert, title: str) -> str:
     if alert.resolved:
-        prefix = f"[RESOLVED] {prefix}"
-    return f"{prefix} {clean_header_text(alert.title)}"
+        return f"[RESOLVED] [{alert.priority.name}] {title}"
+    return f"[{alert.priority.name}] {title}"
 
 
 def message_id_for(alert: Alert, sender: str) -> str:
@@ -180,78 +192,298 @@ def _html(alert: Alert, subject_title: str) -> str:
     )
 
 
+# ---------------------------------------------------------------------------
+# The message and its bytes
+# ---------------------------------------------------------------------------
+
+#: RFC 5322: lines should be at most 78 characters and must be at most 998.
+MAX_LINE = 78
+MAX_LINE_HARD = 998
+_EW_PREFIX = "=?utf-8?b?"
+_EW_SUFFIX = "?="
+#: RFC 2047: an encoded word is at most 75 characters; 45 bytes are 60 in base64 (72 in all).
+_EW_MAX_BYTES = 45
+
+# Headers whose value is user text (RFC 2047 encoded words where needed), and
+# structured headers that may be folded only after their separator.
+_UNSTRUCTURED = frozenset({"subject"})
+_LINE_BREAKING = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_FOLD_AFTER = {"to": ",", "content-type": ";"}
+
+# A header line or a continuation line: 7-bit printable text, tab allowed.
+_HEADER_LINE = re.compile(rb"(?:[!-9;-~]+:|[ \t])[ \t!-~]*")
+_HEADER_BLOCK = re.compile(rb"(?:[!-9;-~]+:[ \t!-~]*\r\n(?:[ \t][ \t!-~]*\r\n)*)+")
+_FIELD_NAME = re.compile(rb"^([!-9;-~]+):", re.MULTILINE)
+
+_PART_HEAD = (
+    'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+)
+_TEXT_HEAD = _PART_HEAD.format(subtype="plain").encode("ascii")
+_HTML_HEAD = _PART_HEAD.format(subtype="html").encode("ascii")
+
+# Boundaries as the email package draws them: "=" never occurs twice in a row
+# in quoted-printable, so the boundary cannot occur in a body (checked anyway).
+_boundaries = random.Random()
+
+
+class OutgoingEmail:
+    """A built message: its headers in order (unencoded values), and its text and HTML bodies.
+
+    Read a header as with :class:`email.message.EmailMessage`: ``msg["Subject"]``
+    (``None`` when absent), :meth:`get_all`, ``for name in msg``.
+    :func:`serialise` turns it into the bytes sent.
+    """
+
+    __slots__ = ("boundary", "headers", "html", "text")
+
+    def __init__(
+        self, headers: Sequence[tuple[str, str]], text: str, html: str, boundary: str
+    ) -> None:
+        self.headers = list(headers)
+        self.text = text
+        self.html = html
+        self.boundary = boundary
+
+    def __getitem__(self, name: str) -> str | None:
+        key = name.lower()
+        for header, value in self.headers:
+            if header.lower() == key:
+                return value
+        return None
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of header ``name``, in order."""
+        key = name.lower()
+        return [value for header, value in self.headers if header.lower() == key]
+
+    def __iter__(self) -> Iterator[str]:
+        return (header for header, _ in self.headers)
+
+    def __len__(self) -> int:
+        return len(self.headers)
+
+    def __repr__(self) -> str:
+        return f"OutgoingEmail(subject={self['Subject']!r}, to={self['To']!r})"
+
+
 def build_message(
     alert: Alert,
     *,
     sender: str,
     recipients: Sequence[str],
     previous: Mapping[str, str] | None = None,
-) -> EmailMessage:
-    """The multipart/alternative message for ``alert`` (text and HTML, quoted-printable)."""
+) -> OutgoingEmail:
+    """The multipart/alternative message for ``alert`` (text and HTML, quoted-printable).
+
+    Raises a permanent :class:`pixalert.DeliveryError` for an address that is
+    not a plain ``name@domain``.
+    """
+    try:
+        from_addr = check_address(sender, "sender")
+        to_addrs = [check_address(r, "recipients") for r in recipients]
+    except ValueError as exc:
+        raise DeliveryError.permanent(f"email: {exc}") from None
+    if not to_addrs:
+        raise DeliveryError.permanent("email: no recipients")
     title = clean_header_text(alert.title)
-    msg = EmailMessage(policy=SMTP_POLICY)
-    msg["Subject"] = subject_for(alert)
-    msg["From"] = Address(addr_spec=sender)
-    msg["To"] = [Address(addr_spec=r) for r in recipients]
-    msg["Date"] = email.utils.format_datetime(alert.created_at)
-    msg["Message-ID"] = message_id_for(alert, sender)
+    headers = [
+        ("Subject", _subject(alert, title)),
+        ("From", from_addr),
+        ("To", ", ".join(to_addrs)),
+        ("Date", email.utils.format_datetime(alert.created_at)),
+        ("Message-ID", message_id_for(alert, from_addr)),
+    ]
     parent = (previous or {}).get("message_id")
-    if parent and _MESSAGE_ID.fullmatch(parent):
+    if parent and isinstance(parent, str) and _MESSAGE_ID.fullmatch(parent):
         # Thread the resolve under the alert it ends.
-        msg["In-Reply-To"] = parent
-        msg["References"] = parent
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Pixalert-Priority"] = alert.priority.name
-    msg["X-Pixalert-Status"] = alert.status
-    msg.set_content(_plain(alert, title), subtype="plain", cte="quoted-printable")
-    msg.add_alternative(_html(alert, title), subtype="html", cte="quoted-printable")
-    return msg
+        headers += [("In-Reply-To", parent), ("References", parent)]
+    boundary = f"==============={_boundaries.randrange(10**19):019d}=="
+    headers += [
+        ("Auto-Submitted", "auto-generated"),
+        ("X-Pixalert-Priority", alert.priority.name),
+        ("X-Pixalert-Status", clean_header_text(alert.status)),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
+    ]
+    return OutgoingEmail(headers, _plain(alert, title), _html(alert, title), boundary)
+
+
+def _encoded_words(data: bytes, room: int) -> Iterator[str]:
+    """``data`` (UTF-8) as base64 encoded words, never splitting a character.
+
+    The first word fits in ``room`` characters when any of the text does (else it is empty).
+    """
+    start, end_all = 0, len(data)
+    while start < end_all:
+        limit = min(_EW_MAX_BYTES, (room - len(_EW_PREFIX) - len(_EW_SUFFIX)) // 4 * 3)
+        end = min(start + limit, end_all)
+        while start < end < end_all and data[end] & 0xC0 == 0x80:
+            end -= 1  # a UTF-8 continuation byte: cut before its character
+        if end <= start:
+            yield ""  # nothing fits here: the caller folds, then there is room
+        else:
+            chunk = binascii.b2a_base64(data[start:end], newline=False).decode("ascii")
+            yield _EW_PREFIX + chunk + _EW_SUFFIX
+            start = end
+        room = MAX_LINE - 1
+
+
+def _unstructured_line(name: str, value: str) -> str:
+    """``Name: value`` folded at spaces to 78 columns; words that are not plain
+    ASCII (or too long for a line) become RFC 2047 encoded words."""
+    line = f"{name}:"
+    lines: list[str] = []
+    words = value.split(" ")
+    plain = [w.isascii() and len(w) < MAX_LINE - 1 and "=?" not in w for w in words]
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if plain[i]:
+            if len(line) + 1 + len(word) > MAX_LINE:
+                lines.append(line)
+                line = ""
+            line += " " + word
+            i += 1
+            continue
+        # A run of words to encode, spaces and all (whitespace between two
+        # encoded words is dropped when decoding, so it goes inside them).
+        # An empty word (two spaces) inside a run is kept as a space in it.
+        j = i + 1
+        while j < len(words) and (not plain[j] or not words[j]):
+            j += 1
+        data = " ".join(words[i:j]).encode("utf-8")
+        i = j
+        for encoded in _encoded_words(data, MAX_LINE - len(line) - 1):
+            if not encoded or len(line) + 1 + len(encoded) > MAX_LINE:
+                lines.append(line)
+                line = ""
+            if encoded:
+                line += " " + encoded
+    lines.append(line)
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _structured_line(name: str, value: str, after: str) -> str:
+    """``Name: value``, folded after ``after`` (``,`` or ``;``) only when too long."""
+    line = f"{name}: {value}"
+    if len(line) <= MAX_LINE:
+        return line + "\r\n"
+    pieces = value.split(after + " ")
+    out, line = [], f"{name}: {pieces[0]}"
+    for piece in pieces[1:]:
+        if len(line) + len(after) + 1 + len(piece) > MAX_LINE:
+            out.append(line + after)
+            line = " " + piece
+        else:
+            line += f"{after} {piece}"
+    out.append(line)
+    return "\r\n".join(out) + "\r\n"
+
+
+def _header_line(name: str, value: str) -> str:
+    key = name.lower()
+    if key in _UNSTRUCTURED:
+        if _LINE_BREAKING.search(value):
+            # Never hide a line break inside an encoded word: clean_header_text first.
+            raise ValueError(f"control characters in the {name} header")
+        if value.isascii() and len(name) + 2 + len(value) <= MAX_LINE and "=?" not in value:
+            return f"{name}: {value}\r\n"
+        return _unstructured_line(name, value)
+    if not value.isascii():
+        raise ValueError(f"non-ASCII text in the {name} header")
+    after = _FOLD_AFTER.get(key)
+    if after is not None:
+        return _structured_line(name, value, after)
+    return f"{name}: {value}\r\n"  # a date, a message id, a word: not foldable
+
+
+def _qp(text: str) -> bytes:
+    """``text`` as UTF-8 quoted-printable with CRLF line ends (lines <= 76 characters)."""
+    data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    return binascii.b2a_qp(data, istext=True).replace(b"\n", b"\r\n")
 
 
 def check_header_block(data: bytes, expected: Mapping[str, int]) -> None:
     """Raise ``ValueError`` unless the top header block holds exactly ``expected`` headers.
 
     ``expected`` maps lower-case header names to how often each must occur.
-    Continuation lines (starting with a space or tab) belong to the header above.
+    Continuation lines (starting with a space or tab) belong to the header
+    above; every line must be 7-bit printable text (tabs allowed) of at most
+    998 bytes.
     """
-    head, sep, _ = data.partition(b"\r\n\r\n")
-    if not sep:
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
         raise ValueError("no header/body separator")
+    head = data[: end + 2]
+    if not _HEADER_BLOCK.fullmatch(head):
+        raise ValueError(_header_fault(head[:-2].split(b"\r\n")))
+    if end > MAX_LINE_HARD and max(map(len, head.split(b"\r\n"))) > MAX_LINE_HARD:
+        raise ValueError("a header line longer than 998 bytes")
     counts: dict[str, int] = {}
-    for line in head.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t"):
-            continue
-        name, colon, _ = line.partition(b":")
-        if not colon:
-            raise ValueError("a header line without a name")
-        key = name.decode("ascii", "replace").strip().lower()
+    for name in _FIELD_NAME.findall(head):
+        key = name.decode("ascii").lower()
         counts[key] = counts.get(key, 0) + 1
-    bare = head.replace(b"\r\n", b"")
-    if any(c in bare for c in (b"\r", b"\n", b"\x00")):
-        raise ValueError("stray control characters in headers")
-    if counts != dict(expected):
+    if counts != {k: n for k, n in expected.items() if n}:
         extra = sorted(k for k, n in counts.items() if n > expected.get(k, 0))
         missing = sorted(k for k, n in expected.items() if counts.get(k, 0) < n)
         raise ValueError(f"unexpected headers {extra}, missing headers {missing}")
 
 
-def serialise(msg: EmailMessage) -> bytes:
-    """The message as SMTP bytes (CRLF, 7-bit safe), after checking its header block.
+def _header_fault(lines: list[bytes]) -> str:
+    """What is wrong with header ``lines`` that the block pattern refused."""
+    if lines[0][:1] in (b" ", b"\t"):
+        return "a continuation line before the first header"
+    for line in lines:
+        if not _HEADER_LINE.fullmatch(line):
+            if line[:1] in (b" ", b"\t") or b":" in line:
+                return "stray control characters or 8-bit bytes in headers"
+            return "a header line without a name"
+    return "a malformed header block"  # pragma: no cover - the patterns agree
+
+
+def serialise(msg: OutgoingEmail) -> bytes:
+    """The message as SMTP bytes (CRLF, 7-bit, lines <= 998), after checking its header block.
 
     Raises a permanent :class:`pixalert.DeliveryError` if the headers written
     are not exactly the ones set: that would be an injection, and nothing is sent.
     """
     expected: dict[str, int] = {}
-    for name in msg:
-        key = name.lower()
-        if key not in _ALLOWED_HEADERS:
-            raise DeliveryError.permanent(f"email: header {name!r} is not one pixalert writes")
-        expected[key] = expected.get(key, 0) + 1
+    lines = []
     try:
-        data = msg.as_bytes(policy=SMTP_POLICY)
-        check_header_block(data, expected)
-    except (email.errors.MessageError, ValueError) as exc:
+        for name, value in msg.headers:
+            key = name.lower()
+            if key not in _ALLOWED_HEADERS:
+                raise DeliveryError.permanent(f"email: header {name!r} is not one pixalert writes")
+            expected[key] = expected.get(key, 0) + 1
+            lines.append(_header_line(name, value))
+        head = "".join(lines).encode("ascii")
+        check_header_block(head + b"\r\n", expected)
+        delimiter = b"--" + msg.boundary.encode("ascii")
+        text, page = _qp(msg.text), _qp(msg.html)
+        if delimiter in text or delimiter in page:
+            raise ValueError("the MIME boundary occurs in a body")
+    except ValueError as exc:  # UnicodeEncodeError included
         raise DeliveryError.permanent(
             f"email: refusing to send a message whose headers could not be built safely ({exc})"
         ) from None
-    return data
+    return b"".join(
+        (
+            head,
+            b"\r\n",
+            delimiter,
+            b"\r\n",
+            _TEXT_HEAD,
+            text,
+            b"\r\n",
+            delimiter,
+            b"\r\n",
+            _HTML_HEAD,
+            page,
+            b"\r\n",
+            delimiter,
+            b"--\r\n",
+        )
+    )
