@@ -5,6 +5,9 @@ Install with ``pixalert[http]``. Every HTTP channel in this repository uses it:
 - :func:`make_client` builds an ``httpx.AsyncClient`` over aiohttp's transport
   (httpx's own pool slows down as concurrency rises), with explicit timeouts,
   TLS verified and redirects not followed.
+- :class:`Endpoint` is one URL a channel posts to again and again: its
+  ``httpx.Request`` is built from parts prepared once and handed straight to
+  the client's transport, without ``AsyncClient.send``'s per-request layers.
 - :func:`error_for_response` and :func:`error_for_exception` turn a response
   or a transport failure into a :class:`pixalert.DeliveryError` that says
   whether to retry, honours ``Retry-After``, and carries no URL or secret.
@@ -18,6 +21,7 @@ import contextlib
 import email.utils
 import functools
 import http.cookiejar
+import logging
 import ssl
 import time
 import weakref
@@ -30,6 +34,7 @@ from ._redact import redact
 from ._types import DeliveryError
 
 __all__ = [
+    "Endpoint",
     "error_for_exception",
     "error_for_response",
     "make_client",
@@ -38,6 +43,8 @@ __all__ = [
 ]
 
 _BODY_SNIPPET = 200
+# The logger httpx's client writes its request lines to (Endpoint writes the same).
+_httpx_log = logging.getLogger("httpx")
 
 
 def make_client(
@@ -101,6 +108,7 @@ def _fast_transport_type() -> Any:
 
         _urls: dict[str, yarl.URL] = {}
         _timeouts: dict[tuple[Any, Any, Any], aiohttp.ClientTimeout] = {}
+        _extensions: dict[str | None, dict[str, Any]] = {}
 
         def get_client(self) -> aiohttp.ClientSession:
             session = super().get_client()
@@ -135,7 +143,10 @@ def _fast_transport_type() -> Any:
                 response = await self.client.request(
                     method=request.method,
                     url=url,
-                    headers=request.headers.multi_items(),
+                    # Header bytes are ASCII or Latin-1 (what httpx encodes them with).
+                    headers=[
+                        (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
+                    ],
                     data=data,
                     allow_redirects=False,
                     auto_decompress=False,
@@ -143,21 +154,127 @@ def _fast_transport_type() -> Any:
                     timeout=timeout,
                     server_hostname=request.extensions.get("sni_hostname"),
                 ).__aenter__()
+                stream: httpx.AsyncByteStream
+                content = response.content
+                if content.is_eof():
+                    # The whole body has arrived already (a small answer): take it
+                    # from the buffer and hand the connection back now, instead
+                    # of a lazy stream that costs an await per chunk and on close.
+                    stream = httpx.ByteStream(content.read_nowait())
+                    response.release()
+                else:
+                    stream = AiohttpResponseStream(response)
             except Exception:
                 with map_aiohttp_exceptions():
                     raise
-            extensions = {"http_version": b"HTTP/1.1"}
-            if response.reason:
-                extensions["reason_phrase"] = response.reason.encode()
+            extensions = self._extensions.get(response.reason)
+            if extensions is None:
+                extensions = {"http_version": b"HTTP/1.1"}
+                if response.reason:
+                    extensions["reason_phrase"] = response.reason.encode()
+                if len(self._extensions) < 64:
+                    self._extensions[response.reason] = extensions
             return httpx.Response(
                 status_code=response.status,
                 headers=response.raw_headers,
-                stream=AiohttpResponseStream(response),
+                stream=stream,
                 request=request,
                 extensions=extensions,
             )
 
     return FastAiohttpTransport
+
+
+class Endpoint:
+    """One URL that a channel sends to again and again, prepared once.
+
+    ``client.post(url, ...)`` pays on every call for httpx's request building
+    (URL merge, header normalising) and for the auth, redirect, event-hook
+    and cookie layers of ``AsyncClient.send``: together more CPU than the
+    HTTP exchange over aiohttp. An endpoint parses the URL, merges the
+    client's headers with its own and takes the client's timeout once;
+    :meth:`send` builds a plain ``httpx.Request`` from those parts and hands
+    it to the transport the client uses for that URL (pixalert's aiohttp
+    transport, a proxy mount, or an ``httpx.MockTransport`` in tests).
+    Errors are httpx's exceptions, as from the client; the request line is
+    logged at INFO on the ``httpx`` logger, as the client does (pixalert masks
+    registered secrets in it). Redirects are not followed; the client's
+    ``auth``, cookies and event hooks are not applied (put credentials in
+    ``headers``). Close the client as usual.
+    """
+
+    __slots__ = ("_client", "_extensions", "_head", "_method", "_transport", "url")
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        url: str | httpx.URL,
+        *,
+        headers: Mapping[str, str] | None = None,
+        method: str = "POST",
+    ) -> None:
+        try:
+            self.url = httpx.URL(url)
+            valid = self.url.scheme in ("http", "https") and bool(self.url.host)
+        except (httpx.InvalidURL, TypeError, ValueError):
+            valid = False
+        if not valid:
+            # The URL may be a secret: it is not repeated here.
+            raise ValueError("url: expected an http:// or https:// URL with a host")
+        self._client = client
+        self._method = method.upper()
+        own = httpx.Headers(headers).raw  # normalised as httpx does: ASCII, once
+        skip = {b"host", b"content-length", *(name.lower() for name, _ in own)}
+        # Host first, as httpx puts it; then the client's headers, then our own.
+        self._head: list[tuple[bytes, bytes]] = [
+            (b"Host", self.url.netloc),
+            *((k, v) for k, v in client.headers.raw if k.lower() not in skip),
+            *((k, v) for k, v in own if k.lower() not in (b"host", b"content-length")),
+        ]
+        self._extensions = {"timeout": client.timeout.as_dict()}
+        # The transport httpx would pick for this URL (a proxy mount or the default).
+        find = getattr(client, "_transport_for_url", None)
+        self._transport: httpx.AsyncBaseTransport | None = (
+            find(self.url) if callable(find) else None
+        )
+
+    def __repr__(self) -> str:
+        # The URL's path and query may carry a token: only scheme and host are shown.
+        return f"Endpoint({self._method} {self.url.scheme}://{self.url.host}/...)"
+
+    async def send(
+        self, content: bytes, headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> httpx.Response:
+        """Send ``content`` with the prepared headers plus ``headers`` (byte pairs).
+
+        Returns the response with its body possibly unread: read it (``aread``,
+        ``aiter_bytes``) or ``aclose`` it. Raises what the client would
+        (``httpx.TransportError`` and its kin; ``RuntimeError`` once the client
+        is closed).
+        """
+        if self._client.is_closed:
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+        request = httpx.Request(
+            self._method,
+            self.url,
+            headers=[*self._head, (b"Content-Length", b"%d" % len(content)), *headers],
+            stream=httpx.ByteStream(content),
+            extensions=self._extensions,
+        )
+        request.read()
+        if self._transport is None:  # an httpx without the lookup: the client's own path
+            return await self._client.send(request, stream=True)
+        response = await self._transport.handle_async_request(request)
+        if _httpx_log.isEnabledFor(logging.INFO):
+            _httpx_log.info(
+                'HTTP Request: %s %s "%s %d %s"',
+                request.method,
+                request.url,
+                response.http_version,
+                response.status_code,
+                response.reason_phrase,
+            )
+        return response
 
 
 # Every aiohttp session our transports opened, to let go of a dead loop's ones.

@@ -186,6 +186,15 @@ def test_header_injection_is_refused() -> None:
     )
 
 
+def test_non_ascii_header_values_are_refused_without_showing_them() -> None:
+    # HTTP sends header values as ASCII: such a header could never be sent.
+    (line,) = errors_of(
+        {"url": "https://h.example.com", "headers": {"Authorization": "Bearer tök3n"}}
+    )
+    assert line == "config: expected ASCII text for 'Authorization' @ channels.webhook.headers"
+    assert "tök3n" not in line
+
+
 def test_wrong_types_name_the_key() -> None:
     lines = errors_of({"url": "https://h.example.com", "timeout": "soon"})
     assert any("@ channels.webhook.timeout" in line for line in lines)

@@ -42,6 +42,7 @@ from pixalert import (
 
 if TYPE_CHECKING:
     import httpx
+    from pixalert.http import Endpoint
 
 __all__ = [
     "EVENTS_URLS",
@@ -333,6 +334,7 @@ class PagerDutyChannel:
         # The limiter is keyed by a digest, so the key is not held in another place.
         self._pace_key = hashlib.sha256(self._routing_key.encode()).hexdigest()[:16]
         self._client: httpx.AsyncClient | None = None
+        self._endpoint: Endpoint | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -344,20 +346,25 @@ class PagerDutyChannel:
             values.append(self.config.api_token.get())
         return values
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            from pixalert.http import make_client
+    def _http(self) -> Endpoint:
+        """The Events API endpoint, prepared once (the URL parsed, the headers encoded)."""
+        if self._client is None or self._endpoint is None:
+            from pixalert.http import Endpoint, make_client
 
             from . import __version__
 
-            self._client = make_client(
+            client = make_client(
                 timeout=self.config.timeout,
                 headers={
                     "Accept": "application/json",
                     "User-Agent": f"pixalert-pagerduty/{__version__}",
                 },
             )
-        return self._client
+            self._endpoint = Endpoint(
+                client, self.config.url, headers={"Content-Type": "application/json"}
+            )
+            self._client = client
+        return self._endpoint
 
     def event_for(self, alert: Alert, previous: Receipt | None = None) -> dict[str, Any]:
         """The event :meth:`send` would post for ``alert`` (``previous``: the trigger's receipt)."""
@@ -388,11 +395,8 @@ class PagerDutyChannel:
         failure: DeliveryError | None = None
         response: httpx.Response | None = None
         try:
-            response = await self._http().post(
-                self.config.url,
-                content=body,
-                headers={"Content-Type": "application/json"},
-            )
+            response = await self._http().send(body)
+            await response.aread()
         except (httpx.HTTPError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             failure = error_for_exception(exc, SERVICE)
         # Raised outside the except block: no cause or context to carry a URL or a body.
@@ -440,6 +444,7 @@ class PagerDutyChannel:
         """Close the HTTP client; safe to call twice."""
         self._closed = True
         client, self._client = self._client, None
+        self._endpoint = None
         if client is not None:
             await client.aclose()
 

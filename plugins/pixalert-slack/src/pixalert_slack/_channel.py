@@ -19,6 +19,7 @@ from pixalert import (
     register_secret,
 )
 from pixalert.http import (
+    Endpoint,
     error_for_exception,
     error_for_response,
     json_or_none,
@@ -89,6 +90,8 @@ class SlackChannel:
             assert config.token is not None
             headers["Authorization"] = f"Bearer {config.token.get()}"
         self._client = make_client(timeout=config.timeout, headers=headers)
+        # One prepared endpoint per URL (the webhook, or each Web API method).
+        self._endpoints: dict[str, Endpoint] = {}
         self._limiter = RateLimiter(config.rate, config.burst, clock=clock)
         self._closed = False
 
@@ -166,7 +169,10 @@ class SlackChannel:
         """
         failure: DeliveryError | None = None
         try:
-            response = await self._client.post(url, content=_json_bytes(body), headers=_JSON)
+            endpoint = self._endpoints.get(url)
+            if endpoint is None:
+                endpoint = self._endpoints[url] = Endpoint(self._client, url, headers=_JSON)
+            response = await endpoint.send(_json_bytes(body))
             await response.aread()
         except Exception as exc:
             failure = error_for_exception(exc, service)

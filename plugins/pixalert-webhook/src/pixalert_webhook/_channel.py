@@ -24,6 +24,7 @@ from ._signing import decode_secret, sign
 
 if TYPE_CHECKING:
     import httpx
+    from pixalert.http import Endpoint
 
 __all__ = ["WebhookChannel", "WebhookConfig"]
 
@@ -190,6 +191,9 @@ class WebhookConfig:
                 raise ValueError(
                     f"headers: expected a string without control characters for {name!r}"
                 )
+            if not value.isascii():
+                # httpx sends header values as ASCII; say so now, not on every send.
+                raise ValueError(f"headers: expected ASCII text for {name!r}")
             if _is_sensitive(name):
                 _register(value)
                 token = value.partition(" ")[2]
@@ -259,7 +263,8 @@ class WebhookChannel:
             **config.headers,
         }
         self._client: httpx.AsyncClient | None = None
-        self._urls: list[httpx.URL] = []  # parsed once (httpx parses a str on every request)
+        # One prepared endpoint per target: URL parsed and headers encoded once.
+        self._endpoints: list[Endpoint] = []
         # alert id -> {target index: None (accepted) or the permanent failure}
         self._progress: OrderedDict[str, dict[int, str | None]] = OrderedDict()
         self._state_size = max(1, state_size)
@@ -274,6 +279,9 @@ class WebhookChannel:
         """The ``webhook-id`` of ``alert_id`` to target ``index``: the same on every retry."""
         digest = hashlib.sha256(f"{self.name}\0{alert_id}\0{index}".encode()).hexdigest()
         return f"msg_{digest[:32]}"
+
+    def _webhook_ids(self, alert_id: str) -> list[str]:
+        return [self.webhook_id(alert_id, i) for i in range(len(self._targets))]
 
     def _service(self, index: int) -> str:
         if len(self._targets) == 1:
@@ -291,16 +299,16 @@ class WebhookChannel:
             self._progress.move_to_end(alert_id)
         return done
 
-    def _get_client(self) -> httpx.AsyncClient:
+    def _get_endpoints(self) -> list[Endpoint]:
         if self._client is None:
-            from pixalert.http import make_client
+            from pixalert.http import Endpoint, make_client
 
-            self._client = make_client(timeout=self.config.timeout, verify=self.config.verify_tls)
-            if not self._urls:
-                import httpx
-
-                self._urls = [httpx.URL(target.get()) for target in self._targets]
-        return self._client
+            client = make_client(timeout=self.config.timeout, verify=self.config.verify_tls)
+            self._endpoints = [
+                Endpoint(client, target.get(), headers=self._headers) for target in self._targets
+            ]
+            self._client = client
+        return self._endpoints
 
     async def send(self, alert: Alert, *, previous: Receipt | None = None) -> Receipt | None:
         """POST ``alert`` to every target that has not accepted it yet.
@@ -311,15 +319,23 @@ class WebhookChannel:
         """
         body = encode_payload(build_payload(alert))
         done = self._progress_for(alert.id)
-        pending = [i for i in range(len(self._targets)) if i not in done]
+        ids = self._webhook_ids(alert.id)
         retryable: dict[int, DeliveryError] = {}
-        if pending:
-            client = self._get_client()
+        if len(done) < len(ids):
+            endpoints = self._get_endpoints()
+            timestamp = b"%d" % int(self._clock.now())
+            pending = [i for i in range(len(ids)) if i not in done]
             if len(pending) == 1:  # no task for a single target
-                outcomes = [await self._deliver(client, pending[0], alert.id, body, done)]
+                index = pending[0]
+                outcomes = [
+                    await self._deliver(endpoints[index], index, ids[index], timestamp, body, done)
+                ]
             else:
                 outcomes = await asyncio.gather(
-                    *(self._deliver(client, i, alert.id, body, done) for i in pending)
+                    *(
+                        self._deliver(endpoints[i], i, ids[i], timestamp, body, done)
+                        for i in pending
+                    )
                 )
             for index, error in zip(pending, outcomes, strict=True):
                 if error is not None and error.retryable:
@@ -327,8 +343,7 @@ class WebhookChannel:
         failed = {i: msg for i, msg in done.items() if msg is not None}
         failed.update({i: err.message for i, err in retryable.items()})
         if not failed:
-            ids = [self.webhook_id(alert.id, i) for i in range(len(self._targets))]
-            return {"webhook_ids": " ".join(ids), "targets": str(len(self._targets))}
+            return {"webhook_ids": " ".join(ids), "targets": str(len(ids))}
         error = self._combine(failed, retryable)
         raise error
 
@@ -351,39 +366,39 @@ class WebhookChannel:
 
     async def _deliver(
         self,
-        client: httpx.AsyncClient,
+        endpoint: Endpoint,
         index: int,
-        alert_id: str,
+        msg_id: str,
+        timestamp: bytes,
         body: bytes,
         done: dict[int, str | None],
     ) -> DeliveryError | None:
         """One attempt to one target; records the outcome in ``done`` as soon as it is known."""
         import httpx
 
-        service = self._service(index)
-        msg_id = self.webhook_id(alert_id, index)
-        timestamp = int(self._clock.now())
-        headers = dict(self._headers)
-        headers["webhook-id"] = msg_id
-        headers["webhook-timestamp"] = str(timestamp)
+        headers = [(b"webhook-id", msg_id.encode()), (b"webhook-timestamp", timestamp)]
         if self._keys:
-            headers["webhook-signature"] = sign(self._keys, msg_id, timestamp, body)
+            signature = sign(self._keys, msg_id, int(timestamp), body)
+            headers.append((b"webhook-signature", signature.encode()))
         error: DeliveryError
         try:
-            async with client.stream(
-                "POST", self._urls[index], content=body, headers=headers
-            ) as response:
+            response = await endpoint.send(body, headers)
+            try:
                 status = response.status_code
                 if 200 <= status < 300:
                     done[index] = None
-                    log.debug("channel %s: %s accepted (HTTP %d)", self.name, service, status)
+                    log.debug(
+                        "channel %s: %s accepted (HTTP %d)", self.name, self._service(index), status
+                    )
                     return None
                 snippet = await _read_some(response)
-                error = self._error_for(response, service, snippet)
+                error = self._error_for(response, self._service(index), snippet)
+            finally:
+                await response.aclose()
         except httpx.HTTPError as exc:
-            error = _transport_error(exc, service)
+            error = _transport_error(exc, self._service(index))
         except Exception as exc:
-            error = DeliveryError(f"{service}: request failed ({type(exc).__name__})")
+            error = DeliveryError(f"{self._service(index)}: request failed ({type(exc).__name__})")
         if not error.retryable:
             done[index] = error.message
         log.debug("channel %s: %s", self.name, error.message)
@@ -400,6 +415,7 @@ class WebhookChannel:
     async def aclose(self) -> None:
         """Close the HTTP client (safe to call twice)."""
         client, self._client = self._client, None
+        self._endpoints = []
         if client is not None:
             await client.aclose()
 

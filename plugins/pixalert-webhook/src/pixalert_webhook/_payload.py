@@ -35,9 +35,10 @@ def _iso(moment: datetime) -> str:
 
 def build_payload(alert: Alert) -> dict[str, Any]:
     """The JSON-safe body for ``alert`` (see the module docstring for its shape)."""
+    created = _iso(alert.created_at)
     return {
         "type": f"alert.{alert.status}",
-        "timestamp": _iso(alert.created_at),
+        "timestamp": created,
         "version": PAYLOAD_VERSION,
         "data": {
             "id": alert.id,
@@ -48,14 +49,18 @@ def build_payload(alert: Alert) -> dict[str, Any]:
             "status": alert.status,
             "source": alert.source,
             "metadata": alert.metadata,
-            "created_at": _iso(alert.created_at),
+            "created_at": created,
         },
     }
 
 
+# One encoder for every body (json.dumps with options builds a new one per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_payload(payload: dict[str, Any]) -> bytes:
     """The exact bytes sent (and signed): compact UTF-8 JSON."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(payload).encode("utf-8")
 
 
 @lru_cache(maxsize=1)

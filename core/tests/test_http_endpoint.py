@@ -1,0 +1,216 @@
+"""pixalert.http.Endpoint: prepared requests through the client's transport, on a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from aiohttp import web
+from pixalert.http import Endpoint, error_for_exception, make_client
+
+BIG = 1024 * 1024
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[str]:
+    """Echoes each request as JSON; /big answers 1 MiB, /hang never answers, /moved redirects."""
+    release = asyncio.Event()
+
+    async def echo(request: web.Request) -> web.Response:
+        body = await request.read()
+        return web.json_response(
+            {
+                "method": request.method,
+                "path_qs": request.path_qs,
+                "headers": [[k.lower(), v] for k, v in request.headers.items()],
+                "body": body.decode(),
+            }
+        )
+
+    async def big(request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * BIG)
+
+    async def hang(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(text="late")
+
+    async def moved(request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": "/echo"})
+
+    app = web.Application()
+    app.router.add_route("*", "/echo", echo)
+    app.router.add_route("*", "/big", big)
+    app.router.add_route("*", "/hang", hang)
+    app.router.add_route("*", "/moved", moved)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}"
+    release.set()
+    await runner.cleanup()
+
+
+def header_values(echoed: dict[str, object], name: str) -> list[str]:
+    return [v for k, v in echoed["headers"] if k == name]  # type: ignore[union-attr,misc]
+
+
+async def test_sends_body_with_client_and_own_headers(server: str) -> None:
+    async with make_client(headers={"X-Client": "c", "User-Agent": "client/1"}) as client:
+        endpoint = Endpoint(
+            client,
+            f"{server}/echo?token=s3cr3t",
+            headers={"Content-Type": "application/json", "User-Agent": "channel/2"},
+        )
+        response = await endpoint.send(b'{"a":1}', [(b"x-extra", b"one")])
+        echoed = json.loads(await response.aread())
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert echoed["method"] == "POST"
+    assert echoed["path_qs"] == "/echo?token=s3cr3t"
+    assert echoed["body"] == '{"a":1}'
+    port = server.rsplit(":", 1)[1]
+    assert header_values(echoed, "host") == [f"127.0.0.1:{port}"]
+    assert header_values(echoed, "content-length") == ["7"]
+    assert header_values(echoed, "content-type") == ["application/json"]
+    # The endpoint's own header wins over the client's, and is sent once.
+    assert header_values(echoed, "user-agent") == ["channel/2"]
+    assert header_values(echoed, "x-client") == ["c"]
+    assert header_values(echoed, "x-extra") == ["one"]
+
+
+async def test_many_requests_share_the_pool(server: str) -> None:
+    async with make_client() as client:
+        endpoint = Endpoint(client, f"{server}/echo")
+        responses = await asyncio.gather(*(endpoint.send(b"%d" % i) for i in range(50)))
+        bodies = [json.loads(await r.aread())["body"] for r in responses]
+    assert bodies == [str(i) for i in range(50)]
+
+
+async def test_a_large_body_streams_and_the_client_stays_usable(server: str) -> None:
+    async with make_client() as client:
+        big = Endpoint(client, f"{server}/big")
+        response = await big.send(b"")
+        first = b""
+        async for chunk in response.aiter_bytes():
+            first += chunk
+            if len(first) >= 2048:
+                break
+        await response.aclose()
+        assert 2048 <= len(first) < BIG
+        full = await big.send(b"")
+        assert len(await full.aread()) == BIG
+        echo = await Endpoint(client, f"{server}/echo").send(b"after")
+        assert json.loads(await echo.aread())["body"] == "after"
+
+
+async def test_redirects_are_not_followed(server: str) -> None:
+    async with make_client() as client:
+        response = await Endpoint(client, f"{server}/moved").send(b"{}")
+        await response.aclose()
+    assert response.status_code == 302
+    assert response.headers["location"] == "/echo"
+
+
+async def test_the_clients_read_timeout_applies(server: str) -> None:
+    async with make_client(timeout=0.3) as client:
+        with pytest.raises(httpx.TimeoutException) as info:
+            await Endpoint(client, f"{server}/hang?token=s3cr3t").send(b"{}")
+    error = error_for_exception(info.value, "svc")
+    assert error.retryable and error.message.startswith("svc: timed out")
+
+
+async def test_refused_connection_is_an_httpx_transport_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with make_client(timeout=2) as client:
+        with pytest.raises(httpx.TransportError) as info:
+            await Endpoint(client, f"http://127.0.0.1:{port}/hook/s3cr3t-path").send(b"{}")
+    error = error_for_exception(info.value, "svc")
+    assert error.message.startswith("svc: connection failed")
+    assert "s3cr3t-path" not in error.message
+
+
+async def test_a_mock_transport_receives_the_request() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json={"ok": True})
+
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(handler), headers={"X-Client": "c"}, timeout=3
+    ) as client:
+        endpoint = Endpoint(client, "https://hooks.example.com/h", headers={"X-Own": "o"})
+        response = await endpoint.send(b"payload", [(b"x-extra", b"e")])
+        assert (await response.aread()) == b'{"ok":true}'
+    assert response.status_code == 201
+    (request,) = seen
+    assert request.method == "POST"
+    assert str(request.url) == "https://hooks.example.com/h"
+    assert request.content == b"payload"
+    assert request.headers["host"] == "hooks.example.com"
+    assert request.headers["content-length"] == "7"
+    assert request.headers["x-client"] == "c"
+    assert request.headers["x-own"] == "o"
+    assert request.headers["x-extra"] == "e"
+    assert request.extensions["timeout"] == httpx.Timeout(3).as_dict()
+
+
+async def test_a_mounted_transport_is_used_for_its_urls() -> None:
+    def answer(code: int) -> httpx.MockTransport:
+        return httpx.MockTransport(lambda request: httpx.Response(code))
+
+    async with httpx.AsyncClient(
+        transport=answer(200), mounts={"https://special.example.com": answer(202)}
+    ) as client:
+        plain = await Endpoint(client, "https://other.example.com/").send(b"")
+        special = await Endpoint(client, "https://special.example.com/x").send(b"")
+    assert (plain.status_code, special.status_code) == (200, 202)
+
+
+async def test_a_closed_client_refuses_to_send() -> None:
+    client = make_client()
+    endpoint = Endpoint(client, "http://127.0.0.1:9/hook")
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await endpoint.send(b"{}")
+
+
+async def test_bad_urls_are_refused_without_repeating_them() -> None:
+    async with make_client() as client:
+        for url in (
+            "ftp://example.com/s3cr3t",
+            "/relative/s3cr3t",
+            "http:///s3cr3t",
+            "http://h:x/s3cr3t",
+        ):
+            with pytest.raises(ValueError) as info:
+                Endpoint(client, url)
+            assert "s3cr3t" not in str(info.value)
+        endpoint = Endpoint(client, "https://hooks.example.com/T000/s3cr3t?token=s3cr3t")
+    assert "s3cr3t" not in repr(endpoint)
+    assert "hooks.example.com" in repr(endpoint)
+
+
+async def test_the_request_line_is_logged_as_httpx_does_with_secrets_masked(
+    server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pixalert import register_secret
+
+    register_secret("endpoint-t0ken-9f3a")
+    caplog.set_level(logging.INFO, logger="httpx")
+    async with make_client() as client:
+        response = await Endpoint(client, f"{server}/echo?token=endpoint-t0ken-9f3a").send(b"")
+        await response.aclose()
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert line.startswith("HTTP Request: POST http://127.0.0.1:")
+    assert line.endswith('"HTTP/1.1 200 OK"')
+    assert "endpoint-t0ken-9f3a" not in caplog.text
