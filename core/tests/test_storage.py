@@ -192,3 +192,61 @@ async def test_finish_records_all_results_and_completes_once(store, clock: FakeC
     stats = await store.stats(to_datetime(clock.now() - 3600))
     assert stats["channels"]["slack"]["sent"] == 1 and stats["channels"]["email"]["failed"] == 1
     await store.aclose()
+
+
+async def test_a_failing_call_in_a_group_commit_fails_alone(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    url = f"sqlite:///{tmp_path}/h.db"
+    store, state = SQLiteHistoryStore(url, clock), SQLiteStateBackend(url, clock)
+    taken = Alert("taken", "m", "low")
+    await store.record(taken, owner="a", lease=10)
+    fresh = [Alert(f"fresh {i}", "m", "low") for i in range(5)]
+    # Queued together, these share one transaction; the duplicate id makes one call fail.
+    outcomes = await asyncio.gather(
+        store.record(fresh[0], owner="a", lease=10),
+        state.acquire("k1", 60),
+        store.record(Alert("dup", "m", "low", id=taken.id), owner="a", lease=10),
+        store.record_many(fresh[1:], owner="a", lease=10),
+        state.acquire("k2", 60),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[2], Exception) and "UNIQUE" in str(outcomes[2])
+    assert [type(o).__name__ for i, o in enumerate(outcomes) if i != 2] == [
+        "Lease",
+        "bool",
+        "list",
+        "bool",
+    ]
+    assert outcomes[1] is True and outcomes[4] is True
+    since = to_datetime(clock.now() - 60)
+    assert sorted(e.alert.title for e in await store.entries(since)) == sorted(
+        ["taken", *(a.title for a in fresh)]
+    )
+    assert not await state.acquire("k1", 60)  # the others were committed once, not twice
+    await store.aclose()
+    await state.aclose()
+
+
+@pytest.mark.parametrize("history", ["memory://", "sqlite"])
+async def test_submit_many_stores_every_alert_then_delivers(
+    history: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    slack = RecordingChannel("slack")
+    url = history if history == "memory://" else f"sqlite:///{tmp_path}/h.db"
+    async with make_manager([slack], clock=clock, history=url) as manager:
+        alerts = [Alert(f"t{i}", "m", "low") for i in range(3)]
+        ids = await manager.submit_many(alerts, cooldown=[None, 0, 60])
+        assert ids == [a.id for a in alerts]
+        assert {e["id"] for e in await manager.history()} == set(ids)
+        await manager.drain()
+        assert sorted(a.title for a in slack.sent) == ["t0", "t1", "t2"]
+        with pytest.raises(ValueError, match="cooldown: expected one value or 2 values, got 3"):
+            await manager.submit_many(alerts[:2], cooldown=[1, 2, 3])
+        with pytest.raises(ValueError, match="unknown channel 'nope'"):
+            await manager.submit_many([Alert("t", "m", "low"), Alert("u", channels=["nope"])])
+        assert len(await manager.history()) == 3  # a bad alert stops the batch before storing
+        assert await manager.first_seen_many(["a", "b", "a"], 60) == [True, True, False]
+        assert await manager.first_seen_many(["b", "c"], 60) == [False, True]
+        await manager.forget_seen("b")
+        assert await manager.first_seen("b", 60)

@@ -25,6 +25,7 @@ from ._types import (
     NotificationPriority,
     Priority,
     Secret,
+    SubmitError,
 )
 from .hookspecs import hookimpl, hookspec
 
@@ -62,6 +63,7 @@ __all__ = [
     "Settings",
     "Silence",
     "StateBackend",
+    "SubmitError",
     "SystemClock",
     "__version__",
     "get_plugin_manager",

@@ -40,6 +40,7 @@ from ._types import (
     DeliveryStatus,
     NotificationChannel,
     Priority,
+    SubmitError,
 )
 
 __all__ = ["NotificationManager"]
@@ -47,6 +48,13 @@ __all__ = ["NotificationManager"]
 log = logging.getLogger("pixalert")
 
 T = TypeVar("T")
+
+
+class _Undecided:
+    """The type of ``_UNDECIDED``: suppression not checked yet."""
+
+
+_UNDECIDED = _Undecided()
 
 #: Silences are read from the state backend at most this often (seconds) per manager.
 SILENCE_REFRESH = 1.0
@@ -428,10 +436,27 @@ class NotificationManager:
             raise TypeError(f"send_notification: expected an Alert, got {type(alert).__name__}")
         self._check_channels(alert)
         await self.start()
-        lease = await self.history_store.record(
-            alert, owner=self.instance_id, lease=self.settings.delivery.lease
-        )
-        return await self._process(lease, cooldown=cooldown)
+        store = self.history_store
+        recording = store.record(alert, owner=self.instance_id, lease=self.settings.delivery.lease)
+        if isinstance(store, MemoryHistoryStore):
+            return await self._process(await recording, cooldown=cooldown)
+        # A store with I/O: the record and the suppression check (a cooldown key in
+        # the state backend) go out together, so their round trips overlap (with
+        # SQLite they share one transaction). No channel is tried before both end.
+        stored = asyncio.ensure_future(recording)
+        try:
+            reason = await self._suppressed(alert, cooldown)
+        except BaseException:
+            stored.add_done_callback(_ignore_outcome)  # left pending: recovery delivers it
+            raise
+        try:
+            lease = await stored
+        except BaseException:
+            if reason is None:  # the cooldown taken for an alert that was not stored
+                with contextlib.suppress(Exception):
+                    await self.state_backend.release(self._cooldown_key(alert))
+            raise
+        return await self._process(lease, cooldown=cooldown, reason=reason)
 
     async def submit(self, alert: Alert, *, cooldown: float | None = None) -> str:
         """Store ``alert`` and deliver it in the background; return its id once stored.
@@ -446,6 +471,53 @@ class NotificationManager:
         )
         self._spawn(self._process(lease, cooldown=cooldown))
         return alert.id
+
+    async def submit_many(
+        self,
+        alerts: Sequence[Alert],
+        *,
+        cooldown: float | Sequence[float | None] | None = None,
+    ) -> list[str]:
+        """:meth:`submit` for several alerts at once: stored in one step, then delivered.
+
+        The alerts are written together (one transaction where the store
+        supports it) before this returns their ids. ``cooldown`` is one
+        value for all, or one per alert. A bad channel in any alert raises
+        ``ValueError`` before anything is stored; a store failure raises
+        :class:`~pixalert.SubmitError`, whose ``stored`` lists the ids that
+        were stored anyway (and are being delivered).
+        """
+        cooldowns = _per_item(cooldown, len(alerts), "cooldown")
+        for alert in alerts:
+            if not isinstance(alert, Alert):
+                raise TypeError(f"submit: expected an Alert, got {type(alert).__name__}")
+            self._check_channels(alert)
+        await self.start()
+        owner, lease = self.instance_id, self.settings.delivery.lease
+        store = self.history_store
+        record_many = getattr(store, "record_many", None)
+        if record_many is not None and len(alerts) > 1:
+            try:  # one transaction: all or none
+                leases: list[Lease] = await record_many(alerts, owner=owner, lease=lease)
+            except Exception as exc:
+                raise SubmitError(f"could not store the alerts: {exc}") from exc
+        else:
+            leases = []
+            for alert in alerts:
+                try:
+                    leases.append(await store.record(alert, owner=owner, lease=lease))
+                except Exception as exc:
+                    self._spawn_all(leases, cooldowns)
+                    raise SubmitError(
+                        f"could not store alert {len(leases) + 1} of {len(alerts)}: {exc}",
+                        stored=[held.alert.id for held in leases],
+                    ) from exc
+        self._spawn_all(leases, cooldowns)
+        return [alert.id for alert in alerts]
+
+    def _spawn_all(self, leases: Sequence[Lease], cooldowns: Sequence[float | None]) -> None:
+        for lease, ttl in zip(leases, cooldowns, strict=False):  # fewer leases on failure
+            self._spawn(self._process(lease, cooldown=ttl))
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)
@@ -462,6 +534,11 @@ class NotificationManager:
         every instance sharing the state backend (receiver idempotency)."""
         await self.start()
         return await self.state_backend.acquire(f"dedup:{key}", ttl)
+
+    async def first_seen_many(self, keys: Sequence[str], ttl: float) -> list[bool]:
+        """:meth:`first_seen` for each key, decided in one step where the backend allows."""
+        await self.start()
+        return await _acquire_many(self.state_backend, [f"dedup:{key}" for key in keys], ttl)
 
     async def forget_seen(self, key: str) -> None:
         """Undo :meth:`first_seen` for ``key`` (the work it guarded could not be done)."""
@@ -486,7 +563,12 @@ class NotificationManager:
             count += len(leases)
 
     async def _process(
-        self, lease: Lease, *, cooldown: float | None = None, resume: bool = False
+        self,
+        lease: Lease,
+        *,
+        cooldown: float | None = None,
+        resume: bool = False,
+        reason: str | _Undecided | None = _UNDECIDED,
     ) -> Results:
         alert = lease.alert
         store = self.history_store
@@ -498,7 +580,8 @@ class NotificationManager:
             done: dict[str, DeliveryResult] = {}
             if resume:
                 done = {str(r.channel): r for r in await store.results_for(alert.id)}
-            reason = None if resume else await self._suppressed(alert, cooldown)
+            if isinstance(reason, _Undecided):
+                reason = None if resume else await self._suppressed(alert, cooldown)
             cooldown_key = self._cooldown_key(alert)
             todo: list[ChannelName] = []
             for name in routed:
@@ -861,6 +944,32 @@ async def _finish(store: HistoryStore, lease: Lease, results: list[DeliveryResul
 
 
 _SHIPPED = frozenset(c.value for c in NotificationChannel)
+
+
+async def _acquire_many(backend: StateBackend, keys: Sequence[str], ttl: float) -> list[bool]:
+    """Acquire keys with the backend's optional ``acquire_many``, else one by one."""
+    many = getattr(backend, "acquire_many", None)
+    if many is not None and len(keys) > 1:
+        taken: list[bool] = await many(keys, ttl)
+        return taken
+    return [await backend.acquire(key, ttl) for key in keys]
+
+
+def _ignore_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved, so asyncio does not log it as never retrieved
+
+
+def _per_item(
+    value: float | Sequence[float | None] | None, count: int, name: str
+) -> list[float | None]:
+    """One value per item: ``value`` repeated, or the sequence itself (of the right length)."""
+    if value is None or isinstance(value, (int, float)):
+        return [value] * count
+    values = list(value)
+    if len(values) != count:
+        raise ValueError(f"{name}: expected one value or {count} values, got {len(values)}")
+    return values
 
 
 def _loop_free_stores() -> tuple[type, ...]:

@@ -10,6 +10,7 @@ millions of rows.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import sqlite3
@@ -169,8 +170,9 @@ class SQLiteDatabase:
         """Run ``fn(connection)`` on the worker thread.
 
         Calls that queue up while the worker is busy run together in one
-        transaction (group commit), each in its own savepoint: one that raises
-        is rolled back alone. Each caller gets its value once it is committed.
+        transaction (group commit). If one raises, the transaction is rolled
+        back and the calls run again one by one, so only that one fails.
+        Each caller gets its value once it is committed.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
@@ -217,21 +219,18 @@ class SQLiteDatabase:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except BaseException:
-            # No shared transaction: each call on its own, as if unbatched.
-            for call in batch:
-                outcomes.extend(self._run_batch([call]))
-            return outcomes
+            return self._one_by_one(batch)  # no shared transaction: as if unbatched
         for fn, loop, future in batch:
-            conn.execute("SAVEPOINT call")
             try:
                 value = fn(conn)
-            except BaseException as exc:
-                conn.execute("ROLLBACK TO call")
-                conn.execute("RELEASE call")
-                outcomes.append((loop, future, None, exc))
-            else:
-                conn.execute("RELEASE call")
-                outcomes.append((loop, future, value, None))
+            except BaseException:
+                # Rare (a constraint, a full disk): undo the batch and run its calls
+                # one by one, so that only the failing one fails. Calls touch nothing
+                # but the database, so running one again after a rollback is safe.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                return self._one_by_one(batch)
+            outcomes.append((loop, future, value, None))
         try:
             conn.execute("COMMIT")
         except BaseException as exc:
@@ -239,6 +238,9 @@ class SQLiteDatabase:
                 conn.execute("ROLLBACK")
             return [(loop, future, None, exc) for _, loop, future in batch]
         return outcomes
+
+    def _one_by_one(self, batch: list[_Call]) -> list[_Outcome]:
+        return [outcome for call in batch for outcome in self._run_batch([call])]
 
     async def release(self) -> None:
         """Drop one user; close the file when the last one leaves."""
@@ -296,6 +298,13 @@ def _tx(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
     return value
 
 
+_ACQUIRE = (
+    "INSERT INTO state (key, expires) VALUES (?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET expires = excluded.expires, value = NULL "
+    "WHERE state.expires <= ?"
+)
+
+
 class SQLiteStateBackend:
     """Cooldown and dedup keys in a SQLite table, atomic across processes."""
 
@@ -308,15 +317,18 @@ class SQLiteStateBackend:
         now = self._clock.now()
 
         def run(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "INSERT INTO state (key, expires) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET expires = excluded.expires, value = NULL "
-                "WHERE state.expires <= ?",
-                (key, now + ttl, now),
-            )
-            return cur.rowcount == 1
+            return conn.execute(_ACQUIRE, (key, now + ttl, now)).rowcount == 1
 
         return await self._db.run(run)
+
+    async def acquire_many(self, keys: Sequence[str], ttl: float) -> list[bool]:
+        """:meth:`acquire` for each key, in one transaction."""
+        now = self._clock.now()
+
+        def run(conn: sqlite3.Connection) -> list[bool]:
+            return [conn.execute(_ACQUIRE, (key, now + ttl, now)).rowcount == 1 for key in keys]
+
+        return await self._db.run(lambda c: _tx(c, run))
 
     async def release(self, key: str) -> None:
         """Forget ``key``."""
@@ -400,25 +412,42 @@ class SQLiteHistoryStore:
 
     async def record(self, alert: Alert, *, owner: str, lease: float) -> Lease:
         """Store ``alert`` as pending, leased to ``owner``."""
-        token = _new_id()
-        body = json.dumps(alert.to_dict(), separators=(",", ":"))
-        created = alert.created_at.timestamp()
+        return (await self.record_many([alert], owner=owner, lease=lease))[0]
+
+    async def record_many(
+        self, alerts: Sequence[Alert], *, owner: str, lease: float
+    ) -> list[Lease]:
+        """:meth:`record` for each alert, in one transaction."""
         until = self._clock.now() + lease
+        leases = [Lease(alert, _new_id()) for alert in alerts]
+        rows = [
+            (
+                held.alert.id,
+                held.alert.key,
+                held.alert.created_at.timestamp(),
+                json.dumps(held.alert.to_dict(), separators=(",", ":")),
+                owner,
+                held.token,
+                until,
+            )
+            for held in leases
+        ]
+        minutes = collections.Counter(_minute(row[2]) for row in rows)
 
         def run(conn: sqlite3.Connection) -> None:
-            conn.execute(
+            conn.executemany(
                 "INSERT INTO alerts (id, key, created_at, body, state, owner, token, lease_until) "
                 "VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
-                (alert.id, alert.key, created, body, owner, token, until),
+                rows,
             )
-            conn.execute(
-                "INSERT INTO alert_minutes (minute, n) VALUES (?, 1) "
-                "ON CONFLICT (minute) DO UPDATE SET n = n + 1",
-                (_minute(created),),
+            conn.executemany(
+                "INSERT INTO alert_minutes (minute, n) VALUES (?, ?) "
+                "ON CONFLICT (minute) DO UPDATE SET n = n + excluded.n",
+                minutes.items(),
             )
 
         await self._db.run(lambda c: _tx(c, run))
-        return Lease(alert, token)
+        return leases
 
     async def record_result(self, lease: Lease, result: DeliveryResult) -> bool:
         """Store a channel's result if ``lease`` is still held."""
@@ -426,7 +455,7 @@ class SQLiteHistoryStore:
         def run(conn: sqlite3.Connection) -> bool:
             if not _holds(conn, lease):
                 return False
-            _write_result(conn, lease.alert, result)
+            _write_results(conn, lease.alert, [result])
             return True
 
         return await self._db.run(lambda c: _tx(c, run))
@@ -439,11 +468,10 @@ class SQLiteHistoryStore:
         """Store every result and mark done, in one transaction, if ``lease`` is still held."""
 
         def run(conn: sqlite3.Connection) -> bool:
-            if not _holds(conn, lease):
+            if not _complete(conn, lease):  # the lease is gone: write nothing
                 return False
-            for result in results:
-                _write_result(conn, lease.alert, result)
-            return _complete(conn, lease)
+            _write_results(conn, lease.alert, results)
+            return True
 
         return await self._db.run(lambda c: _tx(c, run))
 
@@ -627,45 +655,58 @@ def _complete(conn: sqlite3.Connection, lease: Lease) -> bool:
     return cur.rowcount == 1
 
 
-def _write_result(conn: sqlite3.Connection, alert: Alert, result: DeliveryResult) -> None:
-    """Insert (or replace) one channel's result and keep the rollups in step."""
+def _write_results(
+    conn: sqlite3.Connection, alert: Alert, results: Sequence[DeliveryResult]
+) -> None:
+    """Insert (or replace) channels' results and keep the rollups in step."""
+    if not results:
+        return
     created = alert.created_at.timestamp()
-    channel = str(result.channel)
-    status = result.status.value
-    bucket = (
-        latency_bucket(result.latency) if status == "sent" and result.latency is not None else -1
-    )
-    old = conn.execute(
-        "SELECT status, latency FROM results WHERE alert_id = ? AND channel = ?",
-        (alert.id, channel),
-    ).fetchone()
-    if old is not None:
-        old_bucket = latency_bucket(old[1]) if old[0] == "sent" and old[1] is not None else -1
-        conn.execute(
-            "UPDATE rollup SET n = n - 1 WHERE minute = ? AND channel = ? "
-            "AND status = ? AND bucket = ?",
-            (_minute(created), channel, old[0], old_bucket),
+    minute = _minute(created)
+    # Results written before (a retried or resumed alert) leave the rollups first.
+    for channel, status, latency in conn.execute(
+        "SELECT channel, status, latency FROM results WHERE alert_id = ?", (alert.id,)
+    ):
+        if any(str(r.channel) == channel for r in results):
+            conn.execute(
+                "UPDATE rollup SET n = n - 1 WHERE minute = ? AND channel = ? "
+                "AND status = ? AND bucket = ?",
+                (minute, channel, status, _bucket(status, latency)),
+            )
+    rows = []
+    rollups = []
+    for result in results:
+        channel = str(result.channel)
+        status = result.status.value
+        rows.append(
+            (
+                alert.id,
+                channel,
+                alert.key,
+                status,
+                result.attempts,
+                result.error,
+                result.latency,
+                json.dumps(dict(result.receipt)) if result.receipt else None,
+                created,
+            )
         )
-    conn.execute(
+        rollups.append((minute, channel, status, _bucket(status, result.latency)))
+    conn.executemany(
         "INSERT OR REPLACE INTO results (alert_id, channel, key, status, attempts, "
         "error, latency, receipt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            alert.id,
-            channel,
-            alert.key,
-            status,
-            result.attempts,
-            result.error,
-            result.latency,
-            json.dumps(dict(result.receipt)) if result.receipt else None,
-            created,
-        ),
+        rows,
     )
-    conn.execute(
+    conn.executemany(
         "INSERT INTO rollup (minute, channel, status, bucket, n) VALUES (?, ?, ?, ?, 1) "
         "ON CONFLICT (minute, channel, status, bucket) DO UPDATE SET n = n + 1",
-        (_minute(created), channel, status, bucket),
+        rollups,
     )
+
+
+def _bucket(status: str, latency: float | None) -> int:
+    """The rollup's latency bucket of a result: -1 for results that were not sent."""
+    return latency_bucket(latency) if status == "sent" and latency is not None else -1
 
 
 def _add(

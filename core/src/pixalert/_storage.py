@@ -57,6 +57,11 @@ class StateBackend(Protocol):
         """Set ``key`` for ``ttl`` seconds unless it is set; True if this call set it."""
         ...
 
+    # Optional: ``async def acquire_many(self, keys, ttl) -> list[bool]`` is
+    # ``acquire`` for each key in order, in one step (a repeated key gets False
+    # after its first time); ``NotificationManager.first_seen_many`` uses it
+    # when a backend has it, else ``acquire`` per key.
+
     async def release(self, key: str) -> None:
         """Forget ``key`` (a cooldown is lifted when its alert could not be sent)."""
         ...
@@ -134,6 +139,10 @@ class HistoryStore(Protocol):
     # result and completes the alert in one step (one transaction). The manager
     # uses it when a store has it, else ``record_result`` per result, then
     # ``complete``.
+    #
+    # Optional: ``async def record_many(self, alerts, *, owner, lease) -> list[Lease]``
+    # records several alerts in one transaction, all or none
+    # (``NotificationManager.submit_many``); else ``record`` is called per alert.
 
     async def renew(self, leases: Sequence[Lease], lease: float) -> None:
         """Extend the given leases by ``lease`` seconds from now."""

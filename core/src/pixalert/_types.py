@@ -166,6 +166,9 @@ def _check_status(instance: Any, attribute: Any, value: str) -> None:
         raise ValueError(f"status: expected 'firing' or 'resolved', got {value!r}")
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _json_safe(value: Any, path: str) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
@@ -173,10 +176,16 @@ def _json_safe(value: Any, path: str) -> Any:
         return _json_safe(value.value, path)
     if isinstance(value, datetime):
         return value.isoformat()
+    # Plain values are taken as they are; the path is only built for what needs a look.
     if isinstance(value, Mapping):
-        return {str(k): _json_safe(v, f"{path}.{k}") for k, v in value.items()}
+        return {
+            str(k): v if type(v) in _PLAIN else _json_safe(v, f"{path}.{k}")
+            for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [
+            v if type(v) in _PLAIN else _json_safe(v, f"{path}[{i}]") for i, v in enumerate(value)
+        ]
     raise ValueError(
         f"{path}: expected a JSON value (str, number, bool, None, list, dict), "
         f"got {type(value).__name__}"
@@ -332,6 +341,20 @@ class DeliveryError(Exception):
             f"DeliveryError({self.message!r}, retryable={self.retryable}, "
             f"retry_after={self.retry_after})"
         )
+
+
+class SubmitError(Exception):
+    """Raised by ``NotificationManager.submit_many`` when the store failed part way.
+
+    ``stored`` holds the ids of the alerts that were stored (and are being
+    delivered); the others were not stored. The store's own error is the
+    ``__cause__``. A store that records a batch in one transaction stores
+    all or none.
+    """
+
+    def __init__(self, message: str, *, stored: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.stored = list(stored)
 
 
 @attrs.frozen(repr=False)

@@ -7,8 +7,9 @@ import asyncio
 import json
 from typing import Any
 
+import attrs
 import pytest
-from pixalert import Priority
+from pixalert import Priority, SubmitError
 from pixalert.testing import FakeClock, RecordingChannel, make_manager
 from pixalert_monitoring import MonitoringBridge, PayloadError, parse_external
 
@@ -491,20 +492,25 @@ async def test_store_failure_lets_a_redelivery_take_what_was_not_stored(
     manager: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_submit = manager.submit
+    # The in-memory store records one alert at a time: the first of the body is
+    # kept when the second fails, so a redelivery takes only the other two.
+    await manager.start()
+    store = manager.history_store
+    real_record = store.record
     calls = 0
 
-    async def flaky_submit(alert: Any, **kwargs: Any) -> str:
+    async def flaky_record(alert: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise OSError("disk full")
-        return await real_submit(alert, **kwargs)  # type: ignore[no-any-return]
+        return await real_record(alert, **kwargs)
 
-    monkeypatch.setattr(manager, "submit", flaky_submit)
+    monkeypatch.setattr(store, "record", flaky_record)
     body = am.json("firing_group_updated")
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(SubmitError, match="disk full") as raised:
         await bridge.process_external_alerts(body, wait=False)
+    assert len(raised.value.stored) == 1
     summary = await bridge.process_external_alerts(body, wait=False)
     assert [e["duplicate"] for e in summary["alerts"]] == [True, False, False]
     await manager.drain()
@@ -515,6 +521,44 @@ async def test_store_failure_lets_a_redelivery_take_what_was_not_stored(
             ("1387954175b8b219", "firing"),
         ]
     )
+
+
+async def test_a_body_is_stored_in_one_transaction_all_or_nothing(
+    am: Any,
+    recorder: RecordingChannel,
+    clock: FakeClock,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    manager = make_manager(
+        [recorder], clock=clock, config=ROUTE_ALL, history=f"sqlite:///{tmp_path}/h.db"
+    )
+    bridge = MonitoringBridge(manager)
+    try:
+        first = await bridge.process_external_alerts([{"title": "already stored"}], wait=False)
+        await manager.drain()
+        taken_id = first["alerts"][0]["id"]
+        real_submit_many = manager.submit_many
+
+        async def colliding(alerts: Any, **kwargs: Any) -> Any:
+            # The second alert reuses a stored id: SQLite refuses the whole transaction.
+            alerts = [alerts[0], attrs.evolve(alerts[1], id=taken_id), *alerts[2:]]
+            return await real_submit_many(alerts, **kwargs)
+
+        monkeypatch.setattr(manager, "submit_many", colliding)
+        body = am.json("firing_group_updated")
+        with pytest.raises(SubmitError, match="UNIQUE constraint") as raised:
+            await bridge.process_external_alerts(body, wait=False)
+        assert raised.value.stored == []
+        assert len(await manager.history(24)) == len(first["alerts"])  # none of the body kept
+        # Nothing was stored, so every dedup mark was released: the retry takes all three.
+        monkeypatch.setattr(manager, "submit_many", real_submit_many)
+        retry = await bridge.process_external_alerts(body, wait=False)
+        assert [e["duplicate"] for e in retry["alerts"]] == [False, False, False]
+        await manager.drain()
+        assert len(await manager.history(24)) == len(first["alerts"]) + 3
+    finally:
+        await manager.aclose()
 
 
 async def test_background_mode_returns_once_stored(

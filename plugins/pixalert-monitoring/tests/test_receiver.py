@@ -478,14 +478,14 @@ async def test_overload_is_503_never_429(
 ) -> None:
     gate = asyncio.Event()
     entered = asyncio.Event()
-    real_submit = manager.submit
+    real_submit_many = manager.submit_many
 
-    async def slow_submit(alert: Any, **kwargs: Any) -> str:
+    async def slow_submit_many(alerts: Any, **kwargs: Any) -> list[str]:
         entered.set()
         await gate.wait()
-        return await real_submit(alert, **kwargs)  # type: ignore[no-any-return]
+        return await real_submit_many(alerts, **kwargs)  # type: ignore[no-any-return]
 
-    monkeypatch.setattr(manager, "submit", slow_submit)
+    monkeypatch.setattr(manager, "submit_many", slow_submit_many)
     async with receiver_factory(max_inflight=1) as r:
         first = asyncio.ensure_future(r.post_json({"title": "first"}))
         await entered.wait()
@@ -504,15 +504,17 @@ async def test_storage_failure_is_503_and_retry_succeeds(
     recorder: RecordingChannel,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_submit = manager.submit
+    await manager.start()
+    store = manager.history_store
+    real_record = store.record
     failing = True
 
-    async def submit(alert: Any, **kwargs: Any) -> str:
+    async def record(alert: Any, **kwargs: Any) -> Any:
         if failing:
             raise OSError("database is locked")
-        return await real_submit(alert, **kwargs)  # type: ignore[no-any-return]
+        return await real_record(alert, **kwargs)
 
-    monkeypatch.setattr(manager, "submit", submit)
+    monkeypatch.setattr(store, "record", record)
     response = await receiver.post_raw(am.raw("firing_single"))
     assert response.status_code == 503
     assert error_of(response) == {"error": "could not store the alerts", "detail": "OSError"}

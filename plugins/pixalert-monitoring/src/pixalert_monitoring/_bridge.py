@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import attrs
-from pixalert import Alert, DeliveryResult, Priority, hookimpl, redact
+from pixalert import Alert, DeliveryResult, Priority, SubmitError, hookimpl, redact
 
 from ._external import ExternalAlert, ExternalBatch, parse_external, severity_map
 from ._rules import DEFAULT_RULES, AlertRule, load_rules
@@ -71,15 +71,26 @@ class _Journal:
     """Observes every delivery of the bridge's manager (``pixalert_after_delivery``)."""
 
     def __init__(self) -> None:
-        self.entries: collections.deque[dict[str, Any]] = collections.deque(maxlen=_JOURNAL_SIZE)
+        # Alerts and results are immutable: kept as they are, turned into dicts when read.
+        self._seen: collections.deque[tuple[Alert, Mapping[str, DeliveryResult]]] = (
+            collections.deque(maxlen=_JOURNAL_SIZE)
+        )
 
     @hookimpl  # type: ignore[untyped-decorator, unused-ignore]  # core lacks py.typed
     def pixalert_after_delivery(self, alert: Alert, results: Mapping[str, DeliveryResult]) -> None:
-        """Keep a JSON-safe copy of the alert and its results."""
-        entry = alert.to_dict()
-        entry["state"] = "done"
-        entry["results"] = {str(name): r.to_dict() for name, r in results.items()}
-        self.entries.append(entry)
+        """Remember the alert and its results."""
+        self._seen.append((alert, results))
+
+    def since(self, since: float) -> list[dict[str, Any]]:
+        """JSON-safe history rows of the alerts created at or after ``since``, oldest first."""
+        rows = []
+        for alert, results in self._seen:
+            if alert.created_at.timestamp() >= since:
+                row = alert.to_dict()
+                row["state"] = "done"
+                row["results"] = {str(name): r.to_dict() for name, r in results.items()}
+                rows.append(row)
+        return rows
 
 
 def _iso(seconds: float) -> str:
@@ -593,6 +604,13 @@ class MonitoringBridge:
         taken: list[str] = []
         stored: set[str] = set()
         try:
+            # Every dedup mark of the body in one step (one transaction where the backend allows).
+            dedups = [item.dedup for item in batch.alerts if item.dedup is not None]
+            first = iter(
+                await self.manager.first_seen_many([f"ingest:{d}" for d in dedups], self.dedup_ttl)
+                if dedups
+                else ()
+            )
             for item in batch.alerts:
                 entry: dict[str, Any] = {
                     "id": item.alert.id,
@@ -604,7 +622,7 @@ class MonitoringBridge:
                 }
                 entries.append(entry)
                 if item.dedup is not None:
-                    if not await self.manager.first_seen(f"ingest:{item.dedup}", self.dedup_ttl):
+                    if not next(first):
                         entry["duplicate"] = True
                         entry["id"] = None
                         continue
@@ -625,11 +643,22 @@ class MonitoringBridge:
                         stored.add(item.dedup)
                 if failure is not None:
                     raise failure
-            else:
-                for item, _ in fresh:
-                    await self.manager.submit(item.alert, cooldown=_cooldown_for(item.alert))
-                    if item.dedup is not None:
-                        stored.add(item.dedup)
+            elif fresh:
+                # Stored together before the caller answers; delivered in the background.
+                try:
+                    await self.manager.submit_many(
+                        [item.alert for item, _ in fresh],
+                        cooldown=[_cooldown_for(item.alert) for item, _ in fresh],
+                    )
+                except SubmitError as exc:
+                    kept = set(exc.stored)
+                    stored.update(
+                        item.dedup
+                        for item, _ in fresh
+                        if item.dedup is not None and item.alert.id in kept
+                    )
+                    raise
+                stored.update(item.dedup for item, _ in fresh if item.dedup is not None)
         except BaseException:
             # What was not stored must be taken when Alertmanager delivers it again.
             await self._forget(d for d in taken if d not in stored)
@@ -679,12 +708,7 @@ class MonitoringBridge:
         """
         _check_hours(hours)
         if _in_running_loop():
-            since = self.clock.now() - hours * 3600
-            return [
-                dict(e)
-                for e in reversed(self._journal.entries)
-                if datetime.fromisoformat(e["created_at"]).timestamp() >= since
-            ]
+            return self._journal.since(self.clock.now() - hours * 3600)[::-1]
         history: list[dict[str, Any]] = self._run_sync(self.aget_alert_history(hours))
         return history
 
@@ -715,12 +739,7 @@ class MonitoringBridge:
         process saw; ``await aget_system_health_summary()`` there for fresh data.
         """
         if _in_running_loop():
-            since = self.clock.now() - 24 * 3600
-            seen = [
-                e
-                for e in self._journal.entries
-                if datetime.fromisoformat(e["created_at"]).timestamp() >= since
-            ]
+            seen = self._journal.since(self.clock.now() - 24 * 3600)
             return self._summary(self._health_cache, seen)
         return self._run_sync(self.aget_system_health_summary())  # type: ignore[no-any-return]
 

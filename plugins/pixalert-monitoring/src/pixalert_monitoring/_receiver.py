@@ -20,7 +20,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from pixalert import redact, register_secret
+from pixalert import SubmitError, redact, register_secret
 
 from ._bridge import DEFAULT_DEDUP_TTL, MonitoringBridge
 from ._external import PayloadError, PayloadTooLarge
@@ -53,20 +53,19 @@ class _Reject(Exception):
 
 def _depth(value: Any, limit: int) -> int:
     """The nesting depth of a parsed JSON value, stopping once past ``limit``."""
+    if not isinstance(value, (dict, list)):
+        return 0
     deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    stack: list[tuple[Any, int]] = [(value, 1)]  # containers only: scalars add no depth
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
-        stack.extend((child, depth + 1) for child in children)
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                return deepest
+        for child in item.values() if type(item) is dict else item:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1))
     return deepest
 
 
@@ -248,8 +247,13 @@ def create_app(
                         "receiver: could not store alerts: %s",
                         redact(f"{type(exc).__name__}: {exc}"),
                     )
+                    # Name the store's own error, not the SubmitError around it.
+                    cause = exc.__cause__ if isinstance(exc, SubmitError) else None
                     raise _Reject(
-                        503, "could not store the alerts", type(exc).__name__, {"Retry-After": "1"}
+                        503,
+                        "could not store the alerts",
+                        type(cause or exc).__name__,
+                        {"Retry-After": "1"},
                     ) from None
             finally:
                 inflight -= 1
