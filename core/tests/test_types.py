@@ -100,3 +100,18 @@ def test_secret_never_shows_its_value() -> None:
     s = Secret("hunter2-hunter2")
     assert "hunter2" not in repr(s) and "hunter2" not in str(s) and "hunter2" not in f"{s}"
     assert s.get() == "hunter2-hunter2"
+
+
+def test_alert_ids_are_time_ordered_uuid7() -> None:
+    import time
+    import uuid
+
+    before = time.time_ns() // 1_000_000
+    ids = [Alert("t").id for _ in range(600)]  # more than one batch of random bits
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == 600
+    for value in ids:
+        parsed = uuid.UUID(value)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert before <= int(value[:12], 16) <= after  # the first 48 bits: Unix milliseconds
+    assert [v[:12] for v in ids] == sorted(v[:12] for v in ids)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
-import uuid
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -126,22 +126,40 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-# Random ids drawn from the OS 256 at a time: one os.urandom() call per id (as
-# uuid4 makes) releases the GIL and waits to get it back from the SQLite thread.
+# Random bits drawn from the OS 256 ids at a time: one os.urandom() call per id
+# (as uuid4 makes) releases the GIL and waits to get it back from the SQLite thread.
 _ID_BATCH = 256
-_ids: list[str] = []
+_RANDOM_BITS = 74  # what a version 7 UUID holds besides its time, version and variant
+_random: list[int] = []
 if hasattr(os, "register_at_fork"):  # a forked child must not reuse its parent's ids
-    os.register_at_fork(after_in_child=_ids.clear)
+    os.register_at_fork(after_in_child=_random.clear)
 
 
 def _new_id() -> str:
-    """A random (version 4) UUID as 32 hex digits."""
+    """A time-ordered random UUID (version 7, RFC 9562) as 32 hex digits.
+
+    The first 48 bits are the Unix time in milliseconds, so ids made close
+    together sort together: a store's primary-key index takes them near one
+    another instead of on a random page each. 74 bits are random.
+    """
     try:
-        return _ids.pop()
+        bits = _random.pop()
     except IndexError:
-        raw = os.urandom(16 * _ID_BATCH)
-        _ids.extend(uuid.UUID(bytes=raw[i : i + 16], version=4).hex for i in range(0, len(raw), 16))
-        return _ids.pop()
+        raw = os.urandom(10 * _ID_BATCH)
+        _random.extend(
+            int.from_bytes(raw[i : i + 10], "big") >> (80 - _RANDOM_BITS)
+            for i in range(0, len(raw), 10)
+        )
+        bits = _random.pop()
+    millis = time.time_ns() // 1_000_000
+    value = (
+        (millis & 0xFFFF_FFFF_FFFF) << 80
+        | 0x7 << 76  # version 7
+        | (bits >> 62) << 64  # 12 random bits
+        | 0b10 << 62  # RFC 9562 variant
+        | bits & (1 << 62) - 1  # 62 random bits
+    )
+    return f"{value:032x}"
 
 
 def _check_title(instance: Any, attribute: Any, value: str) -> None:

@@ -7,6 +7,7 @@ the command functions so that ``pixalert --help`` stays fast.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Callable
@@ -184,6 +185,9 @@ async def _serve(
                 f"({auth}); Ctrl-C to stop",
             )
             sys.stdout.flush()
+            # What was built to start (modules, app, settings) lives until exit:
+            # keep it out of every full garbage collection while serving.
+            gc.freeze()
             try:
                 await stopping.wait()
             finally:
