@@ -116,6 +116,8 @@ async def test_redirects_are_not_followed(server: str) -> None:
         await response.aclose()
     assert response.status_code == 302
     assert response.headers["location"] == "/echo"
+    assert response.request.url == f"{server}/moved"  # set as the client sets it
+    assert response.is_redirect
 
 
 async def test_the_clients_read_timeout_applies(server: str) -> None:

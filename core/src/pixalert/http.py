@@ -265,6 +265,7 @@ class Endpoint:
         if self._transport is None:  # an httpx without the lookup: the client's own path
             return await self._client.send(request, stream=True)
         response = await self._transport.handle_async_request(request)
+        response.request = request  # as the client sets it (raise_for_status needs it)
         if _httpx_log.isEnabledFor(logging.INFO):
             _httpx_log.info(
                 'HTTP Request: %s %s "%s %d %s"',
