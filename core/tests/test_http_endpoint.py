@@ -216,3 +216,59 @@ async def test_the_request_line_is_logged_as_httpx_does_with_secrets_masked(
     assert line.startswith("HTTP Request: POST http://127.0.0.1:")
     assert line.endswith('"HTTP/1.1 200 OK"')
     assert "endpoint-t0ken-9f3a" not in caplog.text
+
+
+async def test_a_small_answer_arrives_read_and_every_way_of_reading_it_works(server: str) -> None:
+    async with make_client() as client:
+        endpoint = Endpoint(client, f"{server}/echo")
+        response = await endpoint.send(b"small")
+        # Fully arrived: read and closed, as client.post returns it.
+        assert response.is_closed and response.is_stream_consumed
+        assert json.loads(response.content)["body"] == "small"
+        assert json.loads(response.text)["body"] == "small"
+        assert response.json()["body"] == "small"
+        assert json.loads(await response.aread())["body"] == "small"
+        assert json.loads(b"".join([c async for c in response.aiter_bytes()]))["body"] == "small"
+        await response.aclose()  # a no-op, as on any closed response
+        assert response.headers["content-type"].startswith("application/json")
+        assert int(response.headers["Content-Length"]) == len(response.content)
+        assert response.headers.raw[0][0][:1].isupper()  # names kept as sent
+
+
+async def test_endpoints_on_one_client_reach_their_own_urls(server: str) -> None:
+    async with make_client() as client:
+        endpoints = [Endpoint(client, f"{server}/echo?n={i}") for i in range(3)]
+        for _ in range(2):  # again: the transport's per-URL cache must not mix them up
+            for i, endpoint in enumerate(endpoints):
+                response = await endpoint.send(b"")
+                assert json.loads(response.content)["path_qs"] == f"/echo?n={i}"
+        # A plain client request to another URL still goes where it should.
+        response = await client.post(f"{server}/echo?n=plain", content=b"x")
+        assert response.json()["path_qs"] == "/echo?n=plain"
+
+
+async def test_per_request_headers_may_be_str_pairs(server: str) -> None:
+    async with make_client() as client:
+        response = await Endpoint(client, f"{server}/echo").send(b"", [("X-Str", "s")])
+    assert header_values(json.loads(response.content), "x-str") == ["s"]
+
+
+def test_the_fast_header_and_body_paths_match_httpx_on_this_version() -> None:
+    from pixalert import http
+
+    assert http._fast_paths_work()
+    items = [(b"Host", b"host", b"h"), (b"X-A", b"x-a", b"1"), (b"x-a", b"x-a", b"2")]
+    for build in (http._headers_direct, http._headers_public):
+        headers = build(list(items))
+        assert headers.raw == [(k, v) for k, _, v in items]
+        assert headers.get_list("X-A") == ["1", "2"]
+        assert http._header_items_direct(headers) == items
+        assert http._header_items_public(headers) == items
+    for mark in (http._set_read_direct, http._set_read_public):
+        response = httpx.Response(200, stream=httpx.ByteStream(b"body"))
+        mark(response, b"body")
+        assert response.content == b"body" and response.is_closed
+    for mark_request in (http._set_request_read_direct, http._set_request_read_public):
+        request = httpx.Request("POST", "http://h/", stream=httpx.ByteStream(b"q"))
+        mark_request(request, b"q")
+        assert request.content == b"q"

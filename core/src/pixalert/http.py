@@ -104,11 +104,21 @@ def _fast_transport_type() -> Any:
     from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
     class FastAiohttpTransport(AiohttpTransport):
-        """Caches the parsed URL and the timeout object; maps exceptions only on failure."""
+        """Caches the parsed URL and the timeout object; maps exceptions only on failure.
+
+        A request sent again with the same ``httpx.URL`` object and timeout
+        dict (what an :class:`Endpoint` passes) finds both by identity, without
+        rendering the URL. An answer whose body has fully arrived comes back
+        already read and closed, as ``client.post`` returns it.
+        """
 
         _urls: dict[str, yarl.URL] = {}
         _timeouts: dict[tuple[Any, Any, Any], aiohttp.ClientTimeout] = {}
         _extensions: dict[str | None, dict[str, Any]] = {}
+        # id(httpx.URL) -> (that URL, its yarl.URL): the URL object is kept alive
+        # with its entry, so its id cannot be reused while the entry exists.
+        _by_url: dict[int, tuple[httpx.URL, yarl.URL]] = {}
+        _by_timeout: dict[int, tuple[dict[str, Any], aiohttp.ClientTimeout]] = {}
 
         def get_client(self) -> aiohttp.ClientSession:
             session = super().get_client()
@@ -121,18 +131,16 @@ def _fast_transport_type() -> Any:
             if not isinstance(self.client, aiohttp.ClientSession):
                 self.client = self.get_client()
             limits = request.extensions.get("timeout", {})
-            key = (limits.get("connect"), limits.get("read"), limits.get("pool"))
-            timeout = self._timeouts.get(key)
-            if timeout is None:
-                timeout = self._timeouts[key] = aiohttp.ClientTimeout(
-                    sock_connect=key[0], sock_read=key[1], connect=key[2]
-                )
-            raw = str(request.url)
-            url = self._urls.get(raw)
-            if url is None:
-                if len(self._urls) > 1024:
-                    self._urls.clear()
-                url = self._urls[raw] = yarl.URL(raw, encoded=True)
+            seen_timeout = self._by_timeout.get(id(limits))
+            if seen_timeout is not None and seen_timeout[0] is limits:
+                timeout = seen_timeout[1]
+            else:
+                timeout = self._timeout_for(limits)
+            seen_url = self._by_url.get(id(request.url))
+            if seen_url is not None and seen_url[0] is request.url:
+                url = seen_url[1]
+            else:
+                url = self._url_for(request.url)
             data: bytes | httpx.AsyncByteStream | None
             try:
                 data = request.content or None
@@ -145,7 +153,8 @@ def _fast_transport_type() -> Any:
                     url=url,
                     # Header bytes are ASCII or Latin-1 (what httpx encodes them with).
                     headers=[
-                        (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
+                        (k.decode("latin-1"), v.decode("latin-1"))
+                        for k, _, v in _header_items(request.headers)
                     ],
                     data=data,
                     allow_redirects=False,
@@ -154,16 +163,14 @@ def _fast_transport_type() -> Any:
                     timeout=timeout,
                     server_hostname=request.extensions.get("sni_hostname"),
                 ).__aenter__()
-                stream: httpx.AsyncByteStream
+                body: bytes | None = None
                 content = response.content
                 if content.is_eof():
                     # The whole body has arrived already (a small answer): take it
                     # from the buffer and hand the connection back now, instead
                     # of a lazy stream that costs an await per chunk and on close.
-                    stream = httpx.ByteStream(content.read_nowait())
+                    body = content.read_nowait()
                     response.release()
-                else:
-                    stream = AiohttpResponseStream(response)
             except Exception:
                 with map_aiohttp_exceptions():
                     raise
@@ -174,15 +181,123 @@ def _fast_transport_type() -> Any:
                     extensions["reason_phrase"] = response.reason.encode()
                 if len(self._extensions) < 64:
                     self._extensions[response.reason] = extensions
-            return httpx.Response(
+            result = httpx.Response(
                 status_code=response.status,
-                headers=response.raw_headers,
-                stream=stream,
+                headers=_headers([(k, k.lower(), v) for k, v in response.raw_headers]),
+                stream=AiohttpResponseStream(response) if body is None else httpx.ByteStream(body),
                 request=request,
                 extensions=extensions,
             )
+            if body is not None:
+                _set_read(result, body)
+            return result
+
+        def _timeout_for(self, limits: dict[str, Any]) -> aiohttp.ClientTimeout:
+            key = (limits.get("connect"), limits.get("read"), limits.get("pool"))
+            timeout = self._timeouts.get(key)
+            if timeout is None:
+                timeout = self._timeouts[key] = aiohttp.ClientTimeout(
+                    sock_connect=key[0], sock_read=key[1], connect=key[2]
+                )
+            if len(self._by_timeout) > 64:
+                self._by_timeout.clear()
+            self._by_timeout[id(limits)] = (limits, timeout)
+            return timeout
+
+        def _url_for(self, parsed: httpx.URL) -> yarl.URL:
+            raw = str(parsed)
+            url = self._urls.get(raw)
+            if url is None:
+                if len(self._urls) > 1024:
+                    self._urls.clear()
+                url = self._urls[raw] = yarl.URL(raw, encoded=True)
+            if len(self._by_url) > 1024:
+                self._by_url.clear()
+            self._by_url[id(parsed)] = (parsed, url)
+            return url
 
     return FastAiohttpTransport
+
+
+def _headers_public(items: list[tuple[bytes, bytes, bytes]]) -> httpx.Headers:
+    return httpx.Headers([(k, v) for k, _, v in items])
+
+
+def _headers_direct(items: list[tuple[bytes, bytes, bytes]]) -> httpx.Headers:
+    headers = _new_headers(httpx.Headers)
+    headers._list = items
+    headers._encoding = None
+    return headers
+
+
+def _set_read_public(response: httpx.Response, body: bytes) -> None:
+    response.read()
+
+
+def _set_read_direct(response: httpx.Response, body: bytes) -> None:
+    # What Response.read() leaves behind, without its iterator, decoder and
+    # request-context layers: the content, and the stream consumed and closed.
+    response._content = body
+    response.is_stream_consumed = True
+    response.is_closed = True
+
+
+def _header_items_public(headers: httpx.Headers) -> list[tuple[bytes, bytes, bytes]]:
+    return [(k, k.lower(), v) for k, v in headers.raw]
+
+
+def _header_items_direct(headers: httpx.Headers) -> list[tuple[bytes, bytes, bytes]]:
+    items: list[tuple[bytes, bytes, bytes]] = headers._list
+    return items
+
+
+def _set_request_read_public(request: httpx.Request, body: bytes) -> None:
+    request.read()
+
+
+def _set_request_read_direct(request: httpx.Request, body: bytes) -> None:
+    request._content = body  # what Request.read() stores for a ByteStream of body
+
+
+_new_headers = object.__new__
+
+
+def _fast_paths_work() -> bool:
+    """Whether this httpx keeps headers and read bodies where the fast paths put them."""
+    try:
+        items = [(b"Host", b"host", b"h"), (b"X-A", b"x-a", b"\xe9")]
+        fast = _headers_direct(list(items))
+        if fast.raw != _headers_public(items).raw or fast.get("x-a") != "\xe9":
+            return False
+        if httpx.Headers(fast).raw != fast.raw:
+            return False
+        if _header_items_direct(fast) != items:
+            return False
+        request = httpx.Request("POST", "http://h/", headers=fast, stream=httpx.ByteStream(b"q"))
+        _set_request_read_direct(request, b"q")
+        if request.content != b"q":
+            return False
+        response = httpx.Response(200, stream=httpx.ByteStream(b"ok"), request=request)
+        _set_read_direct(response, b"ok")
+        return response.content == b"ok" and response.text == "ok"
+    except Exception:  # pragma: no cover - a future httpx with other internals
+        return False
+
+
+#: Builds ``httpx.Headers`` from ``(name, lowercased name, value)`` byte triples.
+_headers: Callable[[list[tuple[bytes, bytes, bytes]]], httpx.Headers]
+#: The ``(name, lowercased name, value)`` byte triples of ``httpx.Headers``.
+_header_items: Callable[[httpx.Headers], list[tuple[bytes, bytes, bytes]]]
+#: Marks a response as read with ``body`` (its stream already holds exactly that).
+_set_read: Callable[[httpx.Response, bytes], None]
+#: Marks a request as read with ``body`` (its stream already holds exactly that).
+_set_request_read: Callable[[httpx.Request, bytes], None]
+if _fast_paths_work():
+    _headers, _header_items = _headers_direct, _header_items_direct
+    _set_read, _set_request_read = _set_read_direct, _set_request_read_direct
+else:  # pragma: no cover - a future httpx with other internals
+    _headers, _header_items = _headers_public, _header_items_public
+    _set_read, _set_request_read = _set_read_public, _set_request_read_public
 
 
 class Endpoint:
@@ -203,7 +318,7 @@ class Endpoint:
     ``headers``). Close the client as usual.
     """
 
-    __slots__ = ("_client", "_extensions", "_head", "_method", "_transport", "url")
+    __slots__ = ("_client", "_extensions", "_head", "_items", "_method", "_transport", "url")
 
     def __init__(
         self,
@@ -231,6 +346,8 @@ class Endpoint:
             *((k, v) for k, v in client.headers.raw if k.lower() not in skip),
             *((k, v) for k, v in own if k.lower() not in (b"host", b"content-length")),
         ]
+        # The same triples httpx.Headers keeps (name, lowercased name, value).
+        self._items = [(k, k.lower(), v) for k, v in self._head]
         self._extensions = {"timeout": client.timeout.as_dict()}
         # The transport httpx would pick for this URL (a proxy mount or the default).
         find = getattr(client, "_transport_for_url", None)
@@ -254,14 +371,23 @@ class Endpoint:
         """
         if self._client.is_closed:
             raise RuntimeError("Cannot send a request, as the client has been closed.")
+        items = [*self._items, (b"Content-Length", b"content-length", b"%d" % len(content))]
+        for name, value in headers:
+            if name.__class__ is not bytes or value.__class__ is not bytes:
+                # str pairs are encoded as httpx encodes them (ASCII).
+                ((name, value),) = httpx.Headers([(name, value)]).raw
+            items.append((name, name.lower(), value))
         request = httpx.Request(
             self._method,
             self.url,
-            headers=[*self._head, (b"Content-Length", b"%d" % len(content)), *headers],
+            headers=_headers(items),
             stream=httpx.ByteStream(content),
             extensions=self._extensions,
         )
-        request.read()
+        _set_request_read(request, content)
+        # The endpoint's own URL object (Request copies it): the aiohttp transport
+        # finds its parsed form by identity instead of rendering it again.
+        request.url = self.url
         if self._transport is None:  # an httpx without the lookup: the client's own path
             return await self._client.send(request, stream=True)
         response = await self._transport.handle_async_request(request)

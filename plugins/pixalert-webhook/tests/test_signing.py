@@ -189,3 +189,17 @@ def test_decode_secret_strict_checks_the_key_length() -> None:
     assert decode_secret(short) == b"x" * 8
     with pytest.raises(ValueError, match="24 to 64 random bytes, got 8 bytes"):
         decode_secret(short, strict=True)
+
+
+def test_the_channels_prepared_signer_matches_sign() -> None:
+    from pixalert_webhook._signing import _Signer
+
+    keys = [decode_secret(VECTOR_SECRET), decode_secret(generate_secret())]
+    signer = _Signer(keys[:1])
+    assert signer(VECTOR_ID.encode(), str(VECTOR_TS).encode(), VECTOR_BODY.encode()) == (
+        VECTOR_SIG.encode()
+    )
+    both = _Signer(keys)(VECTOR_ID.encode(), b"1", b"{}")
+    assert both.decode() == sign(keys, VECTOR_ID, 1, b"{}")
+    with pytest.raises(ValueError, match="webhook-id"):
+        signer(b"msg.1", b"1", b"{}")

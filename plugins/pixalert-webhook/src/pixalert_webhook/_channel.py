@@ -20,7 +20,7 @@ from pixalert import Alert, Clock, DeliveryError, Receipt, Secret, SystemClock, 
 
 from . import __version__
 from ._payload import build_payload, encode_payload
-from ._signing import decode_secret, sign
+from ._signing import _Signer, decode_secret
 
 if TYPE_CHECKING:
     import httpx
@@ -256,6 +256,7 @@ class WebhookChannel:
         self._clock: Clock = clock or SystemClock()
         self._targets = config.targets()
         self._keys = config.signing_keys()
+        self._sign = _Signer(self._keys) if self._keys else None
         self._secrets = config.secret_texts()
         self._headers = {
             "content-type": "application/json",
@@ -268,6 +269,7 @@ class WebhookChannel:
         # alert id -> {target index: None (accepted) or the permanent failure}
         self._progress: OrderedDict[str, dict[int, str | None]] = OrderedDict()
         self._state_size = max(1, state_size)
+        self._id_hash = hashlib.sha256(f"{name}\0".encode())
 
     def __repr__(self) -> str:
         return (
@@ -277,8 +279,9 @@ class WebhookChannel:
 
     def webhook_id(self, alert_id: str, index: int) -> str:
         """The ``webhook-id`` of ``alert_id`` to target ``index``: the same on every retry."""
-        digest = hashlib.sha256(f"{self.name}\0{alert_id}\0{index}".encode()).hexdigest()
-        return f"msg_{digest[:32]}"
+        digest = self._id_hash.copy()  # sha256 of "{name}\0" computed once
+        digest.update(f"{alert_id}\0{index}".encode())
+        return f"msg_{digest.hexdigest()[:32]}"
 
     def _webhook_ids(self, alert_id: str) -> list[str]:
         return [self.webhook_id(alert_id, i) for i in range(len(self._targets))]
@@ -376,10 +379,10 @@ class WebhookChannel:
         """One attempt to one target; records the outcome in ``done`` as soon as it is known."""
         import httpx
 
-        headers = [(b"webhook-id", msg_id.encode()), (b"webhook-timestamp", timestamp)]
-        if self._keys:
-            signature = sign(self._keys, msg_id, int(timestamp), body)
-            headers.append((b"webhook-signature", signature.encode()))
+        raw_id = msg_id.encode()
+        headers = [(b"webhook-id", raw_id), (b"webhook-timestamp", timestamp)]
+        if self._sign is not None:
+            headers.append((b"webhook-signature", self._sign(raw_id, timestamp, body)))
         error: DeliveryError
         try:
             response = await endpoint.send(body, headers)
@@ -387,14 +390,19 @@ class WebhookChannel:
                 status = response.status_code
                 if 200 <= status < 300:
                     done[index] = None
-                    log.debug(
-                        "channel %s: %s accepted (HTTP %d)", self.name, self._service(index), status
-                    )
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug(
+                            "channel %s: %s accepted (HTTP %d)",
+                            self.name,
+                            self._service(index),
+                            status,
+                        )
                     return None
                 snippet = await _read_some(response)
                 error = self._error_for(response, self._service(index), snippet)
             finally:
-                await response.aclose()
+                if not response.is_closed:  # a small answer arrives read and closed
+                    await response.aclose()
         except httpx.HTTPError as exc:
             error = _transport_error(exc, self._service(index))
         except Exception as exc:
