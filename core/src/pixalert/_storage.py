@@ -51,6 +51,9 @@ class StateBackend(Protocol):
     carries no value to rely on, so keep the two under different prefixes
     (the core uses ``cooldown:``/``dedup:`` with ``acquire``, ``silence:``
     and ``inhibit:`` with ``put``).
+
+    Optional: ``acquire_many(keys, ttl) -> list[bool]``, ``acquire`` for
+    each key in order in one step (the receiver's dedup marks of a body).
     """
 
     async def acquire(self, key: str, ttl: float) -> bool:
@@ -121,6 +124,12 @@ class HistoryStore(Protocol):
     ``complete`` and ``record_result`` are ignored (return False) for a token
     that no longer holds the lease, so a late, stale holder cannot overwrite
     the work of the instance that took over.
+
+    Two optional methods make a store faster where it can batch:
+    ``finish(lease, results) -> bool`` (every result and the completion in
+    one step) and ``record_many(alerts, *, owner, lease) -> list[Lease]``
+    (several alerts in one transaction, all or none). Without them the
+    manager calls ``record_result``/``complete`` and ``record`` one by one.
     """
 
     async def record(self, alert: Alert, *, owner: str, lease: float) -> Lease:
