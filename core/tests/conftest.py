@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 import pixalert
@@ -90,3 +90,24 @@ def services() -> Iterator[ServiceLoop]:
     service_loop = ServiceLoop()
     yield service_loop
     service_loop.close()
+
+
+@pytest.fixture
+async def serve_app() -> AsyncIterator[Callable[[Any], Awaitable[str]]]:
+    """``await serve_app(aiohttp_app)`` serves it on 127.0.0.1 and returns its base URL."""
+    from aiohttp import web
+
+    runners: list[web.AppRunner] = []
+
+    async def serve(app: web.Application) -> str:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        runners.append(runner)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return f"http://127.0.0.1:{port}"
+
+    yield serve
+    for runner in runners:
+        await runner.cleanup()

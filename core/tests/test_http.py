@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -11,7 +12,7 @@ from pixalert.http import error_for_exception, error_for_response, make_client, 
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[str]:
+async def server(serve_app: Any) -> AsyncIterator[str]:
     async def status(request: web.Request) -> web.Response:
         code = int(request.match_info["code"])
         headers = {"Retry-After": request.query["ra"]} if "ra" in request.query else {}
@@ -21,13 +22,7 @@ async def server() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_route("*", "/status/{code}", status)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    yield await serve_app(app)
 
 
 @pytest.mark.parametrize(

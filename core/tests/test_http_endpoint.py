@@ -7,6 +7,7 @@ import json
 import logging
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ BIG = 1024 * 1024
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[str]:
+async def server(serve_app: Any) -> AsyncIterator[str]:
     """Echoes each request as JSON; /big answers 1 MiB, /hang never answers, /moved redirects."""
     release = asyncio.Event()
 
@@ -47,14 +48,8 @@ async def server() -> AsyncIterator[str]:
     app.router.add_route("*", "/big", big)
     app.router.add_route("*", "/hang", hang)
     app.router.add_route("*", "/moved", moved)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
+    yield await serve_app(app)
     release.set()
-    await runner.cleanup()
 
 
 def header_values(echoed: dict[str, object], name: str) -> list[str]:
