@@ -116,3 +116,26 @@ def test_two_processes_sharing_a_sqlite_file_send_once(tmp_path: Path) -> None:
         assert proc.returncode == 0
         statuses.append(out.strip())
     assert sorted(statuses) == ["sent", "suppressed"]
+
+
+async def test_an_alert_the_store_refused_leaves_no_cooldown(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    # With a store that does I/O the record and the cooldown key go out together;
+    # when the record fails, the key taken for the lost alert is given back.
+    slack = RecordingChannel("slack")
+    history = f"sqlite:///{tmp_path}/h.db"
+    async with make_manager([slack], clock=clock, history=history) as manager:
+        first = pixalert.Alert("CPU high", "91%", "low")
+        await manager.send_notification(first)
+        clock.advance(3600)  # past the cooldown of the first
+        same_id = pixalert.Alert("CPU high", "92%", "low", id=first.id)
+        try:
+            await manager.send_notification(same_id)
+        except Exception as exc:  # the store refuses the duplicate id
+            assert "UNIQUE" in str(exc)
+        else:
+            raise AssertionError("the store took a duplicate id")
+        retry = await manager.send_alert("CPU high", "92%", "low")
+    assert retry["slack"].status == "sent"  # not suppressed by the lost alert's cooldown
+    assert len(slack.sent) == 2
