@@ -120,6 +120,7 @@ def test_defaults_follow_the_seed():
     assert config.smtp_server == "smtp.gmail.com"
     assert config.smtp_port == 587
     assert config.timeout > 0 and config.idle_close > 0
+    assert config.max_sessions == 2
     assert config.username is None and config.password is None
 
 
@@ -144,6 +145,8 @@ BASE = {"recipients": ["ops@example.com"], "sender": "alerts@example.com"}
         ({**BASE, "ca_file": "/nonexistent/ca.pem"}, "expected an existing PEM file"),
         ({**BASE, "timeout": 0}, "expected a number > 0"),
         ({**BASE, "idle_close": -1}, "expected a number >= 0"),
+        ({**BASE, "max_sessions": 0}, "expected a whole number >= 1, got 0"),
+        ({**BASE, "max_sessions": "two"}, "expected int"),
         ({**BASE, "smtp_server": "mail example com"}, "expected a host name or IP address"),
         ({**BASE, "verify_certs": "maybe"}, "expected true or false"),
         ({**BASE, "smtp_password": "x"}, "smtp_password"),

@@ -24,15 +24,25 @@ async def test_burst_uses_one_connection_and_one_login(
     assert [c.verb for c in smtp_server.commands].count("STARTTLS") == 1
 
 
-async def test_concurrent_burst_shares_the_connection(
+async def test_concurrent_burst_shares_max_sessions_connections(
     smtp_server: SMTPTestServer, make_channel: MakeChannel
 ):
-    channel = make_channel(smtp_server)
+    channel = make_channel(smtp_server)  # max_sessions = 2 by default
     await asyncio.gather(*(channel.send(Alert(title=f"alert {i}")) for i in range(BURST)))
     assert sorted(smtp_server.received()) == sorted(
         f"to ops@example.com: [MEDIUM] alert {i}" for i in range(BURST)
     )
-    assert smtp_server.connections == 1
+    assert smtp_server.connections == channel.connections == 2
+    assert smtp_server.logins == 2
+
+
+async def test_concurrent_burst_with_one_session_shares_the_connection(
+    smtp_server: SMTPTestServer, make_channel: MakeChannel
+):
+    channel = make_channel(smtp_server, max_sessions=1)
+    await asyncio.gather(*(channel.send(Alert(title=f"alert {i}")) for i in range(BURST)))
+    assert len(smtp_server.messages) == BURST
+    assert smtp_server.connections == channel.connections == 1
     assert smtp_server.logins == 1
 
 
@@ -90,13 +100,15 @@ async def test_a_send_in_between_keeps_the_session(
     """An idle timer that fires after the session was used again does not close it."""
     channel = make_channel(smtp_server, idle_close=3600)
     await channel.send(Alert(title="one"))
-    stale = channel._uses
+    [session, _] = channel._sessions
+    stale = session.uses
     await channel.send(Alert(title="two"))
-    await channel._close_if_idle(stale)
+    channel._close_if_idle(session, stale)
     await channel.send(Alert(title="three"))
     assert smtp_server.connections == 1
-    await channel._close_if_idle(channel._uses)
+    channel._close_if_idle(session, session.uses)
     await wait_closed(smtp_server)
+    assert [c.verb for c in smtp_server.commands][-1] == "QUIT"
 
 
 async def test_aclose_says_quit_and_is_idempotent(

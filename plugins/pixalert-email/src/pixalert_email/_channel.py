@@ -1,4 +1,4 @@
-"""The email channel: aiosmtplib over STARTTLS or implicit TLS, one connection reused per burst."""
+"""The email channel: aiosmtplib over STARTTLS or implicit TLS, a few sessions reused per burst."""
 
 from __future__ import annotations
 
@@ -28,13 +28,39 @@ class _Reconnect(Exception):
     """A reused connection failed before any message data was sent: reconnect and try again."""
 
 
+class _Session:
+    """One slot of the pool: an SMTP session (or none yet), used by one send at a time."""
+
+    __slots__ = ("busy", "idle_handle", "smtp", "uses")
+
+    def __init__(self) -> None:
+        self.smtp: aiosmtplib.SMTP | None = None
+        self.busy = False
+        self.uses = 0
+        self.idle_handle: asyncio.TimerHandle | None = None
+
+    def cancel_idle_timer(self) -> None:
+        if self.idle_handle is not None:
+            self.idle_handle.cancel()
+            self.idle_handle = None
+
+    def drop(self) -> None:
+        """Close the session at once, without QUIT."""
+        smtp, self.smtp = self.smtp, None
+        if smtp is not None:
+            with contextlib.suppress(RuntimeError):  # its event loop is already closed
+                smtp.close()
+
+
 class EmailChannel:
     """Sends each alert as one multipart email to the configured recipients.
 
-    One SMTP session is opened on first use, authenticated once, and reused
-    for the alerts that follow (sends are serialised by a lock). It is closed
-    after ``idle_close`` seconds without use and by :meth:`aclose`. A session
-    the server closed is reopened transparently.
+    Up to ``max_sessions`` SMTP sessions are kept, each authenticated once and
+    reused for the alerts that follow, one alert at a time per session. A
+    further session opens only while every open one is busy, so a trickle of
+    alerts uses one connection. Each closes after ``idle_close`` seconds
+    without use, and all close with :meth:`aclose`. A session the server
+    closed is reopened transparently; one that failed is dropped.
 
     ``send`` raises :class:`pixalert.DeliveryError`: permanent for rejected
     credentials, 5xx replies, a missing STARTTLS and certificate failures;
@@ -47,14 +73,12 @@ class EmailChannel:
         self.config = config
         #: How many SMTP sessions this channel has opened (for tests and diagnostics).
         self.connections = 0
-        self._smtp: aiosmtplib.SMTP | None = None
+        self._sessions = [_Session() for _ in range(config.max_sessions)]
+        self._free = asyncio.Semaphore(config.max_sessions)  # one unit per session not busy
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = asyncio.Lock()
         self._tls_context: ssl.SSLContext | None = None
         self._local_hostname = config.local_hostname
-        self._uses = 0
-        self._idle_handle: asyncio.TimerHandle | None = None
-        self._idle_task: asyncio.Task[None] | None = None
+        self._idle_tasks: set[asyncio.Task[None]] = set()
         if config.password is not None:
             register_secret(config.password.get())
 
@@ -85,19 +109,23 @@ class EmailChannel:
         data = serialise(msg)
         message_id = str(msg["Message-ID"])
         self._bind_loop()
-        async with self._lock:
-            self._cancel_idle_timer()
-            self._uses += 1
+        async with self._free:
+            session = self._take()
             try:
-                refused = await self._deliver(data)
-            except BaseException:
-                # Whatever state the session is in now, it is not to be trusted.
-                self._drop()
-                raise
-            if cfg.idle_close == 0:
-                await self._quit()
-            else:
-                self._schedule_idle_close()
+                session.cancel_idle_timer()
+                session.uses += 1
+                try:
+                    refused = await self._deliver(session, data)
+                except BaseException:
+                    # Whatever state the session is in now, it is not to be trusted.
+                    session.drop()
+                    raise
+                if cfg.idle_close == 0:
+                    await self._quit(session)
+                else:
+                    self._schedule_idle_close(session)
+            finally:
+                session.busy = False
         receipt = {"message_id": message_id}
         if refused:
             listed = ", ".join(f"{r} ({code})" for r, code in refused.items())
@@ -106,46 +134,75 @@ class EmailChannel:
         return receipt
 
     async def aclose(self) -> None:
-        """Say QUIT and close the session, if one is open. Safe to call twice."""
-        self._cancel_idle_timer()
-        task, self._idle_task = self._idle_task, None
-        if task is not None and not task.done():
-            await asyncio.gather(task, return_exceptions=True)
-        if self._smtp is None:
-            return
+        """Say QUIT and close every open session (after the sends using them). Safe twice."""
         if self._loop is not None and self._loop is not asyncio.get_running_loop():
-            self._drop()
+            # Sessions of another (finished) event loop cannot say QUIT any more.
+            for session in self._sessions:
+                session.drop()
             return
-        async with self._lock:
-            await self._quit()
+        for session in self._sessions:
+            session.cancel_idle_timer()
+        tasks, self._idle_tasks = self._idle_tasks, set()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if all(session.smtp is None for session in self._sessions):
+            return
+        # Wait for every session to be free, then quit them all together.
+        taken = 0
+        try:
+            for _ in self._sessions:
+                await self._free.acquire()
+                taken += 1
+            await asyncio.gather(*(self._quit(session) for session in self._sessions))
+        finally:
+            for _ in range(taken):
+                self._free.release()
 
     # ------------------------------------------------------------------
     # Sessions
     # ------------------------------------------------------------------
 
     def _bind_loop(self) -> None:
-        """Forget a session and lock that belong to another (finished) event loop."""
+        """Forget the sessions and the semaphore of another (finished) event loop."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             if self._loop is not None:
-                self._drop()
-                self._lock = asyncio.Lock()
-                self._idle_handle = None
-                self._idle_task = None
+                for session in self._sessions:
+                    session.drop()
+                self._sessions = [_Session() for _ in self._sessions]
+                self._free = asyncio.Semaphore(len(self._sessions))
+                self._idle_tasks = set()
             self._loop = loop
 
-    async def _deliver(self, data: bytes) -> dict[str, int]:
-        if self._smtp is not None and self._smtp.is_connected:
-            log.debug("email %s: reusing the session to %s", self.name, self._where)
+    def _take(self) -> _Session:
+        """A free session, marked busy: the first open one, else the first free slot.
+
+        Called holding a unit of ``_free``, so at least one slot is free.
+        """
+        spare: _Session | None = None
+        for session in self._sessions:
+            if session.busy:
+                continue
+            if session.smtp is not None and session.smtp.is_connected:
+                session.busy = True
+                return session
+            if spare is None:
+                spare = session
+        assert spare is not None
+        spare.busy = True
+        return spare
+
+    async def _deliver(self, session: _Session, data: bytes) -> dict[str, int]:
+        smtp = session.smtp
+        if smtp is not None and smtp.is_connected:
+            log.debug("email %s: reusing a session to %s", self.name, self._where)
             try:
-                return await self._transaction(self._smtp, data, reused=True)
+                return await self._transaction(smtp, data, reused=True)
             except _Reconnect:
                 log.debug("email %s: the server closed the session; reconnecting", self.name)
-                self._drop()
-        else:
-            self._drop()
-        smtp = await self._connect()
-        return await self._transaction(smtp, data, reused=False)
+        session.drop()
+        session.smtp = await self._connect()
+        return await self._transaction(session.smtp, data, reused=False)
 
     async def _connect(self) -> aiosmtplib.SMTP:
         cfg = self.config
@@ -194,7 +251,6 @@ class EmailChannel:
             smtp.close()
             raise
         self.connections += 1
-        self._smtp = smtp
         log.debug("email %s: connected to %s (%s)", self.name, self._where, cfg.security)
         return smtp
 
@@ -256,16 +312,9 @@ class EmailChannel:
             raise self._error(exc, "DATA") from None
         return refused
 
-    def _drop(self) -> None:
-        """Close the session at once, without QUIT."""
-        smtp, self._smtp = self._smtp, None
-        if smtp is not None:
-            with contextlib.suppress(RuntimeError):  # its event loop is already closed
-                smtp.close()
-
-    async def _quit(self) -> None:
+    async def _quit(self, session: _Session) -> None:
         """Say QUIT politely, then close; errors only mean the session was already gone."""
-        smtp, self._smtp = self._smtp, None
+        smtp, session.smtp = session.smtp, None
         if smtp is None:
             return
         try:
@@ -281,26 +330,26 @@ class EmailChannel:
     # Idle close
     # ------------------------------------------------------------------
 
-    def _schedule_idle_close(self) -> None:
-        if self._smtp is None:
+    def _schedule_idle_close(self, session: _Session) -> None:
+        if session.smtp is None:
             return
         loop = asyncio.get_running_loop()
-        uses = self._uses
-        self._idle_handle = loop.call_later(self.config.idle_close, self._on_idle, uses)
+        session.idle_handle = loop.call_later(
+            self.config.idle_close, self._close_if_idle, session, session.uses
+        )
 
-    def _cancel_idle_timer(self) -> None:
-        if self._idle_handle is not None:
-            self._idle_handle.cancel()
-            self._idle_handle = None
-
-    def _on_idle(self, uses: int) -> None:
-        self._idle_handle = None
-        self._idle_task = asyncio.get_running_loop().create_task(self._close_if_idle(uses))
-
-    async def _close_if_idle(self, uses: int) -> None:
-        async with self._lock:
-            if self._uses == uses:  # nothing was sent since the timer was set
-                await self._quit()
+    def _close_if_idle(self, session: _Session, uses: int) -> None:
+        """Quit ``session`` if nothing was sent over it since the timer was set."""
+        session.idle_handle = None
+        if session.busy or session.uses != uses or session.smtp is None:
+            return
+        # The slot stays free: its session is taken out of it and quit in the
+        # background, so a send arriving meanwhile simply opens a new one.
+        quitting = _Session()
+        quitting.smtp, session.smtp = session.smtp, None
+        task = asyncio.get_running_loop().create_task(self._quit(quitting))
+        self._idle_tasks.add(task)
+        task.add_done_callback(self._idle_tasks.discard)
 
     # ------------------------------------------------------------------
     # TLS and errors

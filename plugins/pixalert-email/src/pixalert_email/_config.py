@@ -48,6 +48,11 @@ def _positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> N
         raise ValueError(f"{attribute.name}: expected a number > 0, got {value!r}")
 
 
+def _at_least_one(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name}: expected a whole number >= 1, got {value!r}")
+
+
 def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if value < 0:
         raise ValueError(f"{attribute.name}: expected a number >= 0, got {value!r}")
@@ -74,6 +79,9 @@ class EmailConfig:
     - ``timeout``: seconds for connecting and for each SMTP command.
     - ``idle_close``: seconds an unused connection stays open (0: close after
       each alert).
+    - ``max_sessions``: how many SMTP sessions may be open at once (default 2).
+      A second one opens only while every open one is busy; 1 sends one alert
+      at a time over a single session.
     - ``local_hostname``: the name sent in EHLO (default: this machine's FQDN).
     """
 
@@ -88,6 +96,7 @@ class EmailConfig:
     ca_file: str | None = None
     timeout: float = attrs.field(default=10.0, validator=_positive)
     idle_close: float = attrs.field(default=30.0, validator=_non_negative)
+    max_sessions: int = attrs.field(default=2, validator=_at_least_one)
     local_hostname: str | None = None
 
     def __attrs_post_init__(self) -> None:
