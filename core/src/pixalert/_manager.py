@@ -490,7 +490,7 @@ class NotificationManager:
         cooldowns = _per_item(cooldown, len(alerts), "cooldown")
         for alert in alerts:
             if not isinstance(alert, Alert):
-                raise TypeError(f"submit: expected an Alert, got {type(alert).__name__}")
+                raise TypeError(f"submit_many: expected Alerts, got {type(alert).__name__}")
             self._check_channels(alert)
         await self.start()
         owner, lease = self.instance_id, self.settings.delivery.lease

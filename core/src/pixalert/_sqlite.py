@@ -664,10 +664,11 @@ def _write_results(
     created = alert.created_at.timestamp()
     minute = _minute(created)
     # Results written before (a retried or resumed alert) leave the rollups first.
+    replaced = {str(result.channel) for result in results}
     for channel, status, latency in conn.execute(
         "SELECT channel, status, latency FROM results WHERE alert_id = ?", (alert.id,)
     ):
-        if any(str(r.channel) == channel for r in results):
+        if channel in replaced:
             conn.execute(
                 "UPDATE rollup SET n = n - 1 WHERE minute = ? AND channel = ? "
                 "AND status = ? AND bucket = ?",

@@ -53,17 +53,14 @@ class StateBackend(Protocol):
     and ``inhibit:`` with ``put``).
 
     Optional: ``acquire_many(keys, ttl) -> list[bool]``, ``acquire`` for
-    each key in order in one step (the receiver's dedup marks of a body).
+    each key in order in one step (a repeated key gets False after its first
+    time); ``NotificationManager.first_seen_many`` uses it, else ``acquire``
+    per key.
     """
 
     async def acquire(self, key: str, ttl: float) -> bool:
         """Set ``key`` for ``ttl`` seconds unless it is set; True if this call set it."""
         ...
-
-    # Optional: ``async def acquire_many(self, keys, ttl) -> list[bool]`` is
-    # ``acquire`` for each key in order, in one step (a repeated key gets False
-    # after its first time); ``NotificationManager.first_seen_many`` uses it
-    # when a backend has it, else ``acquire`` per key.
 
     async def release(self, key: str) -> None:
         """Forget ``key`` (a cooldown is lifted when its alert could not be sent)."""
@@ -143,15 +140,6 @@ class HistoryStore(Protocol):
     async def complete(self, lease: Lease) -> bool:
         """Mark the alert done; False if ``lease`` is no longer held."""
         ...
-
-    # Optional: ``async def finish(self, lease, results) -> bool`` stores every
-    # result and completes the alert in one step (one transaction). The manager
-    # uses it when a store has it, else ``record_result`` per result, then
-    # ``complete``.
-    #
-    # Optional: ``async def record_many(self, alerts, *, owner, lease) -> list[Lease]``
-    # records several alerts in one transaction, all or none
-    # (``NotificationManager.submit_many``); else ``record`` is called per alert.
 
     async def renew(self, leases: Sequence[Lease], lease: float) -> None:
         """Extend the given leases by ``lease`` seconds from now."""

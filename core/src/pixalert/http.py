@@ -224,7 +224,7 @@ def _headers_public(items: list[tuple[bytes, bytes, bytes]]) -> httpx.Headers:
 
 
 def _headers_direct(items: list[tuple[bytes, bytes, bytes]]) -> httpx.Headers:
-    headers = _new_headers(httpx.Headers)
+    headers = object.__new__(httpx.Headers)  # its fields set below, as __init__ would
     headers._list = items
     headers._encoding = None
     return headers
@@ -257,9 +257,6 @@ def _set_request_read_public(request: httpx.Request, body: bytes) -> None:
 
 def _set_request_read_direct(request: httpx.Request, body: bytes) -> None:
     request._content = body  # what Request.read() stores for a ByteStream of body
-
-
-_new_headers = object.__new__
 
 
 def _fast_paths_work() -> bool:

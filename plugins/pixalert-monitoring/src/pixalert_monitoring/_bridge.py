@@ -642,20 +642,22 @@ class MonitoringBridge:
                     raise failure
             elif fresh:
                 # Stored together before the caller answers; delivered in the background.
+                kept: Iterable[str] = ()
                 try:
-                    await self.manager.submit_many(
+                    kept = await self.manager.submit_many(
                         [item.alert for item, _ in fresh],
                         cooldown=[_cooldown_for(item.alert) for item, _ in fresh],
                     )
                 except SubmitError as exc:
-                    kept = set(exc.stored)
+                    kept = exc.stored  # a store without batches may keep some
+                    raise
+                finally:
+                    ids = set(kept)
                     stored.update(
                         item.dedup
                         for item, _ in fresh
-                        if item.dedup is not None and item.alert.id in kept
+                        if item.dedup is not None and item.alert.id in ids
                     )
-                    raise
-                stored.update(item.dedup for item, _ in fresh if item.dedup is not None)
         except BaseException:
             # What was not stored must be taken when Alertmanager delivers it again.
             await self._forget(d for d in taken if d not in stored)

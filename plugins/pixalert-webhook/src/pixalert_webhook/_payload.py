@@ -56,35 +56,11 @@ def build_payload(alert: Alert) -> dict[str, Any]:
 
 # One encoder for every body (json.dumps with options builds a new one per call).
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-# JSONEncoder.encode also builds its C encoder on every call: build that once too,
-# with the same options (its circular-reference markers emptied after a failure).
-_MARKERS: dict[int, Any] = {}
-_C_ENCODE = (
-    None
-    if json.encoder.c_make_encoder is None or json.encoder.c_encode_basestring is None
-    else json.encoder.c_make_encoder(
-        _MARKERS,
-        _ENCODER.default,
-        json.encoder.c_encode_basestring,
-        None,  # indent
-        ":",
-        ",",
-        False,  # sort_keys
-        False,  # skipkeys
-        True,  # allow_nan
-    )
-)
 
 
 def encode_payload(payload: dict[str, Any]) -> bytes:
     """The exact bytes sent (and signed): compact UTF-8 JSON."""
-    if _C_ENCODE is None:  # pragma: no cover - an interpreter without the C encoder
-        return _ENCODER.encode(payload).encode("utf-8")
-    try:
-        return "".join(_C_ENCODE(payload, 0)).encode("utf-8")
-    except BaseException:
-        _MARKERS.clear()
-        raise
+    return _ENCODER.encode(payload).encode("utf-8")
 
 
 @lru_cache(maxsize=1)

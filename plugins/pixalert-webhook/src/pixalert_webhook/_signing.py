@@ -90,12 +90,6 @@ def decode_secret(secret: SecretLike, *, strict: bool = False) -> bytes:
     return key
 
 
-def _signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
-    signed = msg_id.encode() + b"." + str(timestamp).encode() + b"." + body
-    digest = hmac.new(key, signed, hashlib.sha256).digest()
-    return base64.b64encode(digest).decode("ascii")
-
-
 class _Signer:
     """:func:`sign` for fixed keys, with each key's HMAC set up once (the sender's hot path)."""
 
@@ -110,13 +104,17 @@ class _Signer:
         """The ``webhook-signature`` value (ASCII bytes) of one attempt; ``timestamp`` is digits."""
         if not msg_id or b"." in msg_id:
             raise ValueError("webhook-id: expected a non-empty id without '.'")
+        return b" ".join(b"v1," + s for s in self.digests(msg_id, timestamp, body))
+
+    def digests(self, msg_id: bytes, timestamp: bytes, body: bytes) -> list[bytes]:
+        """The base64 HMAC-SHA256 of ``msg_id.timestamp.body``, one per key."""
         signed = b"%s.%s.%s" % (msg_id, timestamp, body)
-        signatures = []
+        out = []
         for mac in self._macs:
             one = mac.copy()
             one.update(signed)
-            signatures.append(b"v1," + base64.b64encode(one.digest()))
-        return b" ".join(signatures)
+            out.append(base64.b64encode(one.digest()))
+        return out
 
 
 def _keys(secret: SecretLike | Iterable[SecretLike]) -> list[bytes]:
@@ -139,14 +137,9 @@ def sign(
     ``secret`` may be several secrets (during a key rotation): the result then
     holds one ``v1,<base64>`` signature per secret, separated by spaces.
     """
-    _check_id(msg_id)
     raw = body.encode() if isinstance(body, str) else body
-    return " ".join(f"v1,{_signature(key, msg_id, int(timestamp), raw)}" for key in _keys(secret))
-
-
-def _check_id(msg_id: str) -> None:
-    if not msg_id or "." in msg_id:
-        raise ValueError("webhook-id: expected a non-empty id without '.'")
+    signer = _Signer(_keys(secret))
+    return signer(msg_id.encode(), b"%d" % int(timestamp), raw).decode("ascii")
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -204,7 +197,7 @@ def verify(
     except ValueError as exc:
         raise WebhookVerificationError(f"webhook verification failed: secret: {exc}") from None
     raw = body.encode() if isinstance(body, str) else bytes(body)
-    expected = [_signature(key, msg_id, timestamp, raw).encode() for key in keys]
+    expected = _Signer(keys).digests(msg_id.encode(), b"%d" % timestamp, raw)
     matched = False
     for item in signatures.split():
         version, _, value = item.partition(",")
