@@ -222,7 +222,7 @@ async def state_backend(
 async def test_state_backend_contract(
     state_backend: tuple[Any, Callable[[float], Awaitable[None]]],
 ) -> None:
-    from pixalert import StateBackend
+    from pixalert.storage import StateBackend
 
     backend, let_pass = state_backend
     assert isinstance(backend, StateBackend)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from typing import Any
 
 import pixalert
+import pixalert.channels
 import pytest
 from pixalert import _plugins
 from pixalert.testing import FakeClock, recording_spec
@@ -47,7 +48,7 @@ class RecordingPlugin:
     """A plugin providing the ``recording`` channel type (and ``slack``-named copies)."""
 
     @pixalert.hookimpl
-    def pixalert_channels(self) -> list[pixalert.ChannelSpec]:
+    def pixalert_channels(self) -> list[pixalert.channels.ChannelSpec]:
         return [recording_spec("recording")]
 
 

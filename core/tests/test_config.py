@@ -8,8 +8,9 @@ from pathlib import Path
 import attrs
 import pixalert
 import pytest
-from pixalert import ChannelSpec, ConfigError, Secret, load_settings
+from pixalert import ConfigError, load_settings
 from pixalert._config import build_channel_configs
+from pixalert.channels import ChannelSpec, Secret
 from pixalert.testing import recording_spec
 
 

@@ -18,8 +18,9 @@ from typing import Any
 
 import attrs
 import pytest
-from pixalert import Alert, ChannelSpec, DeliveryError, Secret
+from pixalert import Alert, DeliveryError
 from pixalert._conformance import CHECKS, ContractReport
+from pixalert.channels import ChannelSpec, Secret
 from pixalert.testing import (
     ChannelContract,
     ContractViolation,

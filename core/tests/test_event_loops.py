@@ -10,7 +10,7 @@ import threading
 import attrs
 import pixalert
 import pytest
-from pixalert import ChannelSpec
+from pixalert.channels import ChannelSpec
 from pixalert.testing import make_manager
 
 

@@ -7,9 +7,11 @@ from typing import Any
 
 import click
 import pixalert
+import pixalert.channels
 import pytest
 from click.testing import CliRunner
-from pixalert import ChannelSpec, DeliveryResult, _plugins
+from pixalert import DeliveryResult, _plugins
+from pixalert.channels import ChannelSpec
 from pixalert.storage import MemoryHistoryStore, MemoryStateBackend
 from pixalert.testing import FakeClock, RecordingChannel, make_manager, recording_spec
 
@@ -51,7 +53,7 @@ def test_a_raising_channels_hook_is_reported_not_fatal() -> None:
     pm.register(Broken(), name="broken")
     pm.register(Channels(), name="good")
     assert list(pm.channel_specs()) == ["teams"]
-    assert [str(e) for e in pm.errors] == [
+    assert [str(e) for e in pm.problems] == [
         "plugin 'broken': pixalert_channels raised RuntimeError: boom"
     ]
 
@@ -192,7 +194,7 @@ class FakeSink:
 def test_hook_pixalert_demo_sinks() -> None:
     pm = _plugins.get_plugin_manager(entrypoints=False, plugins=[Sinks()])
     sinks = [s for group in pm.hook.pixalert_demo_sinks() for s in group]
-    assert len(sinks) == 1 and isinstance(sinks[0], pixalert.DemoSink)
+    assert len(sinks) == 1 and isinstance(sinks[0], pixalert.channels.DemoSink)
 
 
 class RaisingRoute:

@@ -200,7 +200,7 @@ async def test_bad_urls_are_refused_without_repeating_them() -> None:
 async def test_the_request_line_is_logged_as_httpx_does_with_secrets_masked(
     server: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from pixalert import register_secret
+    from pixalert.channels import register_secret
 
     register_secret("endpoint-t0ken-9f3a")
     caplog.set_level(logging.INFO, logger="httpx")

@@ -131,4 +131,4 @@ def test_broken_plugin_does_not_break_help(site: Path) -> None:
 def test_pixalert_plugins_variable_limits_loading(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIXALERT_PLUGINS", "")
     pm = _plugins.get_plugin_manager()
-    assert pm.plugin_infos() == [] and pm.errors == []
+    assert pm.plugin_infos() == [] and pm.problems == []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pixalert import RateLimiter
+from pixalert.channels import RateLimiter
 from pixalert.testing import FakeClock
 
 

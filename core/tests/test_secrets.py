@@ -7,8 +7,10 @@ from pathlib import Path
 
 import attrs
 import pixalert
+import pixalert.channels
 import pytest
-from pixalert import ChannelSpec, DeliveryError, Secret
+from pixalert import DeliveryError
+from pixalert.channels import ChannelSpec, Secret
 from pixalert.testing import FakeClock, make_manager
 
 SECRET_URL = "https://hooks.slack.com/services/T000/B000/XXXXsecretXXXXpath"
@@ -83,13 +85,13 @@ async def test_secret_url_never_reaches_result_history_or_logs(
 
 
 def test_redact_masks_registered_secrets_and_url_paths() -> None:
-    pixalert.register_secret("https://example.com/hook/abcdef-token")
-    assert pixalert.redact("GET /hook/abcdef-token failed") == "GET ********** failed"
-    assert pixalert.redact("nothing here") == "nothing here"
+    pixalert.channels.register_secret("https://example.com/hook/abcdef-token")
+    assert pixalert.channels.redact("GET /hook/abcdef-token failed") == "GET ********** failed"
+    assert pixalert.channels.redact("nothing here") == "nothing here"
 
 
 def test_log_records_of_child_loggers_are_masked(caplog: pytest.LogCaptureFixture) -> None:
-    pixalert.register_secret("https://hooks.example.com/T1/B2/child-logger-secret")
+    pixalert.channels.register_secret("https://hooks.example.com/T1/B2/child-logger-secret")
     caplog.set_level(logging.DEBUG)
     logging.getLogger("pixalert.slack").warning("POST %s failed", "/T1/B2/child-logger-secret")
     logging.getLogger("httpx._client").info("HTTP Request: POST /T1/B2/child-logger-secret")

@@ -162,7 +162,7 @@ def test_sqlite_urls_read_as_sqlalchemy_does(url: str, path: str) -> None:
 
 
 def test_backend_url_helpers_keep_the_password_out_of_sight() -> None:
-    from pixalert import redact
+    from pixalert.channels import redact
     from pixalert.storage import mask_url, positive_option, split_url_options
 
     url = "postgresql://alerts:pa55w0rd-x@db:5432/ops?schema=pix&sslmode=require"

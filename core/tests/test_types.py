@@ -14,8 +14,8 @@ from pixalert import (
     NotificationMessage,
     NotificationPriority,
     Priority,
-    Secret,
 )
+from pixalert.channels import Secret
 
 
 @pytest.mark.parametrize("value", ["high", "HIGH", " High ", 3, "3", Priority.HIGH])

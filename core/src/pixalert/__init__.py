@@ -1,103 +1,120 @@
 """pixalert: alert notification framework for Python.
 
-The whole public API is named here. Channel plugins import from this module
-(and :mod:`pixalert.testing`, :mod:`pixalert.http`) only.
+This module holds what an application needs: :class:`NotificationManager`,
+the alert and result types, and the errors. Plugin authors find the rest in
+one module per audience:
+
+- :mod:`pixalert.channels`: writing a channel (``ChannelSpec``, ``Channel``...);
+- :mod:`pixalert.storage`: writing a history store or state backend;
+- :mod:`pixalert.plugins`: hosting plugins (the plugin manager, load problems);
+- :mod:`pixalert.testing`: testing any of them;
+- :mod:`pixalert.hookspecs`: every hook, and the ``hookimpl`` marker.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
-from ._channels import Channel, ChannelSpec, DemoSink, Receipt
-from ._clock import Clock, SystemClock
-from ._ratelimit import RateLimiter
-from ._redact import redact, register_secret
+from ._errors import (
+    ConfigError,
+    DeliveryError,
+    PixalertError,
+    PluginError,
+    StoreUnavailable,
+    SubmitError,
+)
 from ._silences import Silence
-from ._storage import HistoryEntry, HistoryStore, Lease, StateBackend
 from ._types import (
     Alert,
     ChannelName,
-    DeliveryError,
     DeliveryResult,
     DeliveryStatus,
     NotificationChannel,
     NotificationMessage,
     NotificationPriority,
     Priority,
-    Secret,
-    SubmitError,
 )
-from .hookspecs import hookimpl, hookspec
+from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from ._config import ConfigError, Settings, load_settings, structure_config
+    from ._config import Settings, load_settings
     from ._manager import NotificationManager
-    from ._plugins import PluginError, PluginManager, get_plugin_manager
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Alert",
-    "Channel",
     "ChannelName",
-    "ChannelSpec",
-    "Clock",
     "ConfigError",
     "DeliveryError",
-    "DemoSink",
     "DeliveryResult",
     "DeliveryStatus",
-    "HistoryEntry",
-    "HistoryStore",
-    "Lease",
     "NotificationChannel",
     "NotificationManager",
     "NotificationMessage",
     "NotificationPriority",
+    "PixalertError",
     "PluginError",
-    "PluginManager",
     "Priority",
-    "RateLimiter",
-    "Receipt",
-    "Secret",
     "Settings",
     "Silence",
-    "StateBackend",
+    "StoreUnavailable",
     "SubmitError",
-    "SystemClock",
     "__version__",
-    "get_plugin_manager",
     "hookimpl",
-    "hookspec",
     "load_settings",
-    "redact",
-    "register_secret",
-    "structure_config",
 ]
 
 # Heavier parts (cattrs, the manager) load on first use, so that importing a
 # plugin module, or running ``pixalert --help``, stays fast.
 _LAZY = {
-    "ConfigError": "._config",
     "Settings": "._config",
     "load_settings": "._config",
-    "structure_config": "._config",
     "NotificationManager": "._manager",
-    "PluginError": "._plugins",
-    "PluginManager": "._plugins",
-    "get_plugin_manager": "._plugins",
+}
+
+# Names that lived here before each audience got its own module: still found,
+# with a DeprecationWarning that says where they are now.
+_MOVED = {
+    "Channel": "pixalert.channels",
+    "ChannelSpec": "pixalert.channels",
+    "DemoSink": "pixalert.channels",
+    "Receipt": "pixalert.channels",
+    "RateLimiter": "pixalert.channels",
+    "Secret": "pixalert.channels",
+    "redact": "pixalert.channels",
+    "register_secret": "pixalert.channels",
+    "structure_config": "pixalert.channels",
+    "Clock": "pixalert.storage",
+    "SystemClock": "pixalert.storage",
+    "HistoryEntry": "pixalert.storage",
+    "HistoryStore": "pixalert.storage",
+    "Lease": "pixalert.storage",
+    "StateBackend": "pixalert.storage",
+    "PluginManager": "pixalert.plugins",
+    "get_plugin_manager": "pixalert.plugins",
+    "hookspec": "pixalert.hookspecs",
 }
 
 
 def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'pixalert' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module_name, __name__), name)
-    globals()[name] = value
-    return value
+    module_name = _LAZY.get(name)
+    if module_name is not None:
+        value = getattr(importlib.import_module(module_name, __name__), name)
+        globals()[name] = value
+        return value
+    home = _MOVED.get(name)
+    if home is not None:
+        warnings.warn(
+            f"pixalert.{name} has moved: import it from {home}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(home), name)
+    raise AttributeError(f"module 'pixalert' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

@@ -45,7 +45,7 @@ class ChannelSpec:
 
     - ``name``: the type name (``"slack"``); also the default instance name.
     - ``config_type``: an attrs class for the channel's settings. Mark secret
-      fields with the :class:`pixalert.Secret` type so they never print.
+      fields with the :class:`pixalert.channels.Secret` type so they never print.
     - ``factory``: builds a :class:`Channel` from ``(instance_name, config)``.
     - ``env``: environment variable name to config field, e.g.
       ``{"SLACK_WEBHOOK_URL": "webhook_url"}``. The seed's flat JSON keys are

@@ -14,7 +14,9 @@ them are reported at once in one :class:`ConfigError`.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import re
 import sys
@@ -28,6 +30,8 @@ import cattrs
 from cattrs.errors import ClassValidationError
 
 from ._channels import ChannelSpec
+from ._durations import Duration
+from ._errors import ConfigError
 from ._types import Priority, Secret
 
 if sys.version_info >= (3, 11):
@@ -57,17 +61,6 @@ _CORE_ENV = {
     "PIXALERT_COOLDOWN_MINUTES": "cooldown_minutes",
     "PIXALERT_RETENTION_DAYS": "retention_days",
 }
-
-
-class ConfigError(ValueError):
-    """The configuration is wrong. ``errors`` holds one line per problem.
-
-    Each line reads ``<source>: <what was expected> @ <key path>``.
-    """
-
-    def __init__(self, errors: Sequence[str]) -> None:
-        self.errors = list(errors)
-        super().__init__("invalid configuration:\n  " + "\n  ".join(self.errors))
 
 
 def default_history_url() -> str:
@@ -185,16 +178,19 @@ def _structure_number(kind: type) -> Any:
     def hook(value: Any, _: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError(f"expected {kind.__name__}, got a boolean")
+        number: Any = None
         if isinstance(value, (int, float)) and kind is float:
-            return float(value)
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str):
-            try:
-                return kind(value.strip())
-            except ValueError:
-                pass
-        raise ValueError(f"expected {kind.__name__}, got {value!r}")
+            number = float(value)
+        elif isinstance(value, int):
+            number = value
+        elif isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                number = kind(value.strip())
+        if number is None:
+            raise ValueError(f"expected {kind.__name__}, got {value!r}")
+        if kind is float and not math.isfinite(number):
+            raise ValueError(f"expected a finite number, got {value!r}")
+        return number
 
     return hook
 
@@ -213,6 +209,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(float, _structure_number(float))
     conv.register_structure_hook(Secret, _structure_secret)
     conv.register_structure_hook(Priority, lambda v, _: Priority.parse(v))
+    conv.register_structure_hook(Duration, lambda v, _: Duration.parse(v))
 
     def structure_str_list(value: Any, tp: Any) -> Any:
         # Environment variables hold lists as "a,b,c".

@@ -64,7 +64,7 @@ The checks (names as in :data:`CHECKS`):
     With ``unreachable_config`` (a config pointing where nothing listens),
     ``send`` raises a retryable ``DeliveryError``.
 ``secrets``
-    No configured secret (every :class:`pixalert.Secret` value in the config,
+    No configured secret (every :class:`pixalert.channels.Secret` value in the config,
     the path and query of secret URLs, and ``secrets`` you add) appears in
     ``repr``/``str`` of the config or the channel. Every check also searches
     each error it sees (message, ``repr``, the exception chain as a traceback
@@ -108,7 +108,8 @@ from typing import Any, ClassVar
 import attrs
 
 from ._channels import Channel, ChannelSpec
-from ._types import Alert, DeliveryError, Priority, Secret
+from ._errors import DeliveryError
+from ._types import Alert, Priority, Secret
 from .hookspecs import hookimpl
 
 __all__ = [
@@ -219,7 +220,8 @@ class _Subject:
         return f"channels.{self.name}"
 
     def structure(self, data: Mapping[str, Any] | None = None) -> Any:
-        from ._config import ConfigError, structure_config
+        from ._config import structure_config
+        from ._errors import ConfigError
 
         try:
             return structure_config(
@@ -691,7 +693,8 @@ def _is_secret_type(tp: Any) -> bool:
 
 
 async def _check_config_errors(s: _Subject) -> str:
-    from ._config import ConfigError, structure_config
+    from ._config import structure_config
+    from ._errors import ConfigError
 
     config_type = s.spec.config_type
     if not attrs.has(config_type):
@@ -901,7 +904,7 @@ def _subject(
     hang_timeout: float,
 ) -> _Subject:
     if not isinstance(spec, ChannelSpec):
-        raise TypeError(f"spec: expected a pixalert.ChannelSpec, got {type(spec).__name__}")
+        raise TypeError(f"spec: expected a ChannelSpec, got {type(spec).__name__}")
     if not isinstance(config, Mapping):
         raise TypeError(
             f"config: expected a mapping (a config section), got {type(config).__name__}"
@@ -936,7 +939,7 @@ async def check_channel_contract(
 ) -> ContractReport:
     """Run the conformance checks against a channel type; raise if it breaks its contract.
 
-    :param spec: the plugin's :class:`pixalert.ChannelSpec`.
+    :param spec: the plugin's :class:`pixalert.channels.ChannelSpec`.
     :param config: a working config section (as in TOML) for the local test server.
     :param name: the instance name to build (default ``spec.name``).
     :param fail_next: ``fail_next(kind)`` makes the server's next answer fail as

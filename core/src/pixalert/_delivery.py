@@ -14,8 +14,9 @@ import attrs
 from ._channels import Channel, Receipt
 from ._clock import Clock
 from ._config import DeliveryConfig
+from ._errors import DeliveryError
 from ._redact import redact
-from ._types import Alert, ChannelName, DeliveryError, DeliveryResult, DeliveryStatus
+from ._types import Alert, ChannelName, DeliveryResult, DeliveryStatus
 
 __all__ = ["CircuitBreaker", "deliver"]
 

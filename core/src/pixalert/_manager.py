@@ -27,6 +27,7 @@ from ._channels import Channel, ChannelSpec
 from ._clock import Clock, SystemClock, to_datetime
 from ._config import Settings, build_channel_configs, load_settings
 from ._delivery import CircuitBreaker, deliver
+from ._errors import SubmitError
 from ._memory import MemoryHistoryStore, MemoryStateBackend
 from ._plugins import PluginManager, default_plugin_manager
 from ._redact import redact
@@ -40,7 +41,6 @@ from ._types import (
     DeliveryStatus,
     NotificationChannel,
     Priority,
-    SubmitError,
 )
 
 __all__ = ["NotificationManager"]
@@ -661,7 +661,7 @@ class NotificationManager:
         duration, and ``RuntimeError`` if the state backend could not store it.
         """
         fields = check_matchers(matchers)
-        seconds = check_duration(duration)
+        seconds = check_duration(duration, "silence duration")
         for name, text in (("comment", comment), ("created_by", created_by)):
             if not isinstance(text, str):
                 raise ValueError(f"silence {name}: expected a string, got {type(text).__name__}")
@@ -847,7 +847,7 @@ class NotificationManager:
             any(c.get("circuit") in ("open", "unavailable") for c in channels.values())
             or history.get("status") != "ok"
             or state.get("status") != "ok"
-            or bool(self.plugins.errors)
+            or bool(self.plugins.problems)
         )
         return {
             "status": "degraded" if degraded else "ok",
@@ -855,7 +855,7 @@ class NotificationManager:
             "channels": channels,
             "history": history,
             "state": state,
-            "plugin_errors": [str(e) for e in self.plugins.errors],
+            "plugin_errors": [str(e) for e in self.plugins.problems],
         }
 
     # ------------------------------------------------------------------

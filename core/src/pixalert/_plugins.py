@@ -15,8 +15,15 @@ import pluggy
 
 from . import hookspecs
 from ._channels import ChannelSpec
+from ._errors import ChannelConflictError
 
-__all__ = ["PluginError", "PluginInfo", "PluginManager", "get_plugin_manager"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginInfo",
+    "PluginManager",
+    "PluginProblem",
+    "get_plugin_manager",
+]
 
 log = logging.getLogger("pixalert.plugins")
 
@@ -24,8 +31,8 @@ ENTRY_POINT_GROUP = "pixalert"
 
 
 @attrs.frozen
-class PluginError:
-    """A plugin that could not be loaded or whose hook failed."""
+class PluginProblem:
+    """A plugin that could not be loaded or whose hook failed: reported, never raised."""
 
     name: str
     error: str
@@ -45,21 +52,17 @@ class PluginInfo:
     hooks: tuple[str, ...]
 
 
-class ChannelConflictError(ValueError):
-    """Two plugins declared the same channel type name."""
-
-
 class PluginManager(pluggy.PluginManager):
     """pluggy's manager for the ``pixalert`` project, with load errors kept.
 
     A plugin that fails to import, or whose ``pixalert_channels`` raises, is
-    recorded in :attr:`errors` and logged; it never takes the host down.
+    recorded in :attr:`problems` and logged; it never takes the host down.
     """
 
     def __init__(self) -> None:
         super().__init__("pixalert")
         self.add_hookspecs(hookspecs)
-        self.errors: list[PluginError] = []
+        self.problems: list[PluginProblem] = []
         # Distributions by plugin name; their metadata is read only by plugin_infos().
         self._dists: dict[str, Any] = {}
         self._specs: dict[str, ChannelSpec] | None = None
@@ -104,8 +107,8 @@ class PluginManager(pluggy.PluginManager):
         return super().parse_hookimpl_opts(plugin, name)
 
     def _fail(self, name: str, message: str) -> None:
-        error = PluginError(name, message)
-        self.errors.append(error)
+        error = PluginProblem(name, message)
+        self.problems.append(error)
         log.warning("%s", error)
 
     def channel_specs(self) -> dict[str, ChannelSpec]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -17,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from ._durations import check_duration, parse_duration
 from ._types import Alert, Priority
 
 __all__ = [
@@ -89,36 +89,6 @@ def check_matchers(matchers: Mapping[str, Any]) -> dict[str, str]:
             )
         out[field] = value
     return out
-
-
-def check_duration(duration: object) -> float:
-    """``duration`` in seconds as a float, or ``ValueError`` unless it is a finite number > 0."""
-    if isinstance(duration, bool) or not isinstance(duration, (int, float)):
-        raise ValueError(
-            f"silence duration: expected seconds > 0, got {type(duration).__name__} {duration!r}"
-        )
-    if not math.isfinite(duration) or duration <= 0:
-        raise ValueError(f"silence duration: expected seconds > 0, got {duration!r}")
-    return float(duration)
-
-
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from ``90s``, ``30m``, ``2h``, ``1d`` or ``1h30m``; ``ValueError`` otherwise."""
-    compact = text.strip().lower()
-    pos = 0
-    total = 0.0
-    for match in _DURATION.finditer(compact):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if not compact or pos != len(compact):
-        raise ValueError(f"expected a duration such as 90s, 30m, 2h, 1d or 1h30m, got {text!r}")
-    return check_duration(total)
 
 
 def _aware(value: datetime) -> datetime:

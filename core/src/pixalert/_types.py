@@ -15,7 +15,6 @@ import attrs
 __all__ = [
     "Alert",
     "ChannelName",
-    "DeliveryError",
     "DeliveryResult",
     "DeliveryStatus",
     "NotificationChannel",
@@ -331,48 +330,6 @@ class DeliveryResult:
             "error": self.error,
             "latency": self.latency,
         }
-
-
-class DeliveryError(Exception):
-    """Raised by a channel's ``send`` when delivery failed.
-
-    ``retryable`` says whether trying again may help (a timeout, a 5xx, a 429)
-    or not (bad credentials, a 4xx). ``retry_after`` is the delay in seconds
-    the service asked for, if any. The message must carry no secret.
-    """
-
-    def __init__(
-        self, message: str, *, retryable: bool = True, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
-        self.retry_after = retry_after
-
-    @classmethod
-    def permanent(cls, message: str) -> DeliveryError:
-        """A failure that trying again will not fix."""
-        return cls(message, retryable=False)
-
-    def __repr__(self) -> str:
-        return (
-            f"DeliveryError({self.message!r}, retryable={self.retryable}, "
-            f"retry_after={self.retry_after})"
-        )
-
-
-class SubmitError(Exception):
-    """Raised by ``NotificationManager.submit_many`` when the store failed part way.
-
-    ``stored`` holds the ids of the alerts that were stored (and are being
-    delivered); the others were not stored. The store's own error is the
-    ``__cause__``. A store that records a batch in one transaction stores
-    all or none.
-    """
-
-    def __init__(self, message: str, *, stored: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.stored = list(stored)
 
 
 @attrs.frozen(repr=False)

@@ -39,7 +39,7 @@ def pixalert_channels() -> Sequence[ChannelSpec]:
 
     Called once when a plugin manager first needs the channel registry.
 
-    :return: a list of :class:`pixalert.ChannelSpec`. Two plugins declaring
+    :return: a list of :class:`pixalert.channels.ChannelSpec`. Two plugins declaring
         the same channel name is an error that names both plugins.
 
     A plugin uses it as::
@@ -59,7 +59,7 @@ def pixalert_demo_sinks() -> Sequence[DemoSink]:
 
     Called by ``pixalert demo`` only. Import server code inside the hook.
 
-    :return: a list of :class:`pixalert.DemoSink` (one per channel type the
+    :return: a list of :class:`pixalert.channels.DemoSink` (one per channel type the
         plugin can demonstrate without credentials).
 
     .. versionadded:: 0.1
@@ -140,8 +140,8 @@ def pixalert_state_backend(url: str, clock: Any) -> StateBackend | None:
     ``sqlite:///path`` itself.
 
     :param url: the configured URL; secrets in it are never logged.
-    :param clock: the manager's :class:`pixalert.Clock` (``now()``, ``sleep()``).
-    :return: a :class:`pixalert.StateBackend` if this plugin handles the URL's
+    :param clock: the manager's :class:`pixalert.storage.Clock` (``now()``, ``sleep()``).
+    :return: a :class:`pixalert.storage.StateBackend` if this plugin handles the URL's
         scheme, else None. Stops at the first non-None result.
 
     .. versionadded:: 0.1
@@ -158,8 +158,8 @@ def pixalert_history_store(url: str, clock: Any) -> HistoryStore | None:
     ``sqlite:///path`` itself.
 
     :param url: the configured URL.
-    :param clock: the manager's :class:`pixalert.Clock`.
-    :return: a :class:`pixalert.HistoryStore` if this plugin handles the URL's
+    :param clock: the manager's :class:`pixalert.storage.Clock`.
+    :return: a :class:`pixalert.storage.HistoryStore` if this plugin handles the URL's
         scheme, else None. Stops at the first non-None result.
 
     .. versionadded:: 0.1

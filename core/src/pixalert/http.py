@@ -30,8 +30,8 @@ from typing import Any
 
 import httpx
 
+from ._errors import DeliveryError
 from ._redact import redact
-from ._types import DeliveryError
 
 __all__ = [
     "Endpoint",

@@ -20,8 +20,9 @@ import attrs
 
 from ._channels import Channel, ChannelSpec, Receipt
 from ._conformance import ChannelContract, ContractViolation, check_channel_contract
+from ._errors import DeliveryError
 from ._storage import HistoryStore
-from ._types import Alert, DeliveryError
+from ._types import Alert
 
 __all__ = [
     "ChannelContract",

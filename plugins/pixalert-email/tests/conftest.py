@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from pixalert import structure_config
+from pixalert.channels import structure_config
 from pixalert_email import EmailChannel, EmailConfig, email_channel_spec
 from pixalert_email.testing import SMTPTestServer
 

@@ -10,7 +10,9 @@ from typing import Any
 
 import pixalert_email
 import pytest
-from pixalert import ConfigError, Secret, get_plugin_manager, load_settings, redact
+from pixalert import ConfigError, load_settings
+from pixalert.channels import Secret, redact
+from pixalert.plugins import get_plugin_manager
 from pixalert_email import EmailConfig, email_channel_spec
 
 from .conftest import build_config

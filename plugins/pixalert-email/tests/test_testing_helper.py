@@ -7,7 +7,8 @@ import asyncio
 import aiosmtplib
 import pixalert_email
 import pytest
-from pixalert import Alert, DemoSink
+from pixalert import Alert
+from pixalert.channels import DemoSink
 from pixalert.testing import make_manager
 from pixalert_email import email_channel_spec
 from pixalert_email.testing import SMTPTestServer

@@ -242,7 +242,7 @@ async def test_monitoring_loop_checks_every_interval_and_stops_cleanly(
 
 async def test_stop_from_outside_while_waiting(bridge: MonitoringBridge) -> None:
     # A real-time sleep of an hour: stop() must end the wait at once.
-    from pixalert import SystemClock
+    from pixalert.storage import SystemClock
 
     bridge.clock = SystemClock()
     checked = asyncio.Event()

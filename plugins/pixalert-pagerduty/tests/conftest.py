@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from pixalert import Alert, structure_config
+from pixalert import Alert
+from pixalert.channels import structure_config
 from pixalert.testing import FakeClock
 from pixalert_pagerduty import PagerDutyChannel, PagerDutyConfig
 from pixalert_pagerduty.testing import PagerDutyServer

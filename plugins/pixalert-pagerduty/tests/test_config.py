@@ -8,8 +8,9 @@ import socket
 
 import pixalert_pagerduty
 import pytest
-from pixalert import ConfigError, NotificationManager, Secret, structure_config
+from pixalert import ConfigError, NotificationManager
 from pixalert._plugins import get_plugin_manager
+from pixalert.channels import Secret, structure_config
 from pixalert_pagerduty import PagerDutyConfig
 from pixalert_pagerduty._channel import EVENTS_URLS, channel_spec
 

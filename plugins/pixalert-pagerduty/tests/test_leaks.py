@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pixalert_pagerduty
 import pytest
-from pixalert import DeliveryError, structure_config
+from pixalert import DeliveryError
+from pixalert.channels import structure_config
 from pixalert.testing import make_manager
 from pixalert_pagerduty import PagerDutyChannel, PagerDutyConfig
 

@@ -7,8 +7,8 @@ import sys
 from importlib.metadata import entry_points
 
 import pixalert_pagerduty
-from pixalert import DemoSink, structure_config
 from pixalert._plugins import get_plugin_manager
+from pixalert.channels import DemoSink, structure_config
 from pixalert.testing import make_manager
 from pixalert_pagerduty import PagerDutyConfig
 from pixalert_pagerduty.testing import PagerDutyServer

@@ -7,7 +7,7 @@ import json
 
 import httpx
 import pytest
-from pixalert import DemoSink
+from pixalert.channels import DemoSink
 from pixalert_pagerduty.testing import PagerDutyServer, validate_event
 
 KEY = "0123456789abcdef0123456789abcdef"

@@ -14,8 +14,8 @@ from typing import Any
 
 import pixalert_postgres
 import pytest
-from pixalert import Alert, DeliveryResult, HistoryStore, Lease
-from pixalert.storage import MemoryHistoryStore
+from pixalert import Alert, DeliveryResult
+from pixalert.storage import HistoryStore, Lease, MemoryHistoryStore
 from pixalert.testing import FakeClock
 from pixalert_postgres import PostgresHistoryStore
 from pixalert_postgres._migrations import MIGRATIONS

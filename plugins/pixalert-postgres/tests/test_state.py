@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pixalert_postgres
 import psycopg
 import pytest
-from pixalert import StateBackend
+from pixalert.storage import StateBackend
 from pixalert.testing import FakeClock
 from pixalert_postgres import PostgresStateBackend
 from psycopg import sql

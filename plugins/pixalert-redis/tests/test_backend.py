@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pixalert_redis
 import pytest
-from pixalert import StateBackend
+from pixalert.storage import StateBackend
 from pixalert_redis import RedisStateBackend
 
 pytestmark = pytest.mark.services

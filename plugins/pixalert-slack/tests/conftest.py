@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from pixalert import Clock, structure_config
+from pixalert.channels import structure_config
+from pixalert.storage import Clock
 from pixalert.testing import FakeClock
 from pixalert_slack import SlackChannel, SlackConfig
 from pixalert_slack.testing import SlackServer

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pixalert_slack
 import pytest
-from pixalert import ConfigError, Secret, load_settings, structure_config
+from pixalert import ConfigError, load_settings
+from pixalert.channels import Secret, structure_config
 from pixalert_slack import SlackConfig
 from pixalert_slack._config import normalize_mention
 

@@ -7,7 +7,9 @@ import sys
 from importlib import metadata
 
 import pixalert_slack
-from pixalert import Alert, DemoSink, get_plugin_manager, structure_config
+from pixalert import Alert
+from pixalert.channels import DemoSink, structure_config
+from pixalert.plugins import get_plugin_manager
 from pixalert.testing import FakeClock
 from pixalert_slack import SlackChannel, SlackConfig
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from pixalert import structure_config
+from pixalert.channels import structure_config
 from pixalert.testing import FakeClock
 from pixalert_webhook import WebhookChannel, WebhookConfig, generate_secret
 from pixalert_webhook.testing import WebhookReceiver

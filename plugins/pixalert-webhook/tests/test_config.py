@@ -7,13 +7,9 @@ from pathlib import Path
 
 import pixalert_webhook
 import pytest
-from pixalert import (
-    ConfigError,
-    NotificationManager,
-    Secret,
-    get_plugin_manager,
-    structure_config,
-)
+from pixalert import ConfigError, NotificationManager
+from pixalert.channels import Secret, structure_config
+from pixalert.plugins import get_plugin_manager
 from pixalert_webhook import WebhookChannel, WebhookConfig, generate_secret, pixalert_channels
 
 SPEC = pixalert_channels()[0]
@@ -120,7 +116,7 @@ def test_a_url_given_directly_is_still_a_secret() -> None:
     config = WebhookConfig(url="https://h.example.com/hook?token=direct-s3cret")
     assert isinstance(config.url, Secret)
     assert "direct-s3cret" not in repr(config)
-    from pixalert import redact
+    from pixalert.channels import redact
 
     assert "direct-s3cret" not in redact("echo: direct-s3cret")
 

@@ -6,7 +6,9 @@ import subprocess
 import sys
 
 import pixalert_webhook
-from pixalert import Alert, DemoSink, Priority, get_plugin_manager, structure_config
+from pixalert import Alert, Priority
+from pixalert.channels import DemoSink, structure_config
+from pixalert.plugins import get_plugin_manager
 from pixalert.testing import FakeClock, make_manager
 from pixalert_webhook import WebhookChannel, WebhookConfig, generate_secret
 from pixalert_webhook.testing import WebhookReceiver
@@ -14,7 +16,7 @@ from pixalert_webhook.testing import WebhookReceiver
 
 def test_shows_up_through_the_entry_point() -> None:
     pm = get_plugin_manager()
-    assert [e for e in pm.errors if e.name == "webhook"] == []
+    assert [e for e in pm.problems if e.name == "webhook"] == []
     assert pm.channel_specs()["webhook"].config_type is WebhookConfig
     (info,) = [i for i in pm.plugin_infos() if i.name == "webhook"]
     assert info.distribution == "pixalert-webhook"

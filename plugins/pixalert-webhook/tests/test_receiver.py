@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from pixalert import Alert, DemoSink
+from pixalert import Alert
+from pixalert.channels import DemoSink
 from pixalert.testing import FakeClock
 from pixalert_webhook import build_payload, sign
 from pixalert_webhook._payload import encode_payload

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 
 import pytest
-from pixalert import Secret
+from pixalert.channels import Secret
 from pixalert_webhook import WebhookVerificationError, generate_secret, sign, verify
 from pixalert_webhook._signing import decode_secret
 

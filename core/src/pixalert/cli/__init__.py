@@ -139,7 +139,7 @@ def build_manager(ctx: click.Context | None = None, **kwargs: Any) -> Notificati
     Plugins' commands call it too. A configuration error exits with status 2
     and one clear message.
     """
-    from .._config import ConfigError
+    from .._errors import ConfigError
     from .._manager import NotificationManager
     from .._plugins import default_plugin_manager
 

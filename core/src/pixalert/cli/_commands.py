@@ -181,7 +181,7 @@ def plugins(as_json: bool) -> None:
                     }
                     for i in infos
                 ],
-                "errors": [{"name": e.name, "error": e.error} for e in pm.errors],
+                "errors": [{"name": e.name, "error": e.error} for e in pm.problems],
             }
         )
         return
@@ -202,7 +202,7 @@ def plugins(as_json: bool) -> None:
         )
     else:
         click.echo("No plugins installed. Try: pip install pixalert-slack")
-    for error in pm.errors:
+    for error in pm.problems:
         click.echo(f"error: {error}", err=True)
 
 

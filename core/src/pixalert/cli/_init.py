@@ -5,7 +5,7 @@ settings (email over SMTP, Slack, PagerDuty, webhooks) and for those of any
 other installed channel plugin; checks each answer as it goes (the plugin's own
 config validation), and, only when the person says yes, tries the channel for
 real: it builds the channel through the installed plugin's
-:class:`pixalert.ChannelSpec` and sends a test alert (an SMTP login and test
+:class:`pixalert.channels.ChannelSpec` and sends a test alert (an SMTP login and test
 email, a Slack test message, a PagerDuty test event that is resolved at once).
 Secrets are typed at hidden prompts and never shown again: the summary masks
 them.
@@ -545,8 +545,9 @@ def structure(spec: ChannelSpec, name: str, section: Mapping[str, Any]) -> Any:
 
 
 async def _send_test(spec: ChannelSpec, name: str, config: Any, timeout: float) -> CheckOutcome:
+    from .._errors import DeliveryError
     from .._redact import redact
-    from .._types import Alert, DeliveryError, Priority
+    from .._types import Alert, Priority
 
     alert = Alert(
         title="pixalert test alert",
@@ -647,7 +648,7 @@ def _optional_number(label: str, question: Question) -> Any:
 
 
 def _problems(error: Exception, secrets: list[str], form: Form) -> list[str]:
-    from .._config import ConfigError
+    from .._errors import ConfigError
     from .._redact import redact
 
     lines = error.errors if isinstance(error, ConfigError) else [str(error)]

@@ -502,7 +502,7 @@ def _webhook_spec() -> Any:
 
 def _simulated_channel(case: FaultCase) -> Any:
     """A local channel that fails as a well-behaved channel would for ``case``."""
-    from .._types import DeliveryError
+    from .._errors import DeliveryError
     from ..testing import RecordingChannel
 
     failures: dict[str, list[BaseException]] = {

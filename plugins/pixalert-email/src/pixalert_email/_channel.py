@@ -8,7 +8,8 @@ import logging
 import ssl
 
 import aiosmtplib
-from pixalert import Alert, DeliveryError, Receipt, redact, register_secret
+from pixalert import Alert, DeliveryError
+from pixalert.channels import Receipt, redact, register_secret
 
 from ._config import EmailConfig
 from ._message import build_message, serialise
@@ -434,5 +435,5 @@ def _make_tls_context(config: EmailConfig) -> ssl.SSLContext:
 
 
 def make_channel(name: str, config: EmailConfig) -> EmailChannel:
-    """The :class:`pixalert.ChannelSpec` factory."""
+    """The :class:`pixalert.channels.ChannelSpec` factory."""
     return EmailChannel(name, config)

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import attrs
-from pixalert import Secret
+from pixalert.channels import Secret
 
 __all__ = ["DEFAULT_PORTS", "SECURITY_MODES", "EmailConfig", "check_address"]
 

@@ -35,7 +35,7 @@ Example::
             await manager.send_alert("Disk full", "95% on db-1", "high", channels=["email"])
             assert server.received() == ["to ops@example.com: [HIGH] Disk full"]
 
-It is also the ``email`` :class:`pixalert.DemoSink` of ``pixalert demo``.
+It is also the ``email`` :class:`pixalert.channels.DemoSink` of ``pixalert demo``.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import attrs
-from pixalert import Alert, DeliveryResult, Priority, SubmitError, hookimpl, redact
+from pixalert import Alert, DeliveryResult, Priority, SubmitError, hookimpl
+from pixalert.channels import redact
 
 from ._external import ExternalAlert, ExternalBatch, parse_external, severity_map
 from ._rules import DEFAULT_RULES, AlertRule, load_rules
@@ -130,7 +131,7 @@ class MonitoringBridge:
         if clock is None:
             clock = getattr(manager, "clock", None)
         if clock is None:
-            from pixalert import SystemClock
+            from pixalert.storage import SystemClock
 
             clock = SystemClock()
         self.clock = clock

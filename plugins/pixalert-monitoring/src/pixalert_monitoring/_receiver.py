@@ -20,7 +20,8 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from pixalert import SubmitError, redact, register_secret
+from pixalert import SubmitError
+from pixalert.channels import redact, register_secret
 
 from ._bridge import DEFAULT_DEDUP_TTL, MonitoringBridge
 from ._external import PayloadError, PayloadTooLarge
@@ -114,7 +115,7 @@ def create_app(
         raise ValueError("token: expected a non-empty string (or None for no token)")
     expected = token.encode() if token else None
     if token:
-        register_secret(token)  # masked by pixalert.redact() and in log records
+        register_secret(token)  # masked by pixalert.channels.redact() and in log records
     own_bridge = bridge is None
     if bridge is None:
         bridge = MonitoringBridge(manager, severities=severities, dedup_ttl=dedup_ttl)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pixalert import hookimpl
 
 if TYPE_CHECKING:
-    from pixalert import ChannelSpec, DemoSink
+    from pixalert.channels import ChannelSpec, DemoSink
 
     from ._channel import PagerDutyChannel, PagerDutyConfig, channel_spec
 

@@ -25,20 +25,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import attrs
-from pixalert import (
-    Alert,
+from pixalert import Alert, DeliveryError, Priority
+from pixalert.channels import (
     Channel,
     ChannelSpec,
-    Clock,
-    DeliveryError,
-    Priority,
     RateLimiter,
     Receipt,
     Secret,
-    SystemClock,
     redact,
     register_secret,
 )
+from pixalert.storage import Clock, SystemClock
 
 if TYPE_CHECKING:
     import httpx

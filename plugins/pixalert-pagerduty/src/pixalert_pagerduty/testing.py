@@ -33,7 +33,7 @@ Use it in your own tests::
             ...
             assert not pd.incident("disk").open
 
-It is also a :class:`pixalert.DemoSink` (``channel_type = "pagerduty"``).
+It is also a :class:`pixalert.channels.DemoSink` (``channel_type = "pagerduty"``).
 """
 
 from __future__ import annotations

@@ -19,15 +19,16 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from pixalert import (
-    Alert,
-    DeliveryResult,
+from pixalert import Alert, DeliveryResult, StoreUnavailable
+from pixalert.channels import redact
+from pixalert.storage import (
     HistoryEntry,
     Lease,
     SystemClock,
-    redact,
+    mask_url,
+    positive_option,
+    split_url_options,
 )
-from pixalert.storage import mask_url, positive_option, split_url_options
 
 from ._migrations import MIGRATIONS, migrate
 
@@ -49,10 +50,6 @@ DEFAULT_CONNECT_TIMEOUT = 5
 _OWN_PARAMS = ("schema", "pool_size", "pool_timeout")
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _CLEANUP_EVERY = 1000  # state acquires between deletions of expired keys
-
-
-class StoreUnavailable(RuntimeError):
-    """PostgreSQL could not be reached or refused the work (message carries no secret)."""
 
 
 def parse_url(url: str) -> tuple[str, dict[str, Any]]:

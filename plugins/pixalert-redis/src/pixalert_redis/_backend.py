@@ -23,8 +23,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from pixalert import SystemClock, redact
-from pixalert.storage import mask_url, positive_option, split_url_options
+from pixalert.channels import redact
+from pixalert.storage import SystemClock, mask_url, positive_option, split_url_options
 
 __all__ = ["RedisStateBackend", "mask_url"]
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pixalert import Channel, ChannelSpec, DemoSink, hookimpl
+from pixalert import hookimpl
+from pixalert.channels import Channel, ChannelSpec, DemoSink
 
 if TYPE_CHECKING:
     from ._blocks import build_message, escape

@@ -9,15 +9,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import httpx
-from pixalert import (
-    Alert,
-    Clock,
-    DeliveryError,
-    RateLimiter,
-    Receipt,
-    redact,
-    register_secret,
-)
+from pixalert import Alert, DeliveryError
+from pixalert.channels import Clock, RateLimiter, Receipt, redact, register_secret
 from pixalert.http import (
     Endpoint,
     error_for_exception,
@@ -70,7 +63,7 @@ class _UpdateFailed(Exception):
 class SlackChannel:
     """Posts alerts to Slack through an incoming webhook or a bot token.
 
-    Built by the plugin's :class:`pixalert.ChannelSpec` as
+    Built by the plugin's :class:`pixalert.channels.ChannelSpec` as
     ``SlackChannel(name, config)``; tests may pass ``clock`` (for example a
     :class:`pixalert.testing.FakeClock`) to control pacing. One pooled HTTP
     client is kept per channel and closed by :meth:`aclose`.

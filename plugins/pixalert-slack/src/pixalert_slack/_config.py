@@ -6,7 +6,7 @@ import re
 from typing import Any, Literal
 
 import attrs
-from pixalert import Secret
+from pixalert.channels import Secret
 
 __all__ = ["DEFAULT_API_URL", "SlackConfig", "normalize_mention"]
 

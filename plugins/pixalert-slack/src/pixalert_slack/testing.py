@@ -42,7 +42,7 @@ is ``"webhook"``, ``"chat.postMessage"``, ``"chat.update"`` or None for any):
 
 Everything received is kept in :attr:`SlackServer.requests`; accepted
 messages in :attr:`SlackServer.messages`. The server is also a
-:class:`pixalert.DemoSink` (``channel_type = "slack"``).
+:class:`pixalert.channels.DemoSink` (``channel_type = "slack"``).
 
 Install with ``pip install pixalert-slack[testing]``.
 """

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pixalert import ChannelSpec, DemoSink, hookimpl
+from pixalert import hookimpl
+from pixalert.channels import ChannelSpec, DemoSink
 
 from ._signing import WebhookVerificationError, generate_secret, sign, verify
 

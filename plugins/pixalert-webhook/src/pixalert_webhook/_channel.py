@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 import attrs
-from pixalert import Alert, Clock, DeliveryError, Receipt, Secret, SystemClock, register_secret
+from pixalert import Alert, DeliveryError
+from pixalert.channels import Receipt, Secret, register_secret
+from pixalert.storage import Clock, SystemClock
 
 from . import __version__
 from ._payload import build_payload, encode_payload

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeAlias
 
-from pixalert import Secret
+from pixalert.channels import Secret
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -40,7 +40,7 @@ MIN_KEY_BYTES = 24
 MAX_KEY_BYTES = 64
 
 #: A secret as :func:`verify` accepts it: ``"whsec_..."`` (or the bare base64
-#: part), a :class:`pixalert.Secret` holding one, or the raw key ``bytes``.
+#: part), a :class:`pixalert.channels.Secret` holding one, or the raw key ``bytes``.
 SecretLike: TypeAlias = "str | bytes | Secret"
 
 

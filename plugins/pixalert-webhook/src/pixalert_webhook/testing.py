@@ -29,7 +29,7 @@ Test your own alerts end to end::
         assert receiver.deliveries[0].data["title"] == "Disk full"
 
 It also serves as the ``webhook`` sink of ``pixalert demo`` (the
-:class:`pixalert.DemoSink` protocol: :meth:`start`, :meth:`received`, :meth:`stop`).
+:class:`pixalert.channels.DemoSink` protocol: :meth:`start`, :meth:`received`, :meth:`stop`).
 """
 
 from __future__ import annotations

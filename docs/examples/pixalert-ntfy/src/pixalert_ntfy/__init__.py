@@ -6,7 +6,8 @@ implementations, and they import the channel and the test server when called.
 
 from __future__ import annotations
 
-from pixalert import ChannelSpec, DemoSink, hookimpl
+from pixalert import hookimpl
+from pixalert.channels import ChannelSpec, DemoSink
 
 __version__ = "0.1.0"
 

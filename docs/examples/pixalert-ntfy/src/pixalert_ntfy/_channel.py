@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import attrs
-from pixalert import Alert, DeliveryError, Priority, Receipt, Secret, register_secret
+from pixalert import Alert, DeliveryError, Priority
+from pixalert.channels import Receipt, Secret, register_secret
 
 if TYPE_CHECKING:
     import httpx
@@ -66,7 +67,7 @@ class NtfyChannel:
         self.name = name
         self.config = config
         self._client: httpx.AsyncClient | None = None
-        register_secret(config.topic.get())  # masked in pixalert.redact() and HTTP logs
+        register_secret(config.topic.get())  # masked in pixalert.channels.redact() and HTTP logs
         if config.token is not None:
             register_secret(config.token.get())
 
