@@ -65,7 +65,7 @@ def test_config_error_exits_2_with_one_clear_message(
     config = write_config(tmp_path, '[delivery]\ntimeout = "soon"\n')
     code, out, err = run("--config", str(config), "send", "x")
     assert code == 2
-    assert "expected float, got 'soon' @ delivery.timeout" in err
+    assert "or a number of seconds, got 'soon' @ delivery.timeout" in err
     assert "Traceback" not in err + out
 
 

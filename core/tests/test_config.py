@@ -169,7 +169,7 @@ BAD = [
     (
         "pixalert.toml",
         "[delivery]\ntimeout = -1\n",
-        "pixalert.toml: expected a number > 0, got -1.0 @ delivery.timeout",
+        "pixalert.toml: expected a finite duration >= 0, got -1 @ delivery.timeout",
     ),
     (
         "pixalert.toml",
@@ -261,8 +261,9 @@ def test_all_errors_are_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load(tmp_path, config={"cooldown_minutes": "x", "delivery": {"timeout": "y"}})
     assert sorted(info.value.errors) == [
+        "arguments: expected a duration such as 30s, 5m, 1h30m or a number of seconds, "
+        "got 'y' @ delivery.timeout",
         "arguments: expected float, got 'x' @ cooldown_minutes",
-        "arguments: expected float, got 'y' @ delivery.timeout",
     ]
 
 

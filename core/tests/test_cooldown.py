@@ -6,9 +6,12 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pixalert
-from pixalert import DeliveryError
+import pytest
+from pixalert import DeliveryError, StoreUnavailable
+from pixalert._sqlite import SQLiteHistoryStore
 from pixalert.testing import FakeClock, RecordingChannel, make_manager
 
 
@@ -121,21 +124,33 @@ def test_two_processes_sharing_a_sqlite_file_send_once(tmp_path: Path) -> None:
 async def test_an_alert_the_store_refused_leaves_no_cooldown(
     clock: FakeClock, tmp_path: Path
 ) -> None:
-    # With a store that does I/O the record and the cooldown key go out together;
-    # when the record fails, the key taken for the lost alert is given back.
+    # The record and the cooldown key go out together; when the record fails,
+    # the key taken for the lost alert is given back.
+    class FullDisk(SQLiteHistoryStore):
+        refuse = False
+
+        async def record(self, alert: Any, channels: Any, **kwargs: Any) -> Any:
+            if self.refuse:
+                raise StoreUnavailable(f"{self.path}: database or disk is full")
+            return await super().record(alert, channels, **kwargs)
+
     slack = RecordingChannel("slack")
-    history = f"sqlite:///{tmp_path}/h.db"
-    async with make_manager([slack], clock=clock, history=history) as manager:
-        first = pixalert.Alert("CPU high", "91%", "low")
-        await manager.send_notification(first)
-        clock.advance(3600)  # past the cooldown of the first
-        same_id = pixalert.Alert("CPU high", "92%", "low", id=first.id)
-        try:
-            await manager.send_notification(same_id)
-        except Exception as exc:  # the store refuses the duplicate id
-            assert "UNIQUE" in str(exc)
-        else:
-            raise AssertionError("the store took a duplicate id")
+    store = FullDisk(f"sqlite:///{tmp_path}/h.db", clock)
+    async with make_manager([slack], clock=clock, history=store) as manager:
+        store.refuse = True
+        with pytest.raises(StoreUnavailable, match="disk is full"):
+            await manager.send_alert("CPU high", "91%", "low")
+        store.refuse = False
         retry = await manager.send_alert("CPU high", "92%", "low")
     assert retry["slack"].status == "sent"  # not suppressed by the lost alert's cooldown
-    assert len(slack.sent) == 2
+    assert [a.message for a in slack.sent] == ["92%"]
+
+
+async def test_an_alert_id_sent_twice_is_delivered_once(clock: FakeClock) -> None:
+    slack = RecordingChannel("slack")
+    async with make_manager([slack], clock=clock, config={"cooldown_minutes": 0}) as manager:
+        alert = pixalert.Alert("CPU high", "91%", "low")
+        first = await manager.send_notification(alert)
+        again = await manager.send_notification(alert)
+    assert first["slack"].status == again["slack"].status == "sent"
+    assert len(slack.sent) == 1

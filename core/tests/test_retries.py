@@ -1,10 +1,15 @@
-"""Delivery: retries with backoff, Retry-After, timeouts, permanent failures, circuit breaker."""
+"""Delivery: quick retries with backoff, Retry-After, timeouts, permanent failures,
+the circuit breaker, and rounds on the timeline that outlast an outage."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
+from typing import Any
 
-from pixalert import DeliveryError
+import pytest
+from pixalert import Alert, DeliveryError
+from pixalert._clock import to_datetime
 from pixalert.testing import FakeClock, RecordingChannel, make_manager
 
 FAST = {"delivery": {"backoff": 1.0, "max_attempts": 3, "timeout": 5}}
@@ -25,35 +30,122 @@ async def test_permanent_failure_is_tried_once(clock: FakeClock) -> None:
     slack = RecordingChannel("slack", fail=[DeliveryError.permanent("HTTP 403 invalid_token")])
     async with make_manager([slack], clock=clock, config=FAST) as manager:
         results = await manager.send_alert("t", "m", "low")
-    assert results["slack"].status == "failed"
-    assert results["slack"].attempts == 1
-    assert results["slack"].error == "HTTP 403 invalid_token (permanent, not retried)"
-    assert clock.sleeps == []
+        assert results["slack"].status == "failed"
+        assert results["slack"].attempts == 1
+        assert results["slack"].error == "HTTP 403 invalid_token (permanent, not retried)"
+        assert clock.sleeps == []
+        clock.advance(3600)
+        assert await manager.resume_pending() == 0  # a permanent failure is final
 
 
-async def test_retry_after_is_honoured(clock: FakeClock) -> None:
-    slack = RecordingChannel("slack", fail=[DeliveryError("429 rate limited", retry_after=30)])
+async def test_a_short_retry_after_is_waited_for(clock: FakeClock) -> None:
+    slack = RecordingChannel("slack", fail=[DeliveryError("429 rate limited", retry_after=5)])
     async with make_manager([slack], clock=clock, config=FAST) as manager:
         results = await manager.send_alert("t", "m", "low")
-    assert results["slack"].attempts == 2
-    assert clock.sleeps == [30]
+    assert results["slack"].status == "sent" and results["slack"].attempts == 2
+    assert clock.sleeps == [5]
 
 
-async def test_retry_after_is_capped(clock: FakeClock) -> None:
-    slack = RecordingChannel("slack", fail=[DeliveryError("429", retry_after=3600)])
+async def test_a_long_retry_after_moves_the_due_time_instead_of_holding_a_task(
+    clock: FakeClock,
+) -> None:
+    slack = RecordingChannel("slack", fail=[DeliveryError("429 rate limited", retry_after=300)])
+    async with make_manager([slack], clock=clock, config=FAST) as manager:
+        start = clock.now()
+        results = await manager.send_alert("t", "m", "low")
+        waiting = results["slack"]
+        assert waiting.status == "retrying" and waiting.attempts == 1
+        assert waiting.next_attempt_at == to_datetime(start + 300)
+        assert clock.sleeps == []  # no task slept through it
+        clock.advance(299)
+        assert await manager.resume_pending() == 0
+        clock.advance(1.5)
+        assert await manager.resume_pending() == 1
+        (entry,) = await manager.history()
+        assert entry["results"]["slack"]["status"] == "sent"
+        assert entry["results"]["slack"]["attempts"] == 2
+
+
+async def test_a_requested_wait_is_capped(clock: FakeClock) -> None:
+    slack = RecordingChannel("slack", fail=[DeliveryError("429", retry_after=7200)])
     config = {"delivery": {"max_retry_after": 60}}
     async with make_manager([slack], clock=clock, config=config) as manager:
-        await manager.send_alert("t", "m", "low")
-    assert clock.sleeps == [60]
+        start = clock.now()
+        results = await manager.send_alert("t", "m", "low")
+    assert results["slack"].next_attempt_at == to_datetime(start + 60)
 
 
-async def test_attempts_are_bounded(clock: FakeClock) -> None:
+async def test_after_the_quick_attempts_the_delivery_waits_on_the_timeline(
+    clock: FakeClock,
+) -> None:
     slack = RecordingChannel("slack", fail=[DeliveryError(f"boom {i}") for i in range(10)])
     async with make_manager([slack], clock=clock, config=FAST) as manager:
+        start = clock.now()
         results = await manager.send_alert("t", "m", "low")
-    assert results["slack"].status == "failed"
-    assert results["slack"].attempts == 3
-    assert results["slack"].error == "boom 2"
+        waiting = results["slack"]
+        assert waiting.status == "retrying" and not waiting
+        assert waiting.attempts == 3 and waiting.error == "boom 2"
+        assert waiting.next_attempt_at is not None
+        # The first step of the default schedule (10s), plus at most 10 % jitter.
+        assert start + 10 <= waiting.next_attempt_at.timestamp() <= start + 11
+        (entry,) = await manager.history(result="retrying")
+        assert entry["state"] == "pending"
+        assert entry["results"]["slack"]["next_attempt_at"] == waiting.next_attempt_at.isoformat()
+        stats = await manager.stats()
+        assert stats["channels"]["slack"]["retrying"] == 1
+
+
+async def test_retries_outlast_an_outage(clock: FakeClock) -> None:
+    """A channel down for two minutes gets the alert when it is back; nothing is lost."""
+    slack = RecordingChannel("slack", fail=[DeliveryError("503") for _ in range(6)])
+    config = {
+        "delivery": {
+            "max_attempts": 3,
+            "retry_schedule": ["10s", "1m"],
+            "backoff": 0,
+            "circuit_failures": 100,
+        }
+    }
+    async with make_manager([slack], clock=clock, config=config) as manager:
+        start = clock.now()
+        assert (await manager.send_alert("t", "m", "low"))["slack"].status == "retrying"
+        clock.advance(12)
+        assert await manager.resume_pending() == 1  # round two: three more failures
+        (entry,) = await manager.history()
+        nxt = entry["results"]["slack"]["next_attempt_at"]
+        # The schedule counts from acceptance: 10s, then 10s + 1m.
+        assert to_datetime(start + 70) <= datetime.fromisoformat(nxt) <= to_datetime(start + 76)
+        clock.advance(70)
+        assert await manager.resume_pending() == 1
+    assert [a.title for a in slack.sent] == ["t"]
+    assert slack.calls == 7
+
+
+async def test_it_gives_up_after_give_up_after(clock: FakeClock) -> None:
+    slack = RecordingChannel("slack", fail=[DeliveryError("503") for _ in range(100)])
+    config = {
+        "delivery": {
+            "max_attempts": 1,
+            "retry_schedule": ["1h"],
+            "give_up_after": "3h",
+            "circuit_failures": 1000,
+        }
+    }
+    async with make_manager([slack], clock=clock, config=config) as manager:
+        await manager.send_alert("t", "m", "low")
+        for _ in range(2):
+            clock.advance(4000)  # a step of 1h, plus up to 10 % of jitter
+            assert await manager.resume_pending() == 1
+        (entry,) = await manager.history()
+        assert entry["results"]["slack"]["status"] == "retrying"
+        clock.advance(4000)
+        assert await manager.resume_pending() == 1
+        (entry,) = await manager.history()
+        result = entry["results"]["slack"]
+        assert result["status"] == "failed" and entry["state"] == "done"
+        assert result["error"] == "gave up after 4 attempts over 3h: 503"
+        clock.advance(86400)
+        assert await manager.resume_pending() == 0
 
 
 async def test_each_attempt_has_a_timeout(clock: FakeClock) -> None:
@@ -61,9 +153,39 @@ async def test_each_attempt_has_a_timeout(clock: FakeClock) -> None:
     config = {"delivery": {"timeout": 0.05, "max_attempts": 2}}
     async with make_manager([slack], clock=clock, config=config) as manager:
         results = await manager.send_alert("t", "m", "low")
-    assert results["slack"].status == "failed"
+    assert results["slack"].status == "retrying"
     assert results["slack"].attempts == 2
     assert results["slack"].error == "timed out after 0.05s"
+
+
+class Paced(RecordingChannel):
+    """A channel whose service allows one message per ``interval`` seconds (real time)."""
+
+    def __init__(self, name: str, interval: float) -> None:
+        super().__init__(name)
+        self.interval = interval
+        self._next = 0.0
+
+    async def pace(self, alert: Alert) -> None:
+        loop = asyncio.get_running_loop()
+        wait = self._next - loop.time()
+        self._next = max(self._next, loop.time()) + self.interval
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+async def test_pacing_is_waited_for_before_the_attempt_timeout_starts(clock: FakeClock) -> None:
+    """A healthy but busy channel never times out for waiting its turn, so it never
+    posts twice (Slack has no idempotency)."""
+    slack = Paced("slack", interval=0.03)
+    config = {"cooldown_minutes": 0, "delivery": {"timeout": 0.05, "concurrency": 10}}
+    async with make_manager([slack], clock=clock, config=config) as manager:
+        results = await asyncio.gather(
+            *(manager.send_alert(f"alert {i}", "m", "low") for i in range(8))
+        )
+    # The last of 8 waits ~0.21 s for its turn, far past the 0.05 s attempt timeout.
+    assert all(r["slack"].status == "sent" and r["slack"].attempts == 1 for r in results)
+    assert slack.calls == 8 and len(slack.sent) == 8
 
 
 async def test_unexpected_exception_counts_as_a_retryable_failure(clock: FakeClock) -> None:
@@ -73,28 +195,34 @@ async def test_unexpected_exception_counts_as_a_retryable_failure(clock: FakeClo
     assert results["slack"].status == "sent" and results["slack"].attempts == 2
 
 
-async def test_circuit_opens_after_repeated_failures_and_half_opens_later(clock: FakeClock) -> None:
-    failures = [DeliveryError("down") for _ in range(3)]
-    slack = RecordingChannel("slack", fail=failures)
+async def test_an_open_circuit_defers_deliveries_instead_of_failing_them(
+    clock: FakeClock,
+) -> None:
+    slack = RecordingChannel("slack", fail=[DeliveryError("down") for _ in range(3)])
     config = {
         "cooldown_minutes": 0,
         "delivery": {"max_attempts": 1, "circuit_failures": 3, "circuit_reset": 60},
     }
     async with make_manager([slack], clock=clock, config=config) as manager:
         for i in range(3):
-            assert (await manager.send_alert(f"a{i}", "m", "low"))["slack"].status == "failed"
+            assert (await manager.send_alert(f"a{i}", "m", "low"))["slack"].status == "retrying"
         calls = slack.calls
-        blocked = await manager.send_alert("a3", "m", "low")
-        assert blocked["slack"].status == "failed"
-        assert "circuit open" in (blocked["slack"].error or "")
+        opened = clock.now()
+        held = (await manager.send_alert("a3", "m", "low"))["slack"]
+        assert held.status == "retrying" and held.attempts == 0
+        assert "circuit open" in (held.error or "")
+        assert held.next_attempt_at == to_datetime(opened + 60)  # when it half-opens
         assert slack.calls == calls  # not even tried
-        assert (await manager.health())["channels"]["slack"]["circuit"] == "open"
-        assert (await manager.health())["status"] == "degraded"
+        health = await manager.health()
+        assert health["channels"]["slack"]["circuit"] == "open"
+        assert health["status"] == "degraded"
         clock.advance(61)
         assert (await manager.health())["channels"]["slack"]["circuit"] == "half-open"
-        trial = await manager.send_alert("a4", "m", "low")
-        assert trial["slack"].status == "sent"
+        assert await manager.resume_pending() == 4  # the trial succeeds, the rest follow
         assert (await manager.health())["channels"]["slack"]["circuit"] == "closed"
+        entries = await manager.history()
+    assert {e["results"]["slack"]["status"] for e in entries} == {"sent"}
+    assert sorted(a.title for a in slack.sent) == ["a0", "a1", "a2", "a3"]
 
 
 async def test_failed_half_open_trial_opens_the_circuit_again(clock: FakeClock) -> None:
@@ -107,7 +235,7 @@ async def test_failed_half_open_trial_opens_the_circuit_again(clock: FakeClock) 
         await manager.send_alert("a", "m", "low")
         await manager.send_alert("b", "m", "low")
         clock.advance(11)
-        assert (await manager.send_alert("c", "m", "low"))["slack"].status == "failed"
+        assert (await manager.send_alert("c", "m", "low"))["slack"].status == "retrying"
         assert (await manager.health())["channels"]["slack"]["circuit"] == "open"
 
 
@@ -115,12 +243,15 @@ async def test_per_channel_concurrency_limit(clock: FakeClock) -> None:
     running = 0
     peak = 0
     gate = asyncio.Event()
+    two_in = asyncio.Event()
 
     class Slow(RecordingChannel):
-        async def send(self, alert, *, previous=None):  # type: ignore[no-untyped-def]
+        async def send(self, alert: Alert, *, previous: Any = None) -> Any:
             nonlocal running, peak
             running += 1
             peak = max(peak, running)
+            if running == 2:
+                two_in.set()
             await gate.wait()
             running -= 1
             return await super().send(alert, previous=previous)
@@ -129,11 +260,24 @@ async def test_per_channel_concurrency_limit(clock: FakeClock) -> None:
     config = {"cooldown_minutes": 0, "delivery": {"concurrency": 2}}
     async with make_manager([slow], clock=clock, config=config) as manager:
         tasks = [asyncio.create_task(manager.send_alert(f"t{i}", "m", "low")) for i in range(6)]
-        while running < 2:
-            await asyncio.sleep(0)
-        for _ in range(20):
-            await asyncio.sleep(0)
+        await two_in.wait()
+        await _let_others_run()  # every task has had its turn: none got past the limit
         assert running == 2
         gate.set()
         await asyncio.gather(*tasks)
     assert peak == 2 and len(slow.sent) == 6
+
+
+async def _let_others_run() -> None:
+    """Yield to the event loop until every ready task has run as far as it can
+    (no real time passes: each task either blocks on the limit or gets through)."""
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("schedule", [[], ["0s"], ["soon"], "nan"])
+def test_a_bad_retry_schedule_is_a_config_error(schedule: Any) -> None:
+    from pixalert import ConfigError
+
+    with pytest.raises(ConfigError, match="retry_schedule"):
+        make_manager([], config={"delivery": {"retry_schedule": schedule}})

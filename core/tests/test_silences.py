@@ -339,9 +339,13 @@ async def test_two_managers_sharing_one_sqlite_file(tmp_path: Path, clock: FakeC
 async def test_an_old_sqlite_file_gains_the_value_column(tmp_path: Path, clock: FakeClock) -> None:
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
-    conn.executescript(
+    conn.executescript(  # the tables of a version 1 file
         "CREATE TABLE state (key TEXT PRIMARY KEY, expires REAL NOT NULL);"
-        "CREATE TABLE alerts (id TEXT PRIMARY KEY);"
+        "CREATE TABLE alerts (id TEXT PRIMARY KEY, key TEXT NOT NULL, created_at REAL NOT NULL,"
+        " body TEXT NOT NULL, state TEXT NOT NULL, owner TEXT, token TEXT, lease_until REAL);"
+        "CREATE TABLE results (alert_id TEXT NOT NULL, channel TEXT NOT NULL, key TEXT NOT NULL,"
+        " status TEXT NOT NULL, attempts INTEGER NOT NULL, error TEXT, latency REAL,"
+        " receipt TEXT, created_at REAL NOT NULL, PRIMARY KEY (alert_id, channel));"
         "PRAGMA user_version=1;"
     )
     conn.execute("INSERT INTO state VALUES ('cooldown:k', ?)", (clock.now() + 60,))
@@ -356,7 +360,7 @@ async def test_an_old_sqlite_file_gains_the_value_column(tmp_path: Path, clock: 
         await state.aclose()
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         columns = [row[1] for row in conn.execute("PRAGMA table_info(state)")]
     finally:
         conn.close()

@@ -1,19 +1,27 @@
-"""Storage first: an alert is durable before any channel is tried, and finished later."""
+"""Storage first: an alert is durable before any channel is tried, and finished later,
+by this process or by whichever process sweeps the timeline next.
+
+The store contract itself (claims, liveness, retries, jobs, queries) is checked by
+``test_store_contract.py``; this module checks the manager and the SQLite file.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pixalert import Alert, DeliveryResult
 from pixalert._clock import to_datetime
 from pixalert._sqlite import SQLiteHistoryStore, SQLiteStateBackend
-from pixalert.storage import MemoryHistoryStore
+from pixalert.storage import HistoryQuery, MemoryDatabase, MemoryHistoryStore
 from pixalert.testing import FakeClock, RecordingChannel, make_manager
 
 
-async def test_cancelled_delivery_leaves_alert_pending_and_resume_delivers_it(
+async def test_cancelled_delivery_leaves_alert_pending_and_the_next_manager_delivers_it(
     tmp_path: Path, clock: FakeClock
 ) -> None:
     url = f"sqlite:///{tmp_path}/h.db"
@@ -22,18 +30,16 @@ async def test_cancelled_delivery_leaves_alert_pending_and_resume_delivers_it(
     task = asyncio.create_task(manager.send_alert("Disk full", "95%", "low"))
     while stuck.calls == 0:
         await asyncio.sleep(0)
-    task.cancel()  # the process "dies" mid-delivery
+    task.cancel()  # the caller gives up mid-delivery
     with pytest.raises(asyncio.CancelledError):
         await task
-    await manager.aclose()
+    await manager.aclose()  # gives back what it still held
 
     fresh = RecordingChannel("slack")
     async with make_manager([fresh], clock=clock, history=url) as second:
         pending = [e for e in await second.history() if e["state"] == "pending"]
         assert [e["title"] for e in pending] == ["Disk full"]
-        assert await second.resume_pending() == 0  # the dead holder's lease still runs
-        clock.advance(121)
-        assert await second.resume_pending() == 1
+        assert await second.resume_pending() == 1  # no lease to wait for
         assert [a.title for a in fresh.sent] == ["Disk full"]
         entry = (await second.history())[0]
         assert entry["state"] == "done" and entry["results"]["slack"]["status"] == "sent"
@@ -41,75 +47,25 @@ async def test_cancelled_delivery_leaves_alert_pending_and_resume_delivers_it(
 
 async def test_resume_skips_channels_that_already_succeeded(clock: FakeClock) -> None:
     slack, email = RecordingChannel("slack"), RecordingChannel("email")
-    store = MemoryHistoryStore(clock)
+    database = MemoryDatabase()
+    dead = MemoryHistoryStore(clock, database=database)
+    await dead.open_owner("dead")
     alert = Alert("t", "m", "medium")
-    lease = await store.record(alert, owner="dead", lease=10)
-    await store.record_result(lease, DeliveryResult("slack", "sent", 1))
-    clock.advance(11)
+    recorded = await dead.record(alert, ["slack", "email"], owner="dead", lease=120)
+    (slack_claim,) = [c for c in recorded.claims if c.channel == "slack"]
+    await dead.settle([(slack_claim, DeliveryResult("slack", "sent", 1))])
+    await dead.aclose()  # the process died with email still in flight
+    store = MemoryHistoryStore(clock, database=database)
     async with make_manager([slack, email], clock=clock, history=store) as manager:
-        await manager.drain()  # the manager took the dead holder's work over on start
+        assert await manager.resume_pending() == 1
         assert await manager.resume_pending() == 0
+        (entry,) = await manager.history()
     assert slack.sent == [] and [a.id for a in email.sent] == [alert.id]
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock):  # type: ignore[no-untyped-def]
-    if request.param == "memory":
-        return MemoryHistoryStore(clock)
-    return SQLiteHistoryStore(f"sqlite:///{tmp_path}/h.db", clock)
-
-
-async def test_stale_lease_holder_cannot_overwrite_the_new_one(store, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
-    alert = Alert("t", "m", "low")
-    old = await store.record(alert, owner="a", lease=10)
-    clock.advance(11)
-    [new] = await store.claim_pending(owner="b", lease=10)
-    assert new.alert == alert
-    assert not await store.record_result(old, DeliveryResult("slack", "failed", 1, "late"))
-    assert not await store.complete(old)
-    assert await store.record_result(new, DeliveryResult("slack", "sent", 1))
-    assert await store.complete(new)
-    assert await store.claim_pending(owner="c", lease=10) == []
-    await store.aclose()
-
-
-async def test_renew_keeps_a_lease_alive(store, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
-    lease = await store.record(Alert("t"), owner="a", lease=10)
-    clock.advance(8)
-    await store.renew([lease], 10)
-    clock.advance(8)
-    assert await store.claim_pending(owner="b", lease=10) == []
-    await store.aclose()
-
-
-async def test_history_stats_receipts_and_retention(store, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
-    now = to_datetime(clock.now())
-    for i, latency in enumerate([0.010, 0.020, 0.030, 0.040]):
-        alert = Alert(f"a{i}", key="k", created_at=now)
-        lease = await store.record(alert, owner="me", lease=10)
-        await store.record_result(
-            lease, DeliveryResult("slack", "sent", 1, None, latency, {"ts": str(i)})
-        )
-        await store.record_result(lease, DeliveryResult("email", "failed", 3, "down"))
-        await store.complete(lease)
-    stats = await store.stats(now.replace(hour=0, minute=0))
-    assert stats["alerts"] == 4
-    assert stats["channels"]["slack"]["sent"] == 4
-    assert stats["channels"]["email"]["failed"] == 4
-    assert stats["channels"]["email"]["success_rate"] == 0.0
-    p50 = stats["channels"]["slack"]["latency"]["p50"]
-    assert 0.020 <= p50 <= 0.021  # within the 5 % buckets
-    assert await store.last_receipt("k", "slack") in (
-        {"ts": "3"},
-        {"ts": "0"},
-        {"ts": "1"},
-        {"ts": "2"},
-    )
-    entries = await store.entries(now.replace(hour=0, minute=0), limit=2)
-    assert len(entries) == 2
-    assert await store.purge(to_datetime(clock.now() + 1)) == 4
-    assert await store.entries(now.replace(hour=0, minute=0)) == []
-    await store.aclose()
+    assert entry["state"] == "done"
+    assert {c: r["status"] for c, r in entry["results"].items()} == {
+        "slack": "sent",
+        "email": "sent",
+    }
 
 
 async def test_sqlite_state_is_atomic_and_expires(tmp_path: Path, clock: FakeClock) -> None:
@@ -175,57 +131,83 @@ def test_backend_url_helpers_keep_the_password_out_of_sight() -> None:
         positive_option("pool_size", "lots", url, integer=True)
 
 
-async def test_finish_records_all_results_and_completes_once(store, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
-    alert = Alert("t", "m", "low")
-    old = await store.record(alert, owner="a", lease=10)
-    clock.advance(11)
-    [new] = await store.claim_pending(owner="b", lease=10)
-    results = [
-        DeliveryResult("slack", "sent", 1, None, 0.01),
-        DeliveryResult("email", "failed", 3, "x"),
-    ]
-    assert not await store.finish(old, results)  # the stale holder is refused
-    assert await store.results_for(alert.id) == []
-    assert await store.finish(new, results)
-    assert sorted(r.channel for r in await store.results_for(alert.id)) == ["email", "slack"]
-    assert await store.claim_pending(owner="c", lease=10) == []
-    stats = await store.stats(to_datetime(clock.now() - 3600))
-    assert stats["channels"]["slack"]["sent"] == 1 and stats["channels"]["email"]["failed"] == 1
-    await store.aclose()
-
-
 async def test_a_failing_call_in_a_group_commit_fails_alone(
     tmp_path: Path, clock: FakeClock
 ) -> None:
     url = f"sqlite:///{tmp_path}/h.db"
     store, state = SQLiteHistoryStore(url, clock), SQLiteStateBackend(url, clock)
-    taken = Alert("taken", "m", "low")
-    await store.record(taken, owner="a", lease=10)
+    await store.open_owner("a")
     fresh = [Alert(f"fresh {i}", "m", "low") for i in range(5)]
-    # Queued together, these share one transaction; the duplicate id makes one call fail.
+
+    def broken(conn: Any) -> None:
+        conn.execute("INSERT INTO no_such_table VALUES (1)")
+
+    # Queued together, these share one transaction; the broken call makes it fail.
     outcomes = await asyncio.gather(
-        store.record(fresh[0], owner="a", lease=10),
+        store.record(fresh[0], ["slack"], owner="a", lease=10),
         state.acquire("k1", 60),
-        store.record(Alert("dup", "m", "low", id=taken.id), owner="a", lease=10),
-        store.record_many(fresh[1:], owner="a", lease=10),
+        store._db.run(broken),
+        store.record_many(fresh[1:], [["slack"]] * 4, owner="a", lease=10),
         state.acquire("k2", 60),
         return_exceptions=True,
     )
-    assert isinstance(outcomes[2], Exception) and "UNIQUE" in str(outcomes[2])
+    assert isinstance(outcomes[2], sqlite3.OperationalError)
     assert [type(o).__name__ for i, o in enumerate(outcomes) if i != 2] == [
-        "Lease",
+        "Recorded",
         "bool",
         "list",
         "bool",
     ]
     assert outcomes[1] is True and outcomes[4] is True
-    since = to_datetime(clock.now() - 60)
-    assert sorted(e.alert.title for e in await store.entries(since)) == sorted(
-        ["taken", *(a.title for a in fresh)]
-    )
+    entries = await store.entries(HistoryQuery())
+    assert sorted(e.alert.title for e in entries) == sorted(a.title for a in fresh)
     assert not await state.acquire("k1", 60)  # the others were committed once, not twice
     await store.aclose()
     await state.aclose()
+
+
+async def test_an_old_file_keeps_its_unfinished_alerts_and_delivers_them(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A history file of the previous schema, left with an alert half-delivered,
+    is moved forward on open: the channels it had not reached are delivered."""
+    path = tmp_path / "old.db"
+    alert = Alert("half done", "m", "medium", created_at=to_datetime(clock.now()))
+    conn = sqlite3.connect(path)
+    conn.executescript(V2_SCHEMA)
+    conn.execute(
+        "INSERT INTO alerts VALUES (?, ?, ?, ?, 'pending', 'dead', 'tok', ?)",
+        (alert.id, alert.key, alert.created_at.timestamp(), json.dumps(alert.to_dict()), 0.0),
+    )
+    conn.execute(
+        "INSERT INTO results VALUES (?, 'slack', ?, 'sent', 1, NULL, 0.01, NULL, ?)",
+        (alert.id, alert.key, alert.created_at.timestamp()),
+    )
+    conn.execute("PRAGMA user_version=2")
+    conn.commit()
+    conn.close()
+    slack, email = RecordingChannel("slack"), RecordingChannel("email")
+    async with make_manager([slack, email], clock=clock, history=f"sqlite:///{path}") as manager:
+        assert await manager.resume_pending() == 1  # the alert is routed again
+        (entry,) = await manager.history()
+    assert slack.sent == [] and [a.id for a in email.sent] == [alert.id]
+    assert entry["state"] == "done" and set(entry["results"]) == {"slack", "email"}
+
+
+V2_SCHEMA = """
+CREATE TABLE alerts (id TEXT PRIMARY KEY, key TEXT NOT NULL, created_at REAL NOT NULL,
+    body TEXT NOT NULL, state TEXT NOT NULL, owner TEXT, token TEXT, lease_until REAL);
+CREATE INDEX alerts_created ON alerts (created_at);
+CREATE INDEX alerts_pending ON alerts (lease_until) WHERE state = 'pending';
+CREATE TABLE results (alert_id TEXT NOT NULL, channel TEXT NOT NULL, key TEXT NOT NULL,
+    status TEXT NOT NULL, attempts INTEGER NOT NULL, error TEXT, latency REAL, receipt TEXT,
+    created_at REAL NOT NULL, PRIMARY KEY (alert_id, channel));
+CREATE INDEX results_receipt ON results (key, channel, created_at) WHERE receipt IS NOT NULL;
+CREATE TABLE rollup (minute INTEGER NOT NULL, channel TEXT NOT NULL, status TEXT NOT NULL,
+    bucket INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (minute, channel, status, bucket));
+CREATE TABLE alert_minutes (minute INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE state (key TEXT PRIMARY KEY, expires REAL NOT NULL, value TEXT);
+"""
 
 
 @pytest.mark.parametrize("history", ["memory://", "sqlite"])

@@ -90,7 +90,6 @@ _MOVED = {
     "SystemClock": "pixalert.storage",
     "HistoryEntry": "pixalert.storage",
     "HistoryStore": "pixalert.storage",
-    "Lease": "pixalert.storage",
     "StateBackend": "pixalert.storage",
     "PluginManager": "pixalert.plugins",
     "get_plugin_manager": "pixalert.plugins",

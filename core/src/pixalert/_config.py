@@ -95,20 +95,44 @@ def _non_negative(instance: Any, attribute: Any, value: float) -> None:
         raise ValueError(f"{attribute.name}: expected a number >= 0, got {value!r}")
 
 
+def _schedule(instance: Any, attribute: Any, value: list[Duration]) -> None:
+    if not value:
+        raise ValueError(f"{attribute.name}: expected at least one duration")
+    if any(step <= 0 for step in value):
+        raise ValueError(f"{attribute.name}: expected durations > 0, got {value!r}")
+
+
 @attrs.define
 class DeliveryConfig:
-    """How hard pixalert tries: timeouts, retries, backoff, limits, circuit breaker."""
+    """How hard pixalert tries: timeouts, retries, the timeline, limits, circuit breaker.
 
-    timeout: float = attrs.field(default=10.0, validator=_positive)
+    Each delivery gets ``max_attempts`` quick attempts (``backoff`` doubling up
+    to ``backoff_max`` between them, ``Retry-After`` honoured). If they all fail
+    for a reason worth retrying, the delivery goes back on the timeline: the
+    next round is due at the next step of ``retry_schedule`` (counted from when
+    the alert was accepted; the last step repeats), until ``give_up_after``,
+    when it is failed for good. A service asking to wait longer than
+    ``backoff_max`` (up to ``max_retry_after``), and an open circuit, move the
+    due time instead of holding a task. ``recover_interval`` is how often a
+    running manager looks for due work and for work a dead process left
+    (``0``: never, for short-lived processes).
+    """
+
+    timeout: Duration = attrs.field(default=Duration(10.0), validator=_positive)
     max_attempts: int = attrs.field(default=3, validator=_positive)
-    backoff: float = attrs.field(default=0.5, validator=_non_negative)
-    backoff_max: float = attrs.field(default=30.0, validator=_non_negative)
-    max_retry_after: float = attrs.field(default=120.0, validator=_non_negative)
+    backoff: Duration = attrs.field(default=Duration(0.5), validator=_non_negative)
+    backoff_max: Duration = attrs.field(default=Duration(10.0), validator=_non_negative)
+    max_retry_after: Duration = attrs.field(default=Duration(3600.0), validator=_non_negative)
+    retry_schedule: list[Duration] = attrs.field(
+        factory=lambda: [Duration(s) for s in (10, 30, 60, 300, 900, 1800, 3600)],
+        validator=_schedule,
+    )
+    give_up_after: Duration = attrs.field(default=Duration(86400.0), validator=_positive)
     concurrency: int = attrs.field(default=10, validator=_positive)
     circuit_failures: int = attrs.field(default=5, validator=_positive)
-    circuit_reset: float = attrs.field(default=60.0, validator=_positive)
-    lease: float = attrs.field(default=120.0, validator=_positive)
-    recover_interval: float = attrs.field(default=0.0, validator=_non_negative)
+    circuit_reset: Duration = attrs.field(default=Duration(60.0), validator=_positive)
+    lease: Duration = attrs.field(default=Duration(120.0), validator=_positive)
+    recover_interval: Duration = attrs.field(default=Duration(2.0), validator=_non_negative)
 
 
 def _names_only(sections: Mapping[str, Any]) -> str:

@@ -1,24 +1,27 @@
-"""Delivering one alert to one channel: timeout, retries, backoff, circuit breaker."""
+"""Delivering one alert to one channel: pacing, timeout, quick retries with backoff,
+the circuit breaker, and when to try again on the timeline."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import attrs
 
 from ._channels import Channel, Receipt
-from ._clock import Clock
+from ._clock import Clock, to_datetime
 from ._config import DeliveryConfig
+from ._durations import format_duration
 from ._errors import DeliveryError
 from ._redact import redact
 from ._types import Alert, ChannelName, DeliveryResult, DeliveryStatus
 
-__all__ = ["CircuitBreaker", "deliver"]
+__all__ = ["CircuitBreaker", "ChannelSlot", "deliver", "next_round"]
 
 T = TypeVar("T")
 
@@ -67,19 +70,44 @@ class CircuitBreaker:
             self.opened_at = now
         self.trial = False
 
+    def reopens_at(self, now: float) -> float:
+        """When the next call may go out (``now`` unless the circuit is open)."""
+        if self.opened_at is None or self.state(now) != "open":
+            return now
+        return self.opened_at + self.reset
+
     def to_dict(self, now: float) -> dict[str, Any]:
         """JSON-safe state for ``health()``."""
         return {"circuit": self.state(now), "consecutive_failures": self.failures}
 
 
 def backoff_delay(attempt: int, config: DeliveryConfig, error: DeliveryError) -> float:
-    """Delay before retry number ``attempt`` (1-based): exponential, full jitter,
-    and never shorter than the ``Retry-After`` the service asked for (capped)."""
+    """Delay before quick retry number ``attempt`` (1-based): exponential with full jitter,
+    and never shorter than the ``Retry-After`` the service asked for."""
     ceiling = min(config.backoff_max, config.backoff * (2 ** (attempt - 1)))
     delay = random.uniform(ceiling / 2, ceiling) if ceiling > 0 else 0.0
     if error.retry_after is not None:
-        delay = max(delay, min(error.retry_after, config.max_retry_after))
+        delay = max(delay, error.retry_after)
     return delay
+
+
+def next_round(queued_at: float, now: float, config: DeliveryConfig) -> float:
+    """When the next round of attempts is due: the first step of ``retry_schedule``
+    (offsets from ``queued_at``, the last one repeating) still ahead of ``now``, plus
+    up to 10 % of jitter so that instances do not retry in step. Jitter never pushes a
+    step inside ``give_up_after`` past it."""
+    elapsed = now - queued_at
+    offset = 0.0
+    steps = config.retry_schedule
+    for i in itertools.count():
+        step = float(steps[min(i, len(steps) - 1)])
+        offset += step
+        if offset > elapsed:
+            due = offset + random.uniform(0, step * 0.1)
+            if offset <= config.give_up_after:
+                due = min(due, float(config.give_up_after))
+            return queued_at + due
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 if sys.version_info >= (3, 11):
@@ -96,33 +124,79 @@ else:  # pragma: no cover - Python 3.10
         return await asyncio.wait_for(coro, timeout)
 
 
+@attrs.define(eq=False)
+class ChannelSlot:
+    """One configured channel with what guards it: its circuit breaker, its
+    concurrency limit, and its pacing (if the channel paces its sends)."""
+
+    name: ChannelName
+    type: str
+    channel: Channel
+    breaker: CircuitBreaker
+    concurrency: int
+    pacer: Callable[[Alert], Awaitable[None]] | None = None
+    limit: asyncio.Semaphore | None = None
+
+    @classmethod
+    def build(cls, name: str, kind: str, channel: Channel, config: DeliveryConfig) -> ChannelSlot:
+        """A slot for ``channel`` with a fresh breaker; a channel with an
+        ``async pace(alert)`` method paces its own sends."""
+        return cls(
+            ChannelName(name),
+            kind,
+            channel,
+            CircuitBreaker(config.circuit_failures, config.circuit_reset),
+            config.concurrency,
+            getattr(channel, "pace", None),
+        )
+
+    def semaphore(self) -> asyncio.Semaphore:
+        """The concurrency limit (made on first use, in the running event loop)."""
+        if self.limit is None:
+            self.limit = asyncio.Semaphore(self.concurrency)
+        return self.limit
+
+    async def pace(self, alert: Alert) -> None:
+        """Wait until the service's rate limit allows sending ``alert``."""
+        if self.pacer is not None:
+            await self.pacer(alert)
+
+
 async def deliver(
-    name: ChannelName,
-    channel: Channel,
+    slot: ChannelSlot,
     alert: Alert,
     *,
     previous: Receipt | None,
     config: DeliveryConfig,
-    breaker: CircuitBreaker,
-    limit: asyncio.Semaphore,
     clock: Clock,
+    attempts: int = 0,
+    queued_at: float | None = None,
 ) -> DeliveryResult:
-    """Send ``alert`` on one channel with every safeguard, and say what happened."""
-    attempts = 0
+    """Send ``alert`` on one channel: up to ``max_attempts`` quick attempts, then say
+    what happened: sent, failed (a permanent error, or given up), or retrying (with
+    when the next round is due). ``attempts`` were made before this round."""
+    name = slot.name
+    queued = clock.now() if queued_at is None else queued_at
+    tries = 0
     error: DeliveryError | None = None
     started = time.perf_counter()
-    while attempts < config.max_attempts:
-        if not breaker.allow(clock.now()):
+    while tries < config.max_attempts:
+        now = clock.now()
+        if not slot.breaker.allow(now):
             reason = "circuit open after repeated failures"
             if error is not None:
-                reason += f"; last error: {error.message}"
-            return DeliveryResult(name, DeliveryStatus.FAILED, attempts, reason)
+                reason += f"; last error: {redact(error.message)}"
+            return _later(name, attempts, reason, slot.breaker.reopens_at(now), queued, config)
+        tries += 1
         attempts += 1
-        async with limit:
+        async with slot.semaphore():
+            # Pacing is waited for before the attempt's timeout starts: a busy but
+            # healthy channel must not time out, and a retry would post twice.
+            await slot.pace(alert)
             attempt_start = time.perf_counter()
             try:
                 receipt = await _with_timeout(
-                    channel.send(alert, previous=previous), config.timeout
+                    slot.channel.send(alert, previous=previous), config.timeout
                 )
             except asyncio.TimeoutError:
                 error = DeliveryError(f"timed out after {config.timeout:g}s")
@@ -131,7 +205,7 @@ async def deliver(
             except Exception as exc:
                 error = DeliveryError(f"{type(exc).__name__}: {exc}")
             else:
-                breaker.success()
+                slot.breaker.success()
                 return DeliveryResult(
                     name,
                     DeliveryStatus.SENT,
@@ -140,18 +214,46 @@ async def deliver(
                     round(time.perf_counter() - attempt_start, 6),
                     dict(receipt) if receipt else None,
                 )
-        breaker.failure(clock.now())
-        if not error.retryable or attempts >= config.max_attempts:
+        slot.breaker.failure(clock.now())
+        if not error.retryable:
+            return DeliveryResult(
+                name,
+                DeliveryStatus.FAILED,
+                attempts,
+                redact(error.message) + " (permanent, not retried)",
+                round(time.perf_counter() - started, 6),
+            )
+        if error.retry_after is not None and error.retry_after > config.backoff_max:
+            # Longer than a task should wait: the timeline holds it instead.
+            wait = min(error.retry_after, config.max_retry_after)
+            return _later(name, attempts, redact(error.message), clock.now() + wait, queued, config)
+        if tries >= config.max_attempts:
             break
-        await clock.sleep(backoff_delay(attempts, config, error))
+        await clock.sleep(backoff_delay(tries, config, error))
     assert error is not None
-    message = redact(error.message)
-    if not error.retryable:
-        message += " (permanent, not retried)"
+    now = clock.now()
+    return _later(
+        name, attempts, redact(error.message), next_round(queued, now, config), queued, config
+    )
+
+
+def _later(
+    name: ChannelName,
+    attempts: int,
+    error: str,
+    due: float,
+    queued_at: float,
+    config: DeliveryConfig,
+) -> DeliveryResult:
+    """``retrying`` at ``due``, or ``failed`` if that is past ``give_up_after``."""
+    if due - queued_at > config.give_up_after:
+        span = format_duration(config.give_up_after)
+        return DeliveryResult(
+            name,
+            DeliveryStatus.FAILED,
+            attempts,
+            f"gave up after {attempts} attempts over {span}: {error}",
+        )
     return DeliveryResult(
-        name,
-        DeliveryStatus.FAILED,
-        attempts,
-        message,
-        round(time.perf_counter() - started, 6),
+        name, DeliveryStatus.RETRYING, attempts, error, next_attempt_at=to_datetime(due)
     )

@@ -28,6 +28,8 @@ __all__ = [
 log = logging.getLogger("pixalert.plugins")
 
 ENTRY_POINT_GROUP = "pixalert"
+#: The name of the core's own plugin (its stores), registered in every manager.
+BUILTIN = "pixalert.builtin"
 
 
 @attrs.frozen
@@ -62,6 +64,9 @@ class PluginManager(pluggy.PluginManager):
     def __init__(self) -> None:
         super().__init__("pixalert")
         self.add_hookspecs(hookspecs)
+        from . import _builtin
+
+        self.register(_builtin, name=BUILTIN)
         self.problems: list[PluginProblem] = []
         # Distributions by plugin name; their metadata is read only by plugin_infos().
         self._dists: dict[str, Any] = {}
@@ -147,7 +152,7 @@ class PluginManager(pluggy.PluginManager):
             self.channel_specs()
         infos = []
         for name, plugin in self.list_name_plugin():
-            if plugin is None or name == "pixalert.builtin":
+            if plugin is None or name == BUILTIN:
                 continue
             found = self._dists.get(name)
             dist, version = (found.metadata["Name"], found.version) if found else (None, None)

@@ -7,22 +7,34 @@ applies it and it disappears by itself when it ends.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import json
+import logging
 import re
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._clock import Clock, to_datetime
 from ._durations import check_duration, parse_duration
+from ._redact import redact
 from ._types import Alert, Priority
+
+if TYPE_CHECKING:
+    from ._storage import StateBackend
+
+log = logging.getLogger("pixalert")
 
 __all__ = [
     "MATCH_FIELDS",
     "SILENCE_PREFIX",
+    "SILENCE_REFRESH",
     "Silence",
+    "SilenceBook",
     "check_duration",
     "check_matchers",
     "parse_duration",
@@ -151,3 +163,94 @@ class Silence:
             comment=str(data.get("comment", "")),
             created_by=str(data.get("created_by", "")),
         )
+
+
+#: Silences are read from the state backend at most this often (seconds) per manager.
+SILENCE_REFRESH = 1.0
+
+
+class SilenceBook:
+    """The silences of one manager: kept in the state backend (so every instance
+    sharing it applies them), read at most once per :data:`SILENCE_REFRESH`."""
+
+    def __init__(self, state: Callable[[], StateBackend], clock: Clock) -> None:
+        self._state = state
+        self._clock = clock
+        self._cache: list[Silence] | None = None
+        self._read_at = 0.0
+        self._lock: asyncio.Lock | None = None
+
+    def rebind(self) -> None:
+        """Forget the lock made on an event loop that has ended."""
+        self._lock = None
+
+    async def add(
+        self, matchers: Mapping[str, str], duration: float, comment: str, created_by: str
+    ) -> Silence:
+        """Store a new silence; ``ValueError`` for bad input, ``RuntimeError`` if not stored."""
+        fields = check_matchers(matchers)
+        seconds = check_duration(duration, "silence duration")
+        for name, text in (("comment", comment), ("created_by", created_by)):
+            if not isinstance(text, str):
+                raise ValueError(f"silence {name}: expected a string, got {type(text).__name__}")
+        now = self._clock.now()
+        silence = Silence(
+            id=uuid.uuid4().hex[:12],
+            matchers=fields,
+            starts_at=to_datetime(now),
+            ends_at=to_datetime(now + seconds),
+            comment=comment,
+            created_by=created_by,
+        )
+        key = SILENCE_PREFIX + silence.id
+        body = json.dumps(silence.to_dict(), separators=(",", ":"), ensure_ascii=False)
+        state = self._state()
+        await state.put(key, body, seconds)
+        if await state.get(key) is None:
+            raise RuntimeError(
+                "silence: the state backend did not store it (is it reachable? see health())"
+            )
+        await self._refresh(now)
+        return silence
+
+    async def active(self, *, fresh: bool = False) -> list[Silence]:
+        """The silences in effect now, soonest end first (``fresh``: read the backend now)."""
+        now = self._clock.now()
+        if fresh:
+            await self._refresh(now)
+        elif self._cache is None or not 0 <= now - self._read_at < SILENCE_REFRESH:
+            if self._lock is None:
+                self._lock = asyncio.Lock()
+            async with self._lock:  # one read for a burst, not one per alert
+                if self._cache is None or not 0 <= now - self._read_at < SILENCE_REFRESH:
+                    await self._refresh(now)
+        return sorted((s for s in self._cache or () if s.active(now)), key=lambda s: s.ends_at)
+
+    async def remove(self, silence_id: str) -> bool:
+        """End a silence now; False if no such silence is in effect."""
+        state = self._state()
+        key = SILENCE_PREFIX + str(silence_id)
+        found = await state.get(key) is not None
+        if found:
+            await state.release(key)
+        await self._refresh(self._clock.now())
+        return found
+
+    async def _refresh(self, now: float) -> None:
+        try:
+            raw = await self._state().items(SILENCE_PREFIX)
+        except Exception as exc:
+            # Keep what was known: a backend hiccup must not stop deliveries.
+            log.warning("could not read silences: %s", redact(str(exc)))
+            if self._cache is None:
+                self._cache = []
+            self._read_at = now
+            return
+        silences = []
+        for key, body in raw.items():
+            try:
+                silences.append(Silence.from_dict(json.loads(body)))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("ignoring unreadable silence %s: %s", key, redact(str(exc)))
+        self._cache = silences
+        self._read_at = now

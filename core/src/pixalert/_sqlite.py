@@ -12,24 +12,49 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hashlib
 import json
+import os
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._clock import Clock
-from ._storage import HistoryEntry, Lease, build_stats, latency_bucket
+from ._clock import Clock, to_datetime
+from ._storage import (
+    NEVER_NOTIFIED,
+    ROUTE_LATER,
+    SUPERSEDED,
+    AlertEvent,
+    BaseHistoryStore,
+    BaseStateBackend,
+    Claim,
+    HistoryEntry,
+    HistoryQuery,
+    Job,
+    JobClaim,
+    Recorded,
+    Settled,
+    build_stats,
+    check_outcome,
+    latency_bucket,
+)
 from ._types import Alert, DeliveryResult, _new_id
+
+try:
+    import fcntl as _fcntl
+except ImportError:  # pragma: no cover - Windows: owners are checked by lease only
+    _fcntl = None  # type: ignore[assignment]
 
 __all__ = ["SQLiteDatabase", "SQLiteHistoryStore", "SQLiteStateBackend", "sqlite_path"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -38,26 +63,57 @@ CREATE TABLE IF NOT EXISTS alerts (
     created_at  REAL NOT NULL,
     body        TEXT NOT NULL,
     state       TEXT NOT NULL,
-    owner       TEXT,
-    token       TEXT,
-    lease_until REAL
+    priority    INTEGER NOT NULL DEFAULT 2,
+    status      TEXT NOT NULL DEFAULT 'firing',
+    source      TEXT NOT NULL DEFAULT '',
+    title       TEXT NOT NULL DEFAULT '',
+    message     TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS alerts_created ON alerts (created_at);
-CREATE INDEX IF NOT EXISTS alerts_pending ON alerts (lease_until) WHERE state = 'pending';
-CREATE TABLE IF NOT EXISTS results (
-    alert_id   TEXT NOT NULL,
-    channel    TEXT NOT NULL,
-    key        TEXT NOT NULL,
-    status     TEXT NOT NULL,
-    attempts   INTEGER NOT NULL,
-    error      TEXT,
-    latency    REAL,
-    receipt    TEXT,
-    created_at REAL NOT NULL,
+CREATE INDEX IF NOT EXISTS alerts_waiting ON alerts (state) WHERE state = 'pending';
+CREATE TABLE IF NOT EXISTS deliveries (
+    alert_id    TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    error       TEXT,
+    latency     REAL,
+    receipt     TEXT,
+    created_at  REAL NOT NULL,
+    queued_at   REAL NOT NULL,
+    due_at      REAL NOT NULL,
+    owner       TEXT,
+    token       TEXT,
+    lease_until REAL,
     PRIMARY KEY (alert_id, channel)
 );
-CREATE INDEX IF NOT EXISTS results_receipt ON results (key, channel, created_at)
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (due_at)
+    WHERE status IN ('pending', 'retrying');
+CREATE INDEX IF NOT EXISTS deliveries_waiting_key ON deliveries (key, channel)
+    WHERE status IN ('pending', 'retrying');
+CREATE INDEX IF NOT EXISTS deliveries_receipt ON deliveries (key, channel, created_at)
     WHERE receipt IS NOT NULL;
+CREATE TABLE IF NOT EXISTS jobs (
+    kind        TEXT NOT NULL,
+    ref         TEXT NOT NULL,
+    due_at      REAL NOT NULL,
+    payload     TEXT NOT NULL,
+    owner       TEXT,
+    token       TEXT,
+    lease_until REAL,
+    PRIMARY KEY (kind, ref)
+);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due_at);
+CREATE TABLE IF NOT EXISTS events (
+    alert_id TEXT NOT NULL,
+    at       REAL NOT NULL,
+    kind     TEXT NOT NULL,
+    actor    TEXT,
+    via      TEXT,
+    note     TEXT
+);
+CREATE INDEX IF NOT EXISTS events_alert ON events (alert_id);
 CREATE TABLE IF NOT EXISTS rollup (
     minute  INTEGER NOT NULL,
     channel TEXT NOT NULL,
@@ -81,6 +137,37 @@ CREATE TABLE IF NOT EXISTS state (
 # _SCHEMA above is always the newest schema (a new file is created from it).
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE state ADD COLUMN value TEXT",),
+    # Version 3: deliveries on a timeline replace per-alert leases. The alerts'
+    # old owner/token/lease_until columns stay, unused. An alert left pending
+    # by version 2 keeps its results; the channels it had not finished (and
+    # any it never reached) are delivered: failed results of pending alerts are
+    # due again, and a '*' row routes the alert once more when it is claimed.
+    3: (
+        "ALTER TABLE alerts ADD COLUMN priority INTEGER NOT NULL DEFAULT 2",
+        "ALTER TABLE alerts ADD COLUMN status TEXT NOT NULL DEFAULT 'firing'",
+        "ALTER TABLE alerts ADD COLUMN source TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE alerts ADD COLUMN title TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE alerts ADD COLUMN message TEXT NOT NULL DEFAULT ''",
+        "UPDATE alerts SET priority = CASE json_extract(body, '$.priority') "
+        "WHEN 'LOW' THEN 1 WHEN 'MEDIUM' THEN 2 WHEN 'HIGH' THEN 3 ELSE 4 END, "
+        "status = json_extract(body, '$.status'), source = json_extract(body, '$.source'), "
+        "title = json_extract(body, '$.title'), message = json_extract(body, '$.message')",
+        "DROP INDEX IF EXISTS alerts_pending",
+        *(
+            statement.strip()
+            for statement in _SCHEMA.split(";")
+            if any(name in statement for name in ("deliveries", "jobs", "events", "waiting"))
+        ),
+        "INSERT INTO deliveries (alert_id, channel, key, status, attempts, error, latency, "
+        "receipt, created_at, queued_at, due_at) SELECT r.alert_id, r.channel, r.key, "
+        "CASE WHEN r.status = 'failed' AND a.state = 'pending' THEN 'pending' ELSE r.status END, "
+        "r.attempts, r.error, r.latency, r.receipt, r.created_at, r.created_at, 0 "
+        "FROM results r JOIN alerts a ON a.id = r.alert_id",
+        "INSERT INTO deliveries (alert_id, channel, key, status, created_at, queued_at, due_at) "
+        "SELECT id, '*', key, 'pending', created_at, created_at, 0 FROM alerts "
+        "WHERE state = 'pending'",
+        "DROP TABLE results",
+    ),
 }
 
 
@@ -107,6 +194,18 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file owner-only (0600) if it does not exist yet."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
+def _fold(text: str | None) -> str | None:
+    """Case folding for searches (SQLite's own lower() knows only ASCII)."""
+    return None if text is None else text.casefold()
 
 
 def sqlite_path(url: str) -> str:
@@ -155,11 +254,16 @@ class SQLiteDatabase:
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
             if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                _create_private(Path(self.path))
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
+            conn.create_function("pixalert_fold", 1, _fold, deterministic=True)
+            if self.path != ":memory:":
+                for suffix in ("-wal", "-shm"):  # alert text can be sensitive: owner-only
+                    with contextlib.suppress(OSError):
+                        os.chmod(self.path + suffix, 0o600)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version < SCHEMA_VERSION:
                 _migrate(conn)
@@ -305,8 +409,10 @@ _ACQUIRE = (
 )
 
 
-class SQLiteStateBackend:
+class SQLiteStateBackend(BaseStateBackend):
     """Cooldown and dedup keys in a SQLite table, atomic across processes."""
+
+    loop_bound = False
 
     def __init__(self, url: str, clock: Clock) -> None:
         self._db = SQLiteDatabase.open(sqlite_path(url))
@@ -403,133 +509,428 @@ def _minute(ts: float) -> int:
     return int(ts // 60)
 
 
-class SQLiteHistoryStore:
-    """History in SQLite, with leases so a crashed sender's work is taken over."""
+_WAITING = "('pending', 'retrying')"
+_FINAL = frozenset({"sent", "failed", "suppressed", "skipped"})
+
+
+#: A lock file nobody holds is removed once it is this old (seconds): by then its
+#: owner's leases have long run out.
+_STALE_LOCK = 24 * 3600.0
+
+
+class _OwnerLocks:
+    """Owner liveness for one database file: an OS lock (``flock``) per live owner.
+
+    Each owner holds an exclusive lock on ``<db>-owners/<hash>.lock`` for as
+    long as it runs; the OS drops the lock when the process dies, however it
+    dies. Another process that can take the lock knows the owner is gone.
+    Where ``fcntl`` is missing (Windows), or for in-memory databases, nothing
+    is known and leases decide.
+    """
+
+    def __init__(self, db_path: str) -> None:
+        self.enabled = _fcntl is not None and db_path != ":memory:"
+        self.directory = Path(db_path + "-owners")
+        self.held: dict[str, int] = {}
+
+    def _file(self, owner: str) -> Path:
+        return self.directory / (hashlib.sha1(owner.encode()).hexdigest()[:24] + ".lock")
+
+    def take(self, owner: str) -> None:
+        if not self.enabled or owner in self.held:
+            return
+        assert _fcntl is not None
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._prune()
+        fd = os.open(self._file(owner), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise
+        self.held[owner] = fd
+
+    def _prune(self) -> None:
+        """Remove lock files of owners that died long ago (their leases ran out since)."""
+        cutoff = time.time() - _STALE_LOCK
+        for path in self.directory.glob("*.lock"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff and self._free(path):
+                    path.unlink()
+
+    @staticmethod
+    def _free(path: Path) -> bool:
+        """True if nobody holds the lock on ``path`` (False if it cannot be opened)."""
+        assert _fcntl is not None
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError:
+            return False
+        try:
+            _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+        except OSError:
+            return False
+        else:
+            return True
+        finally:
+            os.close(fd)
+
+    def drop(self, owner: str) -> None:
+        fd = self.held.pop(owner, None)
+        if fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self._file(owner).unlink()
+        os.close(fd)
+
+    def drop_all(self) -> None:
+        """Let go of every lock without cleaning up (as a dying process would)."""
+        for fd in self.held.values():
+            os.close(fd)
+        self.held.clear()
+
+    def gone(self, owner: str) -> bool:
+        """True if ``owner`` announced itself here and no process holds its lock now."""
+        if not self.enabled or owner in self.held:
+            return False
+        return self._free(self._file(owner))
+
+
+def _claimable(
+    conn: sqlite3.Connection, locks: _OwnerLocks, table: str, now: float, alias: str = ""
+) -> str:
+    """The SQL condition (one ``?`` for now) for rows of ``table`` that nobody live holds,
+    owners found gone included; ``alias`` prefixes the columns (``"d."``)."""
+    owner, lease = f"{alias}owner", f"{alias}lease_until"
+    condition = f"({owner} IS NULL OR {lease} <= ?)"
+    if not locks.enabled:
+        return condition
+    waiting = f" AND status IN {_WAITING}" if table == "deliveries" else ""
+    holders = [
+        row[0]
+        for row in conn.execute(
+            f"SELECT DISTINCT owner FROM {table} WHERE owner IS NOT NULL AND lease_until > ?"
+            + waiting,
+            (now,),
+        )
+    ]
+    gone = [owner for owner in holders if locks.gone(owner)]
+    if not gone:
+        return condition
+    quoted = ", ".join("'" + name.replace("'", "''") + "'" for name in gone)
+    return f"({owner} IS NULL OR {lease} <= ? OR {owner} IN ({quoted}))"
+
+
+class SQLiteHistoryStore(BaseHistoryStore):
+    """History and the delivery timeline in SQLite, shared by every process using the file.
+
+    A claim's owner is known to be alive while it holds its lock file (see
+    :meth:`open_owner`), so the work of a process that died is taken over by
+    the next sweep of any other, without waiting for the lease.
+    """
+
+    loop_bound = False
 
     def __init__(self, url: str, clock: Clock) -> None:
         self._db = SQLiteDatabase.open(sqlite_path(url))
         self._clock = clock
+        self._locks = _OwnerLocks(self._db.path)
 
-    async def record(self, alert: Alert, *, owner: str, lease: float) -> Lease:
-        """Store ``alert`` as pending, leased to ``owner``."""
-        return (await self.record_many([alert], owner=owner, lease=lease))[0]
+    @property
+    def path(self) -> str:
+        """The database file's path (``:memory:`` for an in-memory database)."""
+        return self._db.path
 
-    async def record_many(
-        self, alerts: Sequence[Alert], *, owner: str, lease: float
-    ) -> list[Lease]:
-        """:meth:`record` for each alert, in one transaction."""
-        until = self._clock.now() + lease
-        leases = [Lease(alert, _new_id()) for alert in alerts]
-        rows = [
-            (
-                held.alert.id,
-                held.alert.key,
-                held.alert.created_at.timestamp(),
-                json.dumps(held.alert.to_dict(), separators=(",", ":")),
-                owner,
-                held.token,
-                until,
-            )
-            for held in leases
-        ]
-        minutes = collections.Counter(_minute(row[2]) for row in rows)
+    # -- owners ----------------------------------------------------------
+
+    async def open_owner(self, owner: str) -> None:
+        """Hold ``owner``'s lock file (beside the database) until :meth:`close_owner`."""
+        await self._db.run(lambda _: self._locks.take(owner))
+
+    async def close_owner(self, owner: str) -> None:
+        """Give back ``owner``'s unfinished claims, then drop its lock."""
 
         def run(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "INSERT INTO alerts (id, key, created_at, body, state, owner, token, lease_until) "
-                "VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
-                rows,
+            conn.execute(
+                "UPDATE deliveries SET owner = NULL, token = NULL, lease_until = NULL "
+                f"WHERE owner = ? AND status IN {_WAITING}",
+                (owner,),
             )
-            conn.executemany(
-                "INSERT INTO alert_minutes (minute, n) VALUES (?, ?) "
-                "ON CONFLICT (minute) DO UPDATE SET n = n + excluded.n",
-                minutes.items(),
+            conn.execute(
+                "UPDATE jobs SET owner = NULL, token = NULL, lease_until = NULL WHERE owner = ?",
+                (owner,),
             )
 
-        await self._db.run(lambda c: _tx(c, run))
-        return leases
+        try:
+            await self._db.run(lambda c: _tx(c, run))
+        finally:
+            await self._db.run(lambda _: self._locks.drop(owner))
 
-    async def record_result(self, lease: Lease, result: DeliveryResult) -> bool:
-        """Store a channel's result if ``lease`` is still held."""
+    # -- alerts and deliveries --------------------------------------------
 
-        def run(conn: sqlite3.Connection) -> bool:
-            if not _holds(conn, lease):
-                return False
-            _write_results(conn, lease.alert, [result])
-            return True
+    async def record(
+        self, alert: Alert, channels: Sequence[str], *, owner: str, lease: float
+    ) -> Recorded:
+        """Store ``alert`` with a delivery per channel, claimed by ``owner``."""
+        return (await self.record_many([alert], [channels], owner=owner, lease=lease))[0]
+
+    async def record_many(
+        self,
+        alerts: Sequence[Alert],
+        channels: Sequence[Sequence[str]],
+        *,
+        owner: str,
+        lease: float,
+    ) -> list[Recorded]:
+        """:meth:`record` for each alert, in one transaction."""
+        if len(alerts) != len(channels):
+            raise ValueError("record_many: expected one channel list per alert")
+        now = self._clock.now()
+        planned = [
+            (alert, list(dict.fromkeys(str(c) for c in names)), _alert_row(alert))
+            for alert, names in zip(alerts, channels, strict=True)
+        ]
+
+        def run(conn: sqlite3.Connection) -> list[Recorded]:
+            return [
+                _record(conn, alert, names, row, owner=owner, now=now, until=now + lease)
+                for alert, names, row in planned
+            ]
 
         return await self._db.run(lambda c: _tx(c, run))
 
-    async def complete(self, lease: Lease) -> bool:
-        """Mark done if ``lease`` is still held."""
-        return await self._db.run(lambda c: _complete(c, lease))
+    async def settle(self, outcomes: Sequence[tuple[Claim, DeliveryResult]]) -> Settled:
+        """Write each outcome whose claim is still held, in one transaction."""
+        rows = []
+        for claim, result in outcomes:
+            check_outcome(claim, result)
+            rows.append((claim, result))
 
-    async def finish(self, lease: Lease, results: Sequence[DeliveryResult]) -> bool:
-        """Store every result and mark done, in one transaction, if ``lease`` is still held."""
-
-        def run(conn: sqlite3.Connection) -> bool:
-            if not _complete(conn, lease):  # the lease is gone: write nothing
-                return False
-            _write_results(conn, lease.alert, results)
-            return True
+        def run(conn: sqlite3.Connection) -> Settled:
+            accepted = []
+            touched: dict[str, Alert] = {}
+            rollups: collections.Counter[tuple[int, str, str, int]] = collections.Counter()
+            for claim, result in rows:
+                status = result.status.value
+                due = result.next_attempt_at.timestamp() if result.next_attempt_at else None
+                cur = conn.execute(
+                    "UPDATE deliveries SET status = ?, attempts = ?, error = ?, latency = ?, "
+                    "receipt = ?, due_at = COALESCE(?, due_at), owner = NULL, token = NULL, "
+                    "lease_until = NULL "
+                    f"WHERE alert_id = ? AND channel = ? AND token = ? AND status IN {_WAITING}",
+                    (
+                        status,
+                        result.attempts,
+                        result.error,
+                        result.latency,
+                        json.dumps(dict(result.receipt)) if result.receipt else None,
+                        due,
+                        claim.alert.id,
+                        claim.channel,
+                        claim.token,
+                    ),
+                )
+                ok = cur.rowcount == 1
+                accepted.append(ok)
+                if ok:
+                    touched[claim.alert.id] = claim.alert
+                    if status in _FINAL:
+                        minute = _minute(claim.alert.created_at.timestamp())
+                        rollups[
+                            (minute, claim.channel, status, _bucket(status, result.latency))
+                        ] += 1
+            _add_rollups(conn, rollups)
+            return Settled(tuple(accepted), tuple(_complete(conn, list(touched))))
 
         return await self._db.run(lambda c: _tx(c, run))
 
-    async def renew(self, leases: Sequence[Lease], lease: float) -> None:
-        """Extend the leases still held."""
+    async def claim_due(self, *, owner: str, lease: float, limit: int = 100) -> list[Claim]:
+        """Claim due deliveries held by no live owner, soonest first."""
+        now = self._clock.now()
+
+        def run(conn: sqlite3.Connection) -> list[Claim]:
+            free = _claimable(conn, self._locks, "deliveries", now, "d.")
+            rows = conn.execute(
+                "SELECT d.alert_id, d.channel, d.attempts, d.queued_at, a.body "
+                "FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
+                f"WHERE d.status IN {_WAITING} AND d.due_at <= ? AND {free} "
+                "ORDER BY d.due_at LIMIT ?",
+                (now, now, limit),
+            ).fetchall()
+            claims = []
+            updates = []
+            alerts: dict[str, Alert] = {}
+            for alert_id, channel, attempts, queued_at, body in rows:
+                alert = alerts.get(alert_id)
+                if alert is None:
+                    alert = alerts[alert_id] = Alert.from_dict(json.loads(body))
+                token = _new_id()
+                claims.append(Claim(alert, channel, token, attempts, queued_at))
+                updates.append((owner, token, now + lease, alert_id, channel))
+            conn.executemany(
+                "UPDATE deliveries SET owner = ?, token = ?, lease_until = ? "
+                "WHERE alert_id = ? AND channel = ?",
+                updates,
+            )
+            return claims
+
+        return await self._db.run(lambda c: _tx(c, run))
+
+    async def renew(self, claims: Sequence[Claim], lease: float) -> None:
+        """Extend the claims still held."""
         until = self._clock.now() + lease
-        rows = [(until, item.alert.id, item.token) for item in leases]
+        rows = [(until, c.alert.id, c.channel, c.token) for c in claims]
         if rows:
             await self._db.run(
-                lambda c: _tx(
-                    c,
-                    lambda c2: c2.executemany(
-                        "UPDATE alerts SET lease_until = ? WHERE id = ? AND token = ?", rows
+                lambda conn: _tx(
+                    conn,
+                    lambda c: c.executemany(
+                        "UPDATE deliveries SET lease_until = ? "
+                        "WHERE alert_id = ? AND channel = ? AND token = ?",
+                        rows,
                     ),
                 )
             )
 
-    async def claim_pending(self, *, owner: str, lease: float, limit: int = 100) -> list[Lease]:
-        """Claim pending alerts whose lease has expired."""
-        now = self._clock.now()
-
-        def run(conn: sqlite3.Connection) -> list[Lease]:
-            rows = conn.execute(
-                "SELECT id, body FROM alerts WHERE state = 'pending' AND lease_until <= ? "
-                "ORDER BY created_at LIMIT ?",
-                (now, limit),
-            ).fetchall()
-            claimed = []
-            for alert_id, body in rows:
-                token = _new_id()
-                conn.execute(
-                    "UPDATE alerts SET owner = ?, token = ?, lease_until = ? WHERE id = ?",
-                    (owner, token, now + lease, alert_id),
+    async def release(self, claims: Sequence[Claim]) -> None:
+        """Give back claims still held: due again now."""
+        rows = [(c.alert.id, c.channel, c.token) for c in claims]
+        if rows:
+            await self._db.run(
+                lambda conn: _tx(
+                    conn,
+                    lambda c: c.executemany(
+                        "UPDATE deliveries SET owner = NULL, token = NULL, lease_until = NULL "
+                        "WHERE alert_id = ? AND channel = ? AND token = ?",
+                        rows,
+                    ),
                 )
-                claimed.append(Lease(Alert.from_dict(json.loads(body)), token))
-            return claimed
+            )
+
+    # -- jobs --------------------------------------------------------------
+
+    async def schedule(self, jobs: Sequence[Job], *, replace: bool = True) -> list[bool]:
+        """Put jobs on the timeline."""
+        rows = [
+            (
+                job.kind,
+                job.ref,
+                float(job.due),
+                json.dumps(dict(job.payload), separators=(",", ":")),
+            )
+            for job in jobs
+        ]
+        sql = "INSERT INTO jobs (kind, ref, due_at, payload) VALUES (?, ?, ?, ?) ON CONFLICT "
+        sql += (
+            "(kind, ref) DO UPDATE SET due_at = excluded.due_at, payload = excluded.payload, "
+            "owner = NULL, token = NULL, lease_until = NULL"
+            if replace
+            else "(kind, ref) DO NOTHING"
+        )
+
+        def run(conn: sqlite3.Connection) -> list[bool]:
+            return [conn.execute(sql, row).rowcount == 1 for row in rows]
 
         return await self._db.run(lambda c: _tx(c, run))
 
-    async def results_for(self, alert_id: str) -> list[DeliveryResult]:
-        """Results recorded so far for ``alert_id``."""
+    async def cancel_jobs(self, kind: str, refs: Sequence[str]) -> int:
+        """Remove these jobs."""
 
-        def run(conn: sqlite3.Connection) -> list[DeliveryResult]:
+        def run(conn: sqlite3.Connection) -> int:
+            return sum(
+                conn.execute("DELETE FROM jobs WHERE kind = ? AND ref = ?", (kind, ref)).rowcount
+                for ref in refs
+            )
+
+        return await self._db.run(lambda c: _tx(c, run))
+
+    async def claim_jobs(self, *, owner: str, lease: float, limit: int = 100) -> list[JobClaim]:
+        """Claim due jobs held by no live owner, soonest first."""
+        now = self._clock.now()
+
+        def run(conn: sqlite3.Connection) -> list[JobClaim]:
+            free = _claimable(conn, self._locks, "jobs", now)
             rows = conn.execute(
-                "SELECT channel, status, attempts, error, latency, receipt FROM results "
-                "WHERE alert_id = ?",
-                (alert_id,),
+                f"SELECT kind, ref, due_at, payload FROM jobs WHERE due_at <= ? AND {free} "
+                "ORDER BY due_at LIMIT ?",
+                (now, now, limit),
             ).fetchall()
-            return [_result(row) for row in rows]
+            claims = []
+            for kind, ref, due, payload in rows:
+                token = _new_id()
+                conn.execute(
+                    "UPDATE jobs SET owner = ?, token = ?, lease_until = ? "
+                    "WHERE kind = ? AND ref = ?",
+                    (owner, token, now + lease, kind, ref),
+                )
+                claims.append(JobClaim(Job(kind, ref, due, json.loads(payload)), token))
+            return claims
+
+        return await self._db.run(lambda c: _tx(c, run))
+
+    async def finish_job(
+        self,
+        claim: JobClaim,
+        *,
+        next_due: float | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Remove or reschedule a claimed job, if the claim is still held."""
+        job = claim.job
+        if next_due is None:
+            sql = "DELETE FROM jobs WHERE kind = ? AND ref = ? AND token = ?"
+            params: tuple[Any, ...] = (job.kind, job.ref, claim.token)
+        else:
+            body = json.dumps(dict(job.payload if payload is None else payload))
+            sql = (
+                "UPDATE jobs SET due_at = ?, payload = ?, owner = NULL, token = NULL, "
+                "lease_until = NULL WHERE kind = ? AND ref = ? AND token = ?"
+            )
+            params = (float(next_due), body, job.kind, job.ref, claim.token)
+        return await self._db.run(lambda c: c.execute(sql, params).rowcount == 1)
+
+    async def jobs(self, kind: str | None = None) -> list[Job]:
+        """Scheduled jobs, soonest first."""
+
+        def run(conn: sqlite3.Connection) -> list[Job]:
+            sql = "SELECT kind, ref, due_at, payload FROM jobs"
+            params: tuple[Any, ...] = ()
+            if kind is not None:
+                sql += " WHERE kind = ?"
+                params = (kind,)
+            rows = conn.execute(sql + " ORDER BY due_at", params).fetchall()
+            return [Job(k, r, d, json.loads(p)) for k, r, d, p in rows]
 
         return await self._db.run(run)
+
+    # -- events and queries ---------------------------------------------------
+
+    async def add_events(self, events: Sequence[AlertEvent]) -> None:
+        """Keep events with their alerts."""
+        rows = [(e.alert_id, e.at.timestamp(), e.kind, e.by, e.via, e.note) for e in events]
+        if rows:
+            await self._db.run(
+                lambda conn: _tx(
+                    conn,
+                    lambda c: c.executemany(
+                        "INSERT INTO events (alert_id, at, kind, actor, via, note) "
+                        "SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS "
+                        "(SELECT 1 FROM alerts WHERE id = ?1)",
+                        rows,
+                    ),
+                )
+            )
+
+    async def results_for(self, alert_id: str) -> list[DeliveryResult]:
+        """The alert's deliveries."""
+        return await self._db.run(lambda c: _results(c, [alert_id]).get(alert_id, []))
 
     async def last_receipt(self, key: str, channel: str) -> Mapping[str, str] | None:
         """Receipt of the newest successful send of ``key`` on ``channel``."""
 
         def run(conn: sqlite3.Connection) -> Mapping[str, str] | None:
             row = conn.execute(
-                "SELECT receipt FROM results WHERE key = ? AND channel = ? "
+                "SELECT receipt FROM deliveries WHERE key = ? AND channel = ? "
                 "AND receipt IS NOT NULL AND status = 'sent' ORDER BY created_at DESC LIMIT 1",
                 (key, channel),
             ).fetchone()
@@ -537,38 +938,29 @@ class SQLiteHistoryStore:
 
         return await self._db.run(run)
 
-    async def entries(self, since: datetime, *, limit: int | None = None) -> list[HistoryEntry]:
-        """Alerts created at or after ``since``, newest first."""
-        start = since.timestamp()
+    async def entries(self, query: HistoryQuery) -> list[HistoryEntry]:
+        """The alerts ``query`` selects, newest first."""
+        where, params = _where(query)
+        sql = f"SELECT id, body, state FROM alerts a WHERE {where} ORDER BY created_at DESC"
+        if query.limit is not None:
+            sql += " LIMIT ?"
+            params.append(query.limit)
 
         def run(conn: sqlite3.Connection) -> list[HistoryEntry]:
-            sql = (
-                "SELECT id, body, state FROM alerts WHERE created_at >= ? ORDER BY created_at DESC"
-            )
-            params: tuple[Any, ...] = (start,)
-            if limit is not None:
-                sql += " LIMIT ?"
-                params = (start, limit)
             rows = conn.execute(sql, params).fetchall()
-            results: dict[str, list[DeliveryResult]] = {}
-            result_rows = (
-                conn.execute(
-                    "SELECT r.alert_id, r.channel, r.status, r.attempts, r.error, r.latency, "
-                    "r.receipt FROM alerts a JOIN results r ON r.alert_id = a.id "
-                    "WHERE a.created_at >= ?",
-                    (start,),
-                )
-                if limit is None
-                else _results_for_ids(conn, [r[0] for r in rows])
-            )
-            for row in result_rows:
-                results.setdefault(row[0], []).append(_result(row[1:]))
-            return [
-                HistoryEntry(
-                    Alert.from_dict(json.loads(body)), state, tuple(results.get(alert_id, ()))
-                )
-                for alert_id, body, state in rows
-            ]
+            return _entries(conn, rows)
+
+        return await self._db.run(run)
+
+    async def entry(self, alert_id: str) -> HistoryEntry | None:
+        """One alert by id."""
+
+        def run(conn: sqlite3.Connection) -> HistoryEntry | None:
+            rows = conn.execute(
+                "SELECT id, body, state FROM alerts WHERE id = ?", (alert_id,)
+            ).fetchall()
+            found = _entries(conn, rows)
+            return found[0] if found else None
 
         return await self._db.run(run)
 
@@ -587,15 +979,19 @@ class SQLiteHistoryStore:
                 (first,),
             ):
                 _add(counts, histograms, channel, status, bucket, n)
-            # Through alerts' created_at index (results have none: a scan of them all).
             for channel, status, latency in conn.execute(
-                "SELECT r.channel, r.status, r.latency FROM alerts a "
-                "JOIN results r ON r.alert_id = a.id "
-                "WHERE a.created_at >= ? AND a.created_at < ?",
+                "SELECT channel, status, latency FROM deliveries "
+                "WHERE created_at >= ? AND created_at < ? "
+                "AND status IN ('sent', 'failed', 'suppressed', 'skipped')",
                 (start, (first + 1) * 60),
             ):
-                bucket = latency_bucket(latency) if status == "sent" and latency is not None else -1
-                _add(counts, histograms, channel, status, bucket, 1)
+                _add(counts, histograms, channel, status, _bucket(status, latency), 1)
+            for channel, n in conn.execute(
+                "SELECT channel, COUNT(*) FROM deliveries WHERE status = 'retrying' "
+                "AND created_at >= ? GROUP BY channel",
+                (start,),
+            ):
+                _add(counts, histograms, channel, "retrying", -1, n)
             (alerts,) = conn.execute(
                 "SELECT COALESCE(SUM(n), 0) FROM alert_minutes WHERE minute > ?", (first,)
             ).fetchone()
@@ -608,101 +1004,266 @@ class SQLiteHistoryStore:
         return await self._db.run(run)
 
     async def purge(self, before: datetime) -> int:
-        """Delete alerts (and their results and rollups) created before ``before``."""
+        """Delete finished alerts (with their deliveries, events and rollups) created before
+        ``before``, and expired state keys."""
         cutoff = before.timestamp()
+        old = "SELECT id FROM alerts WHERE created_at < ? AND state = 'done'"
 
         def run(conn: sqlite3.Connection) -> int:
-            conn.execute("DELETE FROM results WHERE created_at < ?", (cutoff,))
+            conn.execute(f"DELETE FROM deliveries WHERE alert_id IN ({old})", (cutoff,))
+            conn.execute(f"DELETE FROM events WHERE alert_id IN ({old})", (cutoff,))
             conn.execute("DELETE FROM rollup WHERE minute < ?", (_minute(cutoff),))
             conn.execute("DELETE FROM alert_minutes WHERE minute < ?", (_minute(cutoff),))
             conn.execute("DELETE FROM state WHERE expires < ?", (self._clock.now(),))
-            return conn.execute("DELETE FROM alerts WHERE created_at < ?", (cutoff,)).rowcount
+            return conn.execute(
+                "DELETE FROM alerts WHERE created_at < ? AND state = 'done'", (cutoff,)
+            ).rowcount
 
         return await self._db.run(lambda c: _tx(c, run))
 
     async def health(self) -> Mapping[str, Any]:
-        """ok, with the file path and the number of pending alerts."""
+        """ok, with the file path, the alerts not finished and the deliveries retrying."""
 
-        def run(conn: sqlite3.Connection) -> int:
-            return int(
-                conn.execute("SELECT COUNT(*) FROM alerts WHERE state = 'pending'").fetchone()[0]
-            )
+        def run(conn: sqlite3.Connection) -> tuple[int, int]:
+            (pending,) = conn.execute(
+                "SELECT COUNT(*) FROM alerts WHERE state = 'pending'"
+            ).fetchone()
+            (retrying,) = conn.execute(
+                f"SELECT COUNT(*) FROM deliveries WHERE status IN {_WAITING} "
+                "AND status = 'retrying'"
+            ).fetchone()
+            return int(pending), int(retrying)
 
         try:
-            pending = await self._db.run(run)
-        except sqlite3.Error as exc:
-            return {"status": "degraded", "backend": "sqlite", "error": str(exc)}
-        return {"status": "ok", "backend": "sqlite", "path": self._db.path, "pending": pending}
+            pending, retrying = await self._db.run(run)
+        except (sqlite3.Error, OSError) as exc:
+            return {
+                "status": "degraded",
+                "backend": "sqlite",
+                "path": self._db.path,
+                "error": str(exc),
+            }
+        return {
+            "status": "ok",
+            "backend": "sqlite",
+            "path": self._db.path,
+            "pending": pending,
+            "retrying": retrying,
+        }
 
     async def aclose(self) -> None:
-        """Close the file (when no other store of this process uses it)."""
+        """Close this handle: owners still open through it let go of their locks
+        (their unfinished claims are taken over by the next sweep elsewhere)."""
+        await self._db.run(lambda _: self._locks.drop_all())
         await self._db.release()
 
 
-def _holds(conn: sqlite3.Connection, lease: Lease) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM alerts WHERE id = ? AND token = ?", (lease.alert.id, lease.token)
-    ).fetchone()
-    return row is not None
-
-
-def _complete(conn: sqlite3.Connection, lease: Lease) -> bool:
-    cur = conn.execute(
-        "UPDATE alerts SET state = 'done', token = NULL, owner = NULL, lease_until = NULL "
-        "WHERE id = ? AND token = ?",
-        (lease.alert.id, lease.token),
+def _alert_row(alert: Alert) -> tuple[Any, ...]:
+    return (
+        alert.id,
+        alert.key,
+        alert.created_at.timestamp(),
+        json.dumps(alert.to_dict(), separators=(",", ":")),
+        int(alert.priority),
+        alert.status,
+        alert.source,
+        alert.title,
+        alert.message,
     )
-    return cur.rowcount == 1
 
 
-def _write_results(
-    conn: sqlite3.Connection, alert: Alert, results: Sequence[DeliveryResult]
-) -> None:
-    """Insert (or replace) channels' results and keep the rollups in step."""
-    if not results:
-        return
-    created = alert.created_at.timestamp()
-    minute = _minute(created)
-    # Results written before (a retried or resumed alert) leave the rollups first.
-    replaced = {str(result.channel) for result in results}
-    for channel, status, latency in conn.execute(
-        "SELECT channel, status, latency FROM results WHERE alert_id = ?", (alert.id,)
-    ):
-        if channel in replaced:
-            conn.execute(
-                "UPDATE rollup SET n = n - 1 WHERE minute = ? AND channel = ? "
-                "AND status = ? AND bucket = ?",
-                (minute, channel, status, _bucket(status, latency)),
-            )
-    rows = []
-    rollups = []
-    for result in results:
-        channel = str(result.channel)
-        status = result.status.value
-        rows.append(
-            (
-                alert.id,
-                channel,
-                alert.key,
-                status,
-                result.attempts,
-                result.error,
-                result.latency,
-                json.dumps(dict(result.receipt)) if result.receipt else None,
-                created,
-            )
+def _record(
+    conn: sqlite3.Connection,
+    alert: Alert,
+    channels: list[str],
+    row: tuple[Any, ...],
+    *,
+    owner: str,
+    now: float,
+    until: float,
+) -> Recorded:
+    """Insert one alert with its deliveries (claimed), superseding waiting firing ones."""
+    created = row[2]
+    new = (
+        conn.execute(
+            "INSERT INTO alerts (id, key, created_at, body, state, priority, status, source, "
+            "title, message) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO NOTHING",
+            row,
+        ).rowcount
+        == 1
+    )
+    if new:
+        conn.execute(
+            "INSERT INTO alert_minutes (minute, n) VALUES (?, 1) "
+            "ON CONFLICT (minute) DO UPDATE SET n = n + 1",
+            (_minute(created),),
         )
-        rollups.append((minute, channel, status, _bucket(status, result.latency)))
+    superseded = _supersede(conn, alert, channels, now) if alert.resolved and channels else set()
+    claims = []
+    rollups: collections.Counter[tuple[int, str, str, int]] = collections.Counter()
+    for channel in channels:
+        if channel in superseded:
+            inserted = conn.execute(
+                "INSERT INTO deliveries (alert_id, channel, key, status, error, created_at, "
+                "queued_at, due_at) VALUES (?, ?, ?, 'suppressed', ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (alert.id, channel, alert.key, NEVER_NOTIFIED, created, now, now),
+            ).rowcount
+            if inserted:
+                rollups[(_minute(created), channel, "suppressed", -1)] += 1
+            continue
+        token = _new_id()
+        inserted = conn.execute(
+            "INSERT INTO deliveries (alert_id, channel, key, status, created_at, queued_at, "
+            "due_at, owner, token, lease_until) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (alert.id, channel, alert.key, created, now, now, owner, token, until),
+        ).rowcount
+        if inserted:
+            claims.append(Claim(alert, channel, token, 0, now))
+    if not new:  # routed again: the '*' row of an alert that was never routed goes
+        conn.execute(
+            "DELETE FROM deliveries WHERE alert_id = ? AND channel = ?", (alert.id, ROUTE_LATER)
+        )
+    _add_rollups(conn, rollups)
+    if not new or not channels:
+        _complete(conn, [alert.id])
+    return Recorded(alert, tuple(claims), frozenset(superseded))
+
+
+def _supersede(conn: sqlite3.Connection, alert: Alert, channels: list[str], now: float) -> set[str]:
+    marks = ",".join("?" * len(channels))
+    rows = conn.execute(
+        "SELECT d.alert_id, d.channel, d.created_at FROM deliveries d "
+        "JOIN alerts a ON a.id = d.alert_id "
+        f"WHERE d.key = ? AND d.channel IN ({marks}) AND d.status IN {_WAITING} "
+        "AND a.status = 'firing' AND a.id != ? AND (d.owner IS NULL OR d.lease_until <= ?)",
+        (alert.key, *channels, alert.id, now),
+    ).fetchall()
+    if not rows:
+        return set()
     conn.executemany(
-        "INSERT OR REPLACE INTO results (alert_id, channel, key, status, attempts, "
-        "error, latency, receipt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
+        "UPDATE deliveries SET status = 'suppressed', error = ?, owner = NULL, token = NULL, "
+        "lease_until = NULL WHERE alert_id = ? AND channel = ?",
+        [(SUPERSEDED, alert_id, channel) for alert_id, channel, _ in rows],
     )
-    conn.executemany(
-        "INSERT INTO rollup (minute, channel, status, bucket, n) VALUES (?, ?, ?, ?, 1) "
-        "ON CONFLICT (minute, channel, status, bucket) DO UPDATE SET n = n + 1",
-        rollups,
+    _add_rollups(
+        conn,
+        collections.Counter(
+            (_minute(created), channel, "suppressed", -1) for _, channel, created in rows
+        ),
     )
+    _complete(conn, list(dict.fromkeys(alert_id for alert_id, _, _ in rows)))
+    return {channel for _, channel, _ in rows}
+
+
+def _complete(conn: sqlite3.Connection, alert_ids: Sequence[str]) -> list[str]:
+    """Mark done the alerts among ``alert_ids`` with no delivery waiting; return those."""
+    done = []
+    for alert_id in alert_ids:
+        cur = conn.execute(
+            "UPDATE alerts SET state = 'done' WHERE id = ? AND state = 'pending' AND NOT EXISTS "
+            f"(SELECT 1 FROM deliveries WHERE alert_id = ?1 AND status IN {_WAITING})",
+            (alert_id,),
+        )
+        if cur.rowcount == 1:
+            done.append(alert_id)
+    return done
+
+
+def _add_rollups(
+    conn: sqlite3.Connection, rollups: Mapping[tuple[int, str, str, int], int]
+) -> None:
+    if rollups:
+        conn.executemany(
+            "INSERT INTO rollup (minute, channel, status, bucket, n) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (minute, channel, status, bucket) DO UPDATE SET n = n + excluded.n",
+            [(*key, n) for key, n in rollups.items()],
+        )
+
+
+def _where(query: HistoryQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause (on ``alerts a``) and parameters of a history query."""
+    clauses = ["1 = 1"]
+    params: list[Any] = []
+    if query.since is not None:
+        clauses.append("a.created_at >= ?")
+        params.append(query.since.timestamp())
+    if query.until is not None:
+        clauses.append("a.created_at < ?")
+        params.append(query.until.timestamp())
+    if query.priorities is not None:
+        clauses.append(f"a.priority IN ({','.join('?' * len(query.priorities))})")
+        params.extend(sorted(int(p) for p in query.priorities))
+    for column in ("status", "source", "key"):
+        value = getattr(query, column)
+        if value is not None:
+            clauses.append(f"a.{column} = ?")
+            params.append(value)
+    if query.search is not None:
+        clauses.append(
+            "(instr(pixalert_fold(a.title), ?) > 0 OR instr(pixalert_fold(a.message), ?) > 0)"
+        )
+        params.extend([query.search.casefold()] * 2)
+    if query.channel is not None or query.result is not None:
+        inner = ["d.alert_id = a.id"]
+        if query.channel is not None:
+            inner.append("d.channel = ?")
+            params.append(query.channel)
+        if query.result is not None:
+            inner.append("d.status = ?")
+            params.append(query.result)
+        clauses.append(f"EXISTS (SELECT 1 FROM deliveries d WHERE {' AND '.join(inner)})")
+    return " AND ".join(clauses), params
+
+
+def _entries(conn: sqlite3.Connection, rows: Sequence[tuple[str, str, str]]) -> list[HistoryEntry]:
+    ids = [row[0] for row in rows]
+    results = _results(conn, ids)
+    events = _events(conn, ids)
+    return [
+        HistoryEntry(
+            Alert.from_dict(json.loads(body)),
+            state,
+            tuple(results.get(alert_id, ())),
+            tuple(events.get(alert_id, ())),
+        )
+        for alert_id, body, state in rows
+    ]
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[tuple[str, Sequence[str]]]:
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        yield ",".join("?" * len(chunk)), chunk
+
+
+def _results(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, list[DeliveryResult]]:
+    out: dict[str, list[DeliveryResult]] = {}
+    for marks, chunk in _chunks(ids):
+        for row in conn.execute(
+            "SELECT alert_id, channel, status, attempts, error, latency, receipt, due_at "
+            f"FROM deliveries WHERE alert_id IN ({marks}) AND channel != '*' "
+            "ORDER BY rowid",
+            chunk,
+        ):
+            out.setdefault(row[0], []).append(_result(row[1:]))
+    return out
+
+
+def _events(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, list[AlertEvent]]:
+    out: dict[str, list[AlertEvent]] = {}
+    for marks, chunk in _chunks(ids):
+        for alert_id, at, kind, actor, via, note in conn.execute(
+            "SELECT alert_id, at, kind, actor, via, note FROM events "
+            f"WHERE alert_id IN ({marks}) ORDER BY at, rowid",
+            chunk,
+        ):
+            out.setdefault(alert_id, []).append(
+                AlertEvent(alert_id, kind, to_datetime(at), actor, via, note)
+            )
+    return out
 
 
 def _bucket(status: str, latency: float | None) -> int:
@@ -726,23 +1287,8 @@ def _add(
         hist[bucket] = hist.get(bucket, 0) + n
 
 
-def _results_for_ids(conn: sqlite3.Connection, ids: list[str]) -> list[Any]:
-    out: list[Any] = []
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        marks = ",".join("?" * len(chunk))
-        out.extend(
-            conn.execute(
-                "SELECT alert_id, channel, status, attempts, error, latency, receipt "
-                f"FROM results WHERE alert_id IN ({marks})",
-                chunk,
-            )
-        )
-    return out
-
-
 def _result(row: Sequence[Any]) -> DeliveryResult:
-    channel, status, attempts, error, latency, receipt = row
+    channel, status, attempts, error, latency, receipt, due = row
     return DeliveryResult(
         channel=channel,
         status=status,
@@ -750,4 +1296,5 @@ def _result(row: Sequence[Any]) -> DeliveryResult:
         error=error,
         latency=latency,
         receipt=json.loads(receipt) if receipt else None,
+        next_attempt_at=to_datetime(due) if status == "retrying" else None,
     )

@@ -1,8 +1,9 @@
-"""The storage contracts: a state backend (cooldown, dedup) and a history store.
+"""The storage contracts: a state backend (cooldown, dedup) and a history store
+that also holds the delivery timeline.
 
 The core ships an in-memory and a SQLite implementation of each; plugins add
 others (Redis, PostgreSQL) through the ``pixalert_state_backend`` and
-``pixalert_history_store`` hooks.
+``pixalert_history_store`` hooks, which the core's own stores answer too.
 """
 
 from __future__ import annotations
@@ -14,19 +15,37 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from ._types import Alert, DeliveryResult
+from ._types import Alert, DeliveryResult, DeliveryStatus, Priority
 
 __all__ = [
+    "NEVER_NOTIFIED",
+    "RESULTS",
+    "ROUTE_LATER",
+    "SUPERSEDED",
+    "AlertEvent",
+    "BaseHistoryStore",
+    "BaseStateBackend",
+    "Claim",
     "HistoryEntry",
+    "HistoryQuery",
     "HistoryStore",
-    "Lease",
+    "Job",
+    "JobClaim",
+    "Recorded",
+    "Settled",
     "StateBackend",
+    "check_outcome",
     "bucket_upper",
     "build_stats",
     "latency_bucket",
     "percentiles",
     "stats_from_results",
 ]
+
+
+# ---------------------------------------------------------------------------
+# State backend
+# ---------------------------------------------------------------------------
 
 
 @runtime_checkable
@@ -39,6 +58,8 @@ class StateBackend(Protocol):
     - ``acquire(key, ttl)`` is the one decision every instance must agree on:
       it sets ``key`` for ``ttl`` seconds and returns True only if the key was
       not set already, atomically (``SET key NX PX ttl`` in Redis terms).
+    - ``acquire_many(keys, ttl)`` is ``acquire`` for each key in order, in one
+      step where the backend can (a repeated key gets False after its first time).
     - ``release(key)`` forgets a key, whichever method set it.
     - ``put(key, value, ttl)`` sets ``key`` to the string ``value`` for ``ttl``
       seconds unconditionally (``SET key value PX ttl``); ``ttl <= 0`` forgets it.
@@ -50,16 +71,20 @@ class StateBackend(Protocol):
     ``acquire`` and ``put`` share one key space; a key set by ``acquire``
     carries no value to rely on, so keep the two under different prefixes
     (the core uses ``cooldown:``/``dedup:`` with ``acquire``, ``silence:``
-    and ``inhibit:`` with ``put``).
-
-    Optional: ``acquire_many(keys, ttl) -> list[bool]``, ``acquire`` for
-    each key in order in one step (a repeated key gets False after its first
-    time); ``NotificationManager.first_seen_many`` uses it, else ``acquire``
-    per key.
+    and ``inhibit:`` with ``put``). :class:`BaseStateBackend` gives
+    ``acquire_many`` a one-by-one default.
     """
+
+    #: True if the backend's connections belong to the event loop that opened them
+    #: (the manager then reopens it on a new loop).
+    loop_bound: bool
 
     async def acquire(self, key: str, ttl: float) -> bool:
         """Set ``key`` for ``ttl`` seconds unless it is set; True if this call set it."""
+        ...
+
+    async def acquire_many(self, keys: Sequence[str], ttl: float) -> list[bool]:
+        """:meth:`acquire` for each key in order, in one step where the backend can."""
         ...
 
     async def release(self, key: str) -> None:
@@ -87,78 +112,358 @@ class StateBackend(Protocol):
         ...
 
 
+class BaseStateBackend:
+    """A base for state backends: the batch form done one key at a time.
+
+    Subclass it and implement the single-key methods of :class:`StateBackend`;
+    override :meth:`acquire_many` where the backend can decide several keys
+    in one round trip.
+    """
+
+    loop_bound = True
+
+    async def acquire(self, key: str, ttl: float) -> bool:  # pragma: no cover - abstract
+        """Set ``key`` for ``ttl`` seconds unless it is set; True if this call set it."""
+        raise NotImplementedError
+
+    async def acquire_many(self, keys: Sequence[str], ttl: float) -> list[bool]:
+        """:meth:`acquire` for each key, one after the other."""
+        return [await self.acquire(key, ttl) for key in keys]
+
+
+# ---------------------------------------------------------------------------
+# History store: alerts, their deliveries on the timeline, jobs, events
+# ---------------------------------------------------------------------------
+
+
 @attrs.frozen(eq=False)
-class Lease:
-    """A claim on a pending alert: only the holder of ``token`` may complete it."""
+class Claim:
+    """A claim on one delivery (one alert on one channel) that is due.
+
+    Only the holder of ``token`` may settle it: a store ignores a result
+    given with a token that no longer holds the claim (its holder was taken
+    for dead and the work was given to another instance). ``attempts`` is how
+    many attempts were made before this claim; ``queued_at`` (epoch seconds)
+    is when the delivery was first recorded (``delivery.give_up_after``
+    counts from it).
+    """
 
     alert: Alert
+    channel: str
+    token: str
+    attempts: int = 0
+    queued_at: float = 0.0
+
+
+@attrs.frozen
+class Recorded:
+    """What :meth:`HistoryStore.record` stored for one alert.
+
+    ``claims`` are the deliveries this call created, claimed by the caller.
+    ``superseded`` names the channels on which a firing delivery of the same
+    ``key`` was still waiting when this resolve was recorded: the store has
+    marked that delivery and this resolve's own delivery there ``suppressed``
+    (nothing is sent for an incident that ended before anyone was told).
+    """
+
+    alert: Alert
+    claims: tuple[Claim, ...] = ()
+    superseded: frozenset[str] = frozenset()
+
+
+@attrs.frozen
+class Settled:
+    """What :meth:`HistoryStore.settle` did: for each outcome, whether it was
+    accepted (its claim was still held), and the ids of the alerts whose
+    every delivery became final in this call."""
+
+    accepted: tuple[bool, ...] = ()
+    completed: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Job:
+    """Timed work on the timeline other than a delivery.
+
+    ``kind`` names the handler (``"group"``, ``"escalation"``,
+    ``"heartbeat"``...), ``ref`` identifies the job within its kind (one job
+    per ``(kind, ref)``), ``due`` is when it should run (epoch seconds), and
+    ``payload`` is a JSON-safe dict the handler reads.
+    """
+
+    kind: str
+    ref: str
+    due: float
+    payload: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(eq=False)
+class JobClaim:
+    """A claim on a due :class:`Job`; only the holder of ``token`` may finish it."""
+
+    job: Job
     token: str
 
 
 @attrs.frozen
-class HistoryEntry:
-    """One alert as the history holds it, with its per-channel results."""
+class AlertEvent:
+    """Something that happened to an alert besides a delivery: an acknowledgement,
+    a resolve from an operator, an escalation step, a note.
 
-    alert: Alert
-    state: str  # "pending" while deliveries are under way, then "done"
-    results: tuple[DeliveryResult, ...] = ()
+    ``at`` is an aware UTC datetime; ``by`` who did it (a user name, ``None``
+    for pixalert itself); ``via`` through what (``"cli"``, ``"api"``,
+    ``"slack"``, ``"email"``, ``"python"``...).
+    """
+
+    alert_id: str
+    kind: str
+    at: datetime
+    by: str | None = None
+    via: str | None = None
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict (the seed's alert history row)."""
+        """A JSON-safe dict."""
+        return {
+            "kind": self.kind,
+            "at": self.at.isoformat(),
+            "by": self.by,
+            "via": self.via,
+            "note": self.note,
+        }
+
+
+@attrs.frozen
+class HistoryEntry:
+    """One alert as the history holds it: its deliveries (final or waiting) and events."""
+
+    alert: Alert
+    state: str  # "pending" while any delivery is not final, then "done"
+    results: tuple[DeliveryResult, ...] = ()
+    events: tuple[AlertEvent, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict: the alert's fields, ``state``, ``results`` by channel, ``events``."""
         data = self.alert.to_dict()
         data["state"] = self.state
         data["results"] = {str(r.channel): r.to_dict() for r in self.results}
+        data["events"] = [event.to_dict() for event in self.events]
         return data
+
+
+def _priorities(value: Any) -> frozenset[Priority] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, int, Priority)):
+        value = [value]
+    return frozenset(Priority.parse(item) for item in value)
+
+
+def _choice(name: str, allowed: Sequence[str]) -> Any:
+    def check(instance: Any, attribute: Any, value: str | None) -> None:
+        if value is not None and value not in allowed:
+            raise ValueError(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
+
+    return check
+
+
+#: The values of :attr:`HistoryQuery.result`.
+RESULTS = ("sent", "failed", "retrying", "pending", "suppressed", "skipped")
+
+
+@attrs.frozen
+class HistoryQuery:
+    """Which alerts :meth:`HistoryStore.entries` returns, newest first.
+
+    Every field left ``None`` does not filter. ``since``/``until`` bound the
+    alert's ``created_at`` (``since`` inclusive, ``until`` exclusive);
+    ``priorities`` is a set of priorities; ``status`` is ``"firing"`` or
+    ``"resolved"``; ``channel`` keeps alerts with a delivery on that channel,
+    and ``result`` alerts with a delivery in that state (on ``channel`` when
+    both are given); ``search`` is a case-insensitive substring of the title
+    or the message. ``limit`` caps the number of entries (None: all).
+    """
+
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int | None = 1000
+    priorities: frozenset[Priority] | None = attrs.field(default=None, converter=_priorities)
+    status: str | None = attrs.field(
+        default=None, validator=_choice("status", ("firing", "resolved"))
+    )
+    channel: str | None = None
+    result: str | None = attrs.field(default=None, validator=_choice("result", RESULTS))
+    search: str | None = None
+    source: str | None = None
+    key: str | None = None
+
+    def matches(self, entry: HistoryEntry) -> bool:
+        """True if ``entry`` passes every filter but ``limit`` (the reference semantics)."""
+        alert = entry.alert
+        if self.since is not None and alert.created_at < self.since:
+            return False
+        if self.until is not None and alert.created_at >= self.until:
+            return False
+        if self.priorities is not None and alert.priority not in self.priorities:
+            return False
+        if self.status is not None and alert.status != self.status:
+            return False
+        if self.source is not None and alert.source != self.source:
+            return False
+        if self.key is not None and alert.key != self.key:
+            return False
+        if self.search is not None:
+            needle = self.search.casefold()
+            if needle not in alert.title.casefold() and needle not in alert.message.casefold():
+                return False
+        if self.channel is not None or self.result is not None:
+            return any(
+                (self.channel is None or str(r.channel) == self.channel)
+                and (self.result is None or r.status.value == self.result)
+                for r in entry.results
+            )
+        return True
 
 
 @runtime_checkable
 class HistoryStore(Protocol):
-    """Durable history: every alert is written before any channel is tried.
+    """Durable history and the delivery timeline, shared by every instance using it.
 
-    Alerts are *claimed* under a lease: ``record`` stores an alert already
-    claimed by ``owner``; ``claim_pending`` hands out alerts whose lease has
-    expired (their holder died); ``renew`` extends leases while deliveries run;
-    ``complete`` and ``record_result`` are ignored (return False) for a token
-    that no longer holds the lease, so a late, stale holder cannot overwrite
-    the work of the instance that took over.
+    **Alerts and deliveries.** :meth:`record` stores an alert together with
+    one delivery row per channel it is routed to, in one write, before any
+    channel is tried; the deliveries come back claimed by the caller. A
+    delivery is *pending* (due now), *retrying* (due at its next attempt) or
+    final (sent, failed, suppressed, skipped). :meth:`settle` writes what an
+    attempt came to: a final result, or ``retrying`` with the next due time.
 
-    Two optional methods make a store faster where it can batch:
-    ``finish(lease, results) -> bool`` (every result and the completion in
-    one step) and ``record_many(alerts, *, owner, lease) -> list[Lease]``
-    (several alerts in one transaction, all or none). Without them the
-    manager calls ``record_result``/``complete`` and ``record`` one by one.
+    **Claims and owners.** Every manager is an *owner* (its instance id), and
+    announces itself with :meth:`open_owner`. :meth:`claim_due` hands out due
+    deliveries that nobody holds, or whose holder is gone: a store that can
+    tell that an owner died (the SQLite store: an OS file lock the owner holds
+    for its lifetime; PostgreSQL: a session advisory lock) frees its claims at
+    once; for owners it cannot check, the claim's lease (seconds, renewed by
+    :meth:`renew`) is the fallback. A result given with a token that no longer
+    holds its claim is ignored. :meth:`close_owner` gives back what the owner
+    still holds.
+
+    **Jobs.** Other timed work (group flushes, escalation steps, heartbeat
+    deadlines, held deliveries) is a :class:`Job`, one per ``(kind, ref)``,
+    claimed the same way with :meth:`claim_jobs`.
+
+    **Events.** :meth:`add_events` keeps what happened to an alert besides its
+    deliveries (acknowledgements, escalations, notes).
+
+    :class:`BaseHistoryStore` gives the batch forms one-by-one defaults.
+    ``pixalert.testing.check_store_contract`` checks a store against all of
+    this. Times are the manager's clock (epoch seconds) unless said otherwise.
     """
 
-    async def record(self, alert: Alert, *, owner: str, lease: float) -> Lease:
-        """Store ``alert`` as pending, claimed by ``owner`` for ``lease`` seconds."""
+    #: True if the store's connections belong to the event loop that opened
+    #: them (the manager then reopens it on a new loop).
+    loop_bound: bool
+
+    async def open_owner(self, owner: str) -> None:
+        """Announce ``owner`` as live for as long as it runs (take its liveness lock)."""
         ...
 
-    async def record_result(self, lease: Lease, result: DeliveryResult) -> bool:
-        """Store one channel's result; False if ``lease`` is no longer held."""
+    async def close_owner(self, owner: str) -> None:
+        """Give back every claim ``owner`` still holds, and drop its liveness lock."""
         ...
 
-    async def complete(self, lease: Lease) -> bool:
-        """Mark the alert done; False if ``lease`` is no longer held."""
+    async def record(
+        self, alert: Alert, channels: Sequence[str], *, owner: str, lease: float
+    ) -> Recorded:
+        """Store ``alert`` and a pending delivery per channel, claimed by ``owner``.
+
+        Recording an alert id again adds deliveries for channels it lacks
+        (and claims only those). For a resolved alert, waiting firing
+        deliveries of the same key on the same channels are superseded (see
+        :class:`Recorded`).
+        """
         ...
 
-    async def renew(self, leases: Sequence[Lease], lease: float) -> None:
-        """Extend the given leases by ``lease`` seconds from now."""
+    async def record_many(
+        self,
+        alerts: Sequence[Alert],
+        channels: Sequence[Sequence[str]],
+        *,
+        owner: str,
+        lease: float,
+    ) -> list[Recorded]:
+        """:meth:`record` for each alert (``channels[i]`` for ``alerts[i]``), all or none
+        where the store has transactions."""
         ...
 
-    async def claim_pending(self, *, owner: str, lease: float, limit: int = 100) -> list[Lease]:
-        """Claim pending alerts whose lease expired (or that were released)."""
+    async def settle(self, outcomes: Sequence[tuple[Claim, DeliveryResult]]) -> Settled:
+        """Write what each claimed delivery came to, if its claim is still held.
+
+        A final status ends the delivery; ``retrying`` puts it back on the
+        timeline at ``result.next_attempt_at`` with the attempts and error so
+        far. Either way the claim is released.
+        """
+        ...
+
+    async def claim_due(self, *, owner: str, lease: float, limit: int = 100) -> list[Claim]:
+        """Claim up to ``limit`` due deliveries held by no live owner, soonest first."""
+        ...
+
+    async def renew(self, claims: Sequence[Claim], lease: float) -> None:
+        """Extend the given claims (still held) by ``lease`` seconds from now."""
+        ...
+
+    async def release(self, claims: Sequence[Claim]) -> None:
+        """Give back claims without a result: the deliveries are due again at once."""
+        ...
+
+    async def schedule(self, jobs: Sequence[Job], *, replace: bool = True) -> list[bool]:
+        """Put jobs on the timeline; True for each one written.
+
+        A job whose ``(kind, ref)`` exists already is overwritten when
+        ``replace`` (its current claim, if any, is voided), else kept as it is.
+        """
+        ...
+
+    async def cancel_jobs(self, kind: str, refs: Sequence[str]) -> int:
+        """Remove these jobs of ``kind``; return how many there were."""
+        ...
+
+    async def claim_jobs(self, *, owner: str, lease: float, limit: int = 100) -> list[JobClaim]:
+        """Claim up to ``limit`` due jobs held by no live owner, soonest first."""
+        ...
+
+    async def finish_job(
+        self,
+        claim: JobClaim,
+        *,
+        next_due: float | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Finish a claimed job: remove it, or with ``next_due`` put it back
+        (with ``payload`` if given). False if the claim was no longer held."""
+        ...
+
+    async def jobs(self, kind: str | None = None) -> list[Job]:
+        """The scheduled jobs (of ``kind``), soonest first."""
+        ...
+
+    async def add_events(self, events: Sequence[AlertEvent]) -> None:
+        """Keep these events with their alerts."""
         ...
 
     async def results_for(self, alert_id: str) -> list[DeliveryResult]:
-        """The results already recorded for an alert (to skip channels done before)."""
+        """The alert's deliveries as results: final ones and those still waiting."""
         ...
 
     async def last_receipt(self, key: str, channel: str) -> Mapping[str, str] | None:
         """The receipt of the last successful send of ``key`` on ``channel``."""
         ...
 
-    async def entries(self, since: datetime, *, limit: int | None = None) -> list[HistoryEntry]:
-        """Alerts created at or after ``since``, newest first."""
+    async def entries(self, query: HistoryQuery) -> list[HistoryEntry]:
+        """The alerts ``query`` selects, newest first (see :class:`HistoryQuery`)."""
+        ...
+
+    async def entry(self, alert_id: str) -> HistoryEntry | None:
+        """One alert by id, or None."""
         ...
 
     async def stats(self, since: datetime) -> dict[str, Any]:
@@ -166,7 +471,10 @@ class HistoryStore(Protocol):
         ...
 
     async def purge(self, before: datetime) -> int:
-        """Delete alerts created before ``before``; return how many."""
+        """Delete finished alerts created before ``before``; return how many.
+
+        Alerts with a delivery still pending or retrying are kept.
+        """
         ...
 
     async def health(self) -> Mapping[str, Any]:
@@ -178,9 +486,78 @@ class HistoryStore(Protocol):
         ...
 
 
+class BaseHistoryStore:
+    """A base for history stores: owners unchecked (leases only) and the batch
+    forms done one at a time.
+
+    Subclass it and implement the rest of :class:`HistoryStore`; override a
+    batch method (:meth:`record_many`) where the store can do it in one step,
+    and :meth:`open_owner`/:meth:`close_owner` where it can tell that an owner
+    died.
+    """
+
+    loop_bound = True
+
+    async def open_owner(self, owner: str) -> None:
+        """Nothing to do: this store relies on leases alone."""
+
+    async def close_owner(self, owner: str) -> None:
+        """Nothing to give back here: unfinished claims run out with their lease."""
+
+    async def record(
+        self, alert: Alert, channels: Sequence[str], *, owner: str, lease: float
+    ) -> Recorded:  # pragma: no cover - abstract
+        """Store ``alert`` and its deliveries (see :meth:`HistoryStore.record`)."""
+        raise NotImplementedError
+
+    async def record_many(
+        self,
+        alerts: Sequence[Alert],
+        channels: Sequence[Sequence[str]],
+        *,
+        owner: str,
+        lease: float,
+    ) -> list[Recorded]:
+        """:meth:`record` for each alert in turn (not all-or-none)."""
+        if len(alerts) != len(channels):
+            raise ValueError("record_many: expected one channel list per alert")
+        return [
+            await self.record(alert, names, owner=owner, lease=lease)
+            for alert, names in zip(alerts, channels, strict=True)
+        ]
+
+    async def entry(self, alert_id: str) -> HistoryEntry | None:  # pragma: no cover - abstract
+        """One alert by id, or None."""
+        raise NotImplementedError
+
+
+def check_outcome(claim: Claim, result: DeliveryResult) -> None:
+    """Raise ``ValueError`` unless ``result`` can settle ``claim`` (the channels
+    match, and a ``retrying`` result says when)."""
+    if str(result.channel) != claim.channel:
+        raise ValueError(
+            f"settle: a result for {str(result.channel)!r} given for a claim on {claim.channel!r}"
+        )
+    if result.status is DeliveryStatus.PENDING:
+        raise ValueError("settle: expected a final or retrying result, got pending (use release)")
+    if result.status is DeliveryStatus.RETRYING and result.next_attempt_at is None:
+        raise ValueError("settle: a retrying result needs next_attempt_at")
+
+
+#: The channel of a delivery row that stands for an alert not routed yet (a
+#: store moved forward from an older schema keeps its unfinished alerts so):
+#: the pipeline routes the alert when it claims the row, and records it again.
+ROUTE_LATER = "*"
+
+#: The reason written on a firing delivery a resolve superseded.
+SUPERSEDED = "superseded: the alert resolved before this could be delivered"
+#: The reason written on the resolve's own delivery on such a channel.
+NEVER_NOTIFIED = "not sent: the firing notification was never delivered on this channel"
+
+
 _BUCKET_BASE = 1e-4  # 0.1 ms
 _BUCKET_GROWTH = 1.05  # each bucket 5 % wider: percentiles within 5 %
-_STATUSES = ("sent", "failed", "suppressed", "skipped")
+_STATUSES = ("sent", "failed", "suppressed", "skipped", "retrying")
 
 
 def latency_bucket(seconds: float) -> int:
@@ -223,12 +600,14 @@ def build_stats(
     Shape::
 
         {"since": "...", "alerts": 12,
-         "totals": {"sent": 20, "failed": 1, "suppressed": 3, "skipped": 2},
+         "totals": {"sent": 20, "failed": 1, "suppressed": 3, "skipped": 2, "retrying": 1},
          "channels": {"slack": {"sent": 10, "failed": 1, "suppressed": 2, "skipped": 0,
+                                "retrying": 1,
                                 "success_rate": 0.909,
                                 "latency": {"p50": 0.012, "p95": 0.05, "p99": 0.08}}}}
 
-    ``success_rate`` is sent / (sent + failed), None when nothing was tried.
+    ``success_rate`` is sent / (sent + failed), None when nothing was tried;
+    ``retrying`` counts deliveries waiting for their next attempt.
     Latencies are in seconds, for sent deliveries.
     """
     channels: dict[str, dict[str, Any]] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -107,13 +108,25 @@ class NotificationChannel(str, enum.Enum):
 
 
 class DeliveryStatus(str, enum.Enum):
-    """What happened to an alert on one channel."""
+    """What happened to an alert on one channel.
+
+    ``SENT``, ``FAILED``, ``SUPPRESSED`` and ``SKIPPED`` are final.
+    ``PENDING`` is a delivery not tried yet; ``RETRYING`` one that failed for
+    a reason worth retrying and waits on the timeline for its next attempt
+    (``DeliveryResult.next_attempt_at``).
+    """
 
     SENT = "sent"
     FAILED = "failed"
     SUPPRESSED = "suppressed"
     SKIPPED = "skipped"
     PENDING = "pending"
+    RETRYING = "retrying"
+
+    @property
+    def final(self) -> bool:
+        """True once nothing more will be tried for this delivery."""
+        return self not in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 
     __hash__ = str.__hash__
 
@@ -183,25 +196,35 @@ def _check_status(instance: Any, attribute: Any, value: str) -> None:
         raise ValueError(f"status: expected 'firing' or 'resolved', got {value!r}")
 
 
-_PLAIN = frozenset({str, int, float, bool, type(None)})
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+#: How deeply metadata may nest (a dict in a list in a dict is depth 3).
+MAX_METADATA_DEPTH = 32
 
 
-def _json_safe(value: Any, path: str) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
+def _json_safe(value: Any, path: str, depth: int = 0) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{path}: expected a finite number, got {value!r}")
         return value
     if isinstance(value, enum.Enum):
         return _json_safe(value.value, path)
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, (Mapping, list, tuple)) and depth >= MAX_METADATA_DEPTH:
+        raise ValueError(f"{path}: expected at most {MAX_METADATA_DEPTH} levels of nesting")
     # Plain values are taken as they are; the path is only built for what needs a look.
     if isinstance(value, Mapping):
         return {
-            str(k): v if type(v) in _PLAIN else _json_safe(v, f"{path}.{k}")
+            str(k): v if type(v) in _PLAIN else _json_safe(v, f"{path}.{k}", depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
         return [
-            v if type(v) in _PLAIN else _json_safe(v, f"{path}[{i}]") for i, v in enumerate(value)
+            v if type(v) in _PLAIN else _json_safe(v, f"{path}[{i}]", depth + 1)
+            for i, v in enumerate(value)
         ]
     raise ValueError(
         f"{path}: expected a JSON value (str, number, bool, None, list, dict), "
@@ -308,7 +331,9 @@ class DeliveryResult:
     """What happened to one alert on one channel.
 
     ``bool(result)`` is true only when the alert was sent. ``error`` is a
-    short reason with no secrets in it.
+    short reason with no secrets in it. A delivery waiting to be retried has
+    status ``retrying``, the attempts made so far, the last error and
+    ``next_attempt_at`` (an aware UTC datetime).
     """
 
     channel: ChannelName = attrs.field(converter=ChannelName)
@@ -317,19 +342,23 @@ class DeliveryResult:
     error: str | None = None
     latency: float | None = None
     receipt: dict[str, str] | None = None
+    next_attempt_at: datetime | None = None
 
     def __bool__(self) -> bool:
         return self.status is DeliveryStatus.SENT
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict of this result."""
-        return {
+        data: dict[str, Any] = {
             "channel": str(self.channel),
             "status": self.status.value,
             "attempts": self.attempts,
             "error": self.error,
             "latency": self.latency,
         }
+        if self.next_attempt_at is not None:
+            data["next_attempt_at"] = self.next_attempt_at.isoformat()
+        return data
 
 
 @attrs.frozen(repr=False)

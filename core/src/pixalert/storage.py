@@ -1,20 +1,37 @@
-"""The storage contracts and helpers, for backend plugins (Redis, PostgreSQL, ...).
+"""What a store author needs: the storage contracts, base classes and helpers.
 
-A backend plugin implements :class:`StateBackend` or :class:`HistoryStore`
-and returns it from the ``pixalert_state_backend`` / ``pixalert_history_store``
-hooks. :func:`build_stats` gives ``stats()`` its one shape everywhere.
+A backend plugin implements :class:`HistoryStore` (the history and the
+delivery timeline) or :class:`StateBackend` (cooldown, dedup, silences), and
+returns it from the ``pixalert_history_store`` / ``pixalert_state_backend``
+hooks. :class:`BaseHistoryStore` and :class:`BaseStateBackend` give the batch
+forms one-by-one defaults; ``pixalert.testing.check_store_contract`` checks a
+store against the whole contract. :func:`build_stats` gives ``stats()`` its
+one shape everywhere.
 """
 
 from ._clock import Clock, SystemClock
 from ._errors import StoreUnavailable
-from ._memory import MemoryHistoryStore, MemoryStateBackend
+from ._memory import MemoryDatabase, MemoryHistoryStore, MemoryStateBackend
 from ._storage import (
+    NEVER_NOTIFIED,
+    RESULTS,
+    ROUTE_LATER,
+    SUPERSEDED,
+    AlertEvent,
+    BaseHistoryStore,
+    BaseStateBackend,
+    Claim,
     HistoryEntry,
+    HistoryQuery,
     HistoryStore,
-    Lease,
+    Job,
+    JobClaim,
+    Recorded,
+    Settled,
     StateBackend,
     bucket_upper,
     build_stats,
+    check_outcome,
     latency_bucket,
     percentiles,
     stats_from_results,
@@ -22,17 +39,31 @@ from ._storage import (
 from ._urls import mask_url, positive_option, split_url_options
 
 __all__ = [
+    "NEVER_NOTIFIED",
+    "RESULTS",
+    "ROUTE_LATER",
+    "SUPERSEDED",
+    "AlertEvent",
+    "BaseHistoryStore",
+    "BaseStateBackend",
+    "Claim",
     "Clock",
     "HistoryEntry",
+    "HistoryQuery",
     "HistoryStore",
-    "Lease",
+    "Job",
+    "JobClaim",
+    "MemoryDatabase",
     "MemoryHistoryStore",
     "MemoryStateBackend",
+    "Recorded",
+    "Settled",
     "StateBackend",
     "StoreUnavailable",
     "SystemClock",
     "bucket_upper",
     "build_stats",
+    "check_outcome",
     "latency_bucket",
     "mask_url",
     "percentiles",

@@ -4,15 +4,20 @@
 - :class:`RecordingChannel`: a channel that records what it was sent and can
   be told to fail.
 - :func:`make_manager`: a :class:`pixalert.NotificationManager` with given
-  channels, an in-memory store and a fake clock.
+  channels, a history in a temporary SQLite file and a fake clock.
 - :func:`check_channel_contract` (and :class:`ChannelContract`): the
   conformance suite a channel plugin runs from its own tests.
+- :func:`check_store_contract` (and :class:`StoreContract`): the conformance
+  suite a history store runs from its own tests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -22,15 +27,19 @@ from ._channels import Channel, ChannelSpec, Receipt
 from ._conformance import ChannelContract, ContractViolation, check_channel_contract
 from ._errors import DeliveryError
 from ._storage import HistoryStore
+from ._store_contract import STORE_CHECKS, StoreContract, check_store_contract
 from ._types import Alert
 
 __all__ = [
+    "STORE_CHECKS",
     "ChannelContract",
     "ContractViolation",
     "FakeClock",
     "RecordingChannel",
     "RecordingConfig",
+    "StoreContract",
     "check_channel_contract",
+    "check_store_contract",
     "make_manager",
     "recording_spec",
 ]
@@ -136,26 +145,38 @@ def make_manager(
     config: Mapping[str, Any] | None = None,
     plugins: Iterable[object] = (),
     entrypoints: bool = False,
-    history: str | HistoryStore = "memory://",
+    history: str | HistoryStore | None = None,
     **kwargs: Any,
 ) -> Any:
     """A :class:`pixalert.NotificationManager` for tests.
 
-    It has the given channel instances, an in-memory history and state (unless
-    ``history`` says otherwise), a :class:`FakeClock`, no environment or config
-    files read, and no installed plugins loaded unless ``entrypoints=True``.
+    It has the given channel instances, a history (and cooldown state) in a
+    new temporary SQLite file unless ``history`` names another URL or passes
+    a store, a :class:`FakeClock`, no environment or config files read, and
+    no installed plugins loaded unless ``entrypoints=True``.
+
+    Background sweeps are off (``delivery.recover_interval = 0``) unless the
+    config sets it, so that a test decides when due work runs: move the
+    clock, then ``await manager.resume_pending()``.
     """
     from ._manager import NotificationManager
     from ._plugins import get_plugin_manager
 
-    merged: dict[str, Any] = {}
+    merged: dict[str, Any] = {"delivery": {"recover_interval": 0}}
     if isinstance(history, str):
         merged["history"] = history
-    else:
+    elif history is not None:
         merged["history"] = "memory://"
         kwargs["history"] = history
-    merged.update(config or {})
-    return NotificationManager(
+    else:
+        folder = tempfile.mkdtemp(prefix="pixalert-test-")
+        merged["history"] = f"sqlite:///{folder}/history.db"
+    for key, value in (config or {}).items():
+        if key == "delivery" and isinstance(value, Mapping):
+            merged["delivery"] = {**merged["delivery"], **value}
+        else:
+            merged[key] = value
+    manager = NotificationManager(
         config=merged,
         channels=channels,
         clock=clock or FakeClock(),
@@ -165,3 +186,6 @@ def make_manager(
         read_files=False,
         **kwargs,
     )
+    if history is None:
+        weakref.finalize(manager, shutil.rmtree, folder, True)
+    return manager

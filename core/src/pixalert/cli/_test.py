@@ -377,7 +377,7 @@ FAULT_CASES = (
         "unreachable",
         "unreachable host (connection refused)",
         "",
-        f"retried ({MAX_ATTEMPTS} attempts), then failed",
+        f"retried ({MAX_ATTEMPTS} attempts), then queued",
     ),
     FaultCase(
         "bad_credentials",
@@ -395,13 +395,13 @@ FAULT_CASES = (
         "timeout",
         "timeout (no answer)",
         "/hang",
-        f"each attempt cut at {ATTEMPT_TIMEOUT:g} s, retried, then failed",
+        f"each attempt cut at {ATTEMPT_TIMEOUT:g} s, retried, then queued",
     ),
     FaultCase(
         "server_error",
         "server error (HTTP 503)",
         "/unavailable",
-        f"retried ({MAX_ATTEMPTS} attempts), then failed",
+        f"retried ({MAX_ATTEMPTS} attempts), then queued",
     ),
 )
 
@@ -542,8 +542,11 @@ async def suite_errors() -> SuiteResult:
         "max_attempts": MAX_ATTEMPTS,
         "timeout": ATTEMPT_TIMEOUT,
         "backoff": 0.05,
-        "backoff_max": 0.2,
+        # A Retry-After up to this long is waited for in the attempt loop (a
+        # longer one would move the delivery to a later round on the timeline).
+        "backoff_max": 2 * RETRY_AFTER,
         "circuit_failures": 100,
+        "recover_interval": 0,  # a memory history: what waits for a later round ends with us
     }
     spec = _webhook_spec()
     server: FaultServer | None = None
@@ -640,7 +643,9 @@ def _judge(case: FaultCase, r: DeliveryResult, times: list[float]) -> dict[str, 
             else "not retried"
         )
     else:
-        ok = r.status.value == "failed" and r.attempts == MAX_ATTEMPTS and not permanent
+        # Transient: the quick attempts are used up, and the delivery waits on the
+        # timeline for its next round instead of failing for good.
+        ok = r.status.value == "retrying" and r.attempts == MAX_ATTEMPTS and not permanent
         handling = "transient: retried" if r.attempts > 1 else "not retried"
         if case.key == "timeout":
             ok = ok and "timed out" in error

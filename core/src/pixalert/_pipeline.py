@@ -1,0 +1,290 @@
+"""The one way an alert goes: route, record, suppress, deliver, settle.
+
+For every store and every way in (``send_alert``, ``submit``, a sweep that
+picks up a retry or a dead process's work):
+
+1. route: the channels an alert goes to (explicit ``channels``, else the
+   routing table), then the ``pixalert_route`` hooks;
+2. record: the alert and one delivery per routed channel, in one write,
+   before any channel is tried (the deliveries come back claimed);
+3. suppress: the ``pixalert_suppress`` hooks, silences, cooldown (once per
+   alert, when it is accepted; a retry is not suppressed again);
+4. deliver: each claimed delivery to its channel, concurrently (a channel
+   routed to but not configured is ``skipped``);
+5. settle: every outcome in one write (sent, failed, suppressed, skipped, or
+   retrying at its next due time), then the ``pixalert_after_delivery``
+   hooks once every delivery of the alert is final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._clock import Clock
+from ._config import Settings
+from ._delivery import deliver
+from ._errors import SubmitError
+from ._plugins import PluginManager
+from ._redact import redact
+from ._registry import ChannelRegistry
+from ._storage import NEVER_NOTIFIED, ROUTE_LATER, Claim, HistoryStore, Recorded
+from ._suppression import Suppression, await_me_maybe
+from ._timeline import Timeline
+from ._types import Alert, ChannelName, DeliveryResult, DeliveryStatus
+
+__all__ = ["Pipeline", "Results"]
+
+log = logging.getLogger("pixalert")
+
+Results = dict[ChannelName, DeliveryResult]
+
+
+class Pipeline:
+    """Runs alerts through the steps above."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        plugins: PluginManager,
+        registry: ChannelRegistry,
+        suppression: Suppression,
+        timeline: Timeline,
+        store: Callable[[], HistoryStore],
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._plugins = plugins
+        self._registry = registry
+        self._suppression = suppression
+        self._timeline = timeline
+        self._store = store
+        self._clock = clock
+
+    # -- 1. route -------------------------------------------------------------
+
+    def route(self, alert: Alert) -> list[ChannelName]:
+        """The channel names ``alert`` goes to: explicit channels, else the routing
+        table, then the ``pixalert_route`` hooks (first non-None answer wins)."""
+        if alert.channels is not None:
+            names = [str(c) for c in alert.channels]
+        else:
+            names = self._registry.expand(self._settings.routing.for_priority(alert.priority))
+        try:
+            changed = self._plugins.hook.pixalert_route(alert=alert, channels=list(names))
+        except Exception as exc:
+            log.warning("pixalert_route hook failed, routing unchanged: %s", redact(str(exc)))
+            changed = None
+        if changed is not None:
+            names = [str(c) for c in changed]
+        return [ChannelName(n) for n in dict.fromkeys(names)]
+
+    # -- ways in ----------------------------------------------------------------
+
+    async def send(self, alert: Alert, cooldown: float | None) -> Results:
+        """Route, record, suppress and deliver ``alert``; return every channel's result."""
+        routed = self.route(alert)
+        store = self._store()
+        delivery = self._settings.delivery
+        # The record and the suppression check (a cooldown key in the state
+        # backend) go out together so that their round trips overlap; no
+        # channel is tried before both are done.
+        recording = asyncio.ensure_future(
+            store.record(alert, routed, owner=self._timeline.owner, lease=delivery.lease)
+        )
+        try:
+            reason = await self._suppression.reason(alert, cooldown)
+        except BaseException:
+            recording.add_done_callback(_ignore_outcome)  # recorded: a sweep delivers it
+            raise
+        try:
+            recorded = await recording
+        except BaseException:
+            if reason is None:  # the cooldown taken for an alert that was not stored
+                with contextlib.suppress(Exception):
+                    await self._suppression.give_back(alert)
+            raise
+        return await self._process(recorded, routed, reason, cooldown_taken=reason is None)
+
+    async def submit_many(
+        self, alerts: Sequence[Alert], cooldowns: Sequence[float | None]
+    ) -> list[str]:
+        """Record ``alerts`` in one write, then run each in the background."""
+        routes = [self.route(alert) for alert in alerts]
+        try:
+            recorded = await self._store().record_many(
+                alerts,
+                routes,
+                owner=self._timeline.owner,
+                lease=self._settings.delivery.lease,
+            )
+        except SubmitError:
+            raise
+        except Exception as exc:
+            raise SubmitError(f"could not store the alerts: {redact(str(exc))}") from exc
+        for item, routed, ttl in zip(recorded, routes, cooldowns, strict=True):
+            self._timeline.spawn(self._accept(item, routed, ttl))
+        return [item.alert.id for item in recorded]
+
+    async def _accept(
+        self, recorded: Recorded, routed: list[ChannelName], ttl: float | None
+    ) -> None:
+        try:
+            reason = await self._suppression.reason(recorded.alert, ttl)
+        except Exception as exc:
+            log.warning(
+                "alert %s: suppression check failed: %s", recorded.alert.id, redact(str(exc))
+            )
+            await self._store().release(list(recorded.claims))  # a sweep takes it again
+            return
+        try:
+            await self._process(recorded, routed, reason, cooldown_taken=reason is None)
+        except Exception as exc:
+            log.error("alert %s: delivery failed: %s", recorded.alert.id, redact(repr(exc)))
+
+    async def run_claims(self, claims: Sequence[Claim]) -> None:
+        """Deliver claimed work from a sweep (retries, or what a dead process left)."""
+        by_alert: dict[str, list[Claim]] = {}
+        for claim in claims:
+            by_alert.setdefault(claim.alert.id, []).append(claim)
+        await asyncio.gather(*(self._resume(group) for group in by_alert.values()))
+
+    async def _resume(self, claims: list[Claim]) -> None:
+        alert = claims[0].alert
+        try:
+            if any(c.channel == ROUTE_LATER for c in claims):
+                # Recorded before it was routed (a store from an older schema): route now.
+                routed = self.route(alert)
+                again = await self._store().record(
+                    alert, routed, owner=self._timeline.owner, lease=self._settings.delivery.lease
+                )
+                claims = [c for c in claims if c.channel != ROUTE_LATER] + list(again.claims)
+            _, finished = await self._settle(alert, claims, None)
+            if finished:
+                await self._finished(alert, None)
+        except Exception as exc:
+            log.error("alert %s: delivery failed: %s", alert.id, redact(repr(exc)))
+
+    # -- 3.-5. suppress, deliver, settle -------------------------------------
+
+    async def _process(
+        self,
+        recorded: Recorded,
+        routed: list[ChannelName],
+        reason: str | None,
+        *,
+        cooldown_taken: bool,
+    ) -> Results:
+        alert = recorded.alert
+        outcomes, finished = await self._settle(alert, list(recorded.claims), reason)
+        results: Results = {}
+        missing = False
+        for name in routed:
+            if name in outcomes:
+                results[name] = outcomes[name]
+            elif name in recorded.superseded:
+                results[name] = DeliveryResult(name, DeliveryStatus.SUPPRESSED, 0, NEVER_NOTIFIED)
+            else:
+                missing = True
+        if missing:  # recorded before (an alert id sent twice): report what the store has
+            known = {str(r.channel): r for r in await self._store().results_for(alert.id)}
+            results = {
+                name: results.get(name)
+                or known.get(name)
+                or DeliveryResult(name, DeliveryStatus.PENDING)
+                for name in routed
+            }
+        tried = [r for r in outcomes.values() if r.attempts]
+        if cooldown_taken and tried and all(r.status is DeliveryStatus.FAILED for r in tried):
+            # Nothing went out and nothing will: the next try must not be swallowed.
+            with contextlib.suppress(Exception):
+                await self._suppression.give_back(alert)
+        if finished:
+            await self._finished(alert, None if missing else results)
+        return results
+
+    async def _settle(
+        self, alert: Alert, claims: list[Claim], reason: str | None
+    ) -> tuple[dict[ChannelName, DeliveryResult], bool]:
+        """Deliver (or suppress, or skip) each claim and write the outcomes; return them,
+        and whether every delivery of the alert is now final."""
+        if not claims:
+            return {}, False
+        store = self._store()
+        self._timeline.track(claims)
+        try:
+            outcomes = await self._outcomes(alert, claims, reason)
+            settled = await store.settle([(c, outcomes[ChannelName(c.channel)]) for c in claims])
+        finally:
+            self._timeline.untrack(claims)
+        if not all(settled.accepted):
+            log.warning("alert %s: a claim was lost; another instance took its work over", alert.id)
+        waiting = [r.next_attempt_at for r in outcomes.values() if r.next_attempt_at is not None]
+        if waiting:
+            self._timeline.wake_at(min(waiting).timestamp())
+        return outcomes, alert.id in settled.completed
+
+    async def _finished(self, alert: Alert, results: Results | None) -> None:
+        """Run the after-delivery hooks of a finished alert (``results``: every
+        channel's, or None to read them from the store)."""
+        impls = self._plugins.hook.pixalert_after_delivery.get_hookimpls()
+        if not impls:
+            return
+        if results is None:
+            found = await self._store().results_for(alert.id)
+            results = {ChannelName(str(r.channel)): r for r in found}
+        for impl in impls:
+            try:
+                await await_me_maybe(impl.function(alert=alert, results=results))
+            except Exception as exc:
+                log.warning(
+                    "pixalert_after_delivery hook of %s failed: %s",
+                    impl.plugin_name,
+                    redact(str(exc)),
+                )
+
+    async def _outcomes(
+        self, alert: Alert, claims: list[Claim], reason: str | None
+    ) -> dict[ChannelName, DeliveryResult]:
+        outcomes: dict[ChannelName, DeliveryResult] = {}
+        todo: list[Claim] = []
+        for claim in claims:
+            name = ChannelName(claim.channel)
+            if reason is not None:
+                outcomes[name] = DeliveryResult(name, DeliveryStatus.SUPPRESSED, 0, reason)
+            elif name not in self._registry.slots:
+                outcomes[name] = DeliveryResult(
+                    name, DeliveryStatus.SKIPPED, 0, self._registry.why_not(name)
+                )
+            else:
+                todo.append(claim)
+        if len(todo) == 1:  # no task per channel when there is one
+            outcomes[ChannelName(todo[0].channel)] = await self._deliver(alert, todo[0])
+        elif todo:
+            sent = await asyncio.gather(*(self._deliver(alert, claim) for claim in todo))
+            outcomes.update(zip((ChannelName(c.channel) for c in todo), sent, strict=True))
+        return outcomes
+
+    async def _deliver(self, alert: Alert, claim: Claim) -> DeliveryResult:
+        slot = self._registry.slots[ChannelName(claim.channel)]
+        previous = None
+        if alert.resolved:
+            previous = await self._store().last_receipt(alert.key, claim.channel)
+        return await deliver(
+            slot,
+            alert,
+            previous=previous,
+            config=self._settings.delivery,
+            clock=self._clock,
+            attempts=claim.attempts,
+            queued_at=claim.queued_at or None,
+        )
+
+
+def _ignore_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved, so asyncio does not log it as never retrieved

@@ -1,0 +1,139 @@
+"""The channels a manager can deliver to, each in its :class:`ChannelSlot`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ._channels import Channel, ChannelSpec
+from ._config import Settings, build_channel_configs
+from ._delivery import ChannelSlot
+from ._plugins import PluginManager
+from ._redact import redact
+from ._types import Alert, ChannelName, NotificationChannel
+
+__all__ = ["ChannelRegistry"]
+
+log = logging.getLogger("pixalert")
+
+_SHIPPED = frozenset(c.value for c in NotificationChannel)
+
+
+class ChannelRegistry:
+    """Configured channels (built by their plugins) and ready instances given directly.
+
+    A channel section whose plugin is not installed is *unavailable* (kept with
+    the reason); alerts routed to it are ``skipped``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        plugins: PluginManager,
+        extra: Iterable[Channel] | Mapping[str, Channel] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._plugins = plugins
+        self._configured, self.unavailable = build_channel_configs(
+            settings, plugins.channel_specs()
+        )
+        self.slots: dict[ChannelName, ChannelSlot] = {}
+        for name, (spec, config) in self._configured.items():
+            self.slots[ChannelName(name)] = self._slot(name, spec, _build(spec, name, config))
+        for channel in _as_mapping(extra).values():
+            name = ChannelName(channel.name)
+            kind = self.slots[name].type if name in self.slots else channel.name
+            self.slots[name] = ChannelSlot.build(name, kind, channel, settings.delivery)
+
+    def _slot(self, name: str, spec: ChannelSpec, channel: Channel) -> ChannelSlot:
+        return ChannelSlot.build(name, spec.name, channel, self._settings.delivery)
+
+    @property
+    def channels(self) -> dict[ChannelName, Channel]:
+        """Channel name to channel instance."""
+        return {name: slot.channel for name, slot in self.slots.items()}
+
+    def rebuild(self) -> None:
+        """Build the configured channels again (their clients belonged to an event loop
+        that has ended); breakers carry over, concurrency limits start afresh."""
+        for name, (spec, config) in self._configured.items():
+            slot = self.slots.get(ChannelName(name))
+            if slot is not None:
+                fresh = self._slot(name, spec, _build(spec, name, config))
+                fresh.breaker = slot.breaker
+                self.slots[ChannelName(name)] = fresh
+        for slot in self.slots.values():
+            slot.limit = None
+
+    def expand(self, names: Iterable[str]) -> list[str]:
+        """``names`` with ``"*"`` standing for every configured and unavailable channel."""
+        out: list[str] = []
+        for name in names:
+            if name == "*":
+                out.extend(self.slots)
+                out.extend(self.unavailable)
+            else:
+                out.append(name)
+        return out
+
+    def known(self, name: str) -> bool:
+        """True if ``name`` is configured, has a config section, is an installed
+        channel type, or is one of the channel names this project ships."""
+        return (
+            name in self.slots
+            or name in self.unavailable
+            or name in self._plugins.channel_specs()
+            or name in _SHIPPED
+        )
+
+    def check(self, alert: Alert) -> None:
+        """``ValueError`` naming the first unknown channel in ``alert.channels``."""
+        unknown = [str(c) for c in alert.channels or () if not self.known(str(c))]
+        if unknown:
+            known = sorted({*self.slots, *self._plugins.channel_specs(), *_SHIPPED})
+            raise ValueError(
+                f"channels: unknown channel {unknown[0]!r}: expected one of {', '.join(known)}"
+            )
+
+    def why_not(self, name: str) -> str:
+        """Why ``name`` cannot be delivered to (it has no slot)."""
+        return self.unavailable.get(name, "not configured")
+
+    def health(self, now: float) -> dict[str, Any]:
+        """Each channel's type and circuit, and the unavailable ones with their reason."""
+        channels: dict[str, Any] = {}
+        for name, slot in self.slots.items():
+            info: dict[str, Any] = {"type": slot.type}
+            info.update(slot.breaker.to_dict(now))
+            channels[str(name)] = info
+        for missing, reason in self.unavailable.items():
+            channels[missing] = {"circuit": "unavailable", "reason": reason}
+        return channels
+
+    async def aclose(self) -> None:
+        """Close every channel; a failure is logged, never raised."""
+        for name, slot in self.slots.items():
+            try:
+                await slot.channel.aclose()
+            except Exception as exc:
+                log.warning("channel %s failed to close: %s", name, redact(str(exc)))
+
+
+def _as_mapping(channels: Iterable[Channel] | Mapping[str, Channel] | None) -> dict[str, Channel]:
+    if channels is None:
+        return {}
+    if isinstance(channels, Mapping):
+        return dict(channels)
+    return {channel.name: channel for channel in channels}
+
+
+def _build(spec: ChannelSpec, name: str, config: Any) -> Channel:
+    try:
+        return spec.factory(name, config)
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise ValueError(
+            redact(f"channels.{name}: the {spec.name} plugin could not build it: {exc}")
+        ) from None
