@@ -172,10 +172,16 @@ def _core_keys() -> list[tuple[str, Any]]:
 
 
 def _default_text(default: Any) -> list[str]:
+    from pixalert._durations import Duration, format_duration
+
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
         default = default.factory()
         if not isinstance(default, (list, str)):
             return []
+    if isinstance(default, Duration):
+        return [f'`"{format_duration(default)}"`']
+    if isinstance(default, list) and all(isinstance(d, Duration) for d in default):
+        return ["`[" + ", ".join(f'"{format_duration(d)}"' for d in default) + "]`"]
     if isinstance(default, bool):
         return [str(default).lower()]
     if isinstance(default, float) and default.is_integer():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "ChannelConflictError",
@@ -97,3 +98,5 @@ class SubmitError(PixalertError):
     def __init__(self, message: str, *, stored: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.stored = list(stored)
+        #: What a store kept before it failed (the manager delivers those).
+        self.recorded: list[Any] = []

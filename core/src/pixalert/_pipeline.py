@@ -122,13 +122,22 @@ class Pipeline:
                 owner=self._timeline.owner,
                 lease=self._settings.delivery.lease,
             )
-        except SubmitError:
+        except SubmitError as exc:
+            self._accept_all(exc.recorded, routes, cooldowns)  # what was kept goes out
             raise
         except Exception as exc:
             raise SubmitError(f"could not store the alerts: {redact(str(exc))}") from exc
-        for item, routed, ttl in zip(recorded, routes, cooldowns, strict=True):
-            self._timeline.spawn(self._accept(item, routed, ttl))
+        self._accept_all(recorded, routes, cooldowns)
         return [item.alert.id for item in recorded]
+
+    def _accept_all(
+        self,
+        recorded: Sequence[Recorded],
+        routes: Sequence[list[ChannelName]],
+        cooldowns: Sequence[float | None],
+    ) -> None:
+        for item, routed, ttl in zip(recorded, routes, cooldowns, strict=False):
+            self._timeline.spawn(self._accept(item, routed, ttl))
 
     async def _accept(
         self, recorded: Recorded, routed: list[ChannelName], ttl: float | None

@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from ._errors import SubmitError
 from ._types import Alert, DeliveryResult, DeliveryStatus, Priority
 
 __all__ = [
@@ -518,13 +519,22 @@ class BaseHistoryStore:
         owner: str,
         lease: float,
     ) -> list[Recorded]:
-        """:meth:`record` for each alert in turn (not all-or-none)."""
+        """:meth:`record` for each alert in turn (not all-or-none: a failure part way
+        raises :class:`~pixalert.SubmitError` naming the alerts stored before it)."""
         if len(alerts) != len(channels):
             raise ValueError("record_many: expected one channel list per alert")
-        return [
-            await self.record(alert, names, owner=owner, lease=lease)
-            for alert, names in zip(alerts, channels, strict=True)
-        ]
+        done: list[Recorded] = []
+        for alert, names in zip(alerts, channels, strict=True):
+            try:
+                done.append(await self.record(alert, names, owner=owner, lease=lease))
+            except Exception as exc:
+                error = SubmitError(
+                    f"could not store alert {len(done) + 1} of {len(alerts)}: {exc}",
+                    stored=[r.alert.id for r in done],
+                )
+                error.recorded = done
+                raise error from exc
+        return done
 
     async def entry(self, alert_id: str) -> HistoryEntry | None:  # pragma: no cover - abstract
         """One alert by id, or None."""

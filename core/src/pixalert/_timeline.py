@@ -29,6 +29,8 @@ JobHandler = Callable[[JobClaim], Awaitable["tuple[float, dict[str, Any] | None]
 
 #: Deliveries and jobs claimed per round of a sweep.
 SWEEP_BATCH = 100
+#: Seconds after start before the first sweep.
+START_DELAY = 0.25
 #: A job whose handler raised is tried again this many seconds later.
 JOB_RETRY = 30.0
 
@@ -72,7 +74,10 @@ class Timeline:
                 log.warning("could not give back unfinished claims: %s", redact(str(exc)))
         self._running = True
         if self._config.recover_interval:
-            self.wake_at(self._clock.now())  # what a dead process left, at once
+            # What a dead process left, soon: after a moment, so that code running one
+            # short event loop per call (a web view calling asyncio.run) closes its
+            # loop with a timer pending, which is dropped, rather than a sweep.
+            self._arm(min(START_DELAY, self._config.recover_interval))
 
     def rebind(self) -> None:
         """Drop timers and tasks of an event loop that has ended; its claims are given
@@ -123,9 +128,14 @@ class Timeline:
         """Sweep at ``when`` (epoch seconds, on the manager's clock) or sooner."""
         if not self._running or not self._config.recover_interval:
             return
-        delay = max(0.0, min(when - self._clock.now(), self._config.recover_interval))
+        self._arm(max(0.0, min(when - self._clock.now(), self._config.recover_interval)))
+
+    def _arm(self, delay: float) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # the loop is shutting down: the next start sweeps
+            return
         timer = self._timers.get("sweep")
-        loop = asyncio.get_running_loop()
         if timer is not None:
             if timer.when() <= loop.time() + delay:
                 return

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from typing import Any
 
-import attrs
+import pixalert._sqlite
 import pytest
 from pixalert import Priority, SubmitError
 from pixalert.testing import FakeClock, RecordingChannel, make_manager
@@ -37,8 +38,10 @@ async def test_every_fixture(
     assert summary["duplicates"] == 0
     assert summary.get("truncated_alerts", 0) == body["truncatedAlerts"]
     assert len(recorder.sent) == len(body["alerts"])
-    for alert, raw in zip(recorder.sent, body["alerts"], strict=True):
-        assert alert.key == f"alertmanager:{raw['fingerprint']}"
+    # Delivered concurrently: paired by fingerprint, not by order.
+    sent = {a.key: a for a in recorder.sent}
+    for raw in body["alerts"]:
+        alert = sent[f"alertmanager:{raw['fingerprint']}"]
         assert alert.status == raw["status"]
         assert alert.source == "alertmanager"
         assert alert.title == raw["annotations"].get("summary", raw["labels"]["alertname"])
@@ -97,12 +100,13 @@ async def test_surprise_2_firing_payload_with_a_resolved_alert(
     body = am.json("partially_resolved")
     assert body["status"] == "firing"
     await bridge.process_external_alerts(body)
-    assert delivered(recorder) == [
+    assert sorted(delivered(recorder)) == [
+        ("1387954175b8b219", "firing"),
         ("58eb42a7154e9687", "resolved"),
         ("e3d826d0c1ca4fe4", "firing"),
-        ("1387954175b8b219", "firing"),
     ]
-    assert recorder.sent[0].metadata["ends_at"] == "2026-11-27T05:18:34.297000Z"
+    (resolved,) = [a for a in recorder.sent if a.resolved]
+    assert resolved.metadata["ends_at"] == "2026-11-27T05:18:34.297000Z"
 
 
 async def test_surprise_3_group_lifecycle_each_notification_once(
@@ -396,14 +400,14 @@ async def test_plain_object_and_list(bridge: MonitoringBridge, recorder: Recordi
         ]
     )
     assert many["accepted"] == 3
-    got = [(a.title, a.priority, a.status, a.source) for a in recorder.sent]
+    got = sorted((a.title, a.priority, a.status, a.source) for a in recorder.sent)
     assert got == [
-        ("Disk full", Priority.HIGH, "firing", "external"),
         ("A", Priority.MEDIUM, "firing", "external"),
         ("B", Priority.CRITICAL, "resolved", "external"),
         ("C", Priority.MEDIUM, "firing", "external"),
+        ("Disk full", Priority.HIGH, "firing", "external"),
     ]
-    assert recorder.sent[0].metadata == {"host": "db-1"}
+    assert recorder.sent[0].metadata == {"host": "db-1"}  # the first body went out first
     # Plain alerts carry no notification identity: the same body twice is two alerts
     # (the manager's cooldown decides about repeats).
     assert (await bridge.process_external_alerts({"title": "Z"}))["accepted"] == 1
@@ -486,25 +490,23 @@ async def test_max_alerts(bridge: MonitoringBridge, recorder: RecordingChannel) 
 
 
 async def test_store_failure_lets_a_redelivery_take_what_was_not_stored(
-    am: Any,
-    bridge: MonitoringBridge,
-    recorder: RecordingChannel,
-    manager: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    am: Any, recorder: RecordingChannel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The in-memory store records one alert at a time: the first of the body is
-    # kept when the second fails, so a redelivery takes only the other two.
+    # A store without transactions records one alert at a time: the first of the
+    # body is kept when the second fails, so a redelivery takes only the other two.
+    manager = make_manager([recorder], config=ROUTE_ALL, history="memory://")
+    bridge = MonitoringBridge(manager)
     await manager.start()
     store = manager.history_store
     real_record = store.record
     calls = 0
 
-    async def flaky_record(alert: Any, **kwargs: Any) -> Any:
+    async def flaky_record(alert: Any, channels: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise OSError("disk full")
-        return await real_record(alert, **kwargs)
+        return await real_record(alert, channels, **kwargs)
 
     monkeypatch.setattr(store, "record", flaky_record)
     body = am.json("firing_group_updated")
@@ -514,6 +516,7 @@ async def test_store_failure_lets_a_redelivery_take_what_was_not_stored(
     summary = await bridge.process_external_alerts(body, wait=False)
     assert [e["duplicate"] for e in summary["alerts"]] == [True, False, False]
     await manager.drain()
+    await manager.aclose()
     assert sorted(delivered(recorder)) == sorted(
         [
             ("58eb42a7154e9687", "firing"),
@@ -537,22 +540,24 @@ async def test_a_body_is_stored_in_one_transaction_all_or_nothing(
     try:
         first = await bridge.process_external_alerts([{"title": "already stored"}], wait=False)
         await manager.drain()
-        taken_id = first["alerts"][0]["id"]
-        real_submit_many = manager.submit_many
+        real_record = pixalert._sqlite._record
+        calls = 0
 
-        async def colliding(alerts: Any, **kwargs: Any) -> Any:
-            # The second alert reuses a stored id: SQLite refuses the whole transaction.
-            alerts = [alerts[0], attrs.evolve(alerts[1], id=taken_id), *alerts[2:]]
-            return await real_submit_many(alerts, **kwargs)
+        def full_disk(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 2:  # inside the transaction, after the first alert of the body
+                raise sqlite3.OperationalError("database or disk is full")
+            return real_record(*args, **kwargs)
 
-        monkeypatch.setattr(manager, "submit_many", colliding)
+        monkeypatch.setattr(pixalert._sqlite, "_record", full_disk)
         body = am.json("firing_group_updated")
-        with pytest.raises(SubmitError, match="UNIQUE constraint") as raised:
+        with pytest.raises(SubmitError, match="disk is full") as raised:
             await bridge.process_external_alerts(body, wait=False)
         assert raised.value.stored == []
         assert len(await manager.history(24)) == len(first["alerts"])  # none of the body kept
         # Nothing was stored, so every dedup mark was released: the retry takes all three.
-        monkeypatch.setattr(manager, "submit_many", real_submit_many)
+        monkeypatch.setattr(pixalert._sqlite, "_record", real_record)
         retry = await bridge.process_external_alerts(body, wait=False)
         assert [e["duplicate"] for e in retry["alerts"]] == [False, False, False]
         await manager.drain()

@@ -506,15 +506,15 @@ async def test_storage_failure_is_503_and_retry_succeeds(
 ) -> None:
     await manager.start()
     store = manager.history_store
-    real_record = store.record
+    real_record_many = store.record_many
     failing = True
 
-    async def record(alert: Any, **kwargs: Any) -> Any:
+    async def record_many(alerts: Any, channels: Any, **kwargs: Any) -> Any:
         if failing:
             raise OSError("database is locked")
-        return await real_record(alert, **kwargs)
+        return await real_record_many(alerts, channels, **kwargs)
 
-    monkeypatch.setattr(store, "record", record)
+    monkeypatch.setattr(store, "record_many", record_many)
     response = await receiver.post_raw(am.raw("firing_single"))
     assert response.status_code == 503
     assert error_of(response) == {"error": "could not store the alerts", "detail": "OSError"}

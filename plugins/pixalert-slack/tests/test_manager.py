@@ -80,7 +80,7 @@ async def test_history_database_holds_no_secret(
     assert not results["slack"]
     secrets = [slack.secret, slack.webhook_path, slack.token]
     texts = [str(results["slack"].error), json.dumps(rows, default=str)]
-    texts += [path.read_bytes().decode("latin-1") for path in tmp_path.iterdir()]
+    texts += [p.read_bytes().decode("latin-1") for p in tmp_path.rglob("*") if p.is_file()]
     for text in texts:
         for secret in secrets:
             assert secret not in text

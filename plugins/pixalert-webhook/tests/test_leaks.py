@@ -187,6 +187,6 @@ async def test_through_the_manager_results_history_and_database_hold_no_secret(
     assert_clean(repr(history), setup.needles, "the history")
     assert_clean(repr(stats) + repr(health), setup.needles, "stats and health")
     assert_clean(log_text(caplog), setup.needles, "the logs")
-    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    raw = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     for needle in setup.needles:
         assert needle.encode() not in raw, "secret leaked in the history database"

@@ -24,7 +24,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from pixalert.channels import redact
-from pixalert.storage import SystemClock, mask_url, positive_option, split_url_options
+from pixalert.storage import (
+    BaseStateBackend,
+    SystemClock,
+    mask_url,
+    positive_option,
+    split_url_options,
+)
 
 __all__ = ["RedisStateBackend", "mask_url"]
 
@@ -57,7 +63,7 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
-class RedisStateBackend:
+class RedisStateBackend(BaseStateBackend):
     """Cooldown, dedup, silences and inhibitions in Redis, shared by every instance using it.
 
     Each key is stored as ``<prefix><key>`` (prefix ``pixalert:`` unless the URL
