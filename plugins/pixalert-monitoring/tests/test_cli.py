@@ -152,15 +152,18 @@ def test_serve_refuses_a_public_address_without_token(env: dict[str, str], tmp_p
     assert "Traceback" not in result.stderr
 
 
-def test_bad_monitoring_config_exits_2_naming_file_and_rule(
+def test_bad_monitoring_config_exits_2_naming_file_and_key(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     path = tmp_path / "monitoring.toml"
     path.write_text(
-        '[[rules]]\nname = "disk"\nmetric = "d"\nthreshold = "x"\n'
+        '[[rules]]\nname = "disk"\nmetric = "d"\nthreshold = "x"\noperator = ">"\n'
+        'priority = "high"\n\n[[rules]]\nname = "load"\nmetric = "l"\nthreshold = 1\n'
         'operator = "=>"\npriority = "high"\n',
         encoding="utf-8",
     )
+    main = tmp_path / "pixalert.toml"
+    main.write_text("[plugins.monitoring.receiver]\nmax_body = 0\n", encoding="utf-8")
     for command in ("serve", "monitor"):
         result = subprocess.run(
             pixalert(command, "--monitoring-config", str(path)),
@@ -171,8 +174,26 @@ def test_bad_monitoring_config_exits_2_naming_file_and_rule(
             timeout=60,
         )
         assert result.returncode == 2, result.stderr
-        assert f"{path}: rules[0] (disk): threshold: expected a number, got 'x'" in result.stderr
-        assert "unknown operator '=>'" in result.stderr
+        assert f"{path}: expected float, got 'x' @ rules[0].threshold" in result.stderr
+        assert (
+            f"{path}: expected one of >, >=, <, <=, ==, !=, got '=>' @ rules[1].operator"
+            in result.stderr
+        )
+        assert "Traceback" not in result.stderr
+        # Without a monitoring file: [plugins.monitoring] of the main config, named as such.
+        result = subprocess.run(
+            pixalert("--config", str(main), command),
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2, result.stderr
+        assert (
+            f"{main}: expected a whole number >= 1, got 0 @ plugins.monitoring.receiver.max_body"
+            in result.stderr
+        )
         assert "Traceback" not in result.stderr
 
 

@@ -175,7 +175,6 @@ async def test_grafana_and_plain_bodies(
         (b"   \n", 400, "empty body", None),
         (b'{"title": "x"', 400, "malformed JSON", "Expecting"),
         (b"{'title': 'x'}", 400, "malformed JSON", "property name enclosed in double quotes"),
-        (b'{"title": NaN}', 400, "malformed JSON", "NaN is not valid JSON"),
         (b'{"title": "caf\xe9"}', 400, "body is not valid UTF-8", "offset"),
         (b'"hello"', 422, "unrecognised or invalid alert body", "expected a JSON object or array"),
         (
@@ -215,6 +214,68 @@ async def test_bad_bodies(
         assert detail in json.dumps(body["detail"])
     await manager.drain()
     assert recorder.sent == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "problems"),
+    [
+        (b'{"title": NaN}', ["title: expected a finite number, got NaN"]),
+        (
+            b'{"title": "x", "metadata": {"load": 1e999}}',
+            ["metadata.load: expected a finite number, got 1e999"],
+        ),
+        (
+            b'{"title": "x", "metadata": {"a": [1.5, -Infinity, {"b": Infinity}], "c": NaN}}',
+            [
+                "metadata.a[1]: expected a finite number, got -Infinity",
+                "metadata.a[2].b: expected a finite number, got Infinity",
+                "metadata.c: expected a finite number, got NaN",
+            ],
+        ),
+        (
+            b'[{"title": "a"}, {"title": "b", "metadata": {"v": -1E400}}]',
+            ["[1].metadata.v: expected a finite number, got -1E400"],
+        ),
+        (b"1e999", ["body: expected a finite number, got 1e999"]),
+    ],
+)
+async def test_non_finite_numbers_are_422_naming_the_field(
+    receiver: Any, manager: Any, recorder: RecordingChannel, raw: bytes, problems: list[str]
+) -> None:
+    response = await receiver.post_raw(raw)
+    assert response.status_code == 422
+    assert error_of(response) == {"error": "unrecognised or invalid alert body", "detail": problems}
+    await manager.drain()
+    assert recorder.sent == []
+    listing = await receiver.client.get(f"{receiver.base_url}/api/alerts")
+    assert listing.status_code == 200 and listing.json()["count"] == 0
+
+
+async def test_non_finite_in_grafana_values_named(receiver: Any) -> None:
+    body = (
+        b'{"receiver": "w", "status": "firing", "orgId": 1, "version": "1", "groupKey": "k",'
+        b' "alerts": [{"status": "firing", "labels": {"alertname": "Mem"},'
+        b' "startsAt": "2021-10-12T09:51:03Z", "values": {"B": 1e999, "C": 0.5}}]}'
+    )
+    response = await receiver.post_raw(body)
+    assert response.status_code == 422
+    assert error_of(response)["detail"] == [
+        "alerts[0].values.B: expected a finite number, got 1e999"
+    ]
+
+
+async def test_finite_numbers_are_kept(receiver: Any, manager: Any) -> None:
+    body = b'{"title": "x", "metadata": {"load": 0.75, "big": 1.7e308, "n": -3, "e": 1e-320}}'
+    assert (await receiver.post_raw(body)).status_code == 200
+    await manager.drain()
+    listing = await receiver.client.get(f"{receiver.base_url}/api/alerts")
+    assert listing.status_code == 200
+    assert listing.json()["alerts"][0]["metadata"] == {
+        "load": 0.75,
+        "big": 1.7e308,
+        "n": -3,
+        "e": 1e-320,
+    }
 
 
 async def test_invalid_alert_reports_every_problem(am: Any, receiver: Any) -> None:
