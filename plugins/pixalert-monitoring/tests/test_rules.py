@@ -81,6 +81,11 @@ def test_priority_forms(priority: Any) -> None:
         ),
         ({"threshold": "ninety"}, "rule 'disk': threshold: expected a number, got 'ninety'"),
         ({"threshold": True}, "rule 'disk': threshold: expected a number, got True"),
+        ({"threshold": "inf"}, "rule 'disk': threshold: expected a finite number, got 'inf'"),
+        (
+            {"threshold": float("nan")},
+            "rule 'disk': threshold: expected a finite number, got nan",
+        ),
         ({"priority": "urgent"}, "rule 'disk': priority: unknown priority 'urgent'"),
         ({"cooldown_minutes": -1}, "rule 'disk': cooldown_minutes: expected a finite number >= 0"),
         ({"metric_name": ""}, "rule 'disk': metric_name: expected a non-empty string"),

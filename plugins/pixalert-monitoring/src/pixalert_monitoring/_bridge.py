@@ -228,8 +228,8 @@ class MonitoringBridge:
             raise ValueError(
                 f"value of {metric_name!r}: expected a number, got {type(value).__name__}"
             )
-        if math.isnan(value):
-            raise ValueError(f"value of {metric_name!r}: expected a number, got NaN")
+        if not math.isfinite(value):
+            raise ValueError(f"value of {metric_name!r}: expected a finite number, got {value!r}")
         sample = MetricSample(float(value), str(unit or ""), str(status or "ok"), self.clock.now())
         self.metrics.setdefault(service_name.strip(), {})[metric_name.strip()] = sample
         return sample

@@ -182,8 +182,8 @@ async def health(request: Request) -> Response:
     try:
         data = dict(await state.manager.health())
     except Exception as exc:
-        reason = redact(f"health check failed: {type(exc).__name__}: {exc}")
-        return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+        failed = redact(f"health check failed: {type(exc).__name__}: {exc}")
+        return JSONResponse({"status": "unavailable", "reason": failed}, status_code=503)
     data["receiver"] = {"inflight": state.inflight, "max_inflight": state.config.max_inflight}
     reason = _unavailable(data)
     if reason is None:

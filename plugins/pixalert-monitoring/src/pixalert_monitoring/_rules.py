@@ -75,14 +75,14 @@ def _check_number(what: str, value: object) -> float:
         number = float(value)
     except ValueError:
         raise ValueError(f"{what}: expected a number, got {value!r}") from None
-    if math.isnan(number):
-        raise ValueError(f"{what}: expected a number, got NaN")
+    if not math.isfinite(number):
+        raise ValueError(f"{what}: expected a finite number, got {value!r}")
     return number
 
 
 def _check_cooldown(what: str, value: object) -> float:
     number = _check_number(what, value)
-    if number < 0 or math.isinf(number):
+    if number < 0:
         raise ValueError(f"{what}: expected a finite number >= 0, got {value!r}")
     return number
 
@@ -111,7 +111,7 @@ class AlertRule:
 
     Evaluated per service; ``cooldown_minutes`` is the shortest time between
     two notifications of this rule for one service. Names and the operator
-    are stripped; an empty name, an unknown operator, a NaN threshold or a
+    are stripped; an empty name, an unknown operator, a non-finite threshold or a
     negative cooldown is a ``ValueError``.
     """
 
@@ -219,11 +219,12 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     file = Path(path)
     try:
         with file.open("rb") as f:
-            return tomllib.load(f)
+            data: dict[str, Any] = tomllib.load(f)
     except OSError as exc:
         raise RuleError([f"{file}: cannot read ({exc.strerror or exc})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise RuleError([f"{file}: not valid TOML: {exc}"]) from None
+    return data
 
 
 def load_rules(source: str | os.PathLike[str] | Mapping[str, Any]) -> list[AlertRule]:
@@ -297,7 +298,7 @@ def _structure_rule(
         raise ConfigError([f"{_origin(where, origin)}: expected a table, got {kind} @ {where}"])
     values: dict[str, Any] = {} if implied_name is None else {"rule_name": implied_name}
     for key, value in table.items():
-        field = _ALIASES.get(key, key)
+        field = _ALIASES.get(str(key), str(key))
         if field != key and field in table:
             raise ConfigError(
                 [f"{_origin(where, origin)}: expected {field} or {key}, not both @ {where}"]

@@ -70,18 +70,26 @@ def _whole(instance: Any, attribute: Any, value: int) -> None:
         raise ValueError(f"{attribute.name}: expected a whole number >= 1, got {value!r}")
 
 
-def _positive(name: str) -> Any:
-    """A converter to a :class:`Duration` > 0 whose errors name the field ``name``."""
+def _positive(name: str, value: object) -> Duration:
+    """``value`` as a :class:`Duration` > 0; an error names the field ``name``."""
+    if isinstance(value, Duration):  # structured already: say its number
+        value = float(value)
+    try:
+        return Duration.parse(value, zero=False)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
 
-    def convert(value: object) -> Duration:
-        if isinstance(value, Duration):  # structured already: say its number
-            value = float(value)
-        try:
-            return Duration.parse(value, zero=False)
-        except ValueError as exc:
-            raise ValueError(f"{name}: {exc}") from None
 
-    return convert
+def _ingest_timeout(value: object) -> Duration:
+    return _positive("ingest_timeout", value)
+
+
+def _dedup_ttl(value: object) -> Duration:
+    return _positive("dedup_ttl", value)
+
+
+def _interval(value: object) -> Duration:
+    return _positive("interval", value)
 
 
 def _token(value: str | Secret | None) -> Secret | None:
@@ -111,18 +119,16 @@ class ReceiverConfig:
     max_depth: int = attrs.field(default=DEFAULT_MAX_DEPTH, validator=_whole)
     max_inflight: int = attrs.field(default=DEFAULT_MAX_INFLIGHT, validator=_whole)
     ingest_timeout: Duration = attrs.field(
-        default=Duration(DEFAULT_INGEST_TIMEOUT), converter=_positive("ingest_timeout")
+        default=Duration(DEFAULT_INGEST_TIMEOUT), converter=_ingest_timeout
     )
-    dedup_ttl: Duration = attrs.field(
-        default=Duration(DEFAULT_DEDUP_TTL), converter=_positive("dedup_ttl")
-    )
+    dedup_ttl: Duration = attrs.field(default=Duration(DEFAULT_DEDUP_TTL), converter=_dedup_ttl)
 
 
 @attrs.frozen
 class MonitorConfig:
     """``[monitor]``: ``pixalert monitor``'s sampling interval and default rules."""
 
-    interval: Duration = attrs.field(default=Duration(60), converter=_positive("interval"))
+    interval: Duration = attrs.field(default=Duration(60), converter=_interval)
     default_rules: bool = True
 
 
