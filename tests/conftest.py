@@ -1,5 +1,10 @@
 """Shared fixtures of the top-level tests.
 
+``isolated_environment``: no test reads the developer's config or writes to
+their history (a module opts in with ``pytestmark``). ``services``: an event
+loop in a background thread serving local test servers while a synchronous
+command runs.
+
 ``sinks``: the four channel plugins' public test servers (SMTP, Slack,
 PagerDuty, webhook) running on 127.0.0.1, and a clean environment for a
 subprocess that points the seed's variables (``EMAIL_*``, ``SMTP_*``,
@@ -13,7 +18,8 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -24,6 +30,57 @@ import pytest
 EMAIL_USER = "alerts@pixelated-ai.example"
 EMAIL_PASSWORD = "app-specific-password"
 RECIPIENTS = ("admin@company.example", "ops@company.example")
+
+
+@pytest.fixture
+def isolated_environment(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """A history, config and state of the test's own; none of the seed's variables set."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("PIXALERT_HISTORY", f"sqlite:///{home}/history.db")
+    monkeypatch.delenv("PIXALERT_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    for name in (
+        "SLACK_WEBHOOK_URL",
+        "SLACK_TOKEN",
+        "EMAIL_USER",
+        "EMAIL_PASSWORD",
+        "PAGERDUTY_INTEGRATION_KEY",
+        "WEBHOOK_URLS",
+        "EMAIL_RECIPIENTS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(home)
+    yield
+
+
+class ServiceLoop:
+    """An event loop in a background thread that serves local test servers
+    while a synchronous command (the CLI, a pseudo-terminal) runs."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run ``coro`` on the service loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def services() -> Iterator[ServiceLoop]:
+    """A :class:`ServiceLoop` shared by a module's tests."""
+    service_loop = ServiceLoop()
+    yield service_loop
+    service_loop.close()
 
 
 @attrs.frozen

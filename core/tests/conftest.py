@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pixalert
@@ -64,33 +62,6 @@ def cli_plugins(monkeypatch: pytest.MonkeyPatch) -> _plugins.PluginManager:
     pm = _plugins.get_plugin_manager(entrypoints=False, plugins=[RecordingPlugin()])
     monkeypatch.setattr(_plugins, "_default", pm)
     return pm
-
-
-class ServiceLoop:
-    """An event loop in a background thread that serves local test servers
-    while a synchronous command (the CLI, a pseudo-terminal) runs."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        """Run ``coro`` on the service loop and return its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
-
-
-@pytest.fixture(scope="module")
-def services() -> Iterator[ServiceLoop]:
-    """A :class:`ServiceLoop` shared by a module's tests."""
-    service_loop = ServiceLoop()
-    yield service_loop
-    service_loop.close()
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 A channel plugin declares :class:`ChannelSpec` records from its
 ``pixalert_channels`` hook (marked with :data:`hookimpl`); each spec builds
 :class:`Channel` objects whose ``send`` raises :class:`DeliveryError` on
-failure. Mark secret config fields with :class:`Secret`, register secrets
-you derive with :func:`register_secret`, and pace sends with
-:class:`RateLimiter`. :func:`structure_config` builds a config class from a
-mapping with the same error messages the core gives.
+failure. Mark secret config fields with :class:`Secret` and durations with
+:class:`Duration`, register secrets you derive with :func:`register_secret`,
+and pace sends with :class:`RateLimiter`. :func:`structure_config` builds a
+config class from a mapping with the same error messages the core gives.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._channels import Channel, ChannelSpec, DemoSink, Receipt
 from ._clock import Clock, SystemClock
+from ._durations import Duration
 from ._errors import ConfigError, DeliveryError
 from ._ratelimit import RateLimiter
 from ._redact import redact, register_secret
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigError",
     "DeliveryError",
     "DemoSink",
+    "Duration",
     "Priority",
     "RateLimiter",
     "Receipt",

@@ -24,8 +24,9 @@ def test_record_metric_validates(bridge: MonitoringBridge) -> None:
         bridge.record_metric("", 1)
     with pytest.raises(ValueError, match="value of 'cpu': expected a number, got str"):
         bridge.record_metric("cpu", "high")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="expected a number, got NaN"):
-        bridge.record_metric("cpu", float("nan"))
+    for value in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match="value of 'cpu': expected a finite number, got"):
+            bridge.record_metric("cpu", value)
     with pytest.raises(ValueError, match="service_name"):
         bridge.record_metric("cpu", 1, "%", "")
 

@@ -23,6 +23,13 @@ def pixalert(*args: str) -> list[str]:
     return [sys.executable, "-m", "pixalert", *args]
 
 
+def finish(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``pixalert args...`` to its end (the timeout only guards against a hang)."""
+    return subprocess.run(
+        pixalert(*args), env=env, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """A subprocess environment with its own history and no developer config."""
@@ -137,14 +144,7 @@ def test_serve_stops_on_ctrl_c(run: Any) -> None:
 
 
 def test_serve_refuses_a_public_address_without_token(env: dict[str, str], tmp_path: Path) -> None:
-    result = subprocess.run(
-        pixalert("serve", "--host", "0.0.0.0", "--port", "0"),
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = finish(env, tmp_path, "serve", "--host", "0.0.0.0", "--port", "0")
     assert result.returncode == 2
     assert "refusing to listen on 0.0.0.0 without a bearer token" in result.stderr
     assert "PIXALERT_RECEIVER_TOKEN" in result.stderr
@@ -152,27 +152,34 @@ def test_serve_refuses_a_public_address_without_token(env: dict[str, str], tmp_p
     assert "Traceback" not in result.stderr
 
 
-def test_bad_monitoring_config_exits_2_naming_file_and_rule(
+def test_bad_monitoring_config_exits_2_naming_file_and_key(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     path = tmp_path / "monitoring.toml"
     path.write_text(
-        '[[rules]]\nname = "disk"\nmetric = "d"\nthreshold = "x"\n'
+        '[[rules]]\nname = "disk"\nmetric = "d"\nthreshold = "x"\noperator = ">"\n'
+        'priority = "high"\n\n[[rules]]\nname = "load"\nmetric = "l"\nthreshold = 1\n'
         'operator = "=>"\npriority = "high"\n',
         encoding="utf-8",
     )
+    main = tmp_path / "pixalert.toml"
+    main.write_text("[plugins.monitoring.receiver]\nmax_body = 0\n", encoding="utf-8")
     for command in ("serve", "monitor"):
-        result = subprocess.run(
-            pixalert(command, "--monitoring-config", str(path)),
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = finish(env, tmp_path, command, "--monitoring-config", str(path))
         assert result.returncode == 2, result.stderr
-        assert f"{path}: rules[0] (disk): threshold: expected a number, got 'x'" in result.stderr
-        assert "unknown operator '=>'" in result.stderr
+        assert f"{path}: expected float, got 'x' @ rules[0].threshold" in result.stderr
+        assert (
+            f"{path}: expected one of >, >=, <, <=, ==, !=, got '=>' @ rules[1].operator"
+            in result.stderr
+        )
+        assert "Traceback" not in result.stderr
+        # Without a monitoring file: [plugins.monitoring] of the main config, named as such.
+        result = finish(env, tmp_path, "--config", str(main), command)
+        assert result.returncode == 2, result.stderr
+        assert (
+            f"{main}: expected a whole number >= 1, got 0 @ plugins.monitoring.receiver.max_body"
+            in result.stderr
+        )
         assert "Traceback" not in result.stderr
 
 
@@ -212,44 +219,21 @@ def test_monitor_subprocess_alerts_and_stops_on_signal(run: Any, tmp_path: Path,
 
 
 def test_monitor_once_with_default_rules(env: dict[str, str], tmp_path: Path) -> None:
-    result = subprocess.run(
-        pixalert("monitor", "--once", "--service", "box-2"),
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = finish(env, tmp_path, "monitor", "--once", "--service", "box-2")
     assert result.returncode == 0, result.stderr
-    history = subprocess.run(
-        pixalert("history", "--json"),
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    history = finish(env, tmp_path, "history", "--json")
     assert history.returncode == 0, history.stderr
     json.loads(history.stdout)
 
 
 def test_monitor_bad_disk_path(env: dict[str, str], tmp_path: Path) -> None:
-    result = subprocess.run(
-        pixalert("monitor", "--once", "--disk", str(tmp_path / "nowhere")),
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = finish(env, tmp_path, "monitor", "--once", "--disk", str(tmp_path / "nowhere"))
     assert result.returncode == 2
     assert "--disk" in result.stderr and "nowhere" in result.stderr
 
 
 def test_commands_listed_and_plugin_import_stays_light(env: dict[str, str], tmp_path: Path) -> None:
-    result = subprocess.run(
-        pixalert("--help"), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
+    result = finish(env, tmp_path, "--help")
     assert result.returncode == 0
     assert re.search(r"^\s+serve\s+Receive alerts over HTTP", result.stdout, re.M)
     assert re.search(r"^\s+monitor\s+Watch this host", result.stdout, re.M)

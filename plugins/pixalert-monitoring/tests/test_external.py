@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from datetime import datetime
 from typing import Any
 
 import pixalert._sqlite
@@ -158,18 +159,80 @@ async def test_surprise_5_resolved_with_ends_at_equal_to_starts_at(
     assert delivered(recorder)[1:] == [("d369041482a0b197", "firing")]
 
 
-async def test_surprise_6_retries_and_repeats_are_taken_once(
-    am: Any, bridge: MonitoringBridge, recorder: RecordingChannel
+def capture_offsets(am: Any, path: str) -> list[float]:
+    """When Alertmanager POSTed to ``path``: seconds after its first POST there (the index)."""
+    index = json.loads((am.path / "captures_index.json").read_text(encoding="utf-8"))
+    times = [
+        datetime.fromisoformat(e["received_iso"]).timestamp() for e in index if e["path"] == path
+    ]
+    return [t - times[0] for t in times]
+
+
+async def test_surprise_6_redeliveries_are_taken_once(
+    am: Any, bridge: MonitoringBridge, recorder: RecordingChannel, clock: FakeClock
 ) -> None:
-    # A 500 answer made Alertmanager send the same body 16 times in 24 s.
-    body = am.json("retry_500_first_attempt")
-    for _ in range(16):
-        await bridge.process_external_alerts(body)
-    # The repeat after repeat_interval is identical to the first notification.
-    assert am.json("repeat_notification") == am.json("critical_route")
-    await bridge.process_external_alerts(am.json("critical_route"))
-    await bridge.process_external_alerts(am.json("repeat_notification"))
-    assert delivered(recorder) == [("27379aa37e87fd18", "firing"), ("f6c6cd297bb7c8e6", "firing")]
+    # A 500 answer made Alertmanager send the same body 19 times in 32 s; an answer
+    # slower than its 10 s timeout made it send again 10 and 20 s later. Replayed at
+    # the captured times, each notification is taken once.
+    for path, fixture in (
+        ("/x/status/500", "retry_500_first_attempt"),
+        ("/x/slow/15", "slow_receiver_first_attempt"),
+    ):
+        offsets = capture_offsets(am, path)
+        assert len(offsets) > 2 and offsets[-1] < bridge.dedup_ttl
+        start = clock.now()
+        for offset in offsets:
+            clock.advance(start + offset - clock.now())
+            await bridge.process_external_alerts(am.json(fixture))
+    assert delivered(recorder) == [
+        (am.json(fixture)["alerts"][0]["fingerprint"], "firing")
+        for fixture in ("retry_500_first_attempt", "slow_receiver_first_attempt")
+    ]
+
+
+async def test_default_window_catches_ha_copies_and_lets_repeats_through(
+    am: Any, bridge: MonitoringBridge, recorder: RecordingChannel, clock: FakeClock
+) -> None:
+    """Alertmanager's defaults: peer_timeout 15 s, group_interval 5m, repeat_interval 4h."""
+    assert bridge.dedup_ttl == 120.0
+    body = am.json("critical_route")
+    assert (await bridge.process_external_alerts(body))["accepted"] == 1
+    for _peer in (1, 2):  # each HA peer waits peer_timeout times its position
+        clock.advance(15)
+        assert (await bridge.process_external_alerts(body))["duplicates"] == 1
+    # Nothing of one group is sent again before group_interval: by then it is a repeat,
+    # taken, and sent (the 5-minute cooldown is over).
+    clock.advance(5 * 60 + 1 - 30)
+    again = await bridge.process_external_alerts(am.json("repeat_notification"))
+    assert (again["accepted"], again["duplicates"]) == (1, 0)
+    assert again["alerts"][0]["results"] == {"recording": "sent"}
+    # The repeat_interval re-send of the still-firing alert: taken and sent too.
+    clock.advance(4 * 3600)
+    repeat = await bridge.process_external_alerts(am.json("repeat_notification"))
+    assert repeat["alerts"][0]["results"] == {"recording": "sent"}
+    assert delivered(recorder) == [("f6c6cd297bb7c8e6", "firing")] * 3
+
+
+async def test_repeat_goes_through_cooldown_like_any_alert(
+    am: Any, manager: Any, recorder: RecordingChannel, clock: FakeClock
+) -> None:
+    # The captures' Alertmanager ran with repeat_interval 1m: the repeat came 60.02 s
+    # after the first notification. A window under that (30 s) takes it...
+    offsets = capture_offsets(am, "/alerts/critical")
+    index = json.loads((am.path / "captures_index.json").read_text(encoding="utf-8"))
+    critical = [e["fixture"] for e in index if e["path"] == "/alerts/critical"]
+    repeat_at = offsets[critical.index("repeat_notification")]
+    assert 60 < repeat_at < 61
+    async with MonitoringBridge(manager, dedup_ttl="30s") as bridge:
+        await bridge.process_external_alerts(am.json("critical_route"))
+        clock.advance(repeat_at)
+        repeat = await bridge.process_external_alerts(am.json("repeat_notification"))
+    # ... and the manager's cooldown (5 minutes here) holds it back, as it would any alert.
+    assert (repeat["accepted"], repeat["duplicates"]) == (1, 0)
+    assert repeat["alerts"][0]["results"] == {"recording": "suppressed"}
+    assert len(recorder.sent) == 1
+    history = await manager.history(24)
+    assert [h["results"]["recording"]["status"] for h in history] == ["suppressed", "sent"]
 
 
 async def test_surprise_6_concurrent_redeliveries_taken_once(

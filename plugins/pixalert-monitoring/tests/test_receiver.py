@@ -53,6 +53,19 @@ async def test_every_fixture_over_http(
     assert len(recorder.sent) == len(body["alerts"])
 
 
+async def test_repeat_interval_resend_is_taken_over_http(
+    am: Any, receiver: Any, manager: Any, recorder: RecordingChannel, clock: FakeClock
+) -> None:
+    assert (await receiver.post_raw(am.raw("critical_route"))).json()["accepted"] == 1
+    clock.advance(15)  # the second HA peer's copy, peer_timeout later
+    assert (await receiver.post_raw(am.raw("critical_route"))).json()["duplicates"] == 1
+    clock.advance(4 * 3600)  # Alertmanager's default repeat_interval
+    repeat = await receiver.post_raw(am.raw("repeat_notification"))
+    assert (repeat.json()["accepted"], repeat.json()["duplicates"]) == (1, 0)
+    await manager.drain()
+    assert [a.metadata["fingerprint"] for a in recorder.sent] == ["f6c6cd297bb7c8e6"] * 2
+
+
 async def test_group_lifecycle_over_http(
     am: Any, receiver: Any, manager: Any, recorder: RecordingChannel
 ) -> None:
@@ -175,7 +188,6 @@ async def test_grafana_and_plain_bodies(
         (b"   \n", 400, "empty body", None),
         (b'{"title": "x"', 400, "malformed JSON", "Expecting"),
         (b"{'title': 'x'}", 400, "malformed JSON", "property name enclosed in double quotes"),
-        (b'{"title": NaN}', 400, "malformed JSON", "NaN is not valid JSON"),
         (b'{"title": "caf\xe9"}', 400, "body is not valid UTF-8", "offset"),
         (b'"hello"', 422, "unrecognised or invalid alert body", "expected a JSON object or array"),
         (
@@ -215,6 +227,68 @@ async def test_bad_bodies(
         assert detail in json.dumps(body["detail"])
     await manager.drain()
     assert recorder.sent == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "problems"),
+    [
+        (b'{"title": NaN}', ["title: expected a finite number, got NaN"]),
+        (
+            b'{"title": "x", "metadata": {"load": 1e999}}',
+            ["metadata.load: expected a finite number, got 1e999"],
+        ),
+        (
+            b'{"title": "x", "metadata": {"a": [1.5, -Infinity, {"b": Infinity}], "c": NaN}}',
+            [
+                "metadata.a[1]: expected a finite number, got -Infinity",
+                "metadata.a[2].b: expected a finite number, got Infinity",
+                "metadata.c: expected a finite number, got NaN",
+            ],
+        ),
+        (
+            b'[{"title": "a"}, {"title": "b", "metadata": {"v": -1E400}}]',
+            ["[1].metadata.v: expected a finite number, got -1E400"],
+        ),
+        (b"1e999", ["body: expected a finite number, got 1e999"]),
+    ],
+)
+async def test_non_finite_numbers_are_422_naming_the_field(
+    receiver: Any, manager: Any, recorder: RecordingChannel, raw: bytes, problems: list[str]
+) -> None:
+    response = await receiver.post_raw(raw)
+    assert response.status_code == 422
+    assert error_of(response) == {"error": "unrecognised or invalid alert body", "detail": problems}
+    await manager.drain()
+    assert recorder.sent == []
+    listing = await receiver.client.get(f"{receiver.base_url}/api/alerts")
+    assert listing.status_code == 200 and listing.json()["count"] == 0
+
+
+async def test_non_finite_in_grafana_values_named(receiver: Any) -> None:
+    body = (
+        b'{"receiver": "w", "status": "firing", "orgId": 1, "version": "1", "groupKey": "k",'
+        b' "alerts": [{"status": "firing", "labels": {"alertname": "Mem"},'
+        b' "startsAt": "2021-10-12T09:51:03Z", "values": {"B": 1e999, "C": 0.5}}]}'
+    )
+    response = await receiver.post_raw(body)
+    assert response.status_code == 422
+    assert error_of(response)["detail"] == [
+        "alerts[0].values.B: expected a finite number, got 1e999"
+    ]
+
+
+async def test_finite_numbers_are_kept(receiver: Any, manager: Any) -> None:
+    body = b'{"title": "x", "metadata": {"load": 0.75, "big": 1.7e308, "n": -3, "e": 1e-320}}'
+    assert (await receiver.post_raw(body)).status_code == 200
+    await manager.drain()
+    listing = await receiver.client.get(f"{receiver.base_url}/api/alerts")
+    assert listing.status_code == 200
+    assert listing.json()["alerts"][0]["metadata"] == {
+        "load": 0.75,
+        "big": 1.7e308,
+        "n": -3,
+        "e": 1e-320,
+    }
 
 
 async def test_invalid_alert_reports_every_problem(am: Any, receiver: Any) -> None:
@@ -396,8 +470,58 @@ def test_bad_app_options(manager: Any) -> None:
 
     with pytest.raises(ValueError, match="max_body: expected a whole number >= 1"):
         create_app(manager, max_body=0)
+    with pytest.raises(ValueError, match="max_inflight: expected a whole number >= 1"):
+        create_app(manager, max_inflight=True)
     with pytest.raises(ValueError, match="token: expected a non-empty string"):
         create_app(manager, token="")
+    with pytest.raises(ValueError, match="ingest_timeout: expected a finite duration > 0"):
+        create_app(manager, ingest_timeout=float("nan"))
+    with pytest.raises(ValueError, match="dedup_ttl: expected a finite duration > 0"):
+        create_app(manager, dedup_ttl=0)
+
+
+def test_no_repr_or_str_shows_the_token(manager: Any, tmp_path: Any) -> None:
+    from pixalert_monitoring import create_app, load_monitoring_config
+
+    app = create_app(manager, token=TOKEN)
+    state = app.state.receiver
+    path = tmp_path / "m.toml"
+    path.write_text(f'[receiver]\ntoken = "{TOKEN}"\n', encoding="utf-8")
+    config = load_monitoring_config(path, env={})
+    from_env = load_monitoring_config(None, env={"PIXALERT_RECEIVER_TOKEN": TOKEN})
+    shown = [repr(state), str(state), repr(state.config), str(state.config), repr(config)]
+    shown += [str(config), repr(from_env), repr(config.receiver.token), str(from_env.receiver)]
+    assert all(TOKEN not in text for text in shown)
+    assert "max_inflight=64" in repr(state) and "Secret('**********')" in repr(state)
+
+
+async def test_a_new_endpoint_is_one_function_and_one_route(
+    receiver_factory: Any, manager: Any
+) -> None:
+    """How later endpoints are written: ``authorized()`` checks the token, ``Reject``
+    answers with the JSON error body."""
+    from pixalert_monitoring._receiver import Reject, authorized
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    async def echo(request: Request) -> Response:
+        state = authorized(request)
+        if "boom" in request.query_params:
+            raise Reject(409, "conflict", "as asked")
+        return JSONResponse({"inflight": state.inflight})
+
+    async with receiver_factory(token=TOKEN) as r:
+        r.app.router.routes.append(Route("/echo", echo, methods=["GET"]))
+        url = f"{r.base_url}/echo"
+        unauthorized = await r.client.get(url)
+        assert unauthorized.status_code == 401
+        assert error_of(unauthorized)["error"] == "missing bearer token"
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        assert (await r.client.get(url, headers=headers)).json() == {"inflight": 0}
+        conflict = await r.client.get(url, params={"boom": "1"}, headers=headers)
+        assert conflict.status_code == 409
+        assert error_of(conflict) == {"error": "conflict", "detail": "as asked"}
 
 
 # ---------------------------------------------------------------------------
@@ -412,6 +536,76 @@ async def test_health(receiver: Any) -> None:
     assert body["status"] == "ok"
     assert body["channels"]["recording"]["circuit"] == "closed"
     assert body["receiver"]["inflight"] == 0
+
+
+async def test_health_is_503_with_the_reason_while_history_is_down(
+    receiver: Any, manager: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await manager.start()
+    store = manager.history_store
+    real_health = store.health
+    down = True
+
+    async def health() -> Any:
+        # A store reports an outage in its health (as pixalert-postgres does).
+        if down:
+            return {"status": "degraded", "backend": "memory", "reason": "connection refused"}
+        return await real_health()
+
+    monkeypatch.setattr(store, "health", health)
+    url = f"{receiver.base_url}/health"
+    response = await receiver.client.get(url)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["reason"] == "history store unavailable: connection refused"
+    assert body["history"]["status"] == "degraded"
+    down = False
+    response = await receiver.client.get(url)
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+async def test_health_stays_200_when_only_channels_or_state_are_degraded(
+    am: Any, receiver_factory: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pixalert import DeliveryError
+
+    failing = RecordingChannel("flaky", fail=[DeliveryError("down")] * 100)
+    manager = make_manager(
+        [failing], clock=clock, config={**ROUTE_ALL, "delivery": {"circuit_failures": 1}}
+    )
+    try:
+        async with receiver_factory(manager=manager) as r:
+            await r.post_json({"title": "opens the circuit"})
+            await manager.drain()
+
+            async def state_health() -> Any:
+                return {"status": "degraded", "backend": "redis", "reason": "fail open"}
+
+            monkeypatch.setattr(manager.state_backend, "health", state_health)
+            response = await r.client.get(f"{r.base_url}/health")
+            assert response.status_code == 200
+            body = response.json()
+            assert body["status"] == "degraded"
+            assert body["channels"]["flaky"]["circuit"] == "open"
+            assert "reason" not in body
+    finally:
+        await manager.aclose()
+
+
+async def test_health_check_that_raises_is_503(
+    receiver: Any, manager: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken() -> Any:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(manager, "health", broken)
+    response = await receiver.client.get(f"{receiver.base_url}/health")
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unavailable",
+        "reason": "health check failed: OSError: disk I/O error",
+    }
 
 
 async def test_metrics(am: Any, receiver_factory: Any, clock: FakeClock) -> None:

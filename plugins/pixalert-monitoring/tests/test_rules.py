@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pixalert import Priority
+from pixalert import ConfigError, Priority
 from pixalert_monitoring import AlertRule, MonitoringBridge, RuleError, load_rules
 
 SEED_TABLE = [
@@ -77,10 +77,15 @@ def test_priority_forms(priority: Any) -> None:
     [
         (
             {"operator": "=>"},
-            "rule 'disk': unknown operator '=>'; expected one of >, >=, <, <=, ==, !=",
+            "rule 'disk': operator: expected one of >, >=, <, <=, ==, !=, got '=>'",
         ),
         ({"threshold": "ninety"}, "rule 'disk': threshold: expected a number, got 'ninety'"),
         ({"threshold": True}, "rule 'disk': threshold: expected a number, got True"),
+        ({"threshold": "inf"}, "rule 'disk': threshold: expected a finite number, got 'inf'"),
+        (
+            {"threshold": float("nan")},
+            "rule 'disk': threshold: expected a finite number, got nan",
+        ),
         ({"priority": "urgent"}, "rule 'disk': priority: unknown priority 'urgent'"),
         ({"cooldown_minutes": -1}, "rule 'disk': cooldown_minutes: expected a finite number >= 0"),
         ({"metric_name": ""}, "rule 'disk': metric_name: expected a non-empty string"),
@@ -150,7 +155,7 @@ def test_rules_as_table_of_tables_under_monitoring() -> None:
     assert rules[0].rule_name == "slow"
 
 
-def test_toml_errors_name_file_rule_and_problem_all_at_once(tmp_path: Path) -> None:
+def test_toml_errors_name_file_and_key_as_the_core_does(tmp_path: Path) -> None:
     path = tmp_path / "rules.toml"
     path.write_text(
         """
@@ -174,23 +179,67 @@ metric_name = "m"
 operator = ">"
 priority = "low"
 colour = "red"
+
+[[rules]]
+rule_name = " "
+metric_name = "m"
+threshold = nan
+operator = ">"
+priority = "low"
+
+[[rules]]
+name = "e"
+rule_name = "e"
+metric_name = "m"
+threshold = 1
+operator = ">"
+priority = "low"
+
+[[rules]]
+rule_name = "f"
+metric_name = "m"
+threshold = 1
+operator = ">"
+priority = "low"
+cooldown_minutes = -1
 """,
         encoding="utf-8",
     )
     with pytest.raises(RuleError) as info:
         load_rules(path)
-    errors = info.value.errors
-    assert (
-        f"{path}: rules[0] (a): unknown operator '=>'; expected one of >, >=, <, <=, ==, !="
-        in errors
-    )
-    assert f"{path}: rules[1] (b): threshold: expected a number, got 'lots'" in errors
-    assert any(
-        e.startswith(f"{path}: rules[1] (b): priority: unknown priority 'urgent'") for e in errors
-    )
-    assert any("rules[2]: unknown key 'colour'" in e for e in errors)
-    assert any("rules[2] (c): missing threshold" in e for e in errors)
-    assert isinstance(info.value, ValueError)
+    assert info.value.errors == [
+        f"{path}: expected one of >, >=, <, <=, ==, !=, got '=>' @ rules[0].operator",
+        f"{path}: expected float, got 'lots' @ rules[1].threshold",
+        f"{path}: unknown priority 'urgent': expected one of low, medium, high, critical "
+        "(or 1-4) @ rules[1].priority",
+        f"{path}: required field missing @ rules[2].threshold",
+        f"{path}: extra fields found (colour) @ rules[2]",
+        f"{path}: expected a finite number, got nan @ rules[3].threshold",
+        f"{path}: expected rule_name or name, not both @ rules[4]",
+        f"{path}: expected a finite number >= 0, got -1.0 @ rules[5].cooldown_minutes",
+    ]
+    assert isinstance(info.value, ConfigError) and isinstance(info.value, ValueError)
+
+
+def test_empty_rule_name_named_once_the_types_are_right() -> None:
+    rule = {"metric": "m", "threshold": 1, "operator": ">", "priority": "low"}
+    with pytest.raises(RuleError) as info:
+        load_rules({"rules": {"ok": rule, "blank": {**rule, "rule_name": "  "}}})
+    assert info.value.errors == [
+        "rules: expected a non-empty string, got '' @ rules.blank.rule_name"
+    ]
+
+
+def test_rules_must_be_tables() -> None:
+    with pytest.raises(RuleError) as info:
+        load_rules({"rules": "cpu > 90"})
+    assert info.value.errors == [
+        "rules: expected an array of tables ([[rules]]) or a table of tables "
+        "([rules.<name>]), got str @ rules"
+    ]
+    with pytest.raises(RuleError) as info:
+        load_rules({"monitoring": {"rules": [5]}})
+    assert info.value.errors == ["rules: expected a table, got int @ monitoring.rules[0]"]
 
 
 def test_unreadable_and_invalid_toml(tmp_path: Path) -> None:
@@ -204,8 +253,11 @@ def test_unreadable_and_invalid_toml(tmp_path: Path) -> None:
 
 def test_duplicate_rule_names_rejected() -> None:
     rule = {"metric": "m", "threshold": 1, "operator": ">", "priority": "low"}
-    with pytest.raises(RuleError, match="defined twice"):
+    with pytest.raises(RuleError) as info:
         load_rules({"rules": [{"name": "x", **rule}, {"name": "x", **rule}]})
+    assert info.value.errors == [
+        "rules: expected each rule_name once, 'x' is also at rules[0] @ rules[1]"
+    ]
 
 
 def test_bridge_load_rules_adds_them(bridge: MonitoringBridge) -> None:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ._metrics import ReceiverMetrics
     from ._receiver import create_app
     from ._rules import DEFAULT_RULES, OPERATORS, AlertRule, RuleError, load_rules
-    from ._settings import MonitoringConfig, ReceiverConfig, load_monitoring_config
+    from ._settings import MonitorConfig, MonitoringConfig, ReceiverConfig, load_monitoring_config
     from ._timefmt import parse_timestamp
 
 __version__ = "0.1.0"
@@ -48,6 +48,7 @@ __all__ = [
     "ExternalBatch",
     "HostSampler",
     "MetricSample",
+    "MonitorConfig",
     "MonitoringBridge",
     "MonitoringConfig",
     "PayloadError",
@@ -80,6 +81,7 @@ _LAZY = {
     "AlertRule": "._rules",
     "RuleError": "._rules",
     "load_rules": "._rules",
+    "MonitorConfig": "._settings",
     "MonitoringConfig": "._settings",
     "ReceiverConfig": "._settings",
     "load_monitoring_config": "._settings",

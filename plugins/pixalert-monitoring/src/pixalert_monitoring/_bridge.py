@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 from pixalert import Alert, DeliveryResult, Priority, SubmitError, hookimpl
-from pixalert.channels import redact
+from pixalert.channels import Duration, redact
 
 from ._external import ExternalAlert, ExternalBatch, parse_external, severity_map
 from ._rules import DEFAULT_RULES, AlertRule, load_rules
@@ -24,9 +24,14 @@ __all__ = ["MetricSample", "MonitoringBridge"]
 
 log = logging.getLogger("pixalert.monitoring")
 
-#: How long an external notification's identity is remembered (Alertmanager
-#: retries, HA peers and repeats of the same notification are taken once).
-DEFAULT_DEDUP_TTL = 24 * 3600.0
+#: How long, in seconds, an external notification's identity is remembered, so
+#: that its redeliveries are taken once: Alertmanager's HA peers send the same
+#: notification up to peer_timeout (15 s) times their position later, and a
+#: sender retries a notification it did not see answered within about 10 s.
+#: It stays well under Alertmanager's group_interval (5 m by default), so a
+#: repeat of a still-firing alert (repeat_interval, 4 h by default) is taken
+#: again and goes through cooldown like any alert.
+DEFAULT_DEDUP_TTL = 120.0
 
 _JOURNAL_SIZE = 10_000
 
@@ -106,8 +111,9 @@ class MonitoringBridge:
     from the usual configuration, when omitted); ``clock`` defaults to the
     manager's. ``severities`` maps Alertmanager/Grafana ``severity`` label
     values to priorities (added to the defaults: critical, error/high,
-    warning, info). ``dedup_ttl`` is how long, in seconds, an external
-    notification is remembered so that redeliveries are taken once.
+    warning, info). ``dedup_ttl`` is how long, in seconds (or ``"2m"``), an
+    external notification is remembered so that its redeliveries are taken
+    once (default 2 minutes: see :data:`DEFAULT_DEDUP_TTL`).
     """
 
     def __init__(
@@ -137,9 +143,10 @@ class MonitoringBridge:
         self.clock = clock
         self.severities = severity_map(severities)
         self.default_priority = Priority.parse(default_priority)
-        if dedup_ttl <= 0:
-            raise ValueError(f"dedup_ttl: expected a number of seconds > 0, got {dedup_ttl!r}")
-        self.dedup_ttl = float(dedup_ttl)
+        try:
+            self.dedup_ttl = float(Duration.parse(dedup_ttl, zero=False))
+        except ValueError as exc:
+            raise ValueError(f"dedup_ttl: {exc}") from None
         self.max_alerts = max_alerts
         self.alert_rules: dict[str, AlertRule] = {}
         self.metrics: dict[str, dict[str, MetricSample]] = {}
@@ -221,8 +228,8 @@ class MonitoringBridge:
             raise ValueError(
                 f"value of {metric_name!r}: expected a number, got {type(value).__name__}"
             )
-        if math.isnan(value):
-            raise ValueError(f"value of {metric_name!r}: expected a number, got NaN")
+        if not math.isfinite(value):
+            raise ValueError(f"value of {metric_name!r}: expected a finite number, got {value!r}")
         sample = MetricSample(float(value), str(unit or ""), str(status or "ok"), self.clock.now())
         self.metrics.setdefault(service_name.strip(), {})[metric_name.strip()] = sample
         return sample

@@ -63,17 +63,13 @@ def _manager(config_file: str | None) -> Any:
 
 def _monitoring_config(path: str | None, manager: Any) -> Any:
     """The monitoring file, else ``[plugins.monitoring]`` of the main config."""
-    import os
+    from pixalert import ConfigError
 
-    from ._rules import RuleError
-    from ._settings import CONFIG_ENV, load_monitoring_config
+    from ._settings import load_monitoring_config
 
-    source: Any = path
-    if source is None and not os.environ.get(CONFIG_ENV):
-        source = manager.settings.plugins.get("monitoring") or None
     try:
-        return load_monitoring_config(source)
-    except RuleError as exc:
+        return load_monitoring_config(path, settings=manager.settings)
+    except ConfigError as exc:
         _fail(str(exc))
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from pixalert import Priority
+from pixalert import ConfigError, Priority
 
 __all__ = [
     "DEFAULT_RULES",
@@ -20,6 +20,7 @@ __all__ = [
     "RuleError",
     "load_rules",
     "read_toml",
+    "structure_rules",
 ]
 
 #: The comparison operators a rule may use.
@@ -35,16 +36,24 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 _OPERATOR_LIST = ", ".join(OPERATORS)
 
 
-class RuleError(ValueError):
-    """A rule (or a rules file) is invalid. ``errors`` holds one line per problem."""
+class RuleError(ConfigError):
+    """A rule (or a rules file) is invalid. ``errors`` holds one line per problem.
+
+    A :class:`pixalert.ConfigError` (so a ``ValueError`` too).
+    """
 
     def __init__(self, errors: Iterable[str]) -> None:
-        self.errors = list(errors)
-        super().__init__(
+        super().__init__(list(errors))
+        self.args = (
             "; ".join(self.errors)
             if len(self.errors) == 1
-            else "invalid alert rules:\n  " + "\n  ".join(self.errors)
+            else "invalid alert rules:\n  " + "\n  ".join(self.errors),
         )
+
+
+# Each check takes the field's name and a value, and returns the value as the
+# rule keeps it or raises ValueError saying what was expected: AlertRule.create
+# runs them on loose input, and the class runs them as validators.
 
 
 def _check_name(what: str, value: object) -> str:
@@ -53,10 +62,10 @@ def _check_name(what: str, value: object) -> str:
     return value.strip()
 
 
-def _check_operator(value: object) -> str:
+def _check_operator(what: str, value: object) -> str:
     if isinstance(value, str) and value.strip() in OPERATORS:
         return value.strip()
-    raise ValueError(f"unknown operator {value!r}; expected one of {_OPERATOR_LIST}")
+    raise ValueError(f"{what}: expected one of {_OPERATOR_LIST}, got {value!r}")
 
 
 def _check_number(what: str, value: object) -> float:
@@ -66,16 +75,34 @@ def _check_number(what: str, value: object) -> float:
         number = float(value)
     except ValueError:
         raise ValueError(f"{what}: expected a number, got {value!r}") from None
-    if math.isnan(number):
-        raise ValueError(f"{what}: expected a number, got NaN")
+    if not math.isfinite(number):
+        raise ValueError(f"{what}: expected a finite number, got {value!r}")
     return number
 
 
-def _check_cooldown(value: object) -> float:
-    number = _check_number("cooldown_minutes", value)
-    if number < 0 or math.isinf(number):
-        raise ValueError(f"cooldown_minutes: expected a finite number >= 0, got {value!r}")
+def _check_cooldown(what: str, value: object) -> float:
+    number = _check_number(what, value)
+    if number < 0:
+        raise ValueError(f"{what}: expected a finite number >= 0, got {value!r}")
     return number
+
+
+def _check_priority(what: str, value: object) -> Priority:
+    try:
+        return Priority.parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
+
+
+def _validator(check: Callable[[str, object], object]) -> Callable[[Any, Any, Any], None]:
+    def validate(instance: Any, attribute: Any, value: Any) -> None:
+        check(attribute.name, value)
+
+    return validate
+
+
+def _strip(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
 
 
 @attrs.frozen
@@ -83,15 +110,17 @@ class AlertRule:
     """Fire when ``metric_name`` compared with ``threshold`` by ``operator`` holds.
 
     Evaluated per service; ``cooldown_minutes`` is the shortest time between
-    two notifications of this rule for one service.
+    two notifications of this rule for one service. Names and the operator
+    are stripped; an empty name, an unknown operator, a non-finite threshold or a
+    negative cooldown is a ``ValueError``.
     """
 
-    rule_name: str
-    metric_name: str
-    threshold: float
-    operator: str
-    priority: Priority
-    cooldown_minutes: float
+    rule_name: str = attrs.field(converter=_strip, validator=_validator(_check_name))
+    metric_name: str = attrs.field(converter=_strip, validator=_validator(_check_name))
+    threshold: float = attrs.field(validator=_validator(_check_number))
+    operator: str = attrs.field(converter=_strip, validator=_validator(_check_operator))
+    priority: Priority = attrs.field(validator=attrs.validators.instance_of(Priority))
+    cooldown_minutes: float = attrs.field(default=5.0, validator=_validator(_check_cooldown))
 
     @classmethod
     def create(
@@ -104,19 +133,26 @@ class AlertRule:
         cooldown_minutes: object = 5,
     ) -> AlertRule:
         """Build a rule from loose input (``"high"``, ``"85"``); ``RuleError`` names it."""
-        rule, errors = _build(
-            rule_name=rule_name,
-            metric_name=metric_name,
-            threshold=threshold,
-            operator=operator,
-            priority=priority,
-            cooldown_minutes=cooldown_minutes,
-        )
-        if rule is None:
+        raw = {
+            "rule_name": rule_name,
+            "metric_name": metric_name,
+            "threshold": threshold,
+            "operator": operator,
+            "priority": priority,
+            "cooldown_minutes": cooldown_minutes,
+        }
+        values: dict[str, Any] = {}
+        errors: list[str] = []
+        for field, check in _LOOSE.items():
+            try:
+                values[field] = check(field, raw[field])
+            except ValueError as exc:
+                errors.append(str(exc))
+        if errors:
             name = rule_name if isinstance(rule_name, str) and rule_name.strip() else None
             label = f"rule {name!r}" if name else "rule"
             raise RuleError(f"{label}: {error}" for error in errors)
-        return rule
+        return cls(**values)
 
     @property
     def cooldown_seconds(self) -> float:
@@ -143,32 +179,15 @@ class AlertRule:
         }
 
 
-def _build(**raw: object) -> tuple[AlertRule | None, list[str]]:
-    checks: dict[str, Callable[[object], Any]] = {
-        "rule_name": lambda v: _check_name("rule_name", v),
-        "metric_name": lambda v: _check_name("metric_name", v),
-        "threshold": lambda v: _check_number("threshold", v),
-        "operator": _check_operator,
-        "priority": _priority,
-        "cooldown_minutes": _check_cooldown,
-    }
-    values: dict[str, Any] = {}
-    errors: list[str] = []
-    for field, check in checks.items():
-        try:
-            values[field] = check(raw.get(field, 5 if field == "cooldown_minutes" else None))
-        except ValueError as exc:
-            errors.append(str(exc))
-    if errors:
-        return None, errors
-    return AlertRule(**values), []
-
-
-def _priority(value: object) -> Priority:
-    try:
-        return Priority.parse(value)
-    except ValueError as exc:
-        raise ValueError(f"priority: {exc}") from None
+# AlertRule.create's checks of loose input, in the order of the fields.
+_LOOSE: dict[str, Callable[[str, object], Any]] = {
+    "rule_name": _check_name,
+    "metric_name": _check_name,
+    "threshold": _check_number,
+    "operator": _check_operator,
+    "priority": _check_priority,
+    "cooldown_minutes": _check_cooldown,
+}
 
 
 def _number(value: float) -> str:
@@ -187,19 +206,8 @@ DEFAULT_RULES: tuple[tuple[str, str, float, str, Priority, float], ...] = (
     ("critical_error_rate", "error_rate_percent", 15.0, ">", Priority.HIGH, 5),
 )
 
-# Keys a rule table may use: the seed's argument names and short forms.
-_RULE_KEYS = {
-    "rule_name": "rule_name",
-    "name": "rule_name",
-    "metric_name": "metric_name",
-    "metric": "metric_name",
-    "threshold": "threshold",
-    "operator": "operator",
-    "priority": "priority",
-    "cooldown_minutes": "cooldown_minutes",
-    "cooldown": "cooldown_minutes",
-}
-_REQUIRED = ("rule_name", "metric_name", "threshold", "operator", "priority")
+# Short forms a rule table may use for the seed's argument names.
+_ALIASES = {"name": "rule_name", "metric": "metric_name", "cooldown": "cooldown_minutes"}
 
 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -211,11 +219,12 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     file = Path(path)
     try:
         with file.open("rb") as f:
-            return tomllib.load(f)
+            data: dict[str, Any] = tomllib.load(f)
     except OSError as exc:
         raise RuleError([f"{file}: cannot read ({exc.strerror or exc})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise RuleError([f"{file}: not valid TOML: {exc}"]) from None
+    return data
 
 
 def load_rules(source: str | os.PathLike[str] | Mapping[str, Any]) -> list[AlertRule]:
@@ -225,68 +234,85 @@ def load_rules(source: str | os.PathLike[str] | Mapping[str, Any]) -> list[Alert
     (``[rules.<name>]``), at the top level or under ``[monitoring]``; each has
     ``rule_name`` (or ``name``, implied by a table of tables), ``metric_name``
     (or ``metric``), ``threshold``, ``operator``, ``priority`` and
-    ``cooldown_minutes`` (default 5). Every problem is reported at once in a
-    :class:`RuleError` whose lines name the file and the rule.
+    ``cooldown_minutes`` (or ``cooldown``, default 5). Every problem is
+    reported in a :class:`RuleError` whose lines read
+    ``<file>: <what was expected> @ <key path>``, as the core's config errors do.
     """
-    where = "rules"
+    origin = "rules"
     if isinstance(source, Mapping):
         data: Mapping[str, Any] = source
     else:
         data = read_toml(source)
-        where = f"{source}: rules"
+        origin = str(source)
+    path = "rules"
     if isinstance(data.get("monitoring"), Mapping) and "rules" not in data:
         data = data["monitoring"]
-    raw = data.get("rules", [])
-    entries: list[tuple[str, Any, str | None]] = []
-    if isinstance(raw, Mapping):
-        for name, table in raw.items():
-            entries.append((f"{where}.{name}", table, str(name)))
-    elif isinstance(raw, list):
-        for index, table in enumerate(raw):
-            entries.append((f"{where}[{index}]", table, None))
-    else:
-        raise RuleError(
-            [
-                f"{where}: expected an array of tables ([[rules]]) or a table of tables "
-                f"([rules.<name>]), got {type(raw).__name__}"
-            ]
-        )
-    rules: list[AlertRule] = []
-    errors: list[str] = []
-    seen: dict[str, str] = {}
-    for path, table, implied_name in entries:
-        if not isinstance(table, Mapping):
-            errors.append(f"{path}: expected a table, got {type(table).__name__}")
-            continue
-        values: dict[str, Any] = {}
-        if implied_name is not None:
-            values["rule_name"] = implied_name
-        for key, value in table.items():
-            field = _RULE_KEYS.get(key)
-            if field is None:
-                errors.append(
-                    f"{path}: unknown key {key!r}; expected rule_name, metric_name, "
-                    "threshold, operator, priority, cooldown_minutes"
-                )
-                continue
-            values[field] = value
-        name = values.get("rule_name")
-        label = f"{path} ({name})" if isinstance(name, str) and implied_name is None else path
-        missing = [f for f in _REQUIRED if f not in values]
-        if missing:
-            errors.append(f"{label}: missing {', '.join(missing)}")
-            continue
-        rule, problems = _build(**values)
-        if rule is None:
-            errors.extend(f"{label}: {problem}" for problem in problems)
-            continue
-        if rule.rule_name in seen:
-            errors.append(
-                f"{label}: rule {rule.rule_name!r} is defined twice (also {seen[rule.rule_name]})"
-            )
-            continue
-        seen[rule.rule_name] = label
-        rules.append(rule)
+        path = "monitoring.rules"
+    rules, errors = structure_rules(data.get("rules", []), path=path, origin=origin)
     if errors:
         raise RuleError(errors)
     return rules
+
+
+def structure_rules(
+    raw: object, *, path: str, origin: str | Mapping[str, str]
+) -> tuple[list[AlertRule], list[str]]:
+    """The rules of a ``rules`` value (a list of tables or a table of tables), and the
+    problems found, one line each: ``<origin>: <what was expected> @ <path>...``."""
+    entries: list[tuple[str, object, str | None]]
+    if isinstance(raw, Mapping):
+        entries = [(f"{path}.{name}", table, str(name)) for name, table in raw.items()]
+    elif isinstance(raw, list):
+        entries = [(f"{path}[{index}]", table, None) for index, table in enumerate(raw)]
+    else:
+        where = origin if isinstance(origin, str) else _origin(path, origin)
+        expected = "an array of tables ([[rules]]) or a table of tables ([rules.<name>])"
+        return [], [f"{where}: expected {expected}, got {type(raw).__name__} @ {path}"]
+    rules: list[AlertRule] = []
+    errors: list[str] = []
+    seen: dict[str, str] = {}
+    for where, table, implied_name in entries:
+        try:
+            rule = _structure_rule(table, where, origin, implied_name)
+        except ConfigError as exc:
+            errors.extend(exc.errors)
+            continue
+        if rule.rule_name in seen:
+            errors.append(
+                f"{_origin(where, origin)}: expected each rule_name once, "
+                f"{rule.rule_name!r} is also at {seen[rule.rule_name]} @ {where}"
+            )
+            continue
+        seen[rule.rule_name] = where
+        rules.append(rule)
+    return rules, errors
+
+
+def _structure_rule(
+    table: object, where: str, origin: str | Mapping[str, str], implied_name: str | None
+) -> AlertRule:
+    from pixalert.channels import structure_config
+
+    if not isinstance(table, Mapping):
+        kind = type(table).__name__
+        raise ConfigError([f"{_origin(where, origin)}: expected a table, got {kind} @ {where}"])
+    values: dict[str, Any] = {} if implied_name is None else {"rule_name": implied_name}
+    for key, value in table.items():
+        field = _ALIASES.get(str(key), str(key))
+        if field != key and field in table:
+            raise ConfigError(
+                [f"{_origin(where, origin)}: expected {field} or {key}, not both @ {where}"]
+            )
+        values[field] = value
+    rule: AlertRule = structure_config(AlertRule, values, path=where, source=origin)
+    return rule
+
+
+def _origin(path: str, origin: str | Mapping[str, str]) -> str:
+    """The file a key path came from (``origin`` is a file name or the core's sources map)."""
+    if isinstance(origin, str):
+        return origin
+    best = max(
+        (key for key in origin if path == key or path.startswith(key + ".")), key=len, default=""
+    )
+    return origin.get(best, "defaults")

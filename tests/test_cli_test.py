@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pixalert_pagerduty.testing as pagerduty_testing
+import pixalert_webhook.testing as webhook_testing
 import pytest
 from click.testing import CliRunner
 from pixalert.cli import _test as test_cmd
 from pixalert.cli import cli
 
-webhook_testing = pytest.importorskip("pixalert_webhook.testing")
-pagerduty_testing = pytest.importorskip("pixalert_pagerduty.testing")
+pytestmark = pytest.mark.usefixtures("isolated_environment")
 
 
 @pytest.fixture

@@ -17,6 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pixalert_email.testing as email_testing
+import pixalert_pagerduty.testing as pagerduty_testing
+import pixalert_slack.testing as slack_testing
+import pixalert_webhook.testing as webhook_testing
 import pytest
 from click.testing import CliRunner
 from pixalert.cli import _init as init_cmd
@@ -29,6 +33,8 @@ else:  # pragma: no cover
 
 pexpect = pytest.importorskip("pexpect")
 
+pytestmark = pytest.mark.usefixtures("isolated_environment")
+
 SEED_VARIABLES = [q.env for form in init_cmd.SEED_FORMS for q in form.questions]
 
 
@@ -39,15 +45,13 @@ SEED_VARIABLES = [q.env for form in init_cmd.SEED_FORMS for q in form.questions]
 
 @pytest.fixture
 def smtp() -> Iterator[Any]:
-    testing = pytest.importorskip("pixalert_email.testing")
-    with testing.SMTPTestServer(recipients=("ops@example.com",)) as server:
+    with email_testing.SMTPTestServer(recipients=("ops@example.com",)) as server:
         yield server
 
 
 @pytest.fixture
 def slack(services: Any) -> Iterator[Any]:
-    testing = pytest.importorskip("pixalert_slack.testing")
-    server = testing.SlackServer()
+    server = slack_testing.SlackServer()
     services.run(server.start())
     yield server
     services.run(server.stop())
@@ -55,8 +59,7 @@ def slack(services: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def pagerduty(services: Any) -> Iterator[Any]:
-    testing = pytest.importorskip("pixalert_pagerduty.testing")
-    server = testing.PagerDutyServer()
+    server = pagerduty_testing.PagerDutyServer()
     services.run(server.start())
     yield server
     services.run(server.stop())
@@ -64,8 +67,7 @@ def pagerduty(services: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def receiver(services: Any) -> Iterator[Any]:
-    testing = pytest.importorskip("pixalert_webhook.testing")
-    server = testing.WebhookReceiver()
+    server = webhook_testing.WebhookReceiver()
     services.run(server.start())
     yield server
     services.run(server.stop())
