@@ -21,6 +21,7 @@ import attrs
 from ._channels import Channel, ChannelSpec, Receipt
 from ._conformance import ChannelContract, ContractViolation, check_channel_contract
 from ._errors import DeliveryError
+from ._fakeservice import FakeService, Fault, ReceivedRequest
 from ._storage import HistoryStore
 from ._types import Alert
 
@@ -28,6 +29,9 @@ __all__ = [
     "ChannelContract",
     "ContractViolation",
     "FakeClock",
+    "FakeService",
+    "Fault",
+    "ReceivedRequest",
     "RecordingChannel",
     "RecordingConfig",
     "check_channel_contract",
