@@ -33,12 +33,13 @@ transport (:meth:`~FakeService.log`, :meth:`~FakeService.take_fault`,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
@@ -359,10 +360,8 @@ class FakeService(Generic[T]):
             self._cond.notify_all()
             waiters = list(self._waiters)
         for wake in waiters:
-            try:
+            with contextlib.suppress(RuntimeError):  # that waiter's loop has closed
                 wake()
-            except RuntimeError:  # the waiter's loop has closed
-                pass
 
     def log(self, record: ReceivedRequest) -> ReceivedRequest:
         """Add an arriving request to :attr:`requests`; return it."""
@@ -391,7 +390,7 @@ class FakeService(Generic[T]):
     def accept(
         self, record: ReceivedRequest | None, item: T | None = None, *, line: str | None = None
     ) -> None:
-        """Mark ``record`` accepted; keep ``item`` in :attr:`received` and ``line`` in :meth:`lines`."""
+        """Mark ``record`` accepted; add ``item`` to :attr:`received`, ``line`` to :meth:`lines`."""
         with self._cond:
             if item is not None:
                 self._received.append(item)
@@ -429,7 +428,7 @@ class FakeService(Generic[T]):
             self._held.append(entry)
             self._changed()
         try:
-            go_on = await entry[1]
+            go_on: bool = await entry[1]
         finally:
             with self._cond:
                 self._held.remove(entry)
@@ -442,10 +441,8 @@ class FakeService(Generic[T]):
         with self._cond:
             held = list(self._held)
         for loop, future in held:
-            try:
+            with contextlib.suppress(RuntimeError):  # that loop has closed
                 loop.call_soon_threadsafe(_settle, future, go_on)
-            except RuntimeError:  # that loop has closed
-                pass
 
     # -- HTTP (aiohttp.web) ------------------------------------------------
 
@@ -466,11 +463,11 @@ class FakeService(Generic[T]):
         """Accept the request (it joins :attr:`received`) with ``200 {"ok": true}``."""
         from aiohttp import web
 
-        self.accept(record, record, line=f"{request.method} {request.path}")
+        self.accept(record, cast(T, record), line=f"{request.method} {request.path}")
         return web.json_response({"ok": True})
 
     def fault_body(self, fault: Fault) -> Body:
-        """The body of a :meth:`fail` that gave none: empty (override to answer as the service does)."""
+        """The body of a :meth:`fail` that gave none: empty (override to answer as the service)."""
         return ""
 
     async def serve(self) -> int:

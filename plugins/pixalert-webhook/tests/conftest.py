@@ -47,4 +47,3 @@ async def make_channel(
     yield build
     for channel in made:
         await channel.aclose()
-
