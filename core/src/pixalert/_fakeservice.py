@@ -165,16 +165,25 @@ class FakeService(Generic[T]):
     async def start(self) -> Mapping[str, Any]:
         """Serve on 127.0.0.1 (a free port) unless serving already; return :meth:`config`."""
         if not self._serving:
-            self._port = await self.serve()
-            self._serving = True
+            self._started(await self.serve())
         return self.config()
 
     async def stop(self) -> None:
         """Drop held requests, stop serving and free :meth:`refused_url`'s port; safe twice."""
+        if self._stopping_now():
+            await self.shutdown()
+        self._stopped()
+
+    def _started(self, port: int) -> None:
+        self._port, self._serving = port, True
+
+    def _stopping_now(self) -> bool:
+        """Stop taking hangs and drop the held requests; True if it was serving."""
         serving, self._serving = self._serving, False
         self._let_go(False)
-        if serving:
-            await self.shutdown()
+        return serving
+
+    def _stopped(self) -> None:
         if self._refused is not None:
             self._refused.close()
             self._refused = None
