@@ -128,7 +128,7 @@ class FakeService(Generic[T]):
     """
 
     #: The channel type this service stands in for (the DemoSink contract).
-    channel_type: ClassVar[str] = ""
+    channel_type: str = ""
     #: The address served on; always loopback.
     host: ClassVar[str] = "127.0.0.1"
     #: The endpoints faults may name (None: any name); a typo is a ValueError.
