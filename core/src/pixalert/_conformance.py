@@ -976,24 +976,23 @@ async def check_channel_contract(
     return report
 
 
-def _provoke(service: Any, kind: str) -> bool | None:
+def _provoke(service: Any, kind: str) -> None:
     """Make a :class:`pixalert.testing.FakeService` fail its next answer as ``kind`` says.
 
     ``"timeout"`` is ``service.hang()``; the other kinds are
-    ``service.fail(**service.failures[kind])``. Returns False for a kind the
-    service lists no failure for (the check is skipped); raises
-    ``NotImplementedError`` for a server that is not a FakeService.
+    ``service.fail(**service.failures[kind])``. A kind the service lists no
+    failure for skips the check; a server that is not a FakeService raises
+    ``NotImplementedError``.
     """
     if not isinstance(service, FakeService):
         raise NotImplementedError
     if kind == "timeout":
         service.hang()
-        return None
+        return
     arguments = service.failures.get(kind)
     if arguments is None:
-        return False
+        raise _Skip(f"{type(service).__name__}.failures has no {kind!r}: no such failure here")
     service.fail(**arguments)
-    return None
 
 
 def _count_received(service: Any) -> int | None:
@@ -1045,8 +1044,9 @@ class ChannelContract:
         """Make ``server`` fail its next answer as ``kind`` says; return False if it cannot.
 
         The default works for a :class:`pixalert.testing.FakeService`:
-        ``server.hang()`` for ``"timeout"``, else ``server.fail(**server.failures[kind])``,
-        or False when ``failures`` has no such kind. Override it for any other server.
+        ``server.hang()`` for ``"timeout"``, else ``server.fail(**server.failures[kind])``
+        (the check is skipped when ``failures`` has no such kind). Override it
+        for any other server.
         """
         return _provoke(server, kind)
 
