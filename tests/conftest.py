@@ -141,13 +141,13 @@ class Sinks:
         """``python args...`` with another environment (and working directory)."""
         return await run_python(args, env=env, cwd=cwd or self.cwd)
 
-    def received(self) -> dict[str, list[str]]:
+    def lines(self) -> dict[str, list[str]]:
         """One line per message each sink accepted."""
         return {
-            "email": self.smtp.received(),
-            "slack": self.slack.received(),
-            "pagerduty": self.pagerduty.received(),
-            "webhook": self.webhook.received(),
+            "email": self.smtp.lines(),
+            "slack": self.slack.lines(),
+            "pagerduty": self.pagerduty.lines(),
+            "webhook": self.webhook.lines(),
         }
 
 

@@ -187,15 +187,15 @@ def test_a_person_sets_up_every_seed_channel_and_checks_them(
     assert term.finish() == 0
 
     # What the services received from the checks.
-    first, resolved = smtp.messages  # the email channel resolves what it sent, too
+    first, resolved = smtp.received  # the email channel resolves what it sent, too
     assert sorted(first.rcpt_tos) == ["dev@example.com", "ops@example.com"]
     assert "pixalert test alert" in first.subject and "RESOLVED" in resolved.subject.upper()
     assert first.tls and first.authenticated_as == smtp.username
     assert [a.username for a in smtp.auth_attempts] == [smtp.username]
-    assert len(slack.messages) == 1 and "pixalert test alert" in slack.messages[0].text
-    assert [e["event_action"] for e in pagerduty.events] == ["trigger", "resolve"]
+    assert len(slack.received) == 1 and "pixalert test alert" in slack.received[0].text
+    assert [e["event_action"] for e in pagerduty.received] == ["trigger", "resolve"]
     assert pagerduty.open_incidents == []
-    assert receiver.deliveries == []  # that check was declined
+    assert receiver.received == []  # that check was declined
 
     # The file: owner-only, complete, usable.
     path = tmp_path / "pixalert.toml"
@@ -257,7 +257,7 @@ def test_a_failed_check_lets_the_person_fix_the_setting(tmp_path, slack):
     assert load(tmp_path / "pixalert.toml")["channels"] == {
         "slack": {"webhook_url": slack.webhook_url}
     }
-    assert len(slack.messages) == 1
+    assert len(slack.received) == 1
     assert slack.secret not in term.output and "not-the-right-secret" not in term.output
 
 
@@ -366,7 +366,7 @@ def test_seed_variables_are_the_defaults(tmp_path, receiver):
     path = tmp_path / ".env.notifications"
     assert mode(path) == 0o600
     assert f'WEBHOOK_URLS="{receiver.url}"' in path.read_text(encoding="utf-8")
-    assert len(receiver.deliveries) == 2  # the test alert and its resolve
+    assert len(receiver.received) == 2  # the test alert and its resolve
     assert receiver.url not in term.output
 
 
@@ -532,7 +532,7 @@ def test_no_input_never_overwrites_without_force(tmp_path):
 def test_no_input_check_writes_only_when_every_channel_works(tmp_path, pagerduty):
     args = ["--no-input", "--check", "--set", f"pagerduty.events_url={pagerduty.events_url}"]
     env = {"PAGERDUTY_INTEGRATION_KEY": pagerduty.routing_key}
-    pagerduty.fail_next(400, body={"status": "invalid event", "errors": ["nope"]})
+    pagerduty.fail(400, body={"status": "invalid event", "errors": ["nope"]})
     result = invoke(tmp_path, *args, env=env)
     assert result.exit_code == 1
     assert "✗ pagerduty: pagerduty: HTTP 400" in result.output

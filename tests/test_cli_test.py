@@ -94,14 +94,14 @@ def test_channels_sends_one_message_per_channel(tmp_path, config_file, receiver,
         ("webhook", "webhook", "sent", 1),
         ("pagerduty", "pagerduty", "sent", 1),
     }
-    assert receiver.received()[0].startswith("POST /hook alert.firing LOW pixalert test")
+    assert receiver.lines()[0].startswith("POST /hook alert.firing LOW pixalert test")
     # The incident the test opened in PagerDuty was resolved at once.
-    assert [e["event_action"] for e in pagerduty.events] == ["trigger", "resolve"]
+    assert [e["event_action"] for e in pagerduty.received] == ["trigger", "resolve"]
     assert pagerduty.open_incidents == []
 
 
 def test_channels_reports_a_failing_channel_and_exits_1(tmp_path, config_file, pagerduty):
-    pagerduty.fail_next(400, times=1, body={"status": "invalid event", "errors": ["bad"]})
+    pagerduty.fail(400, times=1, body={"status": "invalid event", "errors": ["bad"]})
     result = invoke(tmp_path, "channels", config=config_file)
     assert result.exit_code == 1
     assert "pagerduty" in result.stdout and "failed" in result.stdout
@@ -114,7 +114,7 @@ def test_channels_can_be_limited(tmp_path, config_file, receiver, pagerduty):
     result = invoke(tmp_path, "channels", "-c", "webhook", "--json", config=config_file)
     assert result.exit_code == 0
     assert [r["channel"] for r in as_json(result)["suites"]["channels"]["results"]] == ["webhook"]
-    assert pagerduty.events == []
+    assert pagerduty.received == []
 
 
 def test_an_unknown_channel_is_a_usage_error(tmp_path, config_file):
@@ -158,10 +158,10 @@ def test_priorities_shows_the_routing_and_proves_it(tmp_path, config_file, recei
     assert rows["HIGH"]["reached"] == ["webhook", "pagerduty"]
     assert sorted(rows["CRITICAL"]["reached"]) == ["pagerduty", "webhook"]
     # Proof: what the services received, priority by priority.
-    firing = [line.split()[3] for line in receiver.received() if "alert.firing" in line]
+    firing = [line.split()[3] for line in receiver.lines() if "alert.firing" in line]
     assert firing == ["LOW", "MEDIUM", "HIGH", "CRITICAL"]
     triggers = [
-        e["payload"]["severity"] for e in pagerduty.events if e["event_action"] == "trigger"
+        e["payload"]["severity"] for e in pagerduty.received if e["event_action"] == "trigger"
     ]
     assert triggers == ["error", "critical"]
     assert pagerduty.open_incidents == []
@@ -194,10 +194,10 @@ def test_concurrent_sends_a_burst_and_reports_percentiles(tmp_path, config_file,
     latency = summary["latency_ms"]
     assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
     assert suite["results"][0]["sent"] == 8
-    firing = [d for d in receiver.deliveries if d.type == "alert.firing"]
+    firing = [d for d in receiver.received if d.type == "alert.firing"]
     assert len(firing) == 8 and len({d.webhook_id for d in firing}) == 8
     # The burst shares one incident key: one resolve closes it where receipts are kept.
-    assert [d.type for d in receiver.deliveries].count("alert.resolved") == 1
+    assert [d.type for d in receiver.received].count("alert.resolved") == 1
 
 
 def test_concurrent_groups_a_tracked_burst_in_one_incident(tmp_path, config_file, pagerduty):
@@ -348,4 +348,4 @@ def test_concurrent_shows_a_progress_bar_on_a_terminal(tmp_path, config_file, re
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
-    assert len([d for d in receiver.deliveries if d.type == "alert.firing"]) == 30
+    assert len([d for d in receiver.received if d.type == "alert.firing"]) == 30

@@ -61,14 +61,14 @@ async def test_basic_alert(sinks: Sinks) -> None:
     assert_ok(result)
     # MEDIUM goes to email and Slack (the seed's routing table), in that order.
     assert lines(result.stdout) == ["email: ✅", "slack: ✅"]
-    (mail,) = sinks.smtp.messages
+    (mail,) = sinks.smtp.received
     assert sorted(mail.rcpt_tos) == sorted(sinks.recipients)
     assert "High Memory Usage Detected" in mail.subject
     assert "server-01" in mail.data.decode("utf-8", "replace")
-    (message,) = sinks.slack.messages
+    (message,) = sinks.slack.received
     assert "High Memory Usage Detected" in json.dumps(message.payload)
-    assert sinks.pagerduty.received() == []
-    assert sinks.webhook.received() == []
+    assert sinks.pagerduty.lines() == []
+    assert sinks.webhook.lines() == []
     (entry,) = await history(sinks)
     assert entry["title"] == "High Memory Usage Detected"
     assert entry["metadata"] == {"server": "server-01", "memory_usage": "87%", "threshold": "85%"}
@@ -83,10 +83,10 @@ async def test_custom_channel_selection(sinks: Sinks) -> None:
     assert_ok(result)
     assert lines(result.stdout) == ["email: ✅", "slack: ✅"]
     # HIGH would page too, but the explicit channels win.
-    assert len(sinks.smtp.messages) == 1
-    assert len(sinks.slack.messages) == 1
-    assert sinks.pagerduty.received() == []
-    assert sinks.webhook.received() == []
+    assert len(sinks.smtp.received) == 1
+    assert len(sinks.slack.received) == 1
+    assert sinks.pagerduty.lines() == []
+    assert sinks.webhook.lines() == []
 
 
 MONITOR_ONCE = """
@@ -113,7 +113,7 @@ async def test_monitoring_integration(sinks: Sinks) -> None:
     assert_ok(result)
     # The eight default rules; CPU 45.2 % and memory 67.8 % breach none of them.
     assert lines(result.stdout) == ["loop checked 8 rules every 60s, sent 0"]
-    assert sinks.received() == {"email": [], "slack": [], "pagerduty": [], "webhook": []}
+    assert sinks.lines() == {"email": [], "slack": [], "pagerduty": [], "webhook": []}
 
 
 async def test_custom_alert_rule(sinks: Sinks) -> None:
@@ -190,14 +190,14 @@ async def test_flask_endpoint(sinks: Sinks, tmp_path: Path) -> None:
     # The redelivery is recognised and not sent again.
     assert again["duplicates"] == 1 and again["accepted"] == 0
 
-    assert len(sinks.smtp.messages) == 2
-    assert len(sinks.slack.messages) == 2
+    assert len(sinks.smtp.received) == 2
+    assert len(sinks.slack.received) == 2
     assert [i.summary.split(":")[0] for i in sinks.pagerduty.incidents] == [
         "web-1 is down",
         "Queue backlog",
     ]
     # WEBHOOK_URLS has two URLs: CRITICAL reaches both.
-    assert sorted(d.path for d in sinks.webhook.deliveries) == ["/hook1", "/hook2"]
+    assert sorted(d.path for d in sinks.webhook.received) == ["/hook1", "/hook2"]
 
 
 async def test_health_checks(sinks: Sinks) -> None:
@@ -215,10 +215,10 @@ async def test_quick_reference(sinks: Sinks) -> None:
     assert_ok(result)
     assert lines(result.stdout)
     # HIGH: email, Slack and PagerDuty.
-    assert len(sinks.smtp.messages) == 1
-    assert len(sinks.slack.messages) == 1
+    assert len(sinks.smtp.received) == 1
+    assert len(sinks.slack.received) == 1
     assert [i.summary for i in sinks.pagerduty.incidents] == ["Title: Message"]
-    assert sinks.webhook.received() == []
+    assert sinks.webhook.lines() == []
 
 
 async def test_flask_sync(sinks: Sinks, tmp_path: Path) -> None:
@@ -255,14 +255,14 @@ async def test_flask_sync(sinks: Sinks, tmp_path: Path) -> None:
     # Same title from the same source: the same incident, inside its cooldown.
     assert answers[4]["body"] == dict.fromkeys(paged, "suppressed")
 
-    assert len(sinks.smtp.messages) == 3
-    assert len(sinks.slack.messages) == 3
+    assert len(sinks.smtp.received) == 3
+    assert len(sinks.slack.received) == 3
     assert [i.summary.split(":")[0] for i in sinks.pagerduty.incidents] == [
         "Payment failed",
         "web-1 is down",
         "Queue backlog",
     ]
-    assert sorted(d.path for d in sinks.webhook.deliveries) == ["/hook1", "/hook2"]
+    assert sorted(d.path for d in sinks.webhook.received) == ["/hook1", "/hook2"]
 
 
 async def test_plugin_guide_example(sinks: Sinks, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from pixalert.testing import (
 )
 
 
-class FakeService:
+class StubService:
     """Stands in for a remote service: one token, what it accepted, scripted faults."""
 
     def __init__(self) -> None:
@@ -37,7 +37,7 @@ class FakeService:
         self.received: list[Alert] = []
         self.faults: deque[str] = deque()
 
-    def fail_next(self, kind: str) -> None:
+    def provoke(self, kind: str) -> None:
         self.faults.append(kind)
 
     def config(self, **overrides: Any) -> dict[str, Any]:
@@ -62,7 +62,7 @@ class FakeConfig:
 class GoodChannel(RecordingChannel):
     """A well-behaved channel: clear, classified, secret-free errors; clean close."""
 
-    def __init__(self, name: str, config: FakeConfig, service: FakeService) -> None:
+    def __init__(self, name: str, config: FakeConfig, service: StubService) -> None:
         super().__init__(name)
         self.config = config
         self.service = service
@@ -94,7 +94,7 @@ class GoodChannel(RecordingChannel):
 
 
 def spec_for(
-    service: FakeService, channel: type[GoodChannel] = GoodChannel, config: type = FakeConfig
+    service: StubService, channel: type[GoodChannel] = GoodChannel, config: type = FakeConfig
 ) -> ChannelSpec:
     return ChannelSpec(
         name="fake",
@@ -107,8 +107,8 @@ def spec_for(
 async def run_suite(
     channel: type[GoodChannel] = GoodChannel, config: type = FakeConfig, **kwargs: Any
 ) -> ContractReport:
-    service = FakeService()
-    kwargs.setdefault("fail_next", service.fail_next)
+    service = StubService()
+    kwargs.setdefault("provoke", service.provoke)
     kwargs.setdefault("delivered", lambda: len(service.received))
     kwargs.setdefault("hang_timeout", 0.05)
     return await check_channel_contract(
@@ -139,46 +139,46 @@ async def test_a_good_channel_passes_every_check():
     assert [(r.name, r.detail) for r in report.skipped] == [
         ("unreachable", "no unreachable_config given (a config pointing where nothing listens)")
     ]
-    report = await run_suite(unreachable_config=FakeService().config(address="nowhere"))
+    report = await run_suite(unreachable_config=StubService().config(address="nowhere"))
     assert [r.name for r in report.passed] == list(CHECKS)
     assert "passed  sends: receipt: ['id']" in str(report)
     assert "manager: permanent: failed/1, retryable: sent/2" in str(report)
 
 
-async def test_without_fail_next_the_failure_checks_are_skipped_with_a_reason():
-    report = await run_suite(fail_next=None, checks=["sends", "permanent", "timeout"])
+async def test_without_provoke_the_failure_checks_are_skipped_with_a_reason():
+    report = await run_suite(provoke=None, checks=["sends", "permanent", "timeout"])
     assert [r.outcome for r in report.results] == ["passed", "skipped", "skipped"]
-    assert "no fail_next given" in report.skipped[0].detail
+    assert "no provoke given" in report.skipped[0].detail
 
 
-async def test_fail_next_returning_false_skips_that_kind_only():
-    service = FakeService()
+async def test_provoke_returning_false_skips_that_kind_only():
+    service = StubService()
 
-    def fail_next(kind: str) -> bool | None:
+    def provoke(kind: str) -> bool | None:
         if kind == "rate_limited":
             return False
-        service.fail_next(kind)
+        service.provoke(kind)
         return None
 
     report = await check_channel_contract(
         spec_for(service),
         service.config(),
-        fail_next=fail_next,
+        provoke=provoke,
         checks=["rate_limited", "retryable"],
     )
     assert [r.outcome for r in report.results] == ["skipped", "passed"]
     assert "returned False for 'rate_limited'" in report.results[0].detail
 
 
-async def test_an_async_fail_next_is_awaited():
-    service = FakeService()
+async def test_an_async_provoke_is_awaited():
+    service = StubService()
 
-    async def fail_next(kind: str) -> None:
+    async def provoke(kind: str) -> None:
         await asyncio.sleep(0)
-        service.fail_next(kind)
+        service.provoke(kind)
 
     report = await check_channel_contract(
-        spec_for(service), service.config(), fail_next=fail_next, checks=["permanent"]
+        spec_for(service), service.config(), provoke=provoke, checks=["permanent"]
     )
     assert report.passed[0].detail == "fake: HTTP 400 invalid payload"
 
@@ -189,14 +189,14 @@ async def test_an_unknown_check_name_is_a_clear_error():
 
 
 async def test_a_config_that_does_not_structure_is_reported_as_such():
-    service = FakeService()
+    service = StubService()
     with pytest.raises(ContractViolation, match="the config given to the suite does not structure"):
         await check_channel_contract(spec_for(service), {"tokn": "x"}, checks=["sends"])
 
 
 async def test_unreachable_config_is_checked_when_given():
     report = await run_suite(
-        unreachable_config=FakeService().config(address="nowhere"), checks=["unreachable"]
+        unreachable_config=StubService().config(address="nowhere"), checks=["unreachable"]
     )
     assert report.passed[0].detail == "fake: connection failed (ConnectError)"
 
@@ -336,7 +336,7 @@ class LeavesSocketOpen(GoodChannel):
 
 
 class IgnoresItsName(GoodChannel):
-    def __init__(self, name: str, config: FakeConfig, service: FakeService) -> None:
+    def __init__(self, name: str, config: FakeConfig, service: StubService) -> None:
         super().__init__("something-else", config, service)
 
 
@@ -397,12 +397,12 @@ async def test_a_broken_channel_fails_the_check_it_breaks(channel, check, says):
 
 
 async def test_a_leak_is_described_without_repeating_the_secret():
-    service = FakeService()
+    service = StubService()
     with pytest.raises(ContractViolation) as info:
         await check_channel_contract(
             spec_for(service, LeaksTokenInMessage),
             service.config(),
-            fail_next=service.fail_next,
+            provoke=service.provoke,
             checks=["permanent"],
         )
     assert service.token not in str(info.value)
@@ -467,7 +467,7 @@ class EchoesSecret:
 
 
 async def test_a_secret_kept_in_a_plain_string_is_found_when_named():
-    service = FakeService()
+    service = StubService()
     report = await check_channel_contract(
         spec_for(service, config=PlainTextToken), service.config(), checks=["secrets"]
     )
@@ -513,7 +513,7 @@ async def test_a_config_type_that_is_not_attrs_fails():
         def __init__(self, token: str) -> None:
             self.token = token
 
-    service = FakeService()
+    service = StubService()
     with pytest.raises(ContractViolation, match="is not an attrs class"):
         await check_channel_contract(
             spec_for(service, config=NotAttrs), service.config(), checks=["config_errors"]
@@ -528,28 +528,28 @@ async def test_a_config_type_that_is_not_attrs_fails():
 class TestGoodChannelContract(ChannelContract):
     """Collected by pytest: one test per check, all passing."""
 
-    spec = spec_for(FakeService())  # replaced per test by make_channel below
+    spec = spec_for(StubService())  # replaced per test by make_channel below
     bad_configs: Mapping[str, Mapping[str, Any]] = {"timeout": {"timeout": 0}}
 
     @asynccontextmanager
-    async def _server(self) -> AsyncIterator[FakeService]:
-        service = FakeService()
+    async def _server(self) -> AsyncIterator[StubService]:
+        service = StubService()
         type(self).spec = spec_for(service)
         yield service
 
     def server(self) -> Any:
         return self._server()
 
-    def make_config(self, server: FakeService) -> Mapping[str, Any]:
+    def make_config(self, server: StubService) -> Mapping[str, Any]:
         return server.config()
 
-    def fail_next(self, server: FakeService, kind: str) -> None:
-        server.fail_next(kind)
+    def provoke(self, server: StubService, kind: str) -> None:
+        server.provoke(kind)
 
-    def delivered(self, server: FakeService) -> int:
+    def delivered(self, server: StubService) -> int:
         return len(server.received)
 
-    def unreachable_config(self, server: FakeService) -> Mapping[str, Any]:
+    def unreachable_config(self, server: StubService) -> Mapping[str, Any]:
         return server.config(address="nowhere")
 
 
@@ -557,8 +557,8 @@ class BrokenContract(TestGoodChannelContract):
     """Not collected (no Test prefix): its checks are run by hand below."""
 
     @asynccontextmanager
-    async def _server(self) -> AsyncIterator[FakeService]:
-        service = FakeService()
+    async def _server(self) -> AsyncIterator[StubService]:
+        service = StubService()
         type(self).spec = spec_for(service, LeaksTokenInMessage)
         yield service
 
@@ -572,7 +572,7 @@ def test_the_class_api_skips_what_it_cannot_check():
     import unittest
 
     class NoFailures(TestGoodChannelContract):
-        def fail_next(self, server: FakeService, kind: str) -> None:
+        def provoke(self, server: StubService, kind: str) -> None:
             raise NotImplementedError
 
     with pytest.raises(unittest.SkipTest, match="does not arrange 'timeout' failures"):
@@ -581,7 +581,7 @@ def test_the_class_api_skips_what_it_cannot_check():
 
 def test_make_config_is_required():
     class Incomplete(ChannelContract):
-        spec = spec_for(FakeService())
+        spec = spec_for(StubService())
 
     with pytest.raises(NotImplementedError, match=r"Incomplete.make_config\(server\) is required"):
         Incomplete().run_check("sends")

@@ -185,7 +185,7 @@ class FakeSink:
         self.started = True
         return {}
 
-    def received(self) -> list[str]:
+    def lines(self) -> list[str]:
         return ["one line"]
 
     async def stop(self) -> None:

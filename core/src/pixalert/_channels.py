@@ -68,7 +68,8 @@ class DemoSink(Protocol):
 
     A plugin returns these from ``pixalert_demo_sinks()``. ``start`` runs the
     server on 127.0.0.1 and returns the channel's config section pointing at
-    it; ``received`` lists one line per message the server accepted.
+    it; ``lines`` lists one line per message the server accepted. Every
+    :class:`pixalert.testing.FakeService` is one.
     """
 
     channel_type: str
@@ -77,7 +78,7 @@ class DemoSink(Protocol):
         """Start serving on loopback; return the channel config that targets this sink."""
         ...
 
-    def received(self) -> list[str]:
+    def lines(self) -> list[str]:
         """One short line per message received, oldest first."""
         ...
 

@@ -18,28 +18,20 @@ one test per check)::
         def make_config(self, server):  # a working config section for that server
             return server.config()
 
-        def fail_next(self, server, kind):  # make the next request fail as `kind` says
-            if kind == "permanent":
-                server.fail_next(400)
-            elif kind == "retryable":
-                server.fail_next(503)
-            elif kind == "rate_limited":
-                server.fail_next(429, retry_after=7)
-            elif kind == "timeout":
-                server.hang_next()
-            else:
-                return False  # no such failure for this service: the check is skipped
+        def unreachable_config(self, server):  # the same, pointing where nothing listens
+            return server.config(events_url=server.refused_url(server.events_url))
 
-        def delivered(self, server):  # how many messages the server accepted so far
-            return len(server.events)
+When the server is a :class:`pixalert.testing.FakeService`, the suite makes
+it fail with its verbs (``provoke(server, kind)``: ``server.fail(**server.failures[kind])``,
+and ``server.hang()`` for ``"timeout"``) and counts what it accepted
+(``delivered(server)``: ``len(server.received)``). For any other server,
+override :meth:`ChannelContract.provoke` and :meth:`ChannelContract.delivered`.
 
-or call :func:`check_channel_contract` from an async test::
+Or call :func:`check_channel_contract` from an async test::
 
     async def test_contract():
         async with PagerDutyServer() as pd:
-            await check_channel_contract(
-                channel_spec(), pd.config(), fail_next=fail, delivered=lambda: len(pd.events)
-            )
+            await check_channel_contract(channel_spec(), pd.config(), service=pd)
 
 The checks (names as in :data:`CHECKS`):
 
@@ -50,13 +42,13 @@ The checks (names as in :data:`CHECKS`):
     strings. With ``delivered``, the server counted exactly one more message
     after the first send (the resolve may update that message instead).
 ``permanent``, ``retryable``, ``rate_limited``
-    After ``fail_next(kind)``, ``send`` raises :class:`pixalert.DeliveryError`
+    After ``provoke(kind)``, ``send`` raises :class:`pixalert.DeliveryError`
     (nothing else) with ``retryable`` False for a permanent failure (a 4xx, bad
     credentials) and True for a temporary one (a 5xx); a rate limit (429 with
     ``Retry-After``) is retryable with ``retry_after`` set. The channel sends
     again afterwards.
 ``timeout``
-    After ``fail_next("timeout")`` the service never answers: a send
+    After ``provoke("timeout")`` the service never answers: a send
     cancelled by the core's timeout (``asyncio.wait_for``) leaves the channel
     usable, and ``aclose`` still works. Raising a retryable ``DeliveryError``
     on its own timeout is fine too.
@@ -85,7 +77,7 @@ The checks (names as in :data:`CHECKS`):
     failure is ``failed`` after one attempt; a retryable one is retried and
     sent on the second attempt; results and history carry no secret.
 
-``fail_next`` may return an awaitable; returning ``False`` (or raising
+``provoke`` may return an awaitable; returning ``False`` (or raising
 ``NotImplementedError``) for a kind skips that check with a reason.
 """
 
@@ -93,6 +85,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import inspect
 import json
@@ -109,6 +102,7 @@ import attrs
 
 from ._channels import Channel, ChannelSpec
 from ._errors import DeliveryError
+from ._fakeservice import FakeService
 from ._types import Alert, Priority, Secret
 from .hookspecs import hookimpl
 
@@ -136,7 +130,7 @@ CHECKS = (
     "manager",
 )
 
-#: The kinds of failure ``fail_next`` is asked to arrange.
+#: The kinds of failure ``provoke`` is asked to arrange.
 FailureKind = typing.Literal["permanent", "retryable", "rate_limited", "timeout"]
 
 # Loggers of the test servers themselves: what a server logs is not the channel's doing.
@@ -206,7 +200,7 @@ class _Subject:
     config: Mapping[str, Any]
     name: str
     make_channel: Callable[[str, Any], Channel]
-    fail_next: Callable[[str], Any] | None
+    provoke: Callable[[str], Any] | None
     delivered: Callable[[], int | None] | None
     unreachable_config: Mapping[str, Any] | None
     bad_configs: Mapping[str, Mapping[str, Any]]
@@ -280,18 +274,18 @@ class _Subject:
                 return
 
     async def arrange(self, kind: str) -> None:
-        if self.fail_next is None:
-            raise _Skip(f"no fail_next given: cannot make the service fail as {kind!r}")
+        if self.provoke is None:
+            raise _Skip(f"no provoke given: cannot make the service fail as {kind!r}")
         try:
-            result = self.fail_next(kind)
+            result = self.provoke(kind)
             if inspect.isawaitable(result):
                 result = await result
         except NotImplementedError:
             raise _Skip(
-                f"fail_next does not arrange {kind!r} failures (override it to check this)"
+                f"provoke does not arrange {kind!r} failures (override it to check this)"
             ) from None
         if result is False:
-            raise _Skip(f"fail_next returned False for {kind!r}: no such failure here")
+            raise _Skip(f"provoke returned False for {kind!r}: no such failure here")
 
     def count(self) -> int | None:
         return None if self.delivered is None else self.delivered()
@@ -895,7 +889,7 @@ def _subject(
     config: Mapping[str, Any],
     *,
     name: str | None,
-    fail_next: Callable[[str], Any] | None,
+    provoke: Callable[[str], Any] | None,
     delivered: Callable[[], int | None] | None,
     unreachable_config: Mapping[str, Any] | None,
     bad_configs: Mapping[str, Mapping[str, Any]] | None,
@@ -914,7 +908,7 @@ def _subject(
         config=dict(config),
         name=name or spec.name,
         make_channel=make_channel or spec.factory,
-        fail_next=fail_next,
+        provoke=provoke,
         delivered=delivered,
         unreachable_config=unreachable_config,
         bad_configs=dict(bad_configs or {}),
@@ -928,7 +922,8 @@ async def check_channel_contract(
     config: Mapping[str, Any],
     *,
     name: str | None = None,
-    fail_next: Callable[[str], Any] | None = None,
+    service: FakeService[Any] | None = None,
+    provoke: Callable[[str], Any] | None = None,
     delivered: Callable[[], int | None] | None = None,
     unreachable_config: Mapping[str, Any] | None = None,
     bad_configs: Mapping[str, Mapping[str, Any]] | None = None,
@@ -942,7 +937,9 @@ async def check_channel_contract(
     :param spec: the plugin's :class:`pixalert.channels.ChannelSpec`.
     :param config: a working config section (as in TOML) for the local test server.
     :param name: the instance name to build (default ``spec.name``).
-    :param fail_next: ``fail_next(kind)`` makes the server's next answer fail as
+    :param service: the local test server, when it is a :class:`pixalert.testing.FakeService`:
+        ``provoke`` and ``delivered`` then default to its verbs and its ``received``.
+    :param provoke: ``provoke(kind)`` makes the server's next answer fail as
         ``kind`` says (``"permanent"``, ``"retryable"``, ``"rate_limited"``,
         ``"timeout"``); may be async; return ``False`` for a kind it cannot do.
     :param delivered: returns how many messages the server has accepted so far.
@@ -955,11 +952,16 @@ async def check_channel_contract(
     :raises ContractViolation: listing every failed check.
     :return: the :class:`ContractReport` (with the skipped checks and why).
     """
+    if service is not None:
+        if provoke is None:
+            provoke = functools.partial(_provoke, service)
+        if delivered is None:
+            delivered = functools.partial(_count_received, service)
     subject = _subject(
         spec,
         config,
         name=name,
-        fail_next=fail_next,
+        provoke=provoke,
         delivered=delivered,
         unreachable_config=unreachable_config,
         bad_configs=bad_configs,
@@ -972,6 +974,30 @@ async def check_channel_contract(
     if report.failed:
         raise ContractViolation(spec.name, [f"[{r.name}] {r.detail}" for r in report.failed])
     return report
+
+
+def _provoke(service: Any, kind: str) -> None:
+    """Make a :class:`pixalert.testing.FakeService` fail its next answer as ``kind`` says.
+
+    ``"timeout"`` is ``service.hang()``; the other kinds are
+    ``service.fail(**service.failures[kind])``. A kind the service lists no
+    failure for skips the check; a server that is not a FakeService raises
+    ``NotImplementedError``.
+    """
+    if not isinstance(service, FakeService):
+        raise NotImplementedError
+    if kind == "timeout":
+        service.hang()
+        return
+    arguments = service.failures.get(kind)
+    if arguments is None:
+        raise _Skip(f"{type(service).__name__}.failures has no {kind!r}: no such failure here")
+    service.fail(**arguments)
+
+
+def _count_received(service: Any) -> int | None:
+    """How many messages a :class:`pixalert.testing.FakeService` accepted (None for others)."""
+    return len(service.received) if isinstance(service, FakeService) else None
 
 
 # ---------------------------------------------------------------------------
@@ -989,7 +1015,7 @@ class ChannelContract:
     test per conformance check (see the module docstring for an example).
 
     Set :attr:`spec`; override :meth:`make_config`, and :meth:`server`,
-    :meth:`fail_next`, :meth:`delivered`, :meth:`unreachable_config`,
+    :meth:`provoke`, :meth:`delivered`, :meth:`unreachable_config`,
     :meth:`make_channel` as your service allows. The tests are plain functions
     that run their own event loop: do not mark them ``asyncio``. A check that
     cannot run is skipped with its reason.
@@ -1014,13 +1040,22 @@ class ChannelContract:
         """A working config section for ``server`` (required)."""
         raise NotImplementedError(f"{type(self).__name__}.make_config(server) is required")
 
-    def fail_next(self, server: Any, kind: str) -> Any:
-        """Make ``server`` fail its next answer as ``kind`` says; return False if it cannot."""
-        raise NotImplementedError
+    def provoke(self, server: Any, kind: str) -> Any:
+        """Make ``server`` fail its next answer as ``kind`` says; return False if it cannot.
+
+        The default works for a :class:`pixalert.testing.FakeService`:
+        ``server.hang()`` for ``"timeout"``, else ``server.fail(**server.failures[kind])``
+        (the check is skipped when ``failures`` has no such kind). Override it
+        for any other server.
+        """
+        return _provoke(server, kind)
 
     def delivered(self, server: Any) -> int | None:
-        """How many messages ``server`` has accepted (None: not counted)."""
-        return None
+        """How many messages ``server`` has accepted (None: not counted).
+
+        The default counts a :class:`pixalert.testing.FakeService`'s ``received``.
+        """
+        return _count_received(server)
 
     def unreachable_config(self, server: Any) -> Mapping[str, Any] | None:
         """A config section pointing where nothing listens (None: not checked)."""
@@ -1045,7 +1080,7 @@ class ChannelContract:
                 self.spec,
                 self.make_config(server),
                 name=self.channel_name,
-                fail_next=lambda kind: self.fail_next(server, kind),
+                provoke=lambda kind: self.provoke(server, kind),
                 delivered=lambda: self.delivered(server),
                 unreachable_config=self.unreachable_config(server),
                 bad_configs=self.bad_configs,

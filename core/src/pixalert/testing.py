@@ -26,6 +26,7 @@ import attrs
 from ._channels import Channel, ChannelSpec, Receipt
 from ._conformance import ChannelContract, ContractViolation, check_channel_contract
 from ._errors import DeliveryError
+from ._fakeservice import FakeService, Fault, ReceivedRequest
 from ._storage import HistoryStore
 from ._store_contract import STORE_CHECKS, StoreContract, check_store_contract
 from ._types import Alert
@@ -35,6 +36,9 @@ __all__ = [
     "ChannelContract",
     "ContractViolation",
     "FakeClock",
+    "FakeService",
+    "Fault",
+    "ReceivedRequest",
     "RecordingChannel",
     "RecordingConfig",
     "StoreContract",

@@ -45,7 +45,7 @@ async def make_channel() -> AsyncIterator[MakeChannel]:
 
 async def wait_closed(server: SMTPTestServer) -> None:
     """Wait until the server has no open connection."""
-    await server.wait_for(lambda s: s.open_connections == 0)
+    await server.wait_until(lambda s: s.open_connections == 0)
 
 
 Waiter = Callable[[SMTPTestServer], Awaitable[None]]

@@ -18,10 +18,10 @@ async def test_burst_uses_one_connection_and_one_login(
     channel = make_channel(smtp_server)
     for i in range(BURST):
         await channel.send(Alert(title=f"alert {i}"))
-    assert len(smtp_server.messages) == BURST
+    assert len(smtp_server.received) == BURST
     assert smtp_server.connections == 1
     assert smtp_server.logins == 1
-    assert [c.verb for c in smtp_server.commands].count("STARTTLS") == 1
+    assert [c.endpoint for c in smtp_server.requests].count("STARTTLS") == 1
 
 
 async def test_concurrent_burst_shares_max_sessions_connections(
@@ -29,7 +29,7 @@ async def test_concurrent_burst_shares_max_sessions_connections(
 ):
     channel = make_channel(smtp_server)  # max_sessions = 2 by default
     await asyncio.gather(*(channel.send(Alert(title=f"alert {i}")) for i in range(BURST)))
-    assert sorted(smtp_server.received()) == sorted(
+    assert sorted(smtp_server.lines()) == sorted(
         f"to ops@example.com: [MEDIUM] alert {i}" for i in range(BURST)
     )
     assert smtp_server.connections == channel.connections == 2
@@ -41,7 +41,7 @@ async def test_concurrent_burst_with_one_session_shares_the_connection(
 ):
     channel = make_channel(smtp_server, max_sessions=1)
     await asyncio.gather(*(channel.send(Alert(title=f"alert {i}")) for i in range(BURST)))
-    assert len(smtp_server.messages) == BURST
+    assert len(smtp_server.received) == BURST
     assert smtp_server.connections == channel.connections == 1
     assert smtp_server.logins == 1
 
@@ -53,7 +53,7 @@ async def test_session_dropped_by_the_server_is_reopened(
     await channel.send(Alert(title="before"))
     smtp_server.drop_connections()
     await channel.send(Alert(title="after"))
-    assert smtp_server.received() == [
+    assert smtp_server.lines() == [
         "to ops@example.com: [MEDIUM] before",
         "to ops@example.com: [MEDIUM] after",
     ]
@@ -66,10 +66,10 @@ async def test_421_on_a_reused_session_reconnects_transparently(
 ):
     channel = make_channel(smtp_server)
     await channel.send(Alert(title="before"))
-    smtp_server.fail_next(421, stage="MAIL")  # "closing transmission channel", then it closes
+    smtp_server.fail(421, endpoint="MAIL")  # "closing transmission channel", then it closes
     await channel.send(Alert(title="after"))
-    assert smtp_server.received()[-1] == "to ops@example.com: [MEDIUM] after"
-    assert len(smtp_server.messages) == 2
+    assert smtp_server.lines()[-1] == "to ops@example.com: [MEDIUM] after"
+    assert len(smtp_server.received) == 2
     assert smtp_server.connections == 2
 
 
@@ -79,7 +79,7 @@ async def test_idle_session_is_closed_with_quit(
     channel = make_channel(smtp_server, idle_close=0.05)
     await channel.send(Alert(title="one"))
     await wait_closed(smtp_server)
-    assert [c.verb for c in smtp_server.commands][-1] == "QUIT"
+    assert [c.endpoint for c in smtp_server.requests][-1] == "QUIT"
     await channel.send(Alert(title="two"))
     assert smtp_server.connections == 2
 
@@ -89,7 +89,7 @@ async def test_idle_close_zero_closes_after_each_alert(
 ):
     channel = make_channel(smtp_server, idle_close=0)
     await channel.send(Alert(title="one"))
-    assert [c.verb for c in smtp_server.commands][-1] == "QUIT"
+    assert [c.endpoint for c in smtp_server.requests][-1] == "QUIT"
     await channel.send(Alert(title="two"))
     assert smtp_server.connections == 2
 
@@ -108,7 +108,7 @@ async def test_a_send_in_between_keeps_the_session(
     assert smtp_server.connections == 1
     channel._close_if_idle(session, session.uses)
     await wait_closed(smtp_server)
-    assert [c.verb for c in smtp_server.commands][-1] == "QUIT"
+    assert [c.endpoint for c in smtp_server.requests][-1] == "QUIT"
 
 
 async def test_aclose_says_quit_and_is_idempotent(
@@ -119,7 +119,7 @@ async def test_aclose_says_quit_and_is_idempotent(
     await channel.aclose()
     await channel.aclose()
     await wait_closed(smtp_server)
-    assert [c.verb for c in smtp_server.commands][-1] == "QUIT"
+    assert [c.endpoint for c in smtp_server.requests][-1] == "QUIT"
     # A closed channel that is used again simply opens a new session.
     await channel.send(Alert(title="two"))
     assert smtp_server.connections == 2

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from pixalert.testing import ChannelContract
 from pixalert_email import email_channel_spec
 from pixalert_email.testing import SMTPTestServer
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 class TestEmailContract(ChannelContract):
@@ -31,22 +23,8 @@ class TestEmailContract(ChannelContract):
     def make_config(self, server: SMTPTestServer) -> dict[str, Any]:
         return server.config()
 
-    def fail_next(self, server: SMTPTestServer, kind: str) -> Any:
-        if kind == "permanent":
-            server.fail_next(554)
-        elif kind == "retryable":
-            server.fail_next(451)
-        elif kind == "timeout":
-            server.hang_next()
-        else:
-            return False  # SMTP has no rate-limit reply carrying a delay
-        return None
-
-    def delivered(self, server: SMTPTestServer) -> int:
-        return len(server.messages)
-
     def unreachable_config(self, server: SMTPTestServer) -> dict[str, Any]:
-        return server.config(smtp_port=_closed_port())
+        return server.config(smtp_port=server.refused_port)
 
 
 class TestEmailImplicitTLSContract(TestEmailContract):

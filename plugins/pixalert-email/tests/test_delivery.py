@@ -16,14 +16,14 @@ async def test_starttls_with_auth_delivers(smtp_server: SMTPTestServer, make_cha
     channel = make_channel(smtp_server)
     receipt = await channel.send(Alert(title="Disk full", message="95% on db-1", priority="high"))
 
-    assert smtp_server.received() == ["to ops@example.com: [HIGH] Disk full"]
-    [msg] = smtp_server.messages
+    assert smtp_server.lines() == ["to ops@example.com: [HIGH] Disk full"]
+    [msg] = smtp_server.received
     assert msg.tls
     assert msg.authenticated_as == "pixalert"
     assert msg.mail_from == "alerts@example.com"
     assert receipt is not None
     assert receipt["message_id"] == msg.message["Message-ID"]
-    verbs = [(c.verb, c.tls) for c in smtp_server.commands]
+    verbs = [(c.endpoint, c.tls) for c in smtp_server.requests]
     assert verbs[:4] == [("EHLO", False), ("STARTTLS", False), ("EHLO", True), ("AUTH", True)]
     assert [(a.tls, a.success) for a in smtp_server.auth_attempts] == [(True, True)]
 
@@ -33,9 +33,9 @@ async def test_implicit_tls(make_channel: MakeChannel):
         channel = make_channel(server)
         assert channel.config.security == "tls"
         await channel.send(Alert(title="Queue growing", priority="medium"))
-        assert server.received() == ["to ops@example.com: [MEDIUM] Queue growing"]
-        assert all(c.tls for c in server.commands)
-        assert "STARTTLS" not in [c.verb for c in server.commands]
+        assert server.lines() == ["to ops@example.com: [MEDIUM] Queue growing"]
+        assert all(c.tls for c in server.requests)
+        assert "STARTTLS" not in [c.endpoint for c in server.requests]
         assert server.logins == 1
 
 
@@ -43,8 +43,8 @@ async def test_plain_relay_without_tls_or_auth(make_channel: MakeChannel):
     async with SMTPTestServer(security="none") as server:
         channel = make_channel(server)
         await channel.send(Alert(title="Backup done", priority="low"))
-        assert server.received() == ["to ops@example.com: [LOW] Backup done"]
-        assert not server.messages[0].tls
+        assert server.lines() == ["to ops@example.com: [LOW] Backup done"]
+        assert not server.received[0].tls
         assert server.auth_attempts == []
 
 
@@ -53,7 +53,7 @@ async def test_several_recipients_in_envelope_and_to_header(make_channel: MakeCh
     async with SMTPTestServer(recipients=recipients) as server:
         channel = make_channel(server)
         await channel.send(Alert(title="Disk full"))
-        [msg] = server.messages
+        [msg] = server.received
         assert msg.rcpt_tos == ("ops@example.com", "oncall@example.org")  # duplicate dropped
         assert msg.message["To"] == "ops@example.com, oncall@example.org"
 
@@ -71,7 +71,7 @@ async def test_message_is_multipart_alternative(
         created_at=created,
     )
     await make_channel(smtp_server).send(alert)
-    [received] = smtp_server.messages
+    [received] = smtp_server.received
     msg = received.message
 
     assert msg.get_content_type() == "multipart/alternative"
@@ -101,12 +101,12 @@ async def test_message_id_is_stable_across_retries(
 ):
     channel = make_channel(smtp_server)
     alert = Alert(title="Disk full")
-    smtp_server.fail_next(451)
+    smtp_server.fail(451)
     with pytest.raises(Exception):  # noqa: B017 - the retryable failure, asserted elsewhere
         await channel.send(alert)
     await channel.send(alert)
     await channel.send(Alert(title="Disk full"))
-    ids = [m.message["Message-ID"] for m in smtp_server.messages]
+    ids = [m.message["Message-ID"] for m in smtp_server.received]
     assert ids[0] == f"<pixalert.{alert.id}@example.com>"
     assert ids[1] != ids[0]
 
@@ -119,11 +119,11 @@ async def test_resolved_alert_says_so_and_threads_under_the_alert(
     receipt = await channel.send(alert)
     await channel.send(alert.resolve("back to 40%"), previous=receipt)
 
-    assert smtp_server.received() == [
+    assert smtp_server.lines() == [
         "to ops@example.com: [HIGH] Disk full",
         "to ops@example.com: [RESOLVED] [HIGH] Disk full",
     ]
-    first, second = (m.message for m in smtp_server.messages)
+    first, second = (m.message for m in smtp_server.received)
     assert second["In-Reply-To"] == first["Message-ID"]
     assert second["References"] == first["Message-ID"]
     assert "RESOLVED" in second.get_body(("plain",)).get_content()
@@ -135,7 +135,7 @@ async def test_a_bad_previous_receipt_is_ignored(
     channel = make_channel(smtp_server)
     bogus = {"message_id": "<x@y>\r\nBcc: evil@example.com"}
     await channel.send(Alert(title="Disk full", status="resolved"), previous=bogus)
-    [msg] = smtp_server.messages
+    [msg] = smtp_server.received
     assert msg.message["In-Reply-To"] is None
     assert b"evil" not in msg.data
 
@@ -143,9 +143,9 @@ async def test_a_bad_previous_receipt_is_ignored(
 async def test_some_recipients_refused_is_sent_with_a_note(make_channel: MakeChannel):
     async with SMTPTestServer(recipients=["ops@example.com", "gone@example.com"]) as server:
         channel = make_channel(server)
-        server.fail_next(550, stage="RCPT")
+        server.fail(550, endpoint="RCPT")
         receipt = await channel.send(Alert(title="Disk full"))
-        assert server.messages[0].rcpt_tos == ("gone@example.com",)
+        assert server.received[0].rcpt_tos == ("gone@example.com",)
         assert receipt is not None
         assert receipt["refused"] == "ops@example.com (550)"
 
@@ -153,6 +153,6 @@ async def test_some_recipients_refused_is_sent_with_a_note(make_channel: MakeCha
 async def test_non_ascii_title_and_message(smtp_server: SMTPTestServer, make_channel: MakeChannel):
     channel = make_channel(smtp_server)
     await channel.send(Alert(title="Überlast auf Knoten ☃", message="Température: 95 °C"))
-    [msg] = smtp_server.messages
+    [msg] = smtp_server.received
     assert msg.subject == "[MEDIUM] Überlast auf Knoten ☃"
     assert "Température: 95 °C" in msg.message.get_body(("plain",)).get_content()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -49,7 +48,7 @@ async def test_wrong_password_is_permanent_and_not_shown(
     assert WRONG_PASSWORD not in caplog.text
     assert WRONG_PASSWORD not in repr(channel) and WRONG_PASSWORD not in repr(channel.config)
     assert [(a.tls, a.success) for a in smtp_server.auth_attempts] == [(True, False)]
-    assert smtp_server.messages == []
+    assert smtp_server.received == []
 
 
 @pytest.mark.parametrize("code", [421, 450, 451, 452])
@@ -57,14 +56,14 @@ async def test_4xx_at_data_is_retryable(
     smtp_server: SMTPTestServer, make_channel: MakeChannel, code: int
 ):
     channel = make_channel(smtp_server)
-    smtp_server.fail_next(code)
+    smtp_server.fail(code)
     with pytest.raises(DeliveryError) as info:
         await channel.send(Alert(title="Disk full"))
     assert info.value.retryable is True
     assert str(code) in info.value.message
     # The next attempt goes through (on a fresh session: the failed one was dropped).
     await channel.send(Alert(title="Disk full"))
-    assert len(smtp_server.messages) == 1
+    assert len(smtp_server.received) == 1
 
 
 @pytest.mark.parametrize("code", [550, 552, 554])
@@ -72,7 +71,7 @@ async def test_5xx_at_data_is_permanent(
     smtp_server: SMTPTestServer, make_channel: MakeChannel, code: int
 ):
     channel = make_channel(smtp_server)
-    smtp_server.fail_next(code, "5.7.1 Rejected by policy")
+    smtp_server.fail(code, body="5.7.1 Rejected by policy")
     with pytest.raises(DeliveryError) as info:
         await channel.send(Alert(title="Disk full"))
     assert info.value.retryable is False
@@ -81,7 +80,7 @@ async def test_5xx_at_data_is_permanent(
 
 
 async def test_sender_refused_is_permanent(smtp_server: SMTPTestServer, make_channel: MakeChannel):
-    smtp_server.fail_next(553, "5.7.1 Sender address rejected", stage="MAIL")
+    smtp_server.fail(553, body="5.7.1 Sender address rejected", endpoint="MAIL")
     with pytest.raises(DeliveryError) as info:
         await make_channel(smtp_server).send(Alert(title="Disk full"))
     assert info.value.retryable is False
@@ -91,7 +90,7 @@ async def test_sender_refused_is_permanent(smtp_server: SMTPTestServer, make_cha
 async def test_temporary_sender_failure_on_a_new_session_is_retryable(
     smtp_server: SMTPTestServer, make_channel: MakeChannel
 ):
-    smtp_server.fail_next(421, stage="MAIL")
+    smtp_server.fail(421, endpoint="MAIL")
     with pytest.raises(DeliveryError) as info:
         await make_channel(smtp_server).send(Alert(title="Disk full"))
     assert info.value.retryable is True
@@ -101,12 +100,12 @@ async def test_temporary_sender_failure_on_a_new_session_is_retryable(
 async def test_every_recipient_refused(
     smtp_server: SMTPTestServer, make_channel: MakeChannel, code: int, retryable: bool
 ):
-    smtp_server.fail_next(code, stage="RCPT")
+    smtp_server.fail(code, endpoint="RCPT")
     with pytest.raises(DeliveryError) as info:
         await make_channel(smtp_server).send(Alert(title="Disk full"))
     assert info.value.retryable is retryable
     assert "every recipient was refused" in info.value.message
-    assert smtp_server.messages == []
+    assert smtp_server.received == []
 
 
 async def test_server_reply_echoing_the_password_is_masked(
@@ -114,24 +113,17 @@ async def test_server_reply_echoing_the_password_is_masked(
 ):
     password = smtp_server.password
     assert password is not None
-    smtp_server.fail_next(554, f"5.7.1 go away {password}")
+    smtp_server.fail(554, body=f"5.7.1 go away {password}")
     with pytest.raises(DeliveryError) as info:
         await make_channel(smtp_server).send(Alert(title="Disk full"))
     assert password not in info.value.message
     assert "go away **********" in info.value.message
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 async def test_connection_refused_is_retryable(
     smtp_server: SMTPTestServer, make_channel: MakeChannel
 ):
-    port = free_port()
+    port = smtp_server.refused_port
     channel = make_channel(smtp_server, smtp_port=port)
     with pytest.raises(DeliveryError) as info:
         await channel.send(Alert(title="Disk full"))
@@ -171,14 +163,14 @@ async def test_hanging_data_times_out_retryably(
 ):
     # Long enough for TLS and AUTH on a loaded machine; DATA then hangs for good.
     channel = make_channel(smtp_server, timeout=1.0)
-    smtp_server.hang_next()
+    smtp_server.hang()
     with pytest.raises(DeliveryError) as info:
         await channel.send(Alert(title="Disk full"))
     assert info.value.retryable is True
     assert "timed out DATA" in info.value.message
     smtp_server.release()
     await channel.send(Alert(title="Disk full again"))
-    assert smtp_server.received()[-1] == "to ops@example.com: [MEDIUM] Disk full again"
+    assert smtp_server.lines()[-1] == "to ops@example.com: [MEDIUM] Disk full again"
 
 
 async def test_cancelled_send_drops_the_session(
@@ -187,14 +179,43 @@ async def test_cancelled_send_drops_the_session(
     """The manager's per-attempt timeout cancels send: the half-used session is not reused."""
     channel = make_channel(smtp_server)
     await channel.send(Alert(title="first"))
-    smtp_server.hang_next()
+    smtp_server.hang()
     task = asyncio.ensure_future(channel.send(Alert(title="stuck")))
-    await smtp_server.wait_for(lambda s: s.hanging == 1)
+    await smtp_server.wait_until(lambda s: s.hanging == 1)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     smtp_server.release()
     await channel.send(Alert(title="after"))
     assert smtp_server.connections == 2
-    assert smtp_server.received()[-1] == "to ops@example.com: [MEDIUM] after"
+    assert smtp_server.lines()[-1] == "to ops@example.com: [MEDIUM] after"
     assert channel.connections == 2
+
+
+@pytest.mark.parametrize("endpoint", ["MAIL", "RCPT", "DATA"])
+async def test_a_dropped_connection_is_retryable_and_the_next_send_reconnects(
+    smtp_server: SMTPTestServer, make_channel: MakeChannel, endpoint: str
+):
+    channel = make_channel(smtp_server)
+    smtp_server.drop(endpoint=endpoint)
+    with pytest.raises(DeliveryError) as info:
+        await channel.send(Alert(title="cut off"))
+    assert info.value.retryable is True
+    [dropped] = smtp_server.requests_to(endpoint)
+    assert (dropped.status, dropped.outcome, dropped.reason) == (None, "fault", "drop")
+    await channel.send(Alert(title="after"))
+    assert smtp_server.lines() == ["to ops@example.com: [MEDIUM] after"]
+    assert smtp_server.connections == 2
+
+
+async def test_a_hang_at_mail_holds_the_reply_until_released(
+    smtp_server: SMTPTestServer, make_channel: MakeChannel
+):
+    channel = make_channel(smtp_server)
+    smtp_server.hang(endpoint="MAIL")
+    task = asyncio.ensure_future(channel.send(Alert(title="held")))
+    await smtp_server.wait_until(lambda s: s.hanging == 1)
+    assert smtp_server.received == []
+    smtp_server.release()
+    await task
+    assert smtp_server.lines() == ["to ops@example.com: [MEDIUM] held"]

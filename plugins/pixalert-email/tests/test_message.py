@@ -418,8 +418,8 @@ async def test_every_case_arrives_as_the_email_package_would_send_it(
         receipt = await channel.send(alert)
         assert receipt == {"message_id": message_id_for(alert, SENDER)}
     assert channel.connections == 1
-    assert len(smtp_server.messages) == len(cases)
-    for case, alert, received in zip(cases, alerts, smtp_server.messages, strict=True):
+    assert len(smtp_server.received) == len(cases)
+    for case, alert, received in zip(cases, alerts, smtp_server.received, strict=True):
         assert received.rcpt_tos == ("ops@example.com",), case
         # What arrived (after the server's dot-unstuffing) is what was built.
         built = serialise(build_message(alert, sender=SENDER, recipients=RECIPIENTS))
@@ -437,6 +437,6 @@ async def test_body_lines_starting_with_a_dot_survive_smtp(
 ):
     alert = make_alert("dots-and-from")
     await make_channel(smtp_server).send(alert)
-    [received] = smtp_server.messages
+    [received] = smtp_server.received
     text = content(received.message, "plain")
     assert "\n.\n..\n.hidden\nFrom me\n.\n=3D\n--===============0000000000000000000==\n" in text

@@ -20,9 +20,9 @@ PASSWORD = "pool-secret-password-4Kz"
 
 async def send_while_busy(server: SMTPTestServer, channel: EmailChannel) -> None:
     """Send "held" (its DATA is held back by the server), then "free" meanwhile; end both."""
-    server.hang_next()
+    server.hang()
     held = asyncio.create_task(channel.send(Alert(title="held")))
-    await server.wait_for(lambda s: s.hanging == 1)
+    await server.wait_until(lambda s: s.hanging == 1)
     await channel.send(Alert(title="free"))
     server.release()
     await held
@@ -30,12 +30,12 @@ async def send_while_busy(server: SMTPTestServer, channel: EmailChannel) -> None
 
 def quits(server: SMTPTestServer) -> list[int]:
     """The connection number of every QUIT received."""
-    return sorted(c.connection for c in server.commands if c.verb == "QUIT")
+    return sorted(c.connection for c in server.requests if c.endpoint == "QUIT")
 
 
 def mail_connections(server: SMTPTestServer) -> list[int]:
     """The connection number of each MAIL FROM, in order."""
-    return [c.connection for c in server.commands if c.verb == "MAIL"]
+    return [c.connection for c in server.requests if c.endpoint == "MAIL"]
 
 
 async def test_a_send_while_the_session_is_busy_opens_a_second(
@@ -43,7 +43,7 @@ async def test_a_send_while_the_session_is_busy_opens_a_second(
 ):
     channel = make_channel(smtp_server)
     await send_while_busy(smtp_server, channel)
-    assert sorted(smtp_server.received()) == [
+    assert sorted(smtp_server.lines()) == [
         "to ops@example.com: [MEDIUM] free",
         "to ops@example.com: [MEDIUM] held",
     ]
@@ -58,7 +58,7 @@ async def test_sequential_sends_reuse_one_session(
     channel = make_channel(smtp_server, max_sessions=4)
     for i in range(5):
         await channel.send(Alert(title=f"alert {i}"))
-    assert len(smtp_server.messages) == 5
+    assert len(smtp_server.received) == 5
     assert smtp_server.connections == channel.connections == 1
 
 
@@ -79,13 +79,13 @@ async def test_max_sessions_one_waits_for_the_session(
     smtp_server: SMTPTestServer, make_channel: MakeChannel
 ):
     channel = make_channel(smtp_server, max_sessions=1)
-    smtp_server.hang_next()
+    smtp_server.hang()
     held = asyncio.create_task(channel.send(Alert(title="held")))
-    await smtp_server.wait_for(lambda s: s.hanging == 1)
+    await smtp_server.wait_until(lambda s: s.hanging == 1)
     queued = asyncio.create_task(channel.send(Alert(title="queued")))
     smtp_server.release()
     await asyncio.gather(held, queued)
-    assert smtp_server.received() == [
+    assert smtp_server.lines() == [
         "to ops@example.com: [MEDIUM] held",
         "to ops@example.com: [MEDIUM] queued",
     ]
@@ -97,12 +97,12 @@ async def test_a_session_dropped_after_an_error_is_replaced(
 ):
     channel = make_channel(smtp_server)
     await channel.send(Alert(title="one"))
-    smtp_server.fail_next(554, stage="DATA")
+    smtp_server.fail(554, endpoint="DATA")
     with pytest.raises(DeliveryError):
         await channel.send(Alert(title="rejected"))
-    await smtp_server.wait_for(lambda s: s.open_connections == 0)  # dropped, not kept
+    await smtp_server.wait_until(lambda s: s.open_connections == 0)  # dropped, not kept
     await channel.send(Alert(title="two"))
-    assert smtp_server.received() == [
+    assert smtp_server.lines() == [
         "to ops@example.com: [MEDIUM] one",
         "to ops@example.com: [MEDIUM] two",
     ]
@@ -115,12 +115,12 @@ async def test_an_error_on_one_session_leaves_the_other(
 ):
     channel = make_channel(smtp_server)
     await send_while_busy(smtp_server, channel)  # two sessions open
-    smtp_server.fail_next(554, stage="DATA")
+    smtp_server.fail(554, endpoint="DATA")
     with pytest.raises(DeliveryError):
         await channel.send(Alert(title="rejected"))
-    await smtp_server.wait_for(lambda s: s.open_connections == 1)
+    await smtp_server.wait_until(lambda s: s.open_connections == 1)
     await channel.send(Alert(title="after"))
-    assert smtp_server.received()[-1] == "to ops@example.com: [MEDIUM] after"
+    assert smtp_server.lines()[-1] == "to ops@example.com: [MEDIUM] after"
     assert smtp_server.connections == 2  # the session left open was reused
 
 
@@ -142,7 +142,7 @@ async def test_idle_close_zero_quits_each_session_after_its_alert(
     await send_while_busy(smtp_server, channel)
     assert quits(smtp_server) == [1, 2]
     await wait_closed(smtp_server)
-    assert len(smtp_server.messages) == 2
+    assert len(smtp_server.received) == 2
 
 
 async def test_aclose_quits_every_session_and_is_idempotent(
@@ -161,14 +161,14 @@ async def test_aclose_waits_for_a_send_in_flight(
     smtp_server: SMTPTestServer, make_channel: MakeChannel
 ):
     channel = make_channel(smtp_server)
-    smtp_server.hang_next()
+    smtp_server.hang()
     held = asyncio.create_task(channel.send(Alert(title="held")))
-    await smtp_server.wait_for(lambda s: s.hanging == 1)
+    await smtp_server.wait_until(lambda s: s.hanging == 1)
     closing = asyncio.create_task(channel.aclose())
     smtp_server.release()
     await asyncio.gather(held, closing)
     await wait_closed(smtp_server)
-    assert smtp_server.received() == ["to ops@example.com: [MEDIUM] held"]
+    assert smtp_server.lines() == ["to ops@example.com: [MEDIUM] held"]
     assert quits(smtp_server) == [1]
 
 
@@ -186,7 +186,7 @@ def test_sessions_of_a_finished_event_loop_are_forgotten():
             await channel.aclose()
 
         asyncio.run(again())
-        assert server.received()[-1] == "to ops@example.com: [MEDIUM] next loop"
+        assert server.lines()[-1] == "to ops@example.com: [MEDIUM] next loop"
         assert server.connections == channel.connections == 3
         # The new loop's session said QUIT; the old loop's could not (its loop is closed).
         server.wait_sync(lambda s: quits(s) == [3])
@@ -196,7 +196,7 @@ async def test_password_stays_out_of_errors_and_repr(make_channel: MakeChannel):
     async with SMTPTestServer(username="alerts@example.com", password=PASSWORD) as server:
         channel = make_channel(server)
         await send_while_busy(server, channel)
-        server.fail_next(554, f"rejected {PASSWORD}", stage="DATA")
+        server.fail(554, body=f"rejected {PASSWORD}", endpoint="DATA")
         with pytest.raises(DeliveryError) as info:
             await channel.send(Alert(title="rejected"))
         assert PASSWORD not in str(info.value)

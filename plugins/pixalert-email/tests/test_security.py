@@ -45,8 +45,8 @@ async def test_server_without_starttls_is_refused_before_auth(make_channel: Make
         assert "does not offer STARTTLS" in info.value.message
         assert server.password is not None and server.password not in info.value.message
         assert server.auth_attempts == []
-        assert [c.verb for c in server.commands] == ["EHLO"]
-        assert server.messages == []
+        assert [c.endpoint for c in server.requests] == ["EHLO"]
+        assert server.received == []
 
 
 async def test_stripped_server_does_catch_an_opportunistic_client():
@@ -85,9 +85,9 @@ async def test_server_refuses_mail_before_starttls(smtp_server: SMTPTestServer):
 async def test_auth_only_after_tls(make_channel: MakeChannel, security: str):
     async with SMTPTestServer(security=security) as server:  # type: ignore[arg-type]
         await make_channel(server).send(Alert(title="Disk full"))
-        auth = [c for c in server.commands if c.verb == "AUTH"]
+        auth = [c for c in server.requests if c.endpoint == "AUTH"]
         assert len(auth) == 1 and all(c.tls for c in auth)
-        assert all(c.tls for c in server.commands if c.verb in ("MAIL", "RCPT", "DATA"))
+        assert all(c.tls for c in server.requests if c.endpoint in ("MAIL", "RCPT", "DATA"))
 
 
 @pytest.mark.parametrize("security", ["starttls", "tls"])
@@ -99,14 +99,14 @@ async def test_untrusted_certificate_is_a_permanent_error(make_channel: MakeChan
         assert info.value.retryable is False
         assert "certificate" in info.value.message
         assert server.auth_attempts == []
-        assert server.messages == []
+        assert server.received == []
 
 
 async def test_verify_certs_false_accepts_a_self_signed_certificate(make_channel: MakeChannel):
     async with SMTPTestServer() as server:
         channel = make_channel(server, ca_file=None, verify_certs=False)
         await channel.send(Alert(title="Disk full"))
-        assert server.messages[0].tls
+        assert server.received[0].tls
 
 
 async def test_broken_ca_file_is_a_permanent_error(make_channel: MakeChannel, tmp_path):
@@ -152,7 +152,7 @@ async def test_encoded_newline_in_title_adds_no_header(
     smtp_server: SMTPTestServer, make_channel: MakeChannel, title: str
 ):
     await make_channel(smtp_server).send(Alert(title=title))
-    [msg] = smtp_server.messages
+    [msg] = smtp_server.received
     assert "bcc" not in header_names(msg.data)
     assert b"\nBcc:" not in msg.data and b"\nbcc:" not in msg.data.lower().replace(b"\r", b"")
     assert msg.message["Bcc"] is None
@@ -180,7 +180,7 @@ async def test_control_characters_in_title_add_no_header(
     smtp_server: SMTPTestServer, make_channel: MakeChannel, title: str
 ):
     await make_channel(smtp_server).send(Alert(title=title))
-    [msg] = smtp_server.messages
+    [msg] = smtp_server.received
     names = header_names(msg.data)
     assert "bcc" not in names
     assert names.count("subject") == 1
@@ -223,7 +223,7 @@ async def test_user_text_is_escaped_in_html(smtp_server: SMTPTestServer, make_ch
         metadata={"<b>key</b>": "</td><script>alert(2)</script>", "list": ["<a>", 1]},
     )
     await make_channel(smtp_server).send(alert)
-    msg = smtp_server.messages[0].message
+    msg = smtp_server.received[0].message
     html = msg.get_body(("html",)).get_content()
     assert "<script>" not in html and "<img" not in html and "<b>" not in html
     assert "<i>" not in html and "<a>" not in html

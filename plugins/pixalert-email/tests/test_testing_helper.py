@@ -30,7 +30,7 @@ async def test_it_is_the_email_demo_sink():
             await channel.send(Alert(title="Disk full", priority="high").resolve())
         finally:
             await channel.aclose()
-        assert sink.received() == [
+        assert sink.lines() == [
             "to ops@example.com: [HIGH] Disk full",
             "to ops@example.com: [RESOLVED] [HIGH] Disk full",
         ]
@@ -48,7 +48,7 @@ def test_sync_use_with_a_plain_with_block():
 
         asyncio.run(send())
         server.wait_sync(lambda s: s.open_connections == 0)
-        assert server.received() == ["to a@example.com, b@example.com: [MEDIUM] from sync code"]
+        assert server.lines() == ["to a@example.com, b@example.com: [MEDIUM] from sync code"]
     assert server.ca_file is not None
     server.stop_sync()  # a second stop is harmless
 
@@ -59,7 +59,19 @@ async def test_records_raw_bytes_and_parsed_message(smtp_server: SMTPTestServer)
         await channel.send(Alert(title="Disk full"))
     finally:
         await channel.aclose()
-    [msg] = await smtp_server.wait_for_messages(1)
+    [msg] = await smtp_server.wait_for(1)
+    commands = [(r.endpoint, r.status, r.outcome) for r in smtp_server.requests]
+    assert commands[:6] == [
+        ("EHLO", 250, "answered"),
+        ("STARTTLS", 220, "answered"),
+        ("EHLO", 250, "answered"),
+        ("AUTH", 235, "answered"),
+        ("MAIL", 250, "answered"),
+        ("RCPT", 250, "answered"),
+    ]
+    assert commands[6] == ("DATA", 250, "accepted")
+    assert smtp_server.requests_to("DATA")[0].body == msg.data
+    assert smtp_server.requests_to("AUTH")[0].body == b""  # credentials are not kept
     assert msg.data.startswith(b"Subject: [MEDIUM] Disk full\r\n")
     assert msg.message["Subject"] == msg.subject == "[MEDIUM] Disk full"
     assert msg.tls and msg.authenticated_as == "pixalert"
@@ -88,6 +100,9 @@ async def test_login_mechanism_and_a_wrong_password(smtp_server: SMTPTestServer)
         ("LOGIN", False, True),
         ("LOGIN", True, True),
     ]
+    [refused] = smtp_server.rejections
+    assert (refused.endpoint, refused.status) == ("AUTH", 535)
+    assert refused.reason == "535 5.7.8 Authentication credentials invalid"
 
 
 def test_bad_arguments_are_refused():
@@ -96,11 +111,13 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="both or neither"):
         SMTPTestServer(username="u", password=None)
     server = SMTPTestServer()
-    with pytest.raises(ValueError, match="stage"):
-        server.fail_next(451, stage="HELO")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="code"):
-        server.fail_next(99)
-    with pytest.raises(RuntimeError, match="start the server"):
+    with pytest.raises(ValueError, match="endpoint: expected one of MAIL, RCPT, DATA"):
+        server.fail(451, endpoint="HELO")
+    with pytest.raises(ValueError, match="SMTP reply code"):
+        server.fail(99)
+    with pytest.raises(ValueError, match="retry_after"):
+        server.fail(451, retry_after=30)
+    with pytest.raises(RuntimeError, match="not started"):
         server.config()
 
 
@@ -127,12 +144,12 @@ async def test_manager_sends_retries_and_threads(smtp_server: SMTPTestServer):
         )
         assert results["email"].status.value == "sent"
 
-        smtp_server.fail_next(451)
+        smtp_server.fail(451)
         results = await manager.send_alert("Queue growing", "x", "medium", channels=["email"])
         assert results["email"].status.value == "sent"
         assert results["email"].attempts == 2
 
-        smtp_server.fail_next(554, "5.7.1 Spam")
+        smtp_server.fail(554, body="5.7.1 Spam")
         results = await manager.send_alert("Rejected", "x", "medium", channels=["email"])
         assert results["email"].status.value == "failed"
         assert results["email"].attempts == 1
@@ -143,15 +160,15 @@ async def test_manager_sends_retries_and_threads(smtp_server: SMTPTestServer):
         )
         assert results["email"].status.value == "sent"
 
-    assert smtp_server.received() == [
+    assert smtp_server.lines() == [
         "to ops@example.com: [HIGH] Disk full",
         "to ops@example.com: [MEDIUM] Queue growing",
         "to ops@example.com: [RESOLVED] [HIGH] Disk full",
     ]
-    first, resolved = smtp_server.messages[0].message, smtp_server.messages[2].message
+    first, resolved = smtp_server.received[0].message, smtp_server.received[2].message
     assert resolved["In-Reply-To"] == first["Message-ID"]
     assert smtp_server.logins == smtp_server.connections  # one login per session
-    await smtp_server.wait_for(lambda s: s.open_connections == 0)  # aclose said QUIT
+    await smtp_server.wait_until(lambda s: s.open_connections == 0)  # aclose said QUIT
 
 
 async def test_manager_history_holds_no_password(smtp_server: SMTPTestServer):

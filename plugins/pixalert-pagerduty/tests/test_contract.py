@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from pixalert.testing import ChannelContract
@@ -24,24 +23,5 @@ class TestPagerDutyContract(ChannelContract):
     def make_config(self, server: PagerDutyServer) -> dict[str, Any]:
         return server.config()
 
-    def fail_next(self, server: PagerDutyServer, kind: str) -> Any:
-        if kind == "permanent":
-            server.fail_next(400)
-        elif kind == "retryable":
-            server.fail_next(503)
-        elif kind == "rate_limited":
-            server.fail_next(429, retry_after=7)
-        elif kind == "timeout":
-            server.hang_next()
-        else:
-            return False
-        return None
-
-    def delivered(self, server: PagerDutyServer) -> int:
-        return len(server.events)
-
     def unreachable_config(self, server: PagerDutyServer) -> dict[str, Any]:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        return server.config(events_url=f"http://127.0.0.1:{port}/v2/enqueue")
+        return server.config(events_url=server.refused_url(server.events_url))

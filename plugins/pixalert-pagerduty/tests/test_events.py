@@ -22,7 +22,7 @@ async def test_trigger_opens_and_resolve_closes_the_incident(pd, channel, make_a
     await channel.send(alert.resolve(), previous=receipt)
     assert not incident.open
     assert pd.open_incidents == []
-    assert pd.received() == [
+    assert pd.lines() == [
         "trigger critical: Disk full: / is 99% full (dedup disk-db1)",
         "resolve: Disk full: / is 99% full (dedup disk-db1)",
     ]
@@ -54,7 +54,7 @@ async def test_trigger_payload_has_every_field(pd, make_channel, make_alert):
         key="k3",
     )
     await channel.send(alert)
-    event = pd.events[-1]
+    event = pd.received[-1]
     assert event["event_action"] == "trigger"
     assert event["dedup_key"] == "k3"
     assert event["routing_key"] == pd.routing_key
@@ -73,9 +73,9 @@ async def test_trigger_payload_has_every_field(pd, make_channel, make_alert):
 async def test_the_alerts_own_source_wins_over_the_configured_default(pd, make_channel, make_alert):
     channel = make_channel(source="fallback-host")
     await channel.send(make_alert(source="api-server"))
-    assert pd.events[-1]["payload"]["source"] == "api-server"
+    assert pd.received[-1]["payload"]["source"] == "api-server"
     await channel.send(make_alert(title="Other"))  # source "pixalert": the default
-    assert pd.events[-1]["payload"]["source"] == "fallback-host"
+    assert pd.received[-1]["payload"]["source"] == "fallback-host"
 
 
 @pytest.mark.parametrize(
@@ -89,14 +89,14 @@ async def test_the_alerts_own_source_wins_over_the_configured_default(pd, make_c
 )
 async def test_severity_follows_priority(pd, channel, make_alert, priority, severity):
     await channel.send(make_alert(priority=priority))
-    assert pd.events[-1]["payload"]["severity"] == severity
-    assert pd.received()[-1].startswith(f"trigger {severity}: ")
+    assert pd.received[-1]["payload"]["severity"] == severity
+    assert pd.lines()[-1].startswith(f"trigger {severity}: ")
 
 
 async def test_long_summary_is_cut_cleanly_to_1024_characters(pd, channel, make_alert):
     message = "word " * 400 + "END"
     await channel.send(make_alert(message=message, key="long"))
-    summary = pd.events[-1]["payload"]["summary"]
+    summary = pd.received[-1]["payload"]["summary"]
     assert len(summary) <= 1024
     assert summary.startswith("Disk full: word word")
     assert summary.endswith("word…")  # cut at a word boundary, marked
@@ -130,7 +130,7 @@ async def test_key_of_255_characters_is_kept(pd, channel, make_alert):
 
 async def test_no_metadata_no_custom_details(pd, channel, make_alert):
     await channel.send(make_alert())
-    assert "custom_details" not in pd.events[-1]["payload"]
+    assert "custom_details" not in pd.received[-1]["payload"]
 
 
 async def test_oversized_custom_details_are_dropped_as_alertmanager_does(
@@ -140,7 +140,7 @@ async def test_oversized_custom_details_are_dropped_as_alertmanager_does(
     await channel.send(alert)
     request = pd.requests[-1]
     assert len(request.body) <= MAX_EVENT_BYTES
-    details = pd.events[-1]["payload"]["custom_details"]
+    details = pd.received[-1]["payload"]["custom_details"]
     assert list(details) == ["error"]
     assert "512000" in details["error"]
     assert "custom_details dropped" in caplog.text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from pathlib import Path
 
 import pixalert_pagerduty
@@ -40,29 +39,23 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _scenario(name, pd):
     """Config overrides for ``name``, after scripting ``pd``."""
     if name == "connect-error":
-        return {"events_url": f"http://127.0.0.1:{_closed_port()}/v2/enqueue"}
+        return {"events_url": pd.refused_url(pd.events_url)}
     if name == "timeout":
-        pd.hang_next(times=5)
+        pd.hang(times=5)
         return {"timeout": 0.2}
     if name == "404":
         return {"events_url": pd.events_url.replace("/v2/enqueue", "/v2/missing")}
     if name == "500-echo":
-        pd.fail_next(500, echo=True, times=5)
+        pd.fail(500, body=lambda r: b"error processing request: " + r.body, times=5)
         return {}
     if name == "400-echo":
-        pd.fail_next(400, echo=True, times=5)
+        pd.fail(400, body=lambda r: b"error processing request: " + r.body, times=5)
         return {}
     if name == "400-errors-echo":
-        pd.fail_next(
+        pd.fail(
             400,
             body={"status": "invalid event", "message": "bad key " + KEY, "errors": [KEY]},
             times=5,
@@ -70,10 +63,10 @@ def _scenario(name, pd):
         return {}
     if name == "500-cut":
         # The key straddles where an error snippet is cut: half a key must not show either.
-        pd.fail_next(500, body="x" * 285 + KEY, times=5)
+        pd.fail(500, body="x" * 285 + KEY, times=5)
         return {}
     if name == "429-echo":
-        pd.fail_next(429, echo=True, retry_after=1, times=5)
+        pd.fail(429, body=lambda r: b"error processing request: " + r.body, retry_after=1, times=5)
         return {}
     raise AssertionError(name)
 

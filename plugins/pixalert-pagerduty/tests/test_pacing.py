@@ -16,7 +16,7 @@ async def test_a_burst_goes_at_once_then_events_are_paced(pd, channel, clock, ma
     assert _waits(clock) == []  # the default burst of 10 is not delayed
     await channel.send(make_alert(key="k10"))
     assert _waits(clock) == [pytest.approx(60 / 110)]
-    assert len(pd.events) == 11
+    assert len(pd.received) == 11
 
 
 async def test_no_60_second_window_holds_more_than_rate_events(pd, channel, clock, make_alert):
@@ -24,7 +24,7 @@ async def test_no_60_second_window_holds_more_than_rate_events(pd, channel, cloc
     for i in range(250):
         await channel.send(make_alert(key=f"k{i}"))
         times.append(clock.now())
-    assert len(pd.events) == 250
+    assert len(pd.received) == 250
     busiest = max(sum(1 for t in times[i:] if t - start <= 60.0) for i, start in enumerate(times))
     # PagerDuty allows about 120 a minute per routing key: the burst and the
     # steady rate together use that, and never more.

@@ -58,7 +58,7 @@ async def test_demo_sink_config_drives_a_real_channel_through_the_manager():
                 "Disk full", "/ is fine again", "critical", key="disk-db1", status="resolved"
             )
             assert results["pagerduty"]
-        assert sink.received() == [
+        assert sink.lines() == [
             "trigger critical: Disk full: / is 99% full (dedup disk-db1)",
             "resolve: Disk full: / is 99% full (dedup disk-db1)",
         ]
@@ -70,7 +70,7 @@ async def test_manager_routes_high_to_pagerduty_and_retries_a_429(pd):
     manager = make_manager(
         config={"channels": {"pagerduty": pd.config()}}, plugins=[pixalert_pagerduty]
     )
-    pd.fail_next(429, retry_after=3)
+    pd.fail(429, retry_after=3)
     async with manager:
         results = await manager.send_alert("API errors", "5xx at 12%", "high", key="api")
         result = results["pagerduty"]

@@ -22,7 +22,7 @@ async def test_400_is_permanent_with_pagerdutys_message(pd, make_channel, make_a
 
 
 async def test_400_without_json_still_says_what_came_back(pd, channel, make_alert):
-    pd.fail_next(400, body="plain words")
+    pd.fail(400, body="plain words")
     with pytest.raises(DeliveryError) as caught:
         await channel.send(make_alert())
     assert caught.value.retryable is False
@@ -30,7 +30,7 @@ async def test_400_without_json_still_says_what_came_back(pd, channel, make_aler
 
 
 async def test_429_is_retryable_with_retry_after(pd, channel, make_alert):
-    pd.fail_next(429, retry_after=7)
+    pd.fail(429, retry_after=7)
     with pytest.raises(DeliveryError) as caught:
         await channel.send(make_alert())
     assert caught.value.retryable is True
@@ -43,7 +43,7 @@ async def test_429_is_retryable_with_retry_after(pd, channel, make_alert):
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 async def test_5xx_is_retryable(pd, channel, make_alert, status):
-    pd.fail_next(status)
+    pd.fail(status)
     with pytest.raises(DeliveryError) as caught:
         await channel.send(make_alert())
     assert caught.value.retryable is True
@@ -52,7 +52,7 @@ async def test_5xx_is_retryable(pd, channel, make_alert, status):
 
 
 async def test_503_with_retry_after(pd, channel, make_alert):
-    pd.fail_next(503, retry_after=30)
+    pd.fail(503, retry_after=30)
     with pytest.raises(DeliveryError) as caught:
         await channel.send(make_alert())
     assert (caught.value.retryable, caught.value.retry_after) == (True, 30.0)
@@ -60,7 +60,7 @@ async def test_503_with_retry_after(pd, channel, make_alert):
 
 @pytest.mark.parametrize("status", [401, 403, 404, 413])
 async def test_other_4xx_are_permanent(pd, channel, make_alert, status):
-    pd.fail_next(status)
+    pd.fail(status)
     with pytest.raises(DeliveryError) as caught:
         await channel.send(make_alert())
     assert caught.value.retryable is False
@@ -75,7 +75,7 @@ async def test_wrong_path_is_a_permanent_404(pd, make_channel, make_alert):
 
 
 async def test_redirect_is_not_followed(pd, channel, make_alert):
-    pd.fail_next(301, body="{}")
+    pd.fail(301, body="{}")
     with pytest.raises(DeliveryError) as caught:
         await channel.send(make_alert())
     assert caught.value.retryable is False
@@ -101,7 +101,7 @@ async def test_connection_refused_is_retryable(make_channel, make_alert):
 
 async def test_a_hanging_server_times_out_retryably(pd, make_channel, make_alert):
     channel = make_channel(timeout=0.2)
-    pd.hang_next()
+    pd.hang()
     with pytest.raises(DeliveryError) as caught:
         await channel.send(make_alert())
     assert caught.value.retryable is True
@@ -111,7 +111,7 @@ async def test_a_hanging_server_times_out_retryably(pd, make_channel, make_alert
 async def test_send_is_cancellation_safe(pd, channel, make_alert):
     import asyncio
 
-    pd.hang_next()
+    pd.hang()
     task = asyncio.ensure_future(channel.send(make_alert(key="cancelled")))
     await pd.wait_for_requests(1)
     task.cancel()

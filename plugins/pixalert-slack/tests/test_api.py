@@ -22,19 +22,19 @@ async def test_post_message_returns_a_receipt(
 ) -> None:
     channel = make_channel(slack.config("api"))
     receipt = await channel.send(disk_full())
-    [message] = slack.messages
+    [message] = slack.received
     assert receipt == {"ts": message.ts, "channel": message.channel_id}
     assert message.channel_id.startswith("C")
     [request] = slack.requests
     assert request.endpoint == "chat.postMessage"
     assert request.headers["Authorization"] == f"Bearer {slack.token}"
     assert request.headers["Content-Type"] == "application/json; charset=utf-8"
-    assert request.warnings == []
+    assert "warning" not in request.answer
     body = json.loads(request.body)
     assert body["channel"] == "#alerts"
     assert body["unfurl_links"] is False and body["unfurl_media"] is False
     assert body["text"] == "[HIGH] Disk full: / is 97% full"
-    assert slack.received() == ["#alerts: [HIGH] Disk full"]
+    assert slack.lines() == ["#alerts: [HIGH] Disk full"]
 
 
 async def test_resolve_updates_the_announcing_message(
@@ -46,14 +46,14 @@ async def test_resolve_updates_the_announcing_message(
     assert receipt is not None
     again = await channel.send(firing.resolve("back to 60%"), previous=receipt)
     assert again == receipt
-    [message] = slack.messages  # no second message
+    [message] = slack.received  # no second message
     assert [r.endpoint for r in slack.requests] == ["chat.postMessage", "chat.update"]
     update = json.loads(slack.requests[1].body)
     assert (update["channel"], update["ts"]) == (receipt["channel"], receipt["ts"])
     assert message.header == "RESOLVED [HIGH] Disk full"
     assert message.colour == "#2EB67D"
     assert len(message.updates) == 1
-    assert slack.received() == [
+    assert slack.lines() == [
         "#alerts: [HIGH] Disk full",
         "#alerts: updated to RESOLVED [HIGH] Disk full",
     ]
@@ -72,7 +72,7 @@ async def test_firing_alert_with_previous_posts_anew(
     receipt = await channel.send(disk_full())
     await channel.send(disk_full(), previous=receipt)
     assert [r.endpoint for r in slack.requests] == ["chat.postMessage", "chat.postMessage"]
-    assert len(slack.messages) == 2
+    assert len(slack.received) == 2
 
 
 async def test_update_of_a_vanished_message_posts_instead(
@@ -84,7 +84,7 @@ async def test_update_of_a_vanished_message_posts_instead(
     )
     assert [r.endpoint for r in slack.requests] == ["chat.update", "chat.postMessage"]
     assert slack.requests[0].answer["error"] == "message_not_found"
-    assert receipt == {"ts": slack.messages[0].ts, "channel": "C000000001"}
+    assert receipt == {"ts": slack.received[0].ts, "channel": "C000000001"}
 
 
 async def test_update_rate_limited_is_retried_not_reposted(
@@ -92,11 +92,11 @@ async def test_update_rate_limited_is_retried_not_reposted(
 ) -> None:
     channel = make_channel(slack.config("api"))
     receipt = await channel.send(disk_full())
-    slack.rate_limit(retry_after=2, endpoint="chat.update")
+    slack.fail(429, retry_after=2, endpoint="chat.update")
     with pytest.raises(DeliveryError) as info:
         await channel.send(disk_full().resolve(), previous=receipt)
     assert (info.value.retryable, info.value.retry_after) == (True, 2.0)
-    assert len(slack.messages) == 1
+    assert len(slack.received) == 1
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,7 @@ async def test_ok_false_transient_errors_are_retryable(
 async def test_429_honours_retry_after(
     slack: SlackServer, make_channel: MakeChannel, spelling: str
 ) -> None:
-    slack.rate_limit(retry_after=30, error=spelling)
+    slack.fail(429, retry_after=30, body={"ok": False, "error": spelling, "retry_after": 30})
     channel = make_channel(slack.config("api"))
     with pytest.raises(DeliveryError) as info:
         await channel.send(disk_full())
@@ -160,7 +160,7 @@ async def test_429_honours_retry_after(
 async def test_http_errors(
     slack: SlackServer, make_channel: MakeChannel, status: int, retryable: bool
 ) -> None:
-    slack.fail(status, "<html>nope</html>")
+    slack.fail(status, body="<html>nope</html>")
     channel = make_channel(slack.config("api"))
     with pytest.raises(DeliveryError) as info:
         await channel.send(disk_full())
@@ -169,7 +169,7 @@ async def test_http_errors(
 
 
 async def test_200_without_json_is_retryable(slack: SlackServer, make_channel: MakeChannel) -> None:
-    slack.fail(200, "<html>proxy</html>")
+    slack.fail(200, body="<html>proxy</html>")
     channel = make_channel(slack.config("api"))
     with pytest.raises(DeliveryError, match="without a Slack API answer") as info:
         await channel.send(disk_full())
@@ -182,13 +182,11 @@ async def test_invalid_blocks_detail_is_reported(
     # The server explains invalid_blocks as Slack does, in response_metadata.
     slack.fail(
         200,
-        json.dumps(
-            {
-                "ok": False,
-                "error": "invalid_blocks",
-                "response_metadata": {"messages": ["[ERROR] must be less than 151 characters"]},
-            }
-        ),
+        body={
+            "ok": False,
+            "error": "invalid_blocks",
+            "response_metadata": {"messages": ["[ERROR] must be less than 151 characters"]},
+        },
     )
     channel = make_channel(slack.config("api"))
     with pytest.raises(DeliveryError) as info:
@@ -201,7 +199,7 @@ async def test_invalid_blocks_detail_is_reported(
 async def test_mention_on_critical(slack: SlackServer, make_channel: MakeChannel) -> None:
     channel = make_channel(slack.config("api", mention_on_critical="S0ONCALL"))
     await channel.send(disk_full(priority="critical"))
-    [message] = slack.messages
+    [message] = slack.received
     assert message.text.startswith("<!subteam^S0ONCALL> ")
     assert message.payload["blocks"][1]["text"]["text"].startswith("<!subteam^S0ONCALL> ")
 
@@ -209,4 +207,4 @@ async def test_mention_on_critical(slack: SlackServer, make_channel: MakeChannel
 async def test_channel_given_by_id(make_channel: MakeChannel) -> None:
     async with SlackServer(channels={"ops": "C0OPS"}) as server:
         channel = make_channel(server.config("api", channel="C0OPS"))
-        assert await channel.send(disk_full()) == {"ts": server.messages[0].ts, "channel": "C0OPS"}
+        assert await channel.send(disk_full()) == {"ts": server.received[0].ts, "channel": "C0OPS"}

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from pixalert.testing import ChannelContract
 from pixalert_slack import pixalert_channels
 from pixalert_slack.testing import SlackServer
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 class TestSlackWebhookContract(ChannelContract):
@@ -35,31 +27,12 @@ class TestSlackWebhookContract(ChannelContract):
         # A burst larger than any check sends, so pacing never waits on real time.
         return server.config(self.mode, burst=20)
 
-    def fail_next(self, server: SlackServer, kind: str) -> Any:
-        if kind == "permanent":
-            server.fail(403, "invalid_token")
-        elif kind == "retryable":
-            server.fail(503, "service_unavailable")
-        elif kind == "rate_limited":
-            server.rate_limit(retry_after=7)
-        elif kind == "timeout":
-            server.hang()
-        else:
-            return False
-        return None
-
-    def delivered(self, server: SlackServer) -> int:
-        return len(server.messages)
-
     def unreachable_config(self, server: SlackServer) -> dict[str, Any]:
-        port = _closed_port()
         section = self.make_config(server)
         if self.mode == "webhook":
-            section["webhook_url"] = server.webhook_url.replace(
-                server.url, f"http://127.0.0.1:{port}"
-            )
+            section["webhook_url"] = server.refused_url(server.webhook_url)
         else:
-            section["api_url"] = f"http://127.0.0.1:{port}/api"
+            section["api_url"] = server.refused_url(server.api_url)
         return section
 
 
@@ -68,8 +41,8 @@ class TestSlackApiContract(TestSlackWebhookContract):
 
     mode = "api"
 
-    def fail_next(self, server: SlackServer, kind: str) -> Any:
-        if kind == "permanent":
+    def provoke(self, server: SlackServer, kind: str) -> Any:
+        if kind == "permanent":  # the Web API fails with HTTP 200 and "ok": false
             server.api_error("invalid_auth")
             return None
-        return super().fail_next(server, kind)
+        return super().provoke(server, kind)

@@ -49,58 +49,58 @@ def echo_everything(request: web.Request) -> str:
     )
 
 
-Provoke = Callable[[SlackServer, int], dict[str, object]]
+Provoke = Callable[[SlackServer], dict[str, object]]
 
 
-def connect_error(slack: SlackServer, closed_port: int) -> dict[str, object]:
-    return {"webhook_url": f"http://127.0.0.1:{closed_port}{slack.webhook_path}"}
+def connect_error(slack: SlackServer) -> dict[str, object]:
+    return {"webhook_url": slack.refused_url(slack.webhook_url)}
 
 
-def timeout(slack: SlackServer, closed_port: int) -> dict[str, object]:
+def timeout(slack: SlackServer) -> dict[str, object]:
     slack.hang()
     return slack.config("webhook", timeout=0.2)
 
 
-def not_found(slack: SlackServer, closed_port: int) -> dict[str, object]:
-    slack.fail(404, echo_everything)
+def not_found(slack: SlackServer) -> dict[str, object]:
+    slack.fail(404, body=echo_everything)
     return slack.config("webhook")
 
 
-def server_error_echoing_url(slack: SlackServer, closed_port: int) -> dict[str, object]:
-    slack.fail(500, lambda request: f"internal error at {request.url} ({request.path})")
+def server_error_echoing_url(slack: SlackServer) -> dict[str, object]:
+    slack.fail(500, body=lambda request: f"internal error at {request.url} ({request.path})")
     return slack.config("webhook")
 
 
-def bare_secret_in_body(slack: SlackServer, closed_port: int) -> dict[str, object]:
-    slack.fail(500, lambda request: request.path.rsplit("/", 1)[-1])
+def bare_secret_in_body(slack: SlackServer) -> dict[str, object]:
+    slack.fail(500, body=lambda request: request.path.rsplit("/", 1)[-1])
     return slack.config("webhook")
 
 
-def rate_limited_echo(slack: SlackServer, closed_port: int) -> dict[str, object]:
-    slack.fail(429, echo_everything, headers={"Retry-After": "1"})
+def rate_limited_echo(slack: SlackServer) -> dict[str, object]:
+    slack.fail(429, body=echo_everything, headers={"Retry-After": "1"})
     return slack.config("webhook")
 
 
-def redirect_to_itself(slack: SlackServer, closed_port: int) -> dict[str, object]:
-    slack.fail(301, lambda request: str(request.url), headers={"Location": slack.webhook_url})
+def redirect_to_itself(slack: SlackServer) -> dict[str, object]:
+    slack.fail(301, body=lambda request: str(request.url), headers={"Location": slack.webhook_url})
     return slack.config("webhook")
 
 
-def api_server_error_echo(slack: SlackServer, closed_port: int) -> dict[str, object]:
-    slack.fail(500, echo_everything)
+def api_server_error_echo(slack: SlackServer) -> dict[str, object]:
+    slack.fail(500, body=echo_everything)
     return slack.config("api")
 
 
-def api_ok_false_echo(slack: SlackServer, closed_port: int) -> dict[str, object]:
-    slack.fail(200, echo_everything, headers={"Content-Type": "application/json"})
+def api_ok_false_echo(slack: SlackServer) -> dict[str, object]:
+    slack.fail(200, body=echo_everything, headers={"Content-Type": "application/json"})
     return slack.config("api")
 
 
-def api_connect_error(slack: SlackServer, closed_port: int) -> dict[str, object]:
-    return slack.config("api", api_url=f"http://127.0.0.1:{closed_port}/api")
+def api_connect_error(slack: SlackServer) -> dict[str, object]:
+    return slack.config("api", api_url=slack.refused_url(slack.api_url))
 
 
-def api_timeout(slack: SlackServer, closed_port: int) -> dict[str, object]:
+def api_timeout(slack: SlackServer) -> dict[str, object]:
     slack.hang()
     return slack.config("api", timeout=0.2)
 
@@ -124,13 +124,12 @@ def api_timeout(slack: SlackServer, closed_port: int) -> dict[str, object]:
 async def test_no_secret_anywhere(
     slack: SlackServer,
     make_channel: MakeChannel,
-    closed_port: int,
     caplog: pytest.LogCaptureFixture,
     provoke: Provoke,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     secrets = [slack.secret, slack.webhook_path, slack.token]
-    section = provoke(slack, closed_port)
+    section = provoke(slack)
     channel = make_channel(section)
     with pytest.raises(DeliveryError) as info:
         await channel.send(Alert("Disk full", "/ is 97% full", "high"))

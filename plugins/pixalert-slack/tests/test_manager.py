@@ -31,7 +31,7 @@ async def test_firing_then_resolved_updates_one_message(slack: SlackServer) -> N
         )
         assert results["slack"]
     assert [r.endpoint for r in slack.requests] == ["chat.postMessage", "chat.update"]
-    [message] = slack.messages
+    [message] = slack.received
     assert message.header == "RESOLVED [HIGH] Disk full"
 
 
@@ -39,12 +39,12 @@ async def test_seed_style_call_through_the_webhook(slack: SlackServer) -> None:
     async with manager_for(slack.config("webhook")) as manager:
         results = await manager.send_alert("Custom Alert", "Slack only", "low")
     assert results["slack"]
-    assert slack.received() == ["#alerts: [LOW] Custom Alert"]
+    assert slack.lines() == ["#alerts: [LOW] Custom Alert"]
 
 
 @pytest.mark.parametrize("spelling", ["ratelimited", "rate_limited"])
 async def test_429_is_retried_after_retry_after(slack: SlackServer, spelling: str) -> None:
-    slack.rate_limit(retry_after=4, error=spelling)
+    slack.fail(429, retry_after=4, body={"ok": False, "error": spelling, "retry_after": 4})
     clock = FakeClock()
     async with manager_for(slack.config("api"), clock=clock) as manager:
         results = await manager.send_alert("Disk full", "", "low", channels=["slack"])
@@ -72,7 +72,7 @@ def echo(request: web.Request) -> str:
 async def test_history_database_holds_no_secret(
     slack: SlackServer, tmp_path: Path, mode: str
 ) -> None:
-    slack.fail(500, echo, times=10)
+    slack.fail(500, body=echo, times=10)
     history = f"sqlite:///{tmp_path / 'history.db'}"
     async with manager_for(slack.config(mode), history=history) as manager:
         results = await manager.send_alert("Disk full", "", "high", channels=["slack"])

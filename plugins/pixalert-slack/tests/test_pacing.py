@@ -25,7 +25,7 @@ async def test_burst_then_one_per_second(
     for alert in alerts(5):
         await channel.send(alert)
     assert clock.sleeps == [1.0, 1.0, 1.0]  # two at once, then one a second
-    assert len(slack.messages) == 5
+    assert len(slack.received) == 5
 
 
 async def test_concurrent_sends_are_paced_too(
@@ -36,7 +36,7 @@ async def test_concurrent_sends_are_paced_too(
     channel = make_channel(slack.config("api"), clock=clock)  # defaults: 1/s, burst 3
     await asyncio.gather(*(channel.send(alert) for alert in alerts(6)))
     assert clock.now() - start == pytest.approx(3.0)
-    assert sorted(m.summary for m in slack.messages) == sorted(f"[LOW] Alert {i}" for i in range(6))
+    assert sorted(m.summary for m in slack.received) == sorted(f"[LOW] Alert {i}" for i in range(6))
 
 
 async def test_bucket_refills_over_time(slack: SlackServer, make_channel: MakeChannel) -> None:

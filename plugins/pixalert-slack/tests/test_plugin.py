@@ -64,7 +64,7 @@ async def test_demo_sink() -> None:
             await channel.send(firing.resolve(), previous=receipt)
         finally:
             await channel.aclose()
-        assert sink.received() == [
+        assert sink.lines() == [
             "#alerts: [HIGH] Disk full",
             "#alerts: [CRITICAL] CPU hot",
             "#alerts: updated to RESOLVED [HIGH] Disk full",

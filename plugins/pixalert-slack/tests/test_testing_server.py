@@ -69,7 +69,7 @@ async def test_webhook_validates(
 ) -> None:
     response = await client.post(slack.webhook_url, json=body)
     assert (response.status_code, response.text) == (status, answer)
-    assert len(slack.messages) == (1 if status == 200 else 0)
+    assert len(slack.received) == (1 if status == 200 else 0)
 
 
 async def test_webhook_wants_json(slack: SlackServer, client: httpx.AsyncClient) -> None:
@@ -106,8 +106,8 @@ async def test_api_post_and_update(slack: SlackServer, client: httpx.AsyncClient
         {"channel": posted["channel"], "ts": posted["ts"], "text": "bye"},
     )
     assert updated == {"ok": True, "channel": "C000000001", "ts": posted["ts"], "text": "bye"}
-    assert slack.messages[0].text == "bye"
-    assert slack.received() == ["#alerts: hi", "#alerts: updated to bye"]
+    assert slack.received[0].text == "bye"
+    assert slack.lines() == ["#alerts: hi", "#alerts: updated to bye"]
 
 
 @pytest.mark.parametrize(
@@ -133,7 +133,7 @@ async def test_api_errors_are_ok_false(
 ) -> None:
     answer = await api(slack, client, method, body, token)
     assert answer["ok"] is False and answer["error"] == error
-    assert slack.messages == []
+    assert slack.received == []
 
 
 async def test_api_explains_invalid_blocks(slack: SlackServer, client: httpx.AsyncClient) -> None:
@@ -173,8 +173,13 @@ async def test_api_accepts_form_encoding(slack: SlackServer, client: httpx.Async
 
 
 async def test_faults_are_consumed_in_order(slack: SlackServer, client: httpx.AsyncClient) -> None:
-    slack.rate_limit(retry_after=3, error="rate_limited", endpoint="webhook")
-    slack.fail(503, "busy", times=2)
+    slack.fail(
+        429,
+        retry_after=3,
+        body={"ok": False, "error": "rate_limited", "retry_after": 3},
+        endpoint="webhook",
+    )
+    slack.fail(503, body="busy", times=2)
     first = await client.post(slack.webhook_url, json={"text": "x"})
     assert first.status_code == 429
     assert first.headers["Retry-After"] == "3"

@@ -27,17 +27,17 @@ async def test_posts_block_kit_message(slack: SlackServer, make_channel: MakeCha
     assert "Authorization" not in request.headers
     body = json.loads(request.body)
     assert set(body) == {"text", "blocks", "attachments"}  # no channel override on webhooks
-    [message] = slack.messages
+    [message] = slack.received
     assert message.via == "webhook"
     assert message.header == "[HIGH] Disk full"
     assert message.colour == "#E8710A"
-    assert slack.received() == ["#alerts: [HIGH] Disk full"]
+    assert slack.lines() == ["#alerts: [HIGH] Disk full"]
 
 
 async def test_user_text_arrives_escaped(slack: SlackServer, make_channel: MakeChannel) -> None:
     channel = make_channel(slack.config("webhook"))
     await channel.send(disk_full(message="ping <!channel> and <@U0001> & friends"))
-    [message] = slack.messages
+    [message] = slack.received
     assert "ping &lt;!channel&gt; and &lt;@U0001&gt; &amp; friends" in message.texts()
     assert not any("<!channel>" in text for text in message.texts())
 
@@ -61,7 +61,7 @@ async def test_mention_on_critical(slack: SlackServer, make_channel: MakeChannel
     channel = make_channel(slack.config("webhook", mention_on_critical="@here"))
     await channel.send(disk_full(priority="critical"))
     await channel.send(disk_full(priority="high"))
-    critical, high = slack.messages
+    critical, high = slack.received
     assert critical.text.startswith("<!here> ")
     assert any(t.startswith("<!here> ") for t in critical.texts())
     assert not any("<!here>" in t for t in high.texts())
@@ -80,7 +80,7 @@ async def test_mention_on_critical(slack: SlackServer, make_channel: MakeChannel
 async def test_4xx_is_permanent_with_slacks_error(
     slack: SlackServer, make_channel: MakeChannel, status: int, body: str
 ) -> None:
-    slack.fail(status, body)
+    slack.fail(status, body=body)
     channel = make_channel(slack.config("webhook"))
     with pytest.raises(DeliveryError) as info:
         await channel.send(disk_full())
@@ -102,7 +102,7 @@ async def test_unknown_webhook_path_is_no_service(
 async def test_429_is_retryable_with_retry_after(
     slack: SlackServer, make_channel: MakeChannel, spelling: str
 ) -> None:
-    slack.rate_limit(retry_after=7, error=spelling)
+    slack.fail(429, retry_after=7, body={"ok": False, "error": spelling, "retry_after": 7})
     channel = make_channel(slack.config("webhook"))
     with pytest.raises(DeliveryError) as info:
         await channel.send(disk_full())
@@ -111,11 +111,11 @@ async def test_429_is_retryable_with_retry_after(
     assert spelling in str(info.value)
     # The next attempt (the core's retry) goes through.
     await channel.send(disk_full())
-    assert len(slack.messages) == 1
+    assert len(slack.received) == 1
 
 
 async def test_429_retry_after_from_the_body(slack: SlackServer, make_channel: MakeChannel) -> None:
-    slack.fail(429, json.dumps({"retry_after": 3, "ok": False, "error": "rate_limited"}))
+    slack.fail(429, body=json.dumps({"retry_after": 3, "ok": False, "error": "rate_limited"}))
     channel = make_channel(slack.config("webhook"))
     with pytest.raises(DeliveryError) as info:
         await channel.send(disk_full())
@@ -126,7 +126,7 @@ async def test_429_retry_after_from_the_body(slack: SlackServer, make_channel: M
 async def test_5xx_is_retryable(
     slack: SlackServer, make_channel: MakeChannel, status: int, body: str
 ) -> None:
-    slack.fail(status, body)
+    slack.fail(status, body=body)
     channel = make_channel(slack.config("webhook"))
     with pytest.raises(DeliveryError) as info:
         await channel.send(disk_full())
@@ -138,7 +138,7 @@ async def test_5xx_is_retryable(
 
 
 async def test_200_without_ok_is_a_failure(slack: SlackServer, make_channel: MakeChannel) -> None:
-    slack.fail(200, "<html>a login page</html>")
+    slack.fail(200, body="<html>a login page</html>")
     channel = make_channel(slack.config("webhook"))
     with pytest.raises(DeliveryError, match="without 'ok'") as info:
         await channel.send(disk_full())
@@ -146,7 +146,7 @@ async def test_200_without_ok_is_a_failure(slack: SlackServer, make_channel: Mak
 
 
 async def test_redirect_is_not_followed(slack: SlackServer, make_channel: MakeChannel) -> None:
-    slack.fail(302, "", headers={"Location": slack.webhook_url})
+    slack.fail(302, body="", headers={"Location": slack.webhook_url})
     channel = make_channel(slack.config("webhook"))
     with pytest.raises(DeliveryError, match="redirect not followed") as info:
         await channel.send(disk_full())
@@ -162,8 +162,10 @@ async def test_timeout_is_retryable(slack: SlackServer, make_channel: MakeChanne
     assert info.value.retryable
 
 
-async def test_connection_refused_is_retryable(make_channel: MakeChannel, closed_port: int) -> None:
-    channel = make_channel({"webhook_url": f"http://127.0.0.1:{closed_port}/services/T/B/x0x0x0"})
+async def test_connection_refused_is_retryable(
+    slack: SlackServer, make_channel: MakeChannel
+) -> None:
+    channel = make_channel({"webhook_url": slack.refused_url(slack.webhook_url)})
     with pytest.raises(DeliveryError) as info:
         await channel.send(disk_full())
     assert info.value.retryable
@@ -186,5 +188,5 @@ async def test_one_pooled_connection_for_a_burst(
     channel = make_channel(slack.config("webhook"))
     for _ in range(3):
         await channel.send(disk_full())
-    assert len(slack.messages) == 3
-    assert len({r.peer for r in slack.requests}) == 1  # keep-alive: one client port
+    assert len(slack.received) == 3
+    assert len({r.connection for r in slack.requests}) == 1  # keep-alive: one client port

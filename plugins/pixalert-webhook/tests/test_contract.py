@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from pixalert.testing import ChannelContract
@@ -26,24 +25,5 @@ class TestWebhookContract(ChannelContract):
         assert "secret" in config  # signed, so the receiver verifies every request
         return config
 
-    def fail_next(self, server: WebhookReceiver, kind: str) -> Any:
-        if kind == "permanent":
-            server.fail(400)
-        elif kind == "retryable":
-            server.fail(503)
-        elif kind == "rate_limited":
-            server.fail(429, retry_after=7)
-        elif kind == "timeout":
-            server.hang()
-        else:
-            return False
-        return None
-
-    def delivered(self, server: WebhookReceiver) -> int:
-        return len(server.deliveries)
-
     def unreachable_config(self, server: WebhookReceiver) -> dict[str, Any]:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        return {**server.config(), "urls": [f"http://127.0.0.1:{port}/hook"]}
+        return {**server.config(), "urls": [server.refused_url()]}

@@ -45,10 +45,10 @@ async def leaky_receiver() -> AsyncIterator[WebhookReceiver]:
         yield server
 
 
-def scenario_setup(name: str, receiver: WebhookReceiver, closed_port: int) -> Setup:
+def scenario_setup(name: str, receiver: WebhookReceiver) -> Setup:
     path = f"/hooks/{PATH_SECRET}"
     if name == "refused":
-        url = f"http://127.0.0.1:{closed_port}{path}?token={TOKEN}"
+        url = receiver.refused_url(receiver.url_for(path))
     else:
         url = receiver.url_for(path)
         if name == "hang":
@@ -56,7 +56,7 @@ def scenario_setup(name: str, receiver: WebhookReceiver, closed_port: int) -> Se
         elif name == "404":
             receiver.fail(404, times=5, body=f"no hook at {url} (token {TOKEN})")
         else:
-            receiver.echo_url(times=5)
+            receiver.fail(500, times=5, body=lambda r: f"internal error while handling {r.url}")
     section = {
         "urls": [url],
         "secret": SECRET,
@@ -99,12 +99,11 @@ def log_text(caplog: pytest.LogCaptureFixture) -> str:
 async def test_channel_errors_logs_and_reprs_hold_no_secret(
     scenario: str,
     leaky_receiver: WebhookReceiver,
-    closed_port: int,
     make_channel: Callable[..., WebhookChannel],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    setup = scenario_setup(scenario, leaky_receiver, closed_port)
+    setup = scenario_setup(scenario, leaky_receiver)
     channel = make_channel("ops-hook", **setup.section)
 
     with pytest.raises(DeliveryError) as info:
@@ -125,12 +124,12 @@ async def test_channel_errors_logs_and_reprs_hold_no_secret(
 
 
 async def test_the_echoed_url_really_carried_the_token(
-    leaky_receiver: WebhookReceiver, closed_port: int, make_channel: Callable[..., WebhookChannel]
+    leaky_receiver: WebhookReceiver, make_channel: Callable[..., WebhookChannel]
 ) -> None:
     """Guard for the test above: without redaction, the 500 body would leak the token."""
     import httpx
 
-    setup = scenario_setup("500-echo", leaky_receiver, closed_port)
+    setup = scenario_setup("500-echo", leaky_receiver)
     async with httpx.AsyncClient() as client:
         response = await client.post(setup.section["urls"][0], json={})
     assert TOKEN in response.text and PATH_SECRET in response.text
@@ -145,7 +144,7 @@ async def test_a_successful_delivery_logs_no_secret(
     url = leaky_receiver.url_for(f"/hooks/{PATH_SECRET}")
     channel = make_channel(urls=[url], secret=SECRET, headers={"Authorization": f"Bearer {AUTH}"})
     receipt = await channel.send(Alert("Disk full"))
-    assert leaky_receiver.received() == [
+    assert leaky_receiver.lines() == [
         "POST /hooks/" + PATH_SECRET + " alert.firing MEDIUM Disk full (signed)"
     ]
     needles = [url, TOKEN, PATH_SECRET, AUTH, SECRET]
@@ -157,12 +156,11 @@ async def test_a_successful_delivery_logs_no_secret(
 async def test_through_the_manager_results_history_and_database_hold_no_secret(
     scenario: str,
     leaky_receiver: WebhookReceiver,
-    closed_port: int,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    setup = scenario_setup(scenario, leaky_receiver, closed_port)
+    setup = scenario_setup(scenario, leaky_receiver)
     db = tmp_path / "history.db"
     manager = make_manager(
         config={

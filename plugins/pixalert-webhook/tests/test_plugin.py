@@ -46,7 +46,7 @@ async def test_demo_sink_round_trip() -> None:
         await channel.send(alert)
         await channel.send(alert.resolve())
         await channel.aclose()
-        assert sink.received() == [
+        assert sink.lines() == [
             "POST /hook alert.firing HIGH Disk full (signed)",
             "POST /hook alert.resolved HIGH Disk full (signed)",
         ]
@@ -76,10 +76,10 @@ async def test_manager_retries_with_the_same_webhook_id_and_records_the_receipt(
     assert result and result.attempts == 2
     assert 4 in clock.sleeps  # Retry-After honoured by the core
     assert [r.status for r in receiver.requests] == [503, 200]
-    assert len({r.webhook_id for r in receiver.requests}) == 1
-    assert receiver.received() == ["POST /hook alert.firing CRITICAL Disk full (signed)"]
+    assert len({r.headers["webhook-id"] for r in receiver.requests}) == 1
+    assert receiver.lines() == ["POST /hook alert.firing CRITICAL Disk full (signed)"]
     assert history[0]["results"]["ops-hook"]["status"] == "sent"
-    assert result.receipt == {"webhook_ids": receiver.deliveries[0].webhook_id, "targets": "1"}
+    assert result.receipt == {"webhook_ids": receiver.received[0].webhook_id, "targets": "1"}
 
 
 async def test_readme_example() -> None:
@@ -93,5 +93,5 @@ async def test_readme_example() -> None:
             config, read_files=False, env={}, clock=FakeClock()
         ) as manager:
             await manager.send_alert("Disk full", "95% on db-1", "critical")
-        assert receiver.received() == ["POST /hook alert.firing CRITICAL Disk full (signed)"]
-        assert receiver.deliveries[0].data["message"] == "95% on db-1"
+        assert receiver.lines() == ["POST /hook alert.firing CRITICAL Disk full (signed)"]
+        assert receiver.received[0].data["message"] == "95% on db-1"

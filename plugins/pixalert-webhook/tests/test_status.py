@@ -103,8 +103,8 @@ async def test_retry_after_as_an_http_date(
 async def test_several_retryable_targets_wait_for_the_longest_retry_after(
     receiver: WebhookReceiver, make_channel: Build, secret: str
 ) -> None:
-    receiver.fail(429, retry_after=3, path="/a")
-    receiver.fail(503, retry_after=9, path="/b")
+    receiver.fail(429, retry_after=3, endpoint="/a")
+    receiver.fail(503, retry_after=9, endpoint="/b")
     channel = make_channel(urls=[receiver.url_for("/a"), receiver.url_for("/b")], secret=secret)
     with pytest.raises(DeliveryError) as info:
         await channel.send(Alert("busy"))
@@ -122,9 +122,9 @@ async def test_a_huge_error_body_is_cut_short(
 
 
 async def test_connection_refused_and_timeout_are_retryable(
-    receiver: WebhookReceiver, make_channel: Build, secret: str, closed_port: int
+    receiver: WebhookReceiver, make_channel: Build, secret: str
 ) -> None:
-    refused = make_channel(urls=[f"http://127.0.0.1:{closed_port}/hook"], secret=secret)
+    refused = make_channel(urls=[receiver.refused_url()], secret=secret)
     with pytest.raises(DeliveryError) as info:
         await refused.send(Alert("down"))
     assert info.value.retryable

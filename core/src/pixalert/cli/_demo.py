@@ -105,7 +105,7 @@ async def _run() -> dict[str, Any]:
                 alerts.append(_summary("CRITICAL", title, "resolved", results))
                 history = await manager.history(1)
         finally:
-            received = {s.channel_type: s.received() for s in started}
+            received = {s.channel_type: s.lines() for s in started}
             for sink in started:
                 await sink.stop()
 

@@ -5,7 +5,8 @@
 - ``concurrent``: a burst of alerts at once, with throughput and latency percentiles.
 - ``errors``: how each kind of failure is handled (unreachable host, bad
   credentials, rate limit with ``Retry-After``, timeout, server error), against
-  fault endpoints this command serves itself on 127.0.0.1.
+  a :class:`pixalert.testing.FakeService` this command serves itself on
+  127.0.0.1, told to fail on each case's own path.
 
 Test alerts go through the real delivery path (routing, retries, timeouts)
 with cooldown off and an in-memory history, so they do not show in
@@ -16,7 +17,6 @@ with cooldown off and an in-memory history, so they do not show in
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import time
 import uuid
@@ -30,6 +30,7 @@ from . import EXIT_DELIVERY_FAILED, build_manager, fail, run_async
 from ._output import Styled, console, escape, fmt_latency, print_json, print_table, status_text
 
 if TYPE_CHECKING:
+    from .._fakeservice import FakeService
     from .._manager import NotificationManager
     from .._types import DeliveryResult
 
@@ -362,7 +363,7 @@ MAX_ATTEMPTS = 3
 
 @attrs.frozen
 class FaultCase:
-    """One kind of failure, the endpoint that produces it, and what should happen."""
+    """One kind of failure, the path that produces it, and what should happen."""
 
     key: str
     label: str
@@ -406,82 +407,19 @@ FAULT_CASES = (
 )
 
 
-class FaultServer:
-    """Local endpoints that fail on purpose, on 127.0.0.1 (aiohttp.web).
-
-    ``/unauthorized`` 401; ``/rate-limited`` 429 with ``Retry-After`` on every
-    odd request, 200 on the next; ``/hang`` never answers (until stopped);
-    ``/unavailable`` 503. :meth:`unreachable_url` points at a port that is
-    bound but not listening. Request arrival times are kept per path.
-    """
-
-    def __init__(self) -> None:
-        self.hits: dict[str, list[float]] = {}
-        self._runner: Any = None
-        self._released: asyncio.Event | None = None
-        self._closed_sock: socket.socket | None = None
-        self.port = 0
-
-    async def start(self) -> None:
-        """Serve on a random loopback port."""
-        from aiohttp import web
-
-        self._released = asyncio.Event()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
-        self._closed_sock = sock
-
-    def url(self, path: str) -> str:
-        """The URL of ``path`` on this server."""
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def unreachable_url(self) -> str:
-        """A loopback URL where nothing listens."""
-        assert self._closed_sock is not None
-        return f"http://127.0.0.1:{self._closed_sock.getsockname()[1]}/alerts"
-
-    async def stop(self) -> None:
-        """Release hanging requests and stop."""
-        if self._released is not None:
-            self._released.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._closed_sock is not None:
-            self._closed_sock.close()
-            self._closed_sock = None
-
-    async def _handle(self, request: Any) -> Any:
-        from aiohttp import web
-
-        await request.read()
-        hits = self.hits.setdefault(request.path, [])
-        hits.append(time.monotonic())
-        if request.path == "/unauthorized":
-            return web.json_response({"error": "invalid credentials"}, status=401)
-        if request.path == "/rate-limited":
-            if len(hits) % 2 == 1:
-                return web.json_response(
-                    {"error": "rate_limited"},
-                    status=429,
-                    headers={"Retry-After": str(RETRY_AFTER)},
-                )
-            return web.json_response({"ok": True})
-        if request.path == "/hang":
-            assert self._released is not None
-            await self._released.wait()
-            return web.json_response({"ok": True})
-        if request.path == "/unavailable":
-            return web.json_response({"error": "unavailable"}, status=503)
-        return web.json_response({"ok": True})
+def _arrange(server: FakeService[Any], case: FaultCase) -> None:
+    """Script ``server`` to fail as ``case`` says, on that case's own path."""
+    if case.key == "bad_credentials":
+        body = {"error": "invalid credentials"}
+        server.fail(401, body=body, times=MAX_ATTEMPTS, endpoint=case.path)
+    elif case.key == "rate_limited":  # once: the retry after Retry-After goes through
+        server.fail(
+            429, retry_after=RETRY_AFTER, body={"error": "rate_limited"}, endpoint=case.path
+        )
+    elif case.key == "timeout":
+        server.hang(times=MAX_ATTEMPTS, endpoint=case.path)
+    elif case.key == "server_error":
+        server.fail(503, body={"error": "unavailable"}, times=MAX_ATTEMPTS, endpoint=case.path)
 
 
 def _webhook_spec() -> Any:
@@ -530,6 +468,7 @@ def _simulated_channel(case: FaultCase) -> Any:
 
 async def suite_errors() -> SuiteResult:
     """Provoke each failure kind and show how it is classified and handled."""
+    from .._fakeservice import FakeService
     from .._manager import NotificationManager
     from .._plugins import default_plugin_manager, get_plugin_manager
 
@@ -549,16 +488,16 @@ async def suite_errors() -> SuiteResult:
         "recover_interval": 0,  # a memory history: what waits for a later round ends with us
     }
     spec = _webhook_spec()
-    server: FaultServer | None = None
+    server: FakeService[Any] | None = None
     simulated: dict[str, Any] = {}
     if spec is not None:
-        server = FaultServer()
+        server = FakeService()
         await server.start()
         channels_config = {
             f"fault-{case.key}": {
                 "type": "webhook",
                 "urls": [
-                    server.unreachable_url() if case.key == "unreachable" else server.url(case.path)
+                    server.refused_url() if case.key == "unreachable" else server.url + case.path
                 ],
             }
             for case in FAULT_CASES
@@ -575,7 +514,7 @@ async def suite_errors() -> SuiteResult:
             read_files=False,
         )
         result.notes.append(
-            f"Fault endpoints served on http://127.0.0.1:{server.port}, reached through the "
+            f"Fault endpoints served on {server.url}, reached through the "
             "webhook channel type (pixalert-webhook)."
         )
     else:
@@ -595,6 +534,8 @@ async def suite_errors() -> SuiteResult:
         async with manager:
             for case in FAULT_CASES:
                 name = f"fault-{case.key}"
+                if server is not None:
+                    _arrange(server, case)
                 results = await manager.send_alert(
                     f"pixalert test: {case.label}",
                     f"Provokes a failure on purpose. {_NOTE}",
@@ -606,7 +547,7 @@ async def suite_errors() -> SuiteResult:
                 )
                 r = next(iter(results.values()))
                 if server is not None:
-                    times = server.hits.get(case.path, []) if case.path else []
+                    times = [r.at for r in server.requests_to(case.path)] if case.path else []
                 else:
                     times = simulated[case.key].times
                 result.rows.append(_judge(case, r, times))

@@ -18,12 +18,28 @@ submission server enforces:
 - With ``username`` and ``password`` set, AUTH (PLAIN or LOGIN) is required
   before MAIL and checked against them.
 
-It records what it saw: :attr:`~SMTPTestServer.messages` (envelope, raw bytes
-and the parsed message), :attr:`~SMTPTestServer.auth_attempts`,
-:attr:`~SMTPTestServer.commands` and connection counts. It can be told to
-answer the next messages with an SMTP code (:meth:`~SMTPTestServer.fail_next`),
-to hang (:meth:`~SMTPTestServer.hang_next`) and to drop its connections
-(:meth:`~SMTPTestServer.drop_connections`).
+It is a :class:`pixalert.testing.FakeService`, with the same verbs as the
+HTTP ones, in SMTP's terms:
+
+- ``requests``: every SMTP command, in order; ``endpoint`` is the verb
+  (``EHLO``, ``AUTH``, ``MAIL``...), ``status`` the reply code, ``tls``
+  whether TLS was on, ``connection`` its connection's number. A command
+  answered 4xx or 5xx is a rejection, the reply text its ``reason``.
+- ``received``: the accepted messages (:class:`ReceivedMessage`: envelope,
+  raw bytes and the parsed message).
+- ``fail(451)``: ``status`` is an SMTP reply code (4xx transient, 5xx
+  permanent; 2xx to 5xx accepted) and ``body`` the reply text (a standard
+  text for the code by default). It answers the next message at ``DATA``
+  (after the content, as real servers reject content), or at ``endpoint=
+  "MAIL"`` or ``"RCPT"``; a 421 at MAIL or RCPT also closes the connection.
+  SMTP replies carry no delay, so ``retry_after`` is refused.
+- ``hang()`` holds the reply back (at DATA unless told another endpoint)
+  until ``release()``, which lets the message through, or stop; ``drop()``
+  closes the connection instead of replying.
+
+Besides: :attr:`~SMTPTestServer.auth_attempts`, connection counts, and
+:meth:`~SMTPTestServer.drop_connections` (close every open connection now,
+as a server's idle timeout does).
 
 Example::
 
@@ -35,7 +51,7 @@ Example::
             await manager.send_alert("Disk full", "95% on db-1", "high", channels=["email"])
             assert server.received() == ["to ops@example.com: [HIGH] Disk full"]
 
-It is also the ``email`` :class:`pixalert.channels.DemoSink` of ``pixalert demo``.
+It is also the ``email`` sink of ``pixalert demo``.
 """
 
 from __future__ import annotations
@@ -54,11 +70,11 @@ from typing import Any, Literal
 
 import attrs
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from pixalert.testing import FakeService, Fault, ReceivedRequest
 
-__all__ = ["AuthAttempt", "Command", "ReceivedMessage", "SMTPTestServer"]
+__all__ = ["AuthAttempt", "ReceivedMessage", "SMTPTestServer"]
 
 Security = Literal["starttls", "tls", "none"]
-Stage = Literal["MAIL", "RCPT", "DATA"]
 
 _AUTH_MECHANISMS = ("PLAIN", "LOGIN")
 
@@ -94,94 +110,33 @@ class AuthAttempt:
     success: bool | None = None
 
 
-@attrs.frozen
-class Command:
-    """An SMTP command as received: its verb, whether TLS was on, and its connection number."""
-
-    verb: str
-    tls: bool
-    connection: int
-
-
-@attrs.define
-class _Failure:
-    stage: str
-    code: int
-    text: str
-    remaining: int
-
-
-class _Recorder:
-    """State shared between the server thread and the caller, under one condition."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.messages: list[ReceivedMessage] = []
-        self.auth_attempts: list[AuthAttempt] = []
-        self.commands: list[Command] = []
-        self.connections = 0
-        self.open_connections = 0
-        self.failures: list[_Failure] = []
-        self.hangs: dict[str, int] = {}
-        self.hanging = 0
-
-    def change(self, func: Callable[[], Any]) -> Any:
-        with self.cond:
-            result = func()
-            self.cond.notify_all()
-            return result
-
-    def take_failure(self, stage: str) -> _Failure | None:
-        with self.cond:
-            for failure in self.failures:
-                if failure.stage == stage and failure.remaining > 0:
-                    failure.remaining -= 1
-                    if failure.remaining == 0:
-                        self.failures.remove(failure)
-                    return failure
-            return None
-
-    def take_hang(self, stage: str) -> bool:
-        with self.cond:
-            if self.hangs.get(stage, 0) > 0:
-                self.hangs[stage] -= 1
-                return True
-            return False
-
-
 class _Handler:
-    """aiosmtpd handler: records each message, or fails or hangs when told to."""
+    """aiosmtpd handler: records each message, or answers the fault scripted for DATA."""
 
     def __init__(self, owner: SMTPTestServer) -> None:
         self.owner = owner
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        owner = self.owner
-        rec = owner._rec
-        if rec.take_hang("DATA"):
-            event = owner._hang_release_event()
-            rec.change(lambda: setattr(rec, "hanging", rec.hanging + 1))
-            try:
-                await event.wait()
-            finally:
-                rec.change(lambda: setattr(rec, "hanging", rec.hanging - 1))
-        failure = rec.take_failure("DATA")
-        if failure is not None:
-            return f"{failure.code} {failure.text}"
+        assert isinstance(server, _SMTP)
+        record = server.current
         raw = envelope.original_content or b""
         if isinstance(raw, str):  # pragma: no cover - decode_data is off
             raw = raw.encode("utf-8", "surrogateescape")
-        parsed = email.message_from_bytes(raw, policy=email.policy.default)
-        transport = server.transport
+        if record is not None:
+            record.body = raw
+            reply = await server.fault_reply(record)
+            if reply is not None:
+                return reply
         received = ReceivedMessage(
             mail_from=str(envelope.mail_from),
             rcpt_tos=tuple(envelope.rcpt_tos),
             data=raw,
-            message=parsed,
-            tls=transport is not None and transport.get_extra_info("sslcontext") is not None,
+            message=email.message_from_bytes(raw, policy=email.policy.default),
+            tls=server.tls_on(),
             authenticated_as=session.auth_data if session.authenticated else None,
         )
-        rec.change(lambda: rec.messages.append(received))
+        line = f"to {', '.join(received.rcpt_tos)}: {received.subject}"
+        self.owner.accept(record, received, line=line)
         return "250 2.0.0 Message accepted for delivery"
 
 
@@ -199,12 +154,14 @@ class _Session(Session):
 
 
 class _SMTP(SMTP):
-    """aiosmtpd's SMTP with every command recorded, and failures injected at MAIL and RCPT."""
+    """aiosmtpd's SMTP with every command recorded and its reply code noted, and the
+    scripted faults answered at MAIL and RCPT (DATA's are answered by the handler)."""
 
     def __init__(self, handler: _Handler, *, allow_clear_auth: bool, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._owner = handler.owner
         self._number = 0
+        self.current: ReceivedRequest | None = None
         if allow_clear_auth:
             # Implicit TLS (the whole connection is TLS, which aiosmtpd does not
             # see) or the stripped server, which offers AUTH without TLS on purpose.
@@ -217,57 +174,78 @@ class _SMTP(SMTP):
         assert self.loop is not None
         return _Session(self.loop)
 
-    def _tls_on(self) -> bool:
+    def tls_on(self) -> bool:
+        """Whether this connection is encrypted now."""
         transport = self.transport
         return transport is not None and transport.get_extra_info("sslcontext") is not None
 
     def _recorded(self, verb: str, method: Callable[[str], Any]) -> Callable[[str], Any]:
         async def run(arg: str) -> Any:
-            rec = self._owner._rec
-            command = Command(verb, self._tls_on(), self._number)
-            rec.change(lambda: rec.commands.append(command))
+            owner = self._owner
+            secret = verb == "AUTH"  # its argument can carry the credentials
+            record = ReceivedRequest(
+                endpoint=verb,
+                method=verb,
+                body=b"" if secret else (arg or "").encode("utf-8", "surrogateescape"),
+                connection=self._number,
+                tls=self.tls_on(),
+            )
+            self.current = owner.log(record)
             if verb == "AUTH":
-                mechanism = (arg or "").split(" ", 1)[0].upper()
-                attempt = AuthAttempt(mechanism, self._tls_on())
-                rec.change(lambda: rec.auth_attempts.append(attempt))
+                owner.auth_started(AuthAttempt((arg or "").split(" ", 1)[0].upper(), record.tls))
             if verb in ("MAIL", "RCPT"):
-                failure = rec.take_failure(verb)
-                if failure is not None:
-                    await self.push(f"{failure.code} {failure.text}")
-                    if failure.code == 421 and self.transport is not None:
+                reply = await self.fault_reply(record)
+                if reply is not None:
+                    await self.push(reply)
+                    if reply.startswith("421") and self.transport is not None:
                         self.transport.close()
                     return None
             return await method(arg)
 
         return run
 
+    async def fault_reply(self, record: ReceivedRequest) -> str | None:
+        """The reply of the fault scripted for ``record``, if one is due (hangs and drops here)."""
+        owner = self._owner
+        fault = owner.take_fault(record.endpoint)
+        if fault is not None and fault.action == "hang":
+            fault = None if await owner.hold(record) else Fault("drop")
+        if fault is None:
+            return None
+        if fault.action == "drop":
+            if record.outcome == "pending":
+                owner.mark(record, "fault", "drop")
+            if isinstance(self.transport, asyncio.WriteTransport):
+                self.transport.abort()
+            await asyncio.Future()  # connection_lost cancels this session's handler
+        owner.mark(record, "fault", f"status {fault.status}")
+        text = fault.body(record) if callable(fault.body) else fault.body
+        return f"{fault.status} {text or _DEFAULT_TEXT.get(fault.status, _OTHER_TEXT)}"
+
+    async def push(self, status: Any) -> None:
+        """Send a reply line; the first final reply to a command is its ``status``."""
+        record = self.current
+        text = status if isinstance(status, str) else bytes(status).decode("utf-8", "replace")
+        if record is not None and record.status is None and text[:3].isdigit():
+            code = int(text[:3])
+            if not 300 <= code < 400:  # 334 and 354 ask for more; the reply comes after
+                if code >= 400 and record.outcome == "pending":
+                    self._owner.reject(record, text)
+                self._owner.answered(record, code, text)
+        await super().push(status)
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None
         super().connection_made(transport)
         if first:
-            rec = self._owner._rec
-
-            def opened() -> None:
-                rec.connections += 1
-                rec.open_connections += 1
-                self._number = rec.connections
-
-            rec.change(opened)
-            self._owner._protocols.add(self)
+            self._number = self._owner.connection_opened(self)
 
     def connection_lost(self, error: Exception | None) -> None:
         super().connection_lost(error)
-        if self in self._owner._protocols:
-            self._owner._protocols.discard(self)
-            rec = self._owner._rec
-
-            def closed() -> None:
-                rec.open_connections -= 1
-
-            rec.change(closed)
+        self._owner.connection_closed(self)
 
 
-class SMTPTestServer:
+class SMTPTestServer(FakeService[ReceivedMessage]):
     """A contract-enforcing SMTP server on 127.0.0.1; see the module docstring.
 
     :param security: ``"starttls"``, ``"tls"`` or ``"none"`` (what the server speaks).
@@ -283,6 +261,9 @@ class SMTPTestServer:
     """
 
     channel_type = "email"
+    endpoints = ("MAIL", "RCPT", "DATA")
+    default_endpoint = "DATA"
+    failures = {"permanent": {"status": 554}, "retryable": {"status": 451}}
 
     def __init__(
         self,
@@ -299,51 +280,47 @@ class SMTPTestServer:
             raise ValueError(f"security: expected 'starttls', 'tls' or 'none', got {security!r}")
         if (username is None) != (password is None):
             raise ValueError("username and password: give both or neither")
+        super().__init__()
         self.security: Security = security
         self.offer_starttls = offer_starttls and security == "starttls"
         self.username = username if security != "none" else None
         self.password = password if security != "none" else None
         self.recipients = list(recipients)
         self.sender = sender
-        self.host = "127.0.0.1"
-        self.port = port
         #: PEM file of the CA that signed the server certificate (None for "none").
         self.ca_file: str | None = None
-        self._rec = _Recorder()
+        self._listen_port = port
+        self._bound_port = 0
+        self._auth_attempts: list[AuthAttempt] = []
+        self._connections = 0
         self._protocols: set[_SMTP] = set()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: asyncio.base_events.Server | None = None
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self._tmpdir: str | None = None
         self._server_context: ssl.SSLContext | None = None
-        self._release: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
-        self._ca: Any = None
 
     def __repr__(self) -> str:
-        return f"SMTPTestServer({self.host}:{self.port}, security={self.security!r})"
+        return f"SMTPTestServer({self.host}:{self._port}, security={self.security!r})"
+
+    @property
+    def url(self) -> str:
+        """``smtp://127.0.0.1:<port>``."""
+        return f"smtp://{self.host}:{self.port}"
 
     # ------------------------------------------------------------------
     # Starting and stopping
     # ------------------------------------------------------------------
 
-    async def start(self) -> Mapping[str, Any]:
-        """Start serving (in a background thread); return :meth:`config`."""
-        await asyncio.to_thread(self.start_sync)
-        return self.config()
+    async def serve(self) -> int:
+        """Start the server thread; return its port."""
+        return await asyncio.to_thread(self._start_thread)
 
-    async def stop(self) -> None:
-        """Stop serving and delete the certificate files."""
-        await asyncio.to_thread(self.stop_sync)
-
-    async def __aenter__(self) -> SMTPTestServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+    async def shutdown(self) -> None:
+        """Stop the server thread and delete the certificate files."""
+        await asyncio.to_thread(self._stop_thread)
 
     def __enter__(self) -> SMTPTestServer:
         self.start_sync()
@@ -354,10 +331,21 @@ class SMTPTestServer:
 
     def start_sync(self) -> None:
         """Start serving, blocking until the port is bound."""
+        if not self._serving:
+            self._started(self._start_thread())
+
+    def stop_sync(self) -> None:
+        """Stop serving, blocking until the thread is gone. Safe to call twice."""
+        if self._stopping_now():
+            self._stop_thread()
+        self._stopped()
+
+    def _start_thread(self) -> int:
         if self._thread is not None:
             raise RuntimeError("SMTPTestServer: already started")
         if self.security != "none":
             self._make_certificates()
+        self._ready.clear()
         self._thread = threading.Thread(target=self._run, name="pixalert-smtp-test", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -366,9 +354,9 @@ class SMTPTestServer:
             self._thread.join()
             self._thread = None
             raise RuntimeError(f"SMTPTestServer: could not start: {error}") from error
+        return self._bound_port
 
-    def stop_sync(self) -> None:
-        """Stop serving, blocking until the thread is gone. Safe to call twice."""
+    def _stop_thread(self) -> None:
         thread, self._thread = self._thread, None
         if thread is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self._shutdown)
@@ -378,13 +366,13 @@ class SMTPTestServer:
             self._tmpdir = None
 
     def _make_certificates(self) -> None:
-        self._ca, cert = _certificates()
+        ca, cert = _certificates()
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         cert.configure_cert(context)
         self._server_context = context
         self._tmpdir = tempfile.mkdtemp(prefix="pixalert-smtp-")
         path = Path(self._tmpdir) / "ca.pem"
-        self._ca.cert_pem.write_to_path(str(path))
+        ca.cert_pem.write_to_path(str(path))
         self.ca_file = str(path)
 
     def _factory(self) -> _SMTP:
@@ -419,15 +407,13 @@ class SMTPTestServer:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._stopping = asyncio.Event()
-        self._release = asyncio.Event()
         implicit = self._server_context if self.security == "tls" else None
-        server = await loop.create_server(self._factory, self.host, self.port, ssl=implicit)
-        self.port = server.sockets[0].getsockname()[1]
+        server = await loop.create_server(self._factory, self.host, self._listen_port, ssl=implicit)
+        self._bound_port = int(server.sockets[0].getsockname()[1])
         self._ready.set()
         try:
             await self._stopping.wait()
         finally:
-            self._release.set()
             server.close()
             await self._close_all_and_wait()
             await server.wait_closed()
@@ -453,9 +439,25 @@ class SMTPTestServer:
                 return
             await asyncio.sleep(0)
 
-    def _hang_release_event(self) -> asyncio.Event:
-        assert self._release is not None
-        return self._release
+    def connection_opened(self, protocol: _SMTP) -> int:
+        """Count a new connection; return its number."""
+        with self._cond:
+            self._connections += 1
+            self._protocols.add(protocol)
+            self._changed()
+            return self._connections
+
+    def connection_closed(self, protocol: _SMTP) -> None:
+        """Count a connection gone."""
+        with self._cond:
+            self._protocols.discard(protocol)
+            self._changed()
+
+    def auth_started(self, attempt: AuthAttempt) -> None:
+        """Record an AUTH command (its outcome is filled in by the authenticator)."""
+        with self._cond:
+            self._auth_attempts.append(attempt)
+            self._changed()
 
     def _authenticate(
         self,
@@ -474,17 +476,13 @@ class SMTPTestServer:
             and login == self.username
             and auth_data.password.decode("utf-8", "replace") == self.password
         )
-        rec = self._rec
-
-        def record() -> None:
-            for i in range(len(rec.auth_attempts) - 1, -1, -1):
-                if rec.auth_attempts[i].success is None:
-                    rec.auth_attempts[i] = attrs.evolve(
-                        rec.auth_attempts[i], username=login, success=ok
-                    )
+        with self._cond:
+            attempts = self._auth_attempts
+            for i in range(len(attempts) - 1, -1, -1):
+                if attempts[i].success is None:
+                    attempts[i] = attrs.evolve(attempts[i], username=login, success=ok)
                     break
-
-        rec.change(record)
+            self._changed()
         # handled=False: aiosmtpd answers 235 or "535 5.7.8 Authentication credentials invalid".
         return AuthResult(success=ok, handled=False, auth_data=login if ok else None)
 
@@ -497,8 +495,6 @@ class SMTPTestServer:
 
         TLS is verified against this server's own CA (``ca_file``).
         """
-        if self._thread is None and self.port == 0:
-            raise RuntimeError("SMTPTestServer: start the server before asking for its config")
         section: dict[str, Any] = {
             "smtp_server": self.host,
             "smtp_port": self.port,
@@ -521,17 +517,34 @@ class SMTPTestServer:
             raise RuntimeError("SMTPTestServer: this server has no TLS")
         return ssl.create_default_context(cafile=self.ca_file)
 
-    @property
-    def messages(self) -> list[ReceivedMessage]:
-        """Every message accepted, oldest first."""
-        with self._rec.cond:
-            return list(self._rec.messages)
+    def fail(
+        self,
+        status: int = 451,
+        *,
+        times: int = 1,
+        retry_after: float | str | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        endpoint: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` messages with the SMTP reply code ``status``.
+
+        ``body`` is the reply text (a standard text for the code by default);
+        the reply comes at DATA, after the message data, unless ``endpoint``
+        is ``"MAIL"`` or ``"RCPT"``. A 421 at MAIL or RCPT also closes the
+        connection.
+        """
+        if not 200 <= status <= 599:
+            raise ValueError(f"status: expected an SMTP reply code (2xx to 5xx), got {status}")
+        if retry_after is not None or headers:
+            raise ValueError("retry_after, headers: an SMTP reply has neither")
+        super().fail(status, times=times, body=body, endpoint=endpoint)
 
     @property
     def auth_attempts(self) -> list[AuthAttempt]:
         """Every AUTH command, with whether TLS was on and whether it succeeded."""
-        with self._rec.cond:
-            return list(self._rec.auth_attempts)
+        with self._cond:
+            return list(self._auth_attempts)
 
     @property
     def logins(self) -> int:
@@ -539,67 +552,16 @@ class SMTPTestServer:
         return sum(1 for a in self.auth_attempts if a.success)
 
     @property
-    def commands(self) -> list[Command]:
-        """Every SMTP command received, in order."""
-        with self._rec.cond:
-            return list(self._rec.commands)
-
-    @property
-    def hanging(self) -> int:
-        """How many DATA replies are being held back now (see :meth:`hang_next`)."""
-        with self._rec.cond:
-            return self._rec.hanging
-
-    @property
     def connections(self) -> int:
         """How many connections were accepted in all."""
-        with self._rec.cond:
-            return self._rec.connections
+        with self._cond:
+            return self._connections
 
     @property
     def open_connections(self) -> int:
         """How many connections are open now."""
-        with self._rec.cond:
-            return self._rec.open_connections
-
-    def received(self) -> list[str]:
-        """One line per accepted message: ``to ops@example.com: [HIGH] Disk full``."""
-        return [f"to {', '.join(m.rcpt_tos)}: {m.subject}" for m in self.messages]
-
-    def fail_next(
-        self, code: int, message: str | None = None, *, count: int = 1, stage: Stage = "DATA"
-    ) -> None:
-        """Answer the next ``count`` commands of ``stage`` (MAIL, RCPT or DATA) with ``code``.
-
-        At DATA the reply comes after the message data, as real servers
-        reject content. A 421 at MAIL or RCPT also closes the connection.
-        """
-        if stage not in ("MAIL", "RCPT", "DATA"):
-            raise ValueError(f"stage: expected 'MAIL', 'RCPT' or 'DATA', got {stage!r}")
-        if not 200 <= code < 600:
-            raise ValueError(f"code: expected an SMTP reply code, got {code}")
-        text = message or _DEFAULT_TEXT.get(code, "Requested action not taken")
-        failure = _Failure(stage, code, text, count)
-        self._rec.change(lambda: self._rec.failures.append(failure))
-
-    def hang_next(self, count: int = 1) -> None:
-        """Never answer the next ``count`` DATA commands (until :meth:`release` or stop)."""
-        rec = self._rec
-        rec.change(lambda: rec.hangs.__setitem__("DATA", rec.hangs.get("DATA", 0) + count))
-
-    def release(self) -> None:
-        """Let every hanging DATA go on, and cancel hangs not started yet."""
-        rec = self._rec
-        rec.change(rec.hangs.clear)
-        if self._loop is None:
-            return
-
-        def release() -> None:
-            old, self._release = self._release, asyncio.Event()
-            if old is not None:
-                old.set()
-
-        self._loop.call_soon_threadsafe(release)
+        with self._cond:
+            return len(self._protocols)
 
     def drop_connections(self) -> None:
         """Close every open client connection at once, as a server's idle timeout does."""
@@ -609,22 +571,11 @@ class SMTPTestServer:
 
     def wait_sync(self, predicate: Callable[[SMTPTestServer], bool], timeout: float = 10.0) -> None:
         """Block until ``predicate(server)`` is true; TimeoutError after ``timeout`` seconds."""
-        with self._rec.cond:
+        with self._cond:
             # The predicate reads the public properties, which take the same
-            # (re-entrant) condition lock.
-            if not self._rec.cond.wait_for(lambda: predicate(self), timeout):
+            # (re-entrant) lock.
+            if not self._cond.wait_for(lambda: predicate(self), timeout):
                 raise TimeoutError(f"SMTPTestServer: condition not met within {timeout} s")
-
-    async def wait_for(
-        self, predicate: Callable[[SMTPTestServer], bool], timeout: float = 10.0
-    ) -> None:
-        """Wait until ``predicate(server)`` is true (without blocking the event loop)."""
-        await asyncio.to_thread(self.wait_sync, predicate, timeout)
-
-    async def wait_for_messages(self, count: int, timeout: float = 10.0) -> list[ReceivedMessage]:
-        """Wait until ``count`` messages arrived; return them all."""
-        await self.wait_for(lambda s: len(s.messages) >= count, timeout)
-        return self.messages
 
 
 _cert_lock = threading.Lock()
@@ -654,3 +605,4 @@ _DEFAULT_TEXT = {
     553: "5.1.3 Mailbox name not allowed",
     554: "5.7.1 Message rejected",
 }
+_OTHER_TEXT = "Requested action not taken"

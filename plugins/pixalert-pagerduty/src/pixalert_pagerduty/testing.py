@@ -18,8 +18,13 @@ silently opening a second incident.
 It keeps incidents as PagerDuty does: a trigger opens one per ``routing_key``
 and ``dedup_key`` (or adds to the open one), a resolve with the same routing
 key and dedup key closes it, and a resolve for no open incident is accepted
-and dropped. Faults can be scripted for the next requests (429, 5xx, any
-status, a body echoing the request, or a request that hangs).
+and dropped.
+
+It is a :class:`pixalert.testing.FakeService`: accepted events are in
+``received``, every request in ``requests``, the 400s in ``rejections``
+(``reason`` joins the errors), and faults are scripted with ``fail`` (429,
+5xx, any status; PagerDuty's own error body unless another is given, such as
+``body=lambda r: r.body`` to echo the request), ``hang`` and ``drop``.
 
 Use it in your own tests::
 
@@ -33,34 +38,24 @@ Use it in your own tests::
             ...
             assert not pd.incident("disk").open
 
-It is also a :class:`pixalert.channels.DemoSink` (``channel_type = "pagerduty"``).
+It is also the ``pagerduty`` sink of ``pixalert demo``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import secrets
-import socket
 import uuid
-from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeGuard
 
 import attrs
 from aiohttp import web
+from pixalert.testing import FakeService, Fault, ReceivedRequest
 
-__all__ = [
-    "MAX_BODY_BYTES",
-    "Fault",
-    "Incident",
-    "PagerDutyServer",
-    "Rejection",
-    "RecordedRequest",
-    "validate_event",
-]
+__all__ = ["MAX_BODY_BYTES", "Incident", "PagerDutyServer", "validate_event"]
 
 #: Largest request body accepted, in bytes.
 MAX_BODY_BYTES = 512_000
@@ -244,45 +239,6 @@ def validate_event(event: Any) -> list[str]:
 # ---------------------------------------------------------------------------
 
 
-@attrs.frozen
-class Fault:
-    """A scripted answer to one request, instead of processing it.
-
-    ``status`` and ``body`` (JSON text; a default body per status when None),
-    a ``Retry-After`` header when ``retry_after`` is set, ``echo`` to answer
-    with the request body (as careless servers do in their error pages), or
-    ``hang`` to never answer until the server stops.
-    """
-
-    status: int = 500
-    body: str | None = None
-    retry_after: str | None = None
-    echo: bool = False
-    hang: bool = False
-
-
-@attrs.frozen
-class RecordedRequest:
-    """One request as it arrived: method, path, headers and raw body."""
-
-    method: str
-    path: str
-    headers: Mapping[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        """The body decoded as JSON."""
-        return json.loads(self.body)
-
-
-@attrs.frozen
-class Rejection:
-    """A request answered 400, with the errors it was told."""
-
-    body: bytes
-    errors: tuple[str, ...]
-
-
 @attrs.define
 class Incident:
     """An alert as PagerDuty keeps it: opened by a trigger, closed by a resolve.
@@ -326,108 +282,39 @@ _DEFAULT_BODIES = {
 }
 
 
-class PagerDutyServer:
+class PagerDutyServer(FakeService[dict[str, Any]]):
     """A contract-enforcing Events API v2 on 127.0.0.1 (see the module docs).
 
     ``routing_key`` is the integration key :meth:`config` hands out (a random
     32-character one by default); events with any other 32-character key are
     accepted too, as PagerDuty would for another integration.
 
-    After :meth:`start`: :attr:`events_url`; as it runs: :attr:`requests`
-    (everything received), :attr:`events` (accepted events), :attr:`rejections`
+    After :meth:`start`: :attr:`events_url`; as it runs: ``requests``
+    (everything received), ``received`` (accepted events), ``rejections``
     (400s) and :attr:`incidents`.
     """
 
     channel_type = "pagerduty"
+    max_body = 4 * MAX_BODY_BYTES  # larger bodies are read, and refused as PagerDuty does
 
-    def __init__(self, *, routing_key: str | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, *, routing_key: str | None = None) -> None:
+        super().__init__()
         self.routing_key = routing_key or secrets.token_hex(16)
-        self.host = host
-        self.requests: list[RecordedRequest] = []
-        self.events: list[dict[str, Any]] = []
-        self.rejections: list[Rejection] = []
         self.incidents: list[Incident] = []
-        self._lines: list[str] = []
-        self._faults: deque[Fault] = deque()
-        self._runner: web.AppRunner | None = None
-        self._stopping: asyncio.Event | None = None
-        self._arrived: asyncio.Event | None = None
-        self._port = 0
-
-    # -- lifecycle -----------------------------------------------------------
-
-    async def start(self) -> dict[str, Any]:
-        """Serve on a random loopback port; return the channel config that targets it."""
-        if self._runner is None:
-            app = web.Application(client_max_size=4 * MAX_BODY_BYTES)
-            app.router.add_post(PATH, self._enqueue)
-            self._stopping = asyncio.Event()
-            self._arrived = asyncio.Event()
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((self.host, 0))
-            self._port = sock.getsockname()[1]
-            await web.SockSite(runner, sock).start()
-            self._runner = runner
-        return self.config()
-
-    async def stop(self) -> None:
-        """Release hanging requests and stop serving; safe to call twice."""
-        if self._stopping is not None:
-            self._stopping.set()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> PagerDutyServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     @property
     def events_url(self) -> str:
         """``http://127.0.0.1:<port>/v2/enqueue``."""
-        if not self._port:
-            raise RuntimeError("PagerDutyServer: call start() first")
-        return f"http://{self.host}:{self._port}{PATH}"
+        return self.url + PATH
 
     def config(self, **overrides: Any) -> dict[str, Any]:
         """A ``[channels.pagerduty]`` section for this server (``overrides`` added)."""
         return {"routing_key": self.routing_key, "events_url": self.events_url, **overrides}
 
-    # -- scripting -------------------------------------------------------------
-
-    def fail_next(
-        self,
-        status: int = 500,
-        *,
-        times: int = 1,
-        retry_after: str | float | None = None,
-        body: str | Mapping[str, Any] | None = None,
-        echo: bool = False,
-    ) -> None:
-        """Answer the next ``times`` requests with ``status`` instead of processing them."""
-        text = json.dumps(body) if isinstance(body, Mapping) else body
-        after = None if retry_after is None else str(retry_after)
-        for _ in range(times):
-            self._faults.append(Fault(status=status, body=text, retry_after=after, echo=echo))
-
-    def hang_next(self, *, times: int = 1) -> None:
-        """Never answer the next ``times`` requests (until the server stops)."""
-        for _ in range(times):
-            self._faults.append(Fault(hang=True))
-
     def reset(self) -> None:
         """Forget requests, events, incidents and scripted faults."""
-        self.requests.clear()
-        self.events.clear()
-        self.rejections.clear()
+        super().reset()
         self.incidents.clear()
-        self._lines.clear()
-        self._faults.clear()
 
     # -- what happened ---------------------------------------------------------
 
@@ -443,30 +330,18 @@ class PagerDutyServer:
         """Incidents not resolved yet."""
         return [i for i in self.incidents if i.open]
 
-    async def wait_for_requests(self, count: int = 1) -> None:
-        """Wait until at least ``count`` requests have arrived (faulted ones included)."""
-        while len(self.requests) < count:
-            if self._arrived is None:
-                raise RuntimeError("PagerDutyServer: call start() first")
-            await self._arrived.wait()
-
-    def received(self) -> list[str]:
-        """One line per accepted event, e.g. ``trigger critical: Disk full (dedup abc)``."""
-        return list(self._lines)
-
     # -- handling --------------------------------------------------------------
 
-    async def _enqueue(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        self.requests.append(
-            RecordedRequest(request.method, request.path, dict(request.headers), body)
-        )
-        if self._arrived is not None:
-            # Wake every waiter, and give later waiters a fresh event.
-            arrived, self._arrived = self._arrived, asyncio.Event()
-            arrived.set()
-        if self._faults:
-            return await self._fault(self._faults.popleft(), body)
+    def routes(self) -> Iterable[tuple[str, str, Any]]:
+        """``POST /v2/enqueue``."""
+        return [("POST", PATH, self._enqueue)]
+
+    def fault_body(self, fault: Fault) -> dict[str, str]:
+        """PagerDuty's error body for the status."""
+        return _DEFAULT_BODIES.get(fault.status, {"status": "error", "message": "error"})
+
+    async def _enqueue(self, request: web.Request, record: ReceivedRequest) -> web.StreamResponse:
+        body = record.body
         errors = self._check_request(request, body)
         event: Any = None
         if not errors:
@@ -477,12 +352,12 @@ class PagerDutyServer:
             else:
                 errors = validate_event(event)
         if errors:
-            self.rejections.append(Rejection(body, tuple(errors)))
+            self.reject(record, "; ".join(errors))
             return web.json_response(
                 {"status": "invalid event", "message": "Event object is invalid", "errors": errors},
                 status=400,
             )
-        dedup_key = self._apply(event)
+        dedup_key = self._apply(record, event)
         return web.json_response(
             {"status": "success", "message": "Event processed", "dedup_key": dedup_key},
             status=202,
@@ -498,25 +373,6 @@ class PagerDutyServer:
             )
         return errors
 
-    async def _fault(self, fault: Fault, body: bytes) -> web.StreamResponse:
-        if fault.hang:
-            assert self._stopping is not None
-            await self._stopping.wait()
-            return web.Response(status=503, text="server stopped")
-        headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-        if fault.echo:
-            text = "error processing request: " + body.decode("utf-8", "replace")
-            return web.Response(status=fault.status, text=text, headers=headers)
-        if fault.body is not None:
-            return web.Response(
-                status=fault.status,
-                text=fault.body,
-                content_type="application/json",
-                headers=headers,
-            )
-        default = _DEFAULT_BODIES.get(fault.status, {"status": "error", "message": "error"})
-        return web.json_response(default, status=fault.status, headers=headers)
-
     def _open_incident(self, routing_key: str, dedup_key: str) -> Incident | None:
         for incident in reversed(self.incidents):
             if (
@@ -527,8 +383,7 @@ class PagerDutyServer:
                 return incident
         return None
 
-    def _apply(self, event: dict[str, Any]) -> str:
-        self.events.append(event)
+    def _apply(self, record: ReceivedRequest, event: dict[str, Any]) -> str:
         action = event["event_action"]
         routing_key = event["routing_key"]
         dedup_key = event.get("dedup_key") or uuid.uuid4().hex
@@ -539,14 +394,13 @@ class PagerDutyServer:
                 incident = Incident(routing_key, dedup_key, payload["summary"], payload["severity"])
                 self.incidents.append(incident)
             incident.events.append(event)
-            self._lines.append(
-                f"trigger {payload['severity']}: {payload['summary']} (dedup {dedup_key})"
-            )
+            line = f"trigger {payload['severity']}: {payload['summary']} (dedup {dedup_key})"
         elif incident is None:
             # PagerDuty accepts it and drops it: no open alert for this key on this integration.
-            self._lines.append(f"{action}: no open incident, dropped (dedup {dedup_key})")
+            line = f"{action}: no open incident, dropped (dedup {dedup_key})"
         else:
             incident.events.append(event)
             incident.status = "resolved" if action == "resolve" else "acknowledged"
-            self._lines.append(f"{action}: {incident.summary} (dedup {dedup_key})")
+            line = f"{action}: {incident.summary} (dedup {dedup_key})"
+        self.accept(record, event, line=line)
         return dedup_key

@@ -34,33 +34,37 @@ block text together at most 13,000 characters (Slack's observed limit for
 (stricter than Slack, which truncates). Lengths are counted in UTF-16 code
 units, never less than Slack counts.
 
-Faults to script, each for the next ``times`` matching requests (``endpoint``
-is ``"webhook"``, ``"chat.postMessage"``, ``"chat.update"`` or None for any):
-:meth:`~SlackServer.rate_limit` (429 with ``Retry-After``), :meth:`~SlackServer.fail`
-(any status and body), :meth:`~SlackServer.api_error` (200 ``"ok": false``),
-:meth:`~SlackServer.hang` (no answer until the server stops).
+It is a :class:`pixalert.testing.FakeService`. Faults are scripted with its
+verbs, each for the next ``times`` matching requests (``endpoint`` is
+``"webhook"``, ``"chat.postMessage"``, ``"chat.update"`` or None for any):
+``fail`` (any status; ``fail(429, retry_after=1)`` answers as Slack does,
+``{"ok": false, "error": "ratelimited", "retry_after": 1}``; a body may be a
+function of the request), ``hang`` and ``drop``; and one of Slack's own,
+:meth:`~SlackServer.api_error` (HTTP 200 ``"ok": false``, the Web API's way
+of failing).
 
-Everything received is kept in :attr:`SlackServer.requests`; accepted
-messages in :attr:`SlackServer.messages`. The server is also a
-:class:`pixalert.channels.DemoSink` (``channel_type = "slack"``).
+Every request is kept in ``requests`` (with its ``endpoint``, what was
+answered and, for refusals, Slack's error string as ``reason``); accepted
+messages in ``received`` (:class:`SlackMessage`, updated in place by
+``chat.update``). The server is also the ``slack`` sink of ``pixalert demo``.
 
 Install with ``pip install pixalert-slack[testing]``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import re
 import secrets
-import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 import attrs
 from aiohttp import web
+from pixalert.testing import FakeService, Fault, ReceivedRequest
 
 from ._blocks import (
     MAX_BLOCKS,
@@ -73,7 +77,7 @@ from ._blocks import (
     unescape,
 )
 
-__all__ = ["InvalidMessage", "ReceivedRequest", "SlackMessage", "SlackServer", "check_message"]
+__all__ = ["InvalidMessage", "SlackMessage", "SlackServer", "check_message"]
 
 #: Aggregate text in blocks above which Slack answers ``msg_blocks_too_long``.
 MAX_BLOCKS_TEXT = 13_000
@@ -96,25 +100,6 @@ _BLOCK_TYPES = {
 }
 _NAMED_COLOURS = {"good", "warning", "danger"}
 _HEX_COLOUR = re.compile(r"#?[0-9A-Fa-f]{6}")
-
-Body = str | Callable[[web.Request], str]
-
-
-@attrs.define
-class ReceivedRequest:
-    """One HTTP request the server received, and what it answered."""
-
-    endpoint: str
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    json: Any = None
-    status: int | None = None
-    answer: Any = None
-    warnings: list[str] = attrs.Factory(list)
-    #: The client's (host, port): one port for many requests means a reused connection.
-    peer: tuple[str, int] | None = None
 
 
 @attrs.define
@@ -164,16 +149,6 @@ class SlackMessage:
         for block in _all_blocks(self.payload):
             out.extend(obj["text"] for obj in _text_objects(block))
         return out
-
-
-@attrs.define
-class _Fault:
-    endpoint: str | None
-    times: int
-    status: int = 200
-    body: Body | None = None
-    headers: dict[str, str] = attrs.Factory(dict)
-    hang: bool = False
 
 
 class InvalidMessage(Exception):
@@ -333,7 +308,7 @@ def check_message(payload: Any) -> list[str]:
     return warnings
 
 
-class SlackServer:
+class SlackServer(FakeService[SlackMessage]):
     """A contract-enforcing stand-in for Slack on 127.0.0.1 (see the module docs).
 
     ``async with SlackServer() as slack:`` starts and stops it.
@@ -344,6 +319,12 @@ class SlackServer:
     """
 
     channel_type = "slack"
+    endpoints = ("webhook", "chat.postMessage", "chat.update")
+    failures = {
+        "permanent": {"status": 403, "body": "invalid_token"},
+        "retryable": {"status": 503, "body": "service_unavailable"},
+        "rate_limited": {"status": 429, "retry_after": 7},
+    }
 
     def __init__(
         self,
@@ -353,6 +334,7 @@ class SlackServer:
         webhook_channel: str = "#alerts",
         demo_mode: str = "api",
     ) -> None:
+        super().__init__()
         self.token = token or "xoxb-" + secrets.token_hex(12)
         self.team = "T" + secrets.token_hex(4).upper()
         self.bot = "B" + secrets.token_hex(4).upper()
@@ -364,23 +346,7 @@ class SlackServer:
         self.channel_ids: dict[str, str] = {n.lstrip("#"): cid for n, cid in pairs.items()}
         self.webhook_channel = webhook_channel
         self.demo_mode = demo_mode
-        self.requests: list[ReceivedRequest] = []
-        self.messages: list[SlackMessage] = []
-        self._events: list[str] = []
-        self._faults: list[_Fault] = []
         self._ts = itertools.count(1)
-        self._release = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-
-    # -- lifecycle -------------------------------------------------------
-
-    async def __aenter__(self) -> SlackServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     async def start(self) -> dict[str, Any]:
         """Start serving (once); return :meth:`config` for ``demo_mode`` (the DemoSink contract).
@@ -388,36 +354,10 @@ class SlackServer:
         The returned section allows a burst of 5, so the demo's five messages
         are not paced.
         """
-        if self._runner is None:
-            self._release = asyncio.Event()
-            app = web.Application()
-            app.router.add_post("/services/{team}/{bot}/{secret}", self._webhook)
-            app.router.add_post("/api/{method}", self._api)
-            # No access log: a webhook URL's path is its secret.
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
-            await runner.setup()
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            self._port = sock.getsockname()[1]
-            await web.SockSite(runner, sock).start()
-            self._runner = runner
+        await super().start()
         return self.config(self.demo_mode, burst=5)
 
-    async def stop(self) -> None:
-        """Release hung requests and stop serving; safe to call twice."""
-        self._release.set()
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
     # -- addresses -------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        if self._port is None:
-            raise RuntimeError("SlackServer is not started: use 'async with SlackServer()'")
-        return f"http://127.0.0.1:{self._port}"
 
     @property
     def webhook_path(self) -> str:
@@ -448,192 +388,99 @@ class SlackServer:
 
     # -- scripted faults -------------------------------------------------
 
-    def rate_limit(
-        self,
-        retry_after: int = 1,
-        *,
-        error: str = "ratelimited",
-        endpoint: str | None = None,
-        times: int = 1,
-    ) -> None:
-        """Answer 429 with ``Retry-After`` and ``{"ok": false, "error": error}``."""
-        body = json.dumps({"ok": False, "error": error, "retry_after": retry_after})
-        self._faults.append(
-            _Fault(
-                endpoint,
-                times,
-                429,
-                body,
-                {"Retry-After": str(retry_after), "Content-Type": "application/json"},
-            )
-        )
-
-    def fail(
-        self,
-        status: int,
-        body: Body = "",
-        *,
-        headers: Mapping[str, str] | None = None,
-        endpoint: str | None = None,
-        times: int = 1,
-    ) -> None:
-        """Answer ``status`` with ``body`` (a string, or a function of the aiohttp request)."""
-        self._faults.append(_Fault(endpoint, times, status, body, dict(headers or {})))
-
     def api_error(self, error: str, *, endpoint: str | None = None, times: int = 1) -> None:
         """Answer HTTP 200 ``{"ok": false, "error": error}`` (the Web API's way of failing)."""
-        body = json.dumps({"ok": False, "error": error})
-        self._faults.append(
-            _Fault(endpoint, times, 200, body, {"Content-Type": "application/json"})
-        )
+        self.fail(200, body={"ok": False, "error": error}, endpoint=endpoint, times=times)
 
-    def hang(self, *, endpoint: str | None = None, times: int = 1) -> None:
-        """Do not answer (until the server stops), so the client times out."""
-        self._faults.append(_Fault(endpoint, times, hang=True))
-
-    # -- DemoSink --------------------------------------------------------
-
-    def received(self) -> list[str]:
-        """One line per accepted message or update: ``"#alerts: [HIGH] Disk full"``."""
-        return list(self._events)
+    def fault_body(self, fault: Fault) -> Any:
+        """For a 429, Slack's ``{"ok": false, "error": "ratelimited", "retry_after": n}``."""
+        if fault.status != 429:
+            return ""
+        body: dict[str, Any] = {"ok": False, "error": "ratelimited"}
+        if fault.retry_after is not None and fault.retry_after.isdigit():
+            body["retry_after"] = int(fault.retry_after)
+        return body
 
     # -- handlers --------------------------------------------------------
 
-    async def _record(self, request: web.Request, endpoint: str) -> ReceivedRequest:
-        body = await request.read()
-        record = ReceivedRequest(
-            endpoint=endpoint,
-            method=request.method,
-            path=request.path,
-            headers=dict(request.headers),
-            body=body,
-        )
-        peer = request.transport.get_extra_info("peername") if request.transport else None
-        record.peer = (str(peer[0]), int(peer[1])) if peer else None
-        self.requests.append(record)
-        return record
+    def routes(self) -> Iterable[tuple[str, str, Any]]:
+        """The incoming webhook and the Web API."""
+        return [
+            ("POST", "/services/{team}/{bot}/{secret}", self._webhook),
+            ("POST", "/api/{method}", self._api),
+        ]
 
-    async def _fault(self, request: web.Request, record: ReceivedRequest) -> web.Response | None:
-        for fault in self._faults:
-            if fault.endpoint in (None, record.endpoint) and fault.times > 0:
-                fault.times -= 1
-                break
-        else:
-            return None
-        self._faults = [f for f in self._faults if f.times > 0]
-        if fault.hang:
-            await self._release.wait()
-            record.status = 503
-            return web.Response(status=503, text="server stopped")
-        body = fault.body(request) if callable(fault.body) else (fault.body or "")
-        record.status, record.answer = fault.status, body
-        return web.Response(status=fault.status, text=body, headers=fault.headers)
+    def endpoint(self, request: web.Request) -> str:
+        """``"webhook"``, or the Web API method (``"chat.postMessage"``)."""
+        return request.match_info.get("method", "webhook")
 
-    def _reply(self, record: ReceivedRequest, status: int, text: str) -> web.Response:
-        record.status, record.answer = status, text
-        return web.Response(status=status, text=text, content_type="text/plain")
+    def _refuse(self, record: ReceivedRequest, status: int, error: str) -> web.Response:
+        self.reject(record, error)
+        return web.Response(status=status, text=error, content_type="text/plain")
 
-    async def _webhook(self, request: web.Request) -> web.Response:
-        record = await self._record(request, "webhook")
-        faulted = await self._fault(request, record)
-        if faulted is not None:
-            return faulted
+    async def _webhook(self, request: web.Request, record: ReceivedRequest) -> web.Response:
         if request.path != self.webhook_path:
-            return self._reply(record, 404, "no_service")
+            return self._refuse(record, 404, "no_service")
         if request.content_type != "application/json":
-            return self._reply(record, 400, "invalid_payload")
+            return self._refuse(record, 400, "invalid_payload")
         try:
             payload = json.loads(record.body)
         except ValueError:
-            return self._reply(record, 400, "invalid_payload")
-        record.json = payload
+            return self._refuse(record, 400, "invalid_payload")
         try:
-            record.warnings = check_message(payload)
+            check_message(payload)
         except InvalidMessage as exc:
-            return self._reply(record, 400, exc.error)
-        self._accept(payload, self.webhook_channel, self.webhook_channel, "webhook")
-        return self._reply(record, 200, "ok")
+            return self._refuse(record, 400, exc.error)
+        self._accept(record, payload, self.webhook_channel, self.webhook_channel, "webhook")
+        return web.Response(text="ok", content_type="text/plain")
 
-    def _api_answer(self, record: ReceivedRequest, data: dict[str, Any]) -> web.Response:
-        if record.warnings:
-            data["warning"] = ",".join(record.warnings)
-        record.status, record.answer = 200, data
-        return web.json_response(data)
-
-    def _api_error(self, record: ReceivedRequest, error: str, detail: str = "") -> web.Response:
+    def _api_error(
+        self, record: ReceivedRequest, error: str, detail: str = "", warnings: Iterable[str] = ()
+    ) -> web.Response:
+        self.reject(record, f"{error}: {detail}" if detail else error)
         data: dict[str, Any] = {"ok": False, "error": error}
         if detail:
             data["response_metadata"] = {"messages": [f"[ERROR] {detail}"]}
-        return self._api_answer(record, data)
+        return _api_answer(data, warnings)
 
-    async def _api(self, request: web.Request) -> web.Response:
-        method = request.match_info["method"]
-        record = await self._record(request, method)
-        faulted = await self._fault(request, record)
-        if faulted is not None:
-            return faulted
+    async def _api(self, request: web.Request, record: ReceivedRequest) -> web.Response:
+        method = record.endpoint
         if method not in ("chat.postMessage", "chat.update"):
             return self._api_error(record, "unknown_method")
-        payload, token = self._parse_api(request, record)
+        payload, token, warnings = _parse_api(request, record)
         if payload is None:
-            return self._api_error(record, "invalid_json")
+            return self._api_error(record, "invalid_json", warnings=warnings)
         if token is None:
-            return self._api_error(record, "not_authed")
+            return self._api_error(record, "not_authed", warnings=warnings)
         if token != self.token:
-            return self._api_error(record, "invalid_auth")
+            return self._api_error(record, "invalid_auth", warnings=warnings)
         channel = payload.get("channel")
         channel_id = self._channel_id(channel)
         if channel_id is None:
-            return self._api_error(record, "channel_not_found")
+            return self._api_error(record, "channel_not_found", warnings=warnings)
         try:
-            record.warnings.extend(check_message(payload))
+            warnings.extend(check_message(payload))
         except InvalidMessage as exc:
-            return self._api_error(record, exc.error, exc.detail)
+            return self._api_error(record, exc.error, exc.detail, warnings)
         if method == "chat.update":
             ts = payload.get("ts")
-            for message in self.messages:
+            for message in self.received:
                 if message.via == "api" and message.channel_id == channel_id and message.ts == ts:
                     message.payload = payload
                     message.updates.append(payload)
-                    self._events.append(f"{message.channel}: updated to {_summary(payload)}")
-                    return self._api_answer(
-                        record,
-                        {"ok": True, "channel": channel_id, "ts": ts, "text": payload.get("text")},
-                    )
-            return self._api_error(record, "message_not_found")
-        message = self._accept(payload, str(channel), channel_id, "api")
-        return self._api_answer(
-            record,
-            {"ok": True, "channel": channel_id, "ts": message.ts, "message": payload},
-        )
-
-    def _parse_api(
-        self, request: web.Request, record: ReceivedRequest
-    ) -> tuple[dict[str, Any] | None, str | None]:
-        auth = request.headers.get("Authorization", "")
-        token = auth[7:].strip() if auth.startswith("Bearer ") else None
-        if request.content_type == "application/json":
-            if "charset" not in request.headers.get("Content-Type", "").lower():
-                record.warnings.append("missing_charset")
-            try:
-                payload = json.loads(record.body)
-            except ValueError:
-                return None, token
-        elif request.content_type == "application/x-www-form-urlencoded":
-            from urllib.parse import parse_qsl
-
-            payload = dict(parse_qsl(record.body.decode("utf-8", "replace")))
-            token = token or payload.pop("token", None)
-            for key in ("blocks", "attachments"):
-                if isinstance(payload.get(key), str):
-                    try:
-                        payload[key] = json.loads(payload[key])
-                    except ValueError:
-                        payload[key] = None
-        else:
-            return None, token
-        record.json = payload
-        return (payload if isinstance(payload, dict) else None), token
+                    line = f"{message.channel}: updated to {_summary(payload)}"
+                    self.accept(record, line=line)
+                    answer = {
+                        "ok": True,
+                        "channel": channel_id,
+                        "ts": ts,
+                        "text": payload.get("text"),
+                    }
+                    return _api_answer(answer, warnings)
+            return self._api_error(record, "message_not_found", warnings=warnings)
+        message = self._accept(record, payload, str(channel), channel_id, "api")
+        answer = {"ok": True, "channel": channel_id, "ts": message.ts, "message": payload}
+        return _api_answer(answer, warnings)
 
     def _channel_id(self, channel: Any) -> str | None:
         if not isinstance(channel, str) or not channel:
@@ -643,13 +490,52 @@ class SlackServer:
         return self.channel_ids.get(channel.lstrip("#"))
 
     def _accept(
-        self, payload: dict[str, Any], channel: str, channel_id: str, via: str
+        self,
+        record: ReceivedRequest,
+        payload: dict[str, Any],
+        channel: str,
+        channel_id: str,
+        via: str,
     ) -> SlackMessage:
         ts = f"{int(time.time())}.{next(self._ts):06d}"
         message = SlackMessage(channel, channel_id, ts, payload, via)
-        self.messages.append(message)
-        self._events.append(f"{channel}: {_summary(payload)}")
+        self.accept(record, message, line=f"{channel}: {_summary(payload)}")
         return message
+
+
+def _api_answer(data: dict[str, Any], warnings: Iterable[str]) -> web.Response:
+    warning = ",".join(warnings)
+    if warning:
+        data["warning"] = warning
+    return web.json_response(data)
+
+
+def _parse_api(
+    request: web.Request, record: ReceivedRequest
+) -> tuple[dict[str, Any] | None, str | None, list[str]]:
+    """The Web API call's arguments (JSON or form), its token, and Slack's warnings."""
+    auth = request.headers.get("Authorization", "")
+    token = auth[7:].strip() if auth.startswith("Bearer ") else None
+    warnings: list[str] = []
+    if request.content_type == "application/json":
+        if "charset" not in request.headers.get("Content-Type", "").lower():
+            warnings.append("missing_charset")
+        try:
+            payload = json.loads(record.body)
+        except ValueError:
+            return None, token, warnings
+    elif request.content_type == "application/x-www-form-urlencoded":
+        payload = dict(parse_qsl(record.body.decode("utf-8", "replace")))
+        token = token or payload.pop("token", None)
+        for key in ("blocks", "attachments"):
+            if isinstance(payload.get(key), str):
+                try:
+                    payload[key] = json.loads(payload[key])
+                except ValueError:
+                    payload[key] = None
+    else:
+        return None, token, warnings
+    return (payload if isinstance(payload, dict) else None), token, warnings
 
 
 def _summary(payload: Mapping[str, Any]) -> str:

@@ -3,102 +3,65 @@
 It serves ntfy's JSON publishing endpoint (``POST /``) on 127.0.0.1 and checks
 what ntfy checks: a JSON object, a valid ``topic``, a string ``message``, a
 ``priority`` of 1 to 5, the bearer token when one is set. It answers like ntfy
-(``200 {"id": ...}``, or ``{"code", "http", "error"}`` with 400, 401 or 429),
-records what it accepted, and fails on demand (:meth:`fail_next`,
-:meth:`hang_next`).
+(``200 {"id": ...}``, or ``{"code", "http", "error"}`` with 400, 401 or 429).
+It is a :class:`pixalert.testing.FakeService`: what it accepted is in
+``received``, and it fails on demand with ``fail``, ``hang`` and ``drop``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import secrets
-from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
+from pixalert.testing import FakeService, Fault, ReceivedRequest
 
 _TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")
 
 
-class NtfyServer:
+class NtfyServer(FakeService[dict[str, Any]]):
     """A contract-enforcing ntfy on 127.0.0.1 (a random port); also a ``DemoSink``."""
 
     channel_type = "ntfy"
 
     def __init__(self, *, token: str | None = None) -> None:
+        super().__init__()
         self.topic = "alerts-" + secrets.token_hex(8)
         self.token = token
-        self.messages: list[dict[str, Any]] = []
-        self._faults: deque[tuple[int, str | None]] = deque()
-        self._release = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    async def start(self) -> dict[str, Any]:
-        """Serve; return the channel config that targets this server."""
-        if self._runner is None:
-            app = web.Application()
-            app.router.add_post("/", self._publish)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = self._runner.addresses[0][1]
-        return self.config()
-
-    async def stop(self) -> None:
-        """Release hanging requests and stop; safe to call twice."""
-        self._release.set()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> NtfyServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     def config(self) -> dict[str, Any]:
         """A ``[channels.ntfy]`` section for this server."""
-        section: dict[str, Any] = {"server": f"http://127.0.0.1:{self.port}", "topic": self.topic}
+        section: dict[str, Any] = {"server": self.url, "topic": self.topic}
         if self.token:
             section["token"] = self.token
         return section
 
-    def fail_next(self, status: int, *, retry_after: str | None = None) -> None:
-        """Answer the next request with ``status`` (and ``Retry-After``)."""
-        self._faults.append((status, retry_after))
+    def routes(self) -> Iterable[tuple[str, str, Any]]:
+        """ntfy's JSON publishing endpoint, ``POST /``."""
+        return [("POST", "/", self._publish)]
 
-    def hang_next(self) -> None:
-        """Never answer the next request (until the server stops)."""
-        self._faults.append((0, None))
+    def fault_body(self, fault: Fault) -> Any:
+        """ntfy's error body."""
+        return _error_body(fault.status, "fault injected by the test")
 
-    def received(self) -> list[str]:
-        """One line per accepted message."""
-        return [f"{m['topic']}: {m.get('title', '')}" for m in self.messages]
+    async def _publish(self, request: web.Request, record: ReceivedRequest) -> web.Response:
+        def refuse(status: int, text: str) -> web.Response:
+            self.reject(record, text)
+            return web.json_response(_error_body(status, text), status=status)
 
-    async def _publish(self, request: web.Request) -> web.Response:
-        if self._faults:
-            status, retry_after = self._faults.popleft()
-            if status == 0:
-                await self._release.wait()
-                return web.Response(status=503)
-            headers = {"Retry-After": retry_after} if retry_after else {}
-            return _error(status, "fault injected by the test", headers)
         if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
-            return _error(401, "unauthorized")
+            return refuse(401, "unauthorized")
         try:
-            data = json.loads(await request.read())
+            data = json.loads(record.body)
         except ValueError:
-            return _error(400, "invalid request: request body must be message JSON")
+            return refuse(400, "invalid request: request body must be message JSON")
         problems = _check(data)
         if problems:
-            return _error(400, "invalid request: " + "; ".join(problems))
-        self.messages.append(data)
+            return refuse(400, "invalid request: " + "; ".join(problems))
+        self.accept(record, data, line=f"{data['topic']}: {data.get('title', '')}")
         return web.json_response({"id": secrets.token_hex(6), "event": "message", **data})
 
 
@@ -116,7 +79,5 @@ def _check(data: Any) -> list[str]:
     return problems
 
 
-def _error(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(
-        {"code": status * 100 + 1, "http": status, "error": text}, status=status, headers=headers
-    )
+def _error_body(status: int, text: str) -> dict[str, Any]:
+    return {"code": status * 100 + 1, "http": status, "error": text}
