@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 import attrs
 from pixalert.channels import Secret, register_secret
@@ -25,6 +25,10 @@ _DELIMITERS = re.compile(r"[/?&=@:,;#+\s]+")
 # Apprise's tag filter: "3:tag" picks a priority, "tag:2" adds Apprise retries.
 _RETRY_SUFFIX = re.compile(r":\d+$")
 _MIN_PART = 6
+# Host names and addresses (db-1.example.com, 127.0.0.1): readable, not tokens.
+_HOSTLIKE = re.compile(r"[\d.]+|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# Query parameters whose values are credentials whatever they look like.
+_SECRET_KEY = re.compile(r"token|key|secret|pass|pwd|auth|sig|cred|session|cookie", re.I)
 _SCHEMES: dict[str, dict[str, Any]] | None = None
 
 
@@ -58,34 +62,66 @@ def scheme_of(url: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
-def url_secrets(url: str) -> list[str]:
-    """The pieces of an Apprise URL that may be secret on their own.
+def _pieces(text: str) -> set[str]:
+    rest = text.split("://", 1)[1] if "://" in text else text
+    out = set()
+    for piece in _DELIMITERS.split(rest):
+        out.add(piece)
+        out.add(unquote(piece))
+    return {p for p in out if p}
+
+
+def _tokenish(piece: str) -> bool:
+    """Whether ``piece`` looks like a token rather than a word (``alerts``, ``insecure``)."""
+    if len(piece) < _MIN_PART or _HOSTLIKE.fullmatch(piece):
+        return False
+    has_digit = any(c.isdigit() for c in piece)
+    mixed = any(c.isupper() for c in piece) and any(c.islower() for c in piece)
+    return has_digit or mixed or len(piece) >= 16
+
+
+def url_secrets(url: str, hidden: Iterable[str] = ()) -> list[str]:
+    """The pieces of an Apprise URL that may be secret on their own, for masking.
 
     Apprise URLs carry tokens in every position (``tgram://bot_token/chat``,
-    ``discord://id/token``, ``json://user:pass@host/path?+X-Token=v``): the
-    whole URL, its part after the host, and every piece of at least six
-    characters between delimiters, each also percent-decoded.
+    ``discord://id/token``, ``json://user:pass@host/path?+X-Token=v``). Masked
+    are: the whole URL and its part after the host; the password; each of
+    ``hidden`` (what Apprise's privacy rendering hides); the values of headers
+    (``+Name=``), GET parameters (``-name=``) and credential-like parameters;
+    and every other piece that looks like a token (six characters or more
+    with a digit or mixed case, or sixteen or more).
+    Plain words (``alerts``, ``insecure``) and host names are left readable,
+    unless Apprise's privacy rendering hides them.
     """
     text = url.strip()
     out = {text}
     rest = text.split("://", 1)[1] if "://" in text else text
-    _, sep, tail = rest.partition("/")
+    authority, sep, tail = rest.partition("/")
+    authority = authority.split("?", 1)[0]
     if sep:
         out.add("/" + tail)
         out.add("/" + tail.split("?", 1)[0])
-    for piece in _DELIMITERS.split(rest):
-        for form in (piece, unquote(piece)):
-            if len(form) >= _MIN_PART:
-                out.add(form)
+    if "@" in authority:
+        userinfo = authority.rsplit("@", 1)[0]
+        _, colon, password = userinfo.partition(":")
+        if colon and password:
+            out.update({password, unquote(password)})
+    query = text.split("?", 1)[1] if "?" in text else ""
+    for key, value in parse_qsl(query, keep_blank_values=False):
+        # ntfy's auth=basic names a mode, not a credential: plain words are not secrets.
+        credential = _SECRET_KEY.search(key) and not re.fullmatch(r"[a-z]{1,12}", value)
+        if key[:1] in "+-" or credential:
+            out.update({value, quote(value, safe="")})
+    out.update(p for p in _pieces(text) if _tokenish(p))
+    out.update(hidden)
     for item in list(out):
         out.add(unquote(item))
-        out.add(quote(item, safe=""))
     return sorted((s for s in out if len(s) >= 4), key=len, reverse=True)
 
 
-def register_url(url: str) -> None:
-    """Register ``url`` and its secret pieces with pixalert's masking."""
-    for piece in url_secrets(url):
+def register_url(url: str, hidden: Iterable[str] = ()) -> None:
+    """Register ``url`` and its secret pieces (see :func:`url_secrets`) with pixalert's masking."""
+    for piece in url_secrets(url, hidden):
         register_secret(piece)
 
 
@@ -139,7 +175,7 @@ def _check_url(field: str, value: Any) -> None:
     if not isinstance(value, Secret):
         raise ValueError(f"{field}: expected an Apprise URL string, got {type(value).__name__}")
     text = value.get().strip()
-    register_url(text)
+    register_url(text)  # before Apprise sees it: it logs URLs it cannot read
     scheme = scheme_of(text)
     if scheme is None:
         # The URL is a secret: say what is wrong without repeating it.
@@ -162,13 +198,21 @@ def _check_url(field: str, value: Any) -> None:
             f"{field}: expected a valid {name} URL; Apprise could not read this "
             f"'{scheme}://' URL (the value is not shown)" + (f"; see {setup}" if setup else "")
         )
-    register_service(service)
+    register_service(service, text)
 
 
-def register_service(service: Any) -> None:
-    """Register what Apprise itself would print of ``service`` (its full URL) as secret."""
+def register_service(service: Any, url: str | None = None) -> None:
+    """Register the secret pieces of ``service``'s URL, as given (``url``) and as Apprise
+    writes it in full, told apart by what its privacy rendering hides."""
+    full = shown = ""
     with contextlib.suppress(Exception):
-        register_url(service.url(privacy=False))
+        full, shown = service.url(privacy=False), service.url(privacy=True)
+    # Both renderings carry the same parameters: what differs is what Apprise masks.
+    hidden = {p for p in _pieces(full) - _pieces(shown) if len(p) >= 4} if shown else set()
+    if url is not None:
+        register_url(url, hidden)
+    if full:
+        register_url(full, hidden)
 
 
 def _check_tags(tags: Any) -> None:
