@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -33,26 +34,41 @@ _SCHEMES: dict[str, dict[str, Any]] | None = None
 
 
 def _apprise() -> Any:
-    """Import Apprise with pixalert's log masking attached to its loggers."""
+    """Apprise, imported with its services loaded and pixalert's log masking attached."""
     import apprise
 
     from . import _logs
 
     _logs.install()
+    if _SCHEMES is None:
+        _load(apprise)
+        _logs.install()  # the loggers the services' modules made
     return apprise
+
+
+def _load(apprise: Any) -> None:
+    """Load Apprise's services once (it does so on first use) and index their schemes.
+
+    Some services' modules import what Python deprecates (PGPy imports
+    ``imghdr``): those import-time DeprecationWarnings are Apprise's
+    dependencies' business, so they are not raised into the application here.
+    """
+    global _SCHEMES
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        schemas = apprise.Apprise().details()["schemas"]
+    found: dict[str, dict[str, Any]] = {}
+    for schema in schemas:
+        for key in ("protocols", "secure_protocols"):
+            for proto in schema.get(key) or ():
+                found.setdefault(str(proto).lower(), schema)
+    _SCHEMES = found
 
 
 def known_schemes() -> dict[str, dict[str, Any]]:
     """Every scheme Apprise knows, to its service details (name, setup URL)."""
-    global _SCHEMES
-    if _SCHEMES is None:
-        apprise = _apprise()
-        found: dict[str, dict[str, Any]] = {}
-        for schema in apprise.Apprise().details()["schemas"]:
-            for key in ("protocols", "secure_protocols"):
-                for proto in schema.get(key) or ():
-                    found.setdefault(str(proto).lower(), schema)
-        _SCHEMES = found
+    _apprise()
+    assert _SCHEMES is not None
     return _SCHEMES
 
 
