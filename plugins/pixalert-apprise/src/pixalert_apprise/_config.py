@@ -26,6 +26,10 @@ _DELIMITERS = re.compile(r"[/?&=@:,;#+\s]+")
 # Apprise's tag filter: "3:tag" picks a priority, "tag:2" adds Apprise retries.
 _RETRY_SUFFIX = re.compile(r":\d+$")
 _MIN_PART = 6
+# What follows a comma inside one URL ("b@y.com", "chat2"), maybe then the next URL.
+_CONTINUES = re.compile(r"^[^\s,]+(?:[\s,]+[A-Za-z][A-Za-z0-9+.-]{0,31}://.*)?$", re.S)
+# Between two URLs in one string: commas or spaces, then the next scheme://.
+_SEPARATOR = re.compile(r"[\s,]+(?=[A-Za-z][A-Za-z0-9+.-]{0,31}://)")
 # Host names and addresses (db-1.example.com, 127.0.0.1): readable, not tokens.
 _HOSTLIKE = re.compile(r"[\d.]+|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 # Query parameters whose values are credentials whatever they look like.
@@ -151,7 +155,7 @@ def _join_split_urls(items: list[Any]) -> list[Any]:
     out: list[Any] = []
     for item in items:
         text = item.get() if isinstance(item, Secret) else item
-        if out and isinstance(text, str) and scheme_of(text) is None and text.strip():
+        if out and isinstance(text, str) and scheme_of(text) is None and _CONTINUES.match(text):
             previous = out[-1]
             joined = f"{previous.get() if isinstance(previous, Secret) else previous},{text}"
             register_secret(joined)
@@ -168,15 +172,24 @@ def _to_urls(value: Any) -> Any:
         text = value.get() if isinstance(value, Secret) else value
         register_secret(text)
         # One string may hold several URLs, separated by commas or spaces.
-        value = [p for p in re.split(r"[\s,]+(?=[A-Za-z][A-Za-z0-9+.-]*://)", text) if p]
-        value = [p.strip().rstrip(",") for p in value]
+        value = [p.strip(" ,") for p in _SEPARATOR.split(text) if p.strip(" ,")]
     if not isinstance(value, (list, tuple)):
         return value  # reported by __attrs_post_init__
     items = [Secret(v) if isinstance(v, str) else v for v in value]
     for item in items:
         if isinstance(item, Secret):
             register_secret(item.get())
-    return _join_split_urls(items)
+    out: list[Any] = []
+    for item in _join_split_urls(items):
+        # "json://a json://b" (an environment variable, or one list item) is two URLs.
+        if isinstance(item, Secret) and _SEPARATOR.search(item.get().strip()):
+            for part in _SEPARATOR.split(item.get().strip()):
+                if part.strip(" ,"):
+                    register_secret(part.strip(" ,"))
+                    out.append(Secret(part.strip(" ,")))
+        else:
+            out.append(item)
+    return out
 
 
 def _to_tags(value: Any) -> Any:
@@ -281,7 +294,7 @@ def load_services(
             ) from None
         loaded = apprise.AppriseConfig(asset=asset)
         loaded.add(str(path.resolve()))
-        found = loaded.servers()
+        found = loaded.services()
         for service in found:
             register_service(service)
         if not found:

@@ -306,7 +306,7 @@ class SMTPSink:
                 return "250 OK"
 
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-                login = session.login_data
+                login = session.auth_data if session.authenticated else None
                 user = login.decode() if isinstance(login, bytes) else login
                 sink.messages.append(
                     SMTPMessage(
