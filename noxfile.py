@@ -20,6 +20,7 @@ EXTRAS = {
     "pixalert-slack": "[testing]",
     "pixalert-pagerduty": "[testing]",
     "pixalert-webhook": "[testing]",
+    "pixalert-apprise": "[testing]",
 }
 
 

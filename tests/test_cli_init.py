@@ -38,6 +38,18 @@ pytestmark = pytest.mark.usefixtures("isolated_environment")
 SEED_VARIABLES = [q.env for form in init_cmd.SEED_FORMS for q in form.questions]
 
 
+def _extra_titles() -> list[str]:
+    """The forms ``pixalert init`` offers after the seed's four: other installed channel types."""
+    from pixalert.plugins import get_plugin_manager
+
+    specs = get_plugin_manager().channel_specs()
+    seed = {form.type for form in init_cmd.SEED_FORMS}
+    return [form.title for form, _ in init_cmd.installed_forms(specs) if form.type not in seed]
+
+
+EXTRA_TITLES = _extra_titles()
+
+
 # ---------------------------------------------------------------------------
 # Local services
 # ---------------------------------------------------------------------------
@@ -125,6 +137,10 @@ class Terminal:
         for title in titles:
             self.answer(f"Set up {title}?", "n")
 
+    def skip_extras(self) -> None:
+        """Decline the installed channel types beyond the seed's (pixalert-apprise...)."""
+        self.skip(*EXTRA_TITLES)
+
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
@@ -180,6 +196,7 @@ def test_a_person_sets_up_every_seed_channel_and_checks_them(
     term.answer("Webhook URLs, comma-separated (hidden):", receiver.url)
     term.answer("Signing secret", "")
     term.answer("Send a test alert to the webhook URLs now?", "")  # default: no
+    term.skip_extras()
 
     term.see("Settings (secrets are not shown)")
     term.answer("Write pixalert.toml? [Y/n]:", "")
@@ -252,6 +269,7 @@ def test_a_failed_check_lets_the_person_fix_the_setting(tmp_path, slack):
     term.answer("Send a test message to Slack now?", "y")
     term.see("✓ sent")
     term.skip("PagerDuty", "Webhooks")
+    term.skip_extras()
     term.answer("Write pixalert.toml?", "y")
     assert term.finish() == 0
     assert load(tmp_path / "pixalert.toml")["channels"] == {
@@ -287,6 +305,7 @@ def test_bad_answers_are_explained_and_asked_again(tmp_path, smtp):
     term.see("the settings are valid")
     term.answer("Check the SMTP login", "n")
     term.skip("Slack", "PagerDuty", "Webhooks")
+    term.skip_extras()
     term.answer("Write pixalert.toml?", "y")
     assert term.finish() == 0
     assert load(tmp_path / "pixalert.toml")["channels"]["email"] == {
@@ -335,6 +354,7 @@ urls = ["https://hooks.example.com/ops?token=s3cr3t-t0ken"]
     term.answer("Send a test event to PagerDuty now?", "y")
     term.see("✓ sent")
     term.skip("Webhooks")
+    term.skip_extras()
     term.see("ops-hook")
     term.see("(kept as it was)")
     term.answer("Write pixalert.toml?", "")
@@ -361,6 +381,7 @@ def test_seed_variables_are_the_defaults(tmp_path, receiver):
     term.answer("Signing secret", "")
     term.answer("Send a test alert to the webhook URLs now?", "y")
     term.see("✓ sent")
+    term.skip_extras()
     term.answer("Write .env.notifications?", "y")
     assert term.finish() == 0
     path = tmp_path / ".env.notifications"

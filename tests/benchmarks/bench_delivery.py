@@ -435,3 +435,79 @@ def run_email(quick: bool, rounds: int) -> list[dict[str, Any]]:
         "note": "Apprise's email plugin waits request_rate_per_sec = 5.5 s between messages",
     }
     return [result]
+
+
+# ----------------------------------------------------------------------------
+# pixalert-apprise: Apprise through pixalert against Apprise alone
+# ----------------------------------------------------------------------------
+
+
+async def apprise_pixalert(url: str, warm: int, count: int, inflight: int) -> tuple[float, int]:
+    """pixalert's ``apprise`` channel (pixalert-apprise) sending to one ``json://`` URL."""
+    from pixalert import NotificationManager
+
+    config: dict[str, Any] = {
+        "history": "memory://",
+        "channels": {
+            "chat": {"type": "apprise", "urls": ["json://" + url.removeprefix("http://")]}
+        },
+    }
+    manager = NotificationManager(config=config, env={}, read_files=False)
+    tag = time.monotonic_ns()
+
+    async def send(i: int) -> None:
+        results = await manager.send_alert(
+            f"alert {tag}-{i}", MESSAGE, "high", channels=["chat"], metadata=METADATA
+        )
+        _check_results(results, ["chat"])
+
+    async with manager:
+        return await timed(send, warm, count, inflight)
+
+
+async def apprise_alone(url: str, warm: int, count: int, inflight: int) -> tuple[float, int]:
+    """Apprise's own ``async_notify`` to the same ``json://`` URL."""
+    return await webhook_apprise([url], warm, count, inflight)
+
+
+APPRISE = {"pixalert-apprise": apprise_pixalert, "apprise": apprise_alone}
+
+
+def run_apprise(quick: bool, rounds: int) -> list[dict[str, Any]]:
+    """Row 1b: pixalert-apprise against Apprise alone, one json:// sink, 10 alerts in flight.
+
+    Both go through Apprise's async_notify and its shared thread pool (requests
+    underneath); pixalert adds routing, cooldown, history and its retry
+    machinery. The sink's count must match what each sent.
+    """
+    global DEADLINE
+    DEADLINE = 2.0 if quick else 5.0
+    count = 300 if quick else 1500
+    warm = 30
+    inflight = 10
+    label = f"apprise json://, {inflight} in flight"
+    with HTTPSink() as sink:
+        url = sink.url("apprise")
+
+        def trial(fn: Any, name: str) -> Any:
+            def run() -> float:
+                before = sink.count
+                value, sent = asyncio.run(fn(url, warm, count, inflight))
+                sink.expect(before, sent, f"{label}: {name}")
+                return float(value)
+
+            return run
+
+        samples = interleave({n: trial(fn, n) for n, fn in APPRISE.items()}, rounds, label)
+    return [
+        row(
+            "apprise",
+            f"Apprise json:// through pixalert, {inflight} alerts in flight",
+            "alerts/s",
+            samples,
+            pairs=[("pixalert-apprise", "apprise")],
+            targets=[{"what": "pixalert-apprise/apprise", "op": ">=", "value": 0.9}],
+            alerts=count,
+            inflight=inflight,
+        )
+    ]

@@ -6,7 +6,7 @@ results table of ``docs/performance.md`` (between its marker comments).
 Exits 1 when a sink's count does not match what was sent (or a contender
 failed), and with ``--strict`` also when a target is missed.
 
-Groups: webhook, email, core, store, receiver, coldstart, memory.
+Groups: webhook, apprise, email, core, store, receiver, coldstart, memory.
 """
 
 from __future__ import annotations
@@ -30,13 +30,14 @@ sys.path.insert(0, str(HERE))
 from _common import log  # noqa: E402
 from _report import markdown, write_docs  # noqa: E402
 
-GROUPS = ["webhook", "email", "core", "store", "receiver", "coldstart", "memory"]
+GROUPS = ["webhook", "apprise", "email", "core", "store", "receiver", "coldstart", "memory"]
 
 PACKAGES = [
     "pixalert",
     "pixalert-webhook",
     "pixalert-email",
     "pixalert-monitoring",
+    "pixalert-apprise",
     "httpx",
     "httpx-aiohttp",
     "httpcore",
@@ -113,6 +114,10 @@ def run_group(name: str, quick: bool, rounds: int) -> list[dict[str, Any]]:
         from bench_delivery import run_webhook
 
         return run_webhook(quick, rounds)
+    if name == "apprise":
+        from bench_delivery import run_apprise
+
+        return run_apprise(quick, rounds)
     if name == "email":
         from bench_delivery import run_email
 

@@ -25,7 +25,9 @@ class Channel(Protocol):
     ``send`` raises :class:`pixalert.DeliveryError` on failure (saying whether
     a retry may help); any other exception counts as a retryable failure and
     its message is redacted. ``aclose`` releases connections and is safe to
-    call twice.
+    call twice. A channel may also have ``describe() -> str``: one line,
+    without secrets, saying what it reaches (``"2 Apprise services: discord,
+    mailto"``), which ``pixalert channels`` shows.
     """
 
     name: str

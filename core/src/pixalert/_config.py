@@ -267,7 +267,8 @@ def _format_exception(exc: BaseException, type_: Any) -> str:
     return cattrs.v.format_exception(exc, type_)
 
 
-_FIELD_FIRST = re.compile(r"^(\w+): (expected .*) @ (.*)$")
+# "urls[2]: expected ... @ channels.x" names the key itself: "... @ channels.x.urls[2]".
+_FIELD_FIRST = re.compile(r"^(\w+(?:\[\d+\])?): (expected .*) @ (.*)$")
 
 
 def _messages(exc: Exception, path: str, source: str | Mapping[str, str]) -> list[str]:
@@ -301,7 +302,7 @@ def _messages(exc: Exception, path: str, source: str | Mapping[str, str]) -> lis
 def _origin_for(path: str, sources: Mapping[str, str]) -> str:
     best = ""
     for key in sources:
-        if (path == key or path.startswith(key + ".")) and len(key) > len(best):
+        if (path == key or path.startswith((key + ".", key + "["))) and len(key) > len(best):
             best = key
     return sources.get(best, "defaults")
 

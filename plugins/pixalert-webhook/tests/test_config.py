@@ -140,7 +140,7 @@ def test_no_url_is_a_clear_error() -> None:
 def test_bad_url_is_named_but_not_repeated(url: str) -> None:
     (line,) = errors_of({"urls": ["https://ok.example.com", url]})
     assert line == (
-        "config: urls[1]: expected an http:// or https:// URL with a host @ channels.webhook"
+        "config: expected an http:// or https:// URL with a host @ channels.webhook.urls[1]"
     )
     (line,) = errors_of({"url": url})
     assert line == "config: expected an http:// or https:// URL with a host @ channels.webhook.url"

@@ -103,6 +103,18 @@ def send(
         sys.exit(EXIT_DELIVERY_FAILED)
 
 
+def _describe(channel: Any) -> str | None:
+    """A channel's own one-line, secret-free summary of what it reaches, if it has one."""
+    describe = getattr(channel, "describe", None)
+    if not callable(describe):
+        return None
+    try:
+        text = describe()
+    except Exception:
+        return None
+    return " ".join(str(text).split()) or None if text is not None else None  # one line
+
+
 @click.command()
 @click.option("--check", is_flag=True, help="Send a test alert through each channel.")
 @_json_option
@@ -113,8 +125,11 @@ def channels(check: bool, as_json: bool) -> None:
     async def go() -> dict[str, Any]:
         async with manager:
             out: dict[str, Any] = {}
-            for name in manager.channels:
+            for name, channel in manager.channels.items():
                 out[str(name)] = {"type": manager.channel_types.get(name), "status": "configured"}
+                reaches = _describe(channel)
+                if reaches:
+                    out[str(name)]["detail"] = reaches
             for unavailable, reason in manager.unavailable.items():
                 out[unavailable] = {"type": None, "status": "unavailable", "detail": reason}
             if check and manager.channels:
@@ -128,7 +143,7 @@ def channels(check: bool, as_json: bool) -> None:
                 )
                 for name, result in results.items():
                     out[str(name)]["status"] = result.status.value
-                    out[str(name)]["detail"] = result.error
+                    out[str(name)]["detail"] = result.error or out[str(name)].get("detail")
                     out[str(name)]["latency"] = result.latency
             return out
 
