@@ -159,7 +159,7 @@ async def test_cli_output_is_clean(sink: Any, tmp_path: Path) -> None:
     }
     assert "1 Apprise service: json" in outputs[0]
     sent = json.loads(outputs[2])
-    assert sent["alerts"]["status"] == "sent" and sent["broken"]["status"] == "failed"
+    assert sent["alerts"]["status"] == "sent" and sent["broken"]["status"] == "retrying"
     assert len(sink.notifications) == 1
     for text in outputs:
         _assert_clean(text, [*_secrets(url), "Sec-ret-123"], "CLI output")

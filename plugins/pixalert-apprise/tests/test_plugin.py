@@ -68,7 +68,7 @@ async def test_demo_sink() -> None:
             await channel.send(firing.resolve())
         finally:
             await channel.aclose()
-        assert sink.received() == ["json: [CRITICAL] Disk full", "json: [RESOLVED] Disk full"]
+        assert sink.lines() == ["json: [CRITICAL] Disk full", "json: [RESOLVED] Disk full"]
     finally:
         await sink.stop()
         await sink.stop()

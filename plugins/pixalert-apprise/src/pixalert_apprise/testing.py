@@ -173,7 +173,7 @@ class AppriseSink:
         """Never answer the next ``times`` requests (until :meth:`stop`)."""
         self._faults.append(_Fault(None, times))
 
-    def received(self) -> list[str]:
+    def lines(self) -> list[str]:
         """One line per notification accepted: ``json /json/demo/...: [HIGH] title``."""
         return [f"{n.kind}: {n.title}" for n in self.notifications]
 
