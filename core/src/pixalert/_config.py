@@ -28,10 +28,12 @@ from typing import Any
 import attrs
 import cattrs
 from cattrs.errors import ClassValidationError
+from cattrs.gen import make_dict_structure_fn, override
 
 from ._channels import ChannelSpec
 from ._durations import Duration
 from ._errors import ConfigError
+from ._routes import GroupingConfig, RouteConfig
 from ._types import Priority, Secret
 
 if sys.version_info >= (3, 11):
@@ -135,6 +137,12 @@ class DeliveryConfig:
     recover_interval: Duration = attrs.field(default=Duration(2.0), validator=_non_negative)
 
 
+def _masked(url: str | None) -> str:
+    from ._urls import mask_url
+
+    return repr(url if url is None else mask_url(url))
+
+
 def _names_only(sections: Mapping[str, Any]) -> str:
     return "{" + ", ".join(f"{name!r}: ..." for name in sections) + "}"
 
@@ -143,12 +151,14 @@ def _names_only(sections: Mapping[str, Any]) -> str:
 class Settings:
     """The whole configuration. Channel sections stay raw until a plugin's type reads them."""
 
-    history: str = attrs.Factory(default_history_url)
-    state: str | None = None
+    history: str = attrs.field(factory=default_history_url, repr=_masked)
+    state: str | None = attrs.field(default=None, repr=_masked)
     cooldown_minutes: float = attrs.field(default=5.0, validator=_non_negative)
     retention_days: float = attrs.field(default=30.0, validator=_positive)
     routing: RoutingConfig = attrs.Factory(RoutingConfig)
     delivery: DeliveryConfig = attrs.Factory(DeliveryConfig)
+    grouping: GroupingConfig | None = None
+    routes: list[RouteConfig] = attrs.Factory(list)
     # Raw sections may hold secrets: the repr shows only their names.
     channels: dict[str, dict[str, Any]] = attrs.field(factory=dict, repr=_names_only)
     # Plugins' own settings, raw: ``[plugins.monitoring]`` is ``plugins["monitoring"]``.
@@ -234,6 +244,17 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(Secret, _structure_secret)
     conv.register_structure_hook(Priority, lambda v, _: Priority.parse(v))
     conv.register_structure_hook(Duration, lambda v, _: Duration.parse(v))
+    conv.register_structure_hook(
+        RouteConfig,
+        make_dict_structure_fn(
+            RouteConfig,
+            conv,
+            _cattrs_forbid_extra_keys=True,
+            continue_=override(rename="continue"),
+            for_=override(rename="for"),
+            match=override(struct_hook=lambda v, _: v),
+        ),
+    )
 
     def structure_str_list(value: Any, tp: Any) -> Any:
         # Environment variables hold lists as "a,b,c".

@@ -86,6 +86,7 @@ class NotificationManager:
             read_files=read_files,
         )
         self.registry = ChannelRegistry(self.settings, self.plugins, channels)
+        self.registry.check_routes()
         self._history: HistoryStore | None = history
         self._state: StateBackend | None = state
         self._own_stores = (history is None, state is None)

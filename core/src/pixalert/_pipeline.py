@@ -4,7 +4,8 @@ For every store and every way in (``send_alert``, ``submit``, a sweep that
 picks up a retry or a dead process's work):
 
 1. route: the channels an alert goes to (explicit ``channels``, else the
-   routing table), then the ``pixalert_route`` hooks;
+   ``[[routes]]`` that match it, else the priority table), then the
+   ``pixalert_route`` hooks;
 2. record: the alert and one delivery per routed channel, in one write,
    before any channel is tried (the deliveries come back claimed);
 3. suppress: the ``pixalert_suppress`` hooks, silences, cooldown (once per
@@ -31,6 +32,7 @@ from ._errors import SubmitError
 from ._plugins import PluginManager
 from ._redact import redact
 from ._registry import ChannelRegistry
+from ._routes import RouteMatch, RouteTable
 from ._storage import NEVER_NOTIFIED, ROUTE_LATER, Claim, HistoryStore, Recorded
 from ._suppression import Suppression, await_me_maybe
 from ._timeline import Timeline
@@ -64,24 +66,37 @@ class Pipeline:
         self._timeline = timeline
         self._store = store
         self._clock = clock
+        self._routes = RouteTable(settings.routes, settings.grouping)
 
     # -- 1. route -------------------------------------------------------------
 
     def route(self, alert: Alert) -> list[ChannelName]:
-        """The channel names ``alert`` goes to: explicit channels, else the routing
-        table, then the ``pixalert_route`` hooks (first non-None answer wins)."""
+        """The channel names ``alert`` goes to: explicit channels, else the routes that
+        match it (``[[routes]]``), else the priority table; then the ``pixalert_route``
+        hooks (first non-None answer wins)."""
+        return list(self.plan(alert))
+
+    def plan(self, alert: Alert) -> dict[ChannelName, RouteMatch | None]:
+        """Each channel ``alert`` goes to, with the route that sent it there (None for
+        explicit channels, the priority table and channels a hook added)."""
+        planned: dict[ChannelName, RouteMatch | None] = {}
         if alert.channels is not None:
-            names = [str(c) for c in alert.channels]
+            planned = dict.fromkeys((ChannelName(str(c)) for c in alert.channels), None)
         else:
-            names = self._registry.expand(self._settings.routing.for_priority(alert.priority))
+            table = self._registry.expand(self._settings.routing.for_priority(alert.priority))
+            for match in self._routes.match(alert, table):
+                for name in self._registry.expand(match.channels):
+                    planned.setdefault(ChannelName(name), match)
+            if not planned and not self._routes.match(alert, table):
+                planned = dict.fromkeys((ChannelName(n) for n in table), None)
         try:
-            changed = self._plugins.hook.pixalert_route(alert=alert, channels=list(names))
+            changed = self._plugins.hook.pixalert_route(alert=alert, channels=list(planned))
         except Exception as exc:
             log.warning("pixalert_route hook failed, routing unchanged: %s", redact(str(exc)))
             changed = None
         if changed is not None:
-            names = [str(c) for c in changed]
-        return [ChannelName(n) for n in dict.fromkeys(names)]
+            planned = {ChannelName(str(c)): planned.get(ChannelName(str(c))) for c in changed}
+        return planned
 
     # -- ways in ----------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from typing import Any
 from ._channels import Channel, ChannelSpec
 from ._config import Settings, build_channel_configs
 from ._delivery import ChannelSlot
+from ._errors import ConfigError
 from ._plugins import PluginManager
 from ._redact import redact
 from ._types import Alert, ChannelName, NotificationChannel
@@ -45,6 +46,22 @@ class ChannelRegistry:
             name = ChannelName(channel.name)
             kind = self.slots[name].type if name in self.slots else channel.name
             self.slots[name] = ChannelSlot.build(name, kind, channel, settings.delivery)
+
+    def check_routes(self) -> None:
+        """``ConfigError`` naming every route that sends alerts to a channel with no
+        config section (a typo would otherwise only show when an alert is skipped)."""
+        errors = []
+        for i, route in enumerate(self._settings.routes):
+            for j, name in enumerate(route.channels or ()):
+                if name != "*" and name not in self.slots and name not in self.unavailable:
+                    where = self._settings.sources.get("routes", "config")
+                    known = ", ".join(sorted({*self.slots, *self.unavailable})) or "none"
+                    errors.append(
+                        f"{where}: channel {name!r} is not configured (configured: {known}) "
+                        f"@ routes[{i}].channels[{j}]"
+                    )
+        if errors:
+            raise ConfigError(errors)
 
     def _slot(self, name: str, spec: ChannelSpec, channel: Channel) -> ChannelSlot:
         return ChannelSlot.build(name, spec.name, channel, self._settings.delivery)
