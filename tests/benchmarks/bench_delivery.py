@@ -206,7 +206,7 @@ def run_webhook(quick: bool, rounds: int) -> list[dict[str, Any]]:
     rows = []
     with HTTPSink() as sink:
         for targets in (1, 4):
-            urls = [sink.url(f"hook{i}") for i in range(targets)]
+            urls = [sink.url_of(f"hook{i}") for i in range(targets)]
             count = (300 if quick else 1500) // targets
             warm = max(20, count // 10)
             for inflight in (10, 50):
@@ -487,7 +487,7 @@ def run_apprise(quick: bool, rounds: int) -> list[dict[str, Any]]:
     inflight = 10
     label = f"apprise json://, {inflight} in flight"
     with HTTPSink() as sink:
-        url = sink.url("apprise")
+        url = sink.url_of("apprise")
 
         def trial(fn: Any, name: str) -> Any:
             def run() -> float:

@@ -26,25 +26,10 @@ class TestAppriseJsonContract(ChannelContract):
         return AppriseSink()
 
     def make_config(self, server: AppriseSink) -> dict[str, Any]:
-        return {"urls": [server.url(self.kind, userinfo="hook-user:Hook-pass-0042")]}
-
-    def fail_next(self, server: AppriseSink, kind: str) -> Any:
-        if kind == "permanent":
-            server.fail(404)
-        elif kind == "retryable":
-            server.fail(503)
-        elif kind == "timeout":
-            server.hang()
-        else:
-            # Apprise's results do not carry Retry-After: a 429 is retryable, with no delay.
-            return False
-        return None
-
-    def delivered(self, server: AppriseSink) -> int:
-        return len(server.notifications)
+        return {"urls": [server.url_of(self.kind, userinfo="hook-user:Hook-pass-0042")]}
 
     def unreachable_config(self, server: AppriseSink) -> dict[str, Any]:
-        url = server.url(self.kind, userinfo="hook-user:Hook-pass-0042")
+        url = server.url_of(self.kind, userinfo="hook-user:Hook-pass-0042")
         return {"urls": [url.replace(f":{server.port}/", f":{free_port()}/")]}
 
 

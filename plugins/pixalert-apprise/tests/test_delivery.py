@@ -21,7 +21,7 @@ ALERT = Alert(
 
 
 async def test_json_form_and_xml_bodies(sink: Any, make_channel: MakeChannel) -> None:
-    channel = make_channel({"urls": [sink.url("json"), sink.url("form"), sink.url("xml")]})
+    channel = make_channel({"urls": [sink.url_of("json"), sink.url_of("form"), sink.url_of("xml")]})
     receipt = await channel.send(ALERT)
     assert receipt == {"services": "json, form, xml", "targets": "3"}
     by_kind = {n.kind: n for n in sink.notifications}
@@ -54,7 +54,7 @@ async def test_json_form_and_xml_bodies(sink: Any, make_channel: MakeChannel) ->
 async def test_priority_becomes_the_notify_type(
     sink: Any, make_channel: MakeChannel, priority: str, status: str, expected: str
 ) -> None:
-    channel = make_channel({"urls": [sink.url("json")]})
+    channel = make_channel({"urls": [sink.url_of("json")]})
     await channel.send(Alert("CPU hot", "90%", priority, status=status))  # type: ignore[arg-type]
     [n] = sink.notifications
     assert n.type == expected
@@ -64,7 +64,7 @@ async def test_priority_becomes_the_notify_type(
 
 async def test_markdown_service_gets_escaped_markdown(sink: Any, make_channel: MakeChannel) -> None:
     # ?format=markdown makes json:// a Markdown service: the body is rendered for it.
-    channel = make_channel({"urls": [sink.url("json") + "?format=markdown"]})
+    channel = make_channel({"urls": [sink.url_of("json") + "?format=markdown"]})
     await channel.send(ALERT)
     [n] = sink.notifications
     assert n.message.startswith(r"95% used on db-1" + "\n" + r"second line \<b\>&\</b\> \*stars\*")
@@ -72,7 +72,7 @@ async def test_markdown_service_gets_escaped_markdown(sink: Any, make_channel: M
 
 
 async def test_ntfy_to_a_local_stand_in(sink: Any, make_channel: MakeChannel) -> None:
-    channel = make_channel({"urls": [sink.url("ntfy")]})
+    channel = make_channel({"urls": [sink.url_of("ntfy")]})
     await channel.send(ALERT)
     [n] = sink.notifications
     assert n.kind == "ntfy" and n.path == f"/demo-{sink.token}"
@@ -107,19 +107,19 @@ async def test_mailto_is_not_paced_by_apprise(smtp: Any, make_channel: MakeChann
 async def test_apprise_retries_in_the_url_are_turned_off(
     sink: Any, make_channel: MakeChannel
 ) -> None:
-    channel = make_channel({"urls": [sink.url("json") + "?retry=3&wait=2"]})
+    channel = make_channel({"urls": [sink.url_of("json") + "?retry=3&wait=2"]})
     sink.fail(503, times=4)
     with pytest.raises(DeliveryError) as caught:
         await channel.send(ALERT)
     assert caught.value.retryable
-    assert [status for _, _, status in sink.requests] == [503]  # one request, no Apprise retry
+    assert [r.status for r in sink.requests] == [503]  # one request, no Apprise retry
 
 
 async def test_a_partial_failure_is_retried_only_where_it_failed(
     sink: Any, make_channel: MakeChannel, closed_port: int
 ) -> None:
-    dead = sink.url("form").replace(f":{sink.port}/", f":{closed_port}/")
-    channel = make_channel({"urls": [sink.url("json"), dead]})
+    dead = sink.url_of("form").replace(f":{sink.port}/", f":{closed_port}/")
+    channel = make_channel({"urls": [sink.url_of("json"), dead]})
     with pytest.raises(DeliveryError) as caught:
         await channel.send(ALERT)
     assert caught.value.retryable

@@ -18,7 +18,7 @@ from .conftest import MakeChannel
 async def test_http_status_is_classified(
     sink: Any, make_channel: MakeChannel, status: int, retryable: bool
 ) -> None:
-    channel = make_channel({"urls": [sink.url("json")]})
+    channel = make_channel({"urls": [sink.url_of("json")]})
     sink.fail(status)
     with pytest.raises(DeliveryError) as caught:
         await channel.send(_alert())
@@ -37,7 +37,7 @@ async def test_refused_is_retryable(make_channel: MakeChannel, closed_port: int)
 
 async def test_a_hang_is_a_retryable_timeout(sink: Any, make_channel: MakeChannel) -> None:
     # Apprise's service_timeout (the channel's `timeout`) ends the wait.
-    channel = make_channel({"urls": [sink.url("json")], "timeout": 0.3})
+    channel = make_channel({"urls": [sink.url_of("json")], "timeout": 0.3})
     sink.hang()
     with pytest.raises(DeliveryError) as caught:
         await channel.send(_alert())
@@ -48,12 +48,12 @@ async def test_a_hang_is_a_retryable_timeout(sink: Any, make_channel: MakeChanne
 async def test_smtp_refusals(smtp: Any, make_channel: MakeChannel) -> None:
     # One recipient of several refused: Apprise reports the SMTP code, 5xx is permanent.
     channel = make_channel({"urls": [smtp.mailto_url("a@example.com") + "&cc=b@example.com"]})
-    smtp.refuse("550 5.1.1 No such user")
+    smtp.fail(550, "5.1.1 No such user")
     with pytest.raises(DeliveryError) as caught:
         await channel.send(_alert())
     assert not caught.value.retryable
     assert caught.value.message.startswith("apprise (mailto): SMTP 550")
-    smtp.refuse("451 4.3.0 Try later")
+    smtp.fail(451, "4.3.0 Try later")
     with pytest.raises(DeliveryError) as caught:
         await channel.send(_alert("second"))
     assert caught.value.retryable
@@ -65,7 +65,7 @@ async def test_smtp_refusal_without_a_code_is_retryable(
 ) -> None:
     # Its only recipient refused: Apprise logs no code, so it may pass on retry.
     channel = make_channel({"urls": [smtp.mailto_url("a@example.com")]})
-    smtp.refuse("550 5.1.1 No such user")
+    smtp.fail(550, "5.1.1 No such user")
     with pytest.raises(DeliveryError) as caught:
         await channel.send(_alert())
     assert caught.value.retryable
@@ -91,15 +91,15 @@ async def _send(manager: Any, title: str = "Disk full") -> Any:
 
 async def test_manager_retries_a_500_and_sends(sink: Any) -> None:
     sink.fail(500)
-    async with _manager({"urls": [sink.url("json")]}) as manager:
+    async with _manager({"urls": [sink.url_of("json")]}) as manager:
         result = await _send(manager)
     assert result.status.value == "sent" and result.attempts == 2
-    assert [s for _, _, s in sink.requests] == [500, 200]
+    assert [r.status for r in sink.requests] == [500, 200]
 
 
 async def test_manager_fails_a_404_at_once(sink: Any) -> None:
     sink.fail(404, times=5)
-    async with _manager({"urls": [sink.url("json")]}) as manager:
+    async with _manager({"urls": [sink.url_of("json")]}) as manager:
         result = await _send(manager)
         history = await manager.history()
     assert result.status.value == "failed" and result.attempts == 1
@@ -118,7 +118,7 @@ async def test_manager_retries_a_refused_connection(closed_port: int) -> None:
 
 async def test_manager_retries_a_timeout(sink: Any) -> None:
     sink.hang()
-    async with _manager({"urls": [sink.url("json")], "timeout": 0.3}) as manager:
+    async with _manager({"urls": [sink.url_of("json")], "timeout": 0.3}) as manager:
         result = await _send(manager)
     assert result.status.value == "sent" and result.attempts == 2
     assert len(sink.notifications) == 1
@@ -127,7 +127,7 @@ async def test_manager_retries_a_timeout(sink: Any) -> None:
 async def test_manager_cancels_a_hung_send_and_retries(sink: Any) -> None:
     # pixalert's own delivery.timeout (shorter than Apprise's) cancels the wait.
     sink.hang()
-    async with _manager({"urls": [sink.url("json")]}, timeout=0.3) as manager:
+    async with _manager({"urls": [sink.url_of("json")]}, timeout=0.3) as manager:
         result = await _send(manager)
     assert result.status.value == "sent" and result.attempts == 2
 

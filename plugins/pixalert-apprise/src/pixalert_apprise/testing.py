@@ -3,10 +3,11 @@
 - :class:`AppriseSink`: an HTTP server (aiohttp, 127.0.0.1, a random port)
   that takes what Apprise's ``json://``, ``form://``, ``xml://`` and
   ``ntfy://`` services send, records each notification it decoded
-  (:attr:`AppriseSink.notifications`), and fails on demand (``fail``,
-  ``hang``). It is the ``apprise`` sink of ``pixalert demo``.
+  (:attr:`AppriseSink.notifications`), and fails on demand with the
+  :class:`pixalert.testing.FakeService` verbs (``fail``, ``hang``, ``drop``).
+  It is the ``apprise`` sink of ``pixalert demo``.
 - :class:`SMTPSink`: a plain SMTP server (aiosmtpd, no TLS, optional AUTH)
-  for ``mailto://`` URLs, recording each message, refusing on demand.
+  for ``mailto://`` URLs, recording each message, failing on demand (``fail``).
 
 Needs the ``testing`` extra: ``pip install "pixalert-apprise[testing]"``.
 """
@@ -20,11 +21,12 @@ import json
 import secrets
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote
 from xml.etree import ElementTree
 
 import attrs
+from pixalert.testing import FakeService, ReceivedRequest
 
 __all__ = ["AppriseSink", "Notification", "SMTPMessage", "SMTPSink"]
 
@@ -51,13 +53,6 @@ class Notification:
     def line(self) -> str:
         """``json /json/demo: [CRITICAL] Database primary unreachable``."""
         return f"{self.kind} {self.path}: {self.title}"
-
-
-@attrs.define
-class _Fault:
-    status: int | None  # None: never answer
-    times: int
-    body: str = ""
 
 
 def _text(node: ElementTree.Element | None) -> str:
@@ -88,71 +83,40 @@ def _decode(kind: str, body: bytes) -> tuple[str, str, str | None, dict[str, Any
     return str(data.get("title", "")), str(data.get("message", "")), data.get("type"), data
 
 
-class AppriseSink:
-    """An HTTP server on 127.0.0.1 for Apprise's HTTP services.
+class AppriseSink(FakeService[Notification]):
+    """An HTTP server on 127.0.0.1 for Apprise's HTTP services (a
+    :class:`pixalert.testing.FakeService`).
 
     Point Apprise at it with :meth:`url` (``json://127.0.0.1:PORT/json/NAME``,
     ``form://...``, ``xml://...``, ``ntfy://127.0.0.1:PORT/TOPIC``). It answers
-    200 and records each notification, or, for the next requests, what
-    :meth:`fail` and :meth:`hang` arranged. Use it as an async context manager
-    or with :meth:`start` and :meth:`stop`.
+    200 and records each notification it decoded (:attr:`notifications`,
+    also :attr:`received`), or what ``fail``, ``hang`` and ``drop`` arranged.
+    A body it cannot decode is rejected with 400.
     """
 
     channel_type = "apprise"
+    #: Apprise reports a 404 as permanent and a 503 as worth retrying; its results
+    #: carry no ``Retry-After``, so there is no rate-limit failure to check.
+    failures: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "permanent": {"status": 404},
+        "retryable": {"status": 503},
+    }
 
     def __init__(self, *, token: str | None = None) -> None:
+        super().__init__()
         #: A random path segment in every URL (as a webhook token would be): a secret.
         self.token = token or secrets.token_urlsafe(16)
-        self.notifications: list[Notification] = []
-        #: Every request: (method, path, status answered).
-        self.requests: list[tuple[str, str, int]] = []
-        self._faults: list[_Fault] = []
-        self._runner: Any = None
-        self._port: int | None = None
-        self._hung: list[asyncio.Event] = []
-        self._arrived: asyncio.Event | None = None
 
-    async def start(self) -> dict[str, Any]:
-        """Start serving; return an ``apprise`` channel config with one ``json://`` URL."""
-        from aiohttp import web
-
-        app = web.Application(client_max_size=1 << 20)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        self._port = int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
-        return self.config()
+    @property
+    def notifications(self) -> list[Notification]:
+        """Every notification accepted, in order."""
+        return self.received
 
     def config(self, *kinds: str) -> dict[str, Any]:
         """A channel config section with one URL per kind (default: ``json``)."""
-        return {"urls": [self.url(kind) for kind in (kinds or ("json",))]}
+        return {"urls": [self.url_of(kind) for kind in (kinds or ("json",))]}
 
-    async def stop(self) -> None:
-        """Release hanging requests and stop serving (safe to call twice)."""
-        for event in self._hung:
-            event.set()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> AppriseSink:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        """The port it listens on (once started)."""
-        if self._port is None:
-            raise RuntimeError("AppriseSink is not started")
-        return self._port
-
-    def url(self, kind: str = "json", *, name: str = "demo", userinfo: str = "") -> str:
+    def url_of(self, kind: str = "json", *, name: str = "demo", userinfo: str = "") -> str:
         """An Apprise URL of ``kind`` (``json``, ``form``, ``xml``, ``ntfy``) aimed at this sink.
 
         ``userinfo`` (``"user:password"``) adds credentials to the URL.
@@ -165,78 +129,29 @@ class AppriseSink:
             raise ValueError(f"kind: expected json, form, xml or ntfy, got {kind!r}")
         return f"{kind}://{auth}{host}/{kind}/{name}/{self.token}"
 
-    def fail(self, status: int, *, times: int = 1, body: str = "") -> None:
-        """Answer the next ``times`` requests with ``status`` (and ``body``)."""
-        self._faults.append(_Fault(status, times, body))
-
-    def hang(self, *, times: int = 1) -> None:
-        """Never answer the next ``times`` requests (until :meth:`stop`)."""
-        self._faults.append(_Fault(None, times))
-
-    def lines(self) -> list[str]:
-        """One line per notification accepted: ``json /json/demo/...: [HIGH] title``."""
-        return [f"{n.kind}: {n.title}" for n in self.notifications]
-
-    async def wait_for(self, count: int, *, timeout: float = 10.0) -> list[Notification]:
-        """Wait until ``count`` notifications arrived; return them."""
-
-        async def arrived() -> None:
-            while len(self.notifications) < count:
-                self._arrived = asyncio.Event()
-                await self._arrived.wait()
-
-        await asyncio.wait_for(arrived(), timeout)
-        return list(self.notifications)
-
-    def _next_fault(self) -> _Fault | None:
-        while self._faults:
-            fault = self._faults[0]
-            if fault.times <= 0:
-                self._faults.pop(0)
-                continue
-            fault.times -= 1
-            return fault
-        return None
-
-    async def _handle(self, request: Any) -> Any:
+    async def handle(self, request: Any, record: ReceivedRequest) -> Any:
+        """Decode what Apprise sent; record it."""
         from aiohttp import web
 
-        body = await request.read()
-        path = request.path
-        fault = self._next_fault()
-        if fault is not None and fault.status is None:
-            event = asyncio.Event()
-            self._hung.append(event)
-            self.requests.append((request.method, path, 0))
-            await event.wait()
-            return web.Response(status=503)
-        if fault is not None and fault.status is not None:
-            self.requests.append((request.method, path, fault.status))
-            return web.Response(status=fault.status, text=fault.body)
-        parts = [p for p in path.split("/") if p]
+        parts = [p for p in record.path.split("/") if p]
         kind = parts[0] if parts and parts[0] in ("json", "form", "xml") else "ntfy"
         try:
-            title, message, kind_type, fields = _decode(kind, body)
+            title, message, kind_type, fields = _decode(kind, record.body)
         except (ValueError, ElementTree.ParseError, UnicodeDecodeError):
-            self.requests.append((request.method, path, 400))
+            self.reject(record, "cannot decode the body")
             return web.Response(status=400, text="cannot decode the body")
-        if kind == "ntfy":
-            path = "/" + str(fields.get("topic", ""))
-        self.notifications.append(
-            Notification(
-                kind=kind,
-                path=path,
-                headers={k.lower(): v for k, v in request.headers.items()},
-                body=body,
-                title=title,
-                message=message,
-                type=kind_type,
-                fields=fields,
-            )
+        path = "/" + str(fields.get("topic", "")) if kind == "ntfy" else record.path
+        notification = Notification(
+            kind=kind,
+            path=path,
+            headers={k.lower(): v for k, v in record.headers.items()},
+            body=record.body,
+            title=title,
+            message=message,
+            type=kind_type,
+            fields=fields,
         )
-        self.requests.append((request.method, path, 200))
-        if self._arrived is not None:
-            self._arrived.set()
+        self.accept(record, notification, line=f"{kind}: {title}")
         if kind == "ntfy":
             return web.json_response({"id": secrets.token_hex(6), "topic": fields.get("topic")})
         return web.Response(status=200, text="ok")
@@ -267,7 +182,7 @@ class SMTPSink:
     """A plain SMTP server on 127.0.0.1 for ``mailto://`` URLs (no TLS on loopback).
 
     With ``username`` and ``password`` it offers AUTH (PLAIN, LOGIN) without
-    TLS and refuses mail from a client that did not log in. :meth:`refuse`
+    TLS and refuses mail from a client that did not log in. :meth:`fail`
     makes it answer the next RCPT with a code (``550`` permanent, ``451``
     temporary). Use it as a context manager or with :meth:`start`/:meth:`stop`
     (it runs in its own thread and event loop).
@@ -373,10 +288,14 @@ class SMTPSink:
             raise RuntimeError("SMTPSink is not started")
         return self._port
 
-    def refuse(self, reply: str = "550 5.1.1 No such user", *, times: int = 1) -> None:
-        """Answer the next ``times`` RCPT commands with ``reply``."""
+    def fail(self, status: int = 550, text: str = "5.1.1 No such user", *, times: int = 1) -> None:
+        """Answer the next ``times`` RCPT commands with the SMTP reply ``status text``
+        (the :class:`pixalert.testing.FakeService` verb, with SMTP's codes: 4xx
+        temporary, 5xx permanent)."""
+        if not 400 <= status < 600:
+            raise ValueError(f"status: expected an SMTP error code (4xx or 5xx), got {status}")
         with self._lock:
-            self._refuse.extend([reply] * times)
+            self._refuse.extend([f"{status} {text}"] * times)
 
     def mailto_url(
         self, to: str = "ops@example.com", *, sender: str = "pixalert@example.com"
