@@ -84,10 +84,11 @@ class Pipeline:
             planned = dict.fromkeys((ChannelName(str(c)) for c in alert.channels), None)
         else:
             table = self._registry.expand(self._settings.routing.for_priority(alert.priority))
-            for match in self._routes.match(alert, table):
+            matches = self._routes.match(alert, table) if self._routes else []
+            for match in matches:
                 for name in self._registry.expand(match.channels):
                     planned.setdefault(ChannelName(name), match)
-            if not planned and not self._routes.match(alert, table):
+            if not matches:
                 planned = dict.fromkeys((ChannelName(n) for n in table), None)
         try:
             changed = self._plugins.hook.pixalert_route(alert=alert, channels=list(planned))
