@@ -230,6 +230,8 @@ def test_core_tables_are_documented() -> None:
         "state",
         "cooldown_minutes",
         "retention_days",
+        "grouping",
+        "routes",
     }
     assert set(attrs.fields_dict(Settings)) <= documented, "a new core setting: document it"
 
@@ -398,3 +400,12 @@ def test_test_examples_in_the_docs_pass(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-4000:]
+
+
+def test_the_store_guide_describes_every_store_check() -> None:
+    """docs/plugins/stores.md is written from the conformance suite: one section per check."""
+    from pixalert.testing import STORE_CHECKS
+
+    text = (DOCS / "plugins" / "stores.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^### (\w+)$", text, flags=re.M)
+    assert headings == list(STORE_CHECKS)

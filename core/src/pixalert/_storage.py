@@ -268,8 +268,8 @@ def _choice(name: str, allowed: Sequence[str]) -> Any:
     return check
 
 
-#: The values of :attr:`HistoryQuery.result`.
 RESULTS = ("sent", "failed", "retrying", "pending", "suppressed", "skipped")
+"""The values :attr:`HistoryQuery.result` accepts."""
 
 
 @attrs.frozen
@@ -554,15 +554,16 @@ def check_outcome(claim: Claim, result: DeliveryResult) -> None:
         raise ValueError("settle: a retrying result needs next_attempt_at")
 
 
-#: The channel of a delivery row that stands for an alert not routed yet (a
-#: store moved forward from an older schema keeps its unfinished alerts so):
-#: the pipeline routes the alert when it claims the row, and records it again.
 ROUTE_LATER = "*"
+"""The channel of a delivery row that stands for an alert not routed yet (a store
+moved forward from an older schema keeps its unfinished alerts so): the pipeline
+routes the alert when it claims the row, and records it again."""
 
-#: The reason written on a firing delivery a resolve superseded.
 SUPERSEDED = "superseded: the alert resolved before this could be delivered"
-#: The reason written on the resolve's own delivery on such a channel.
+"""The reason written on a firing delivery a resolve superseded."""
+
 NEVER_NOTIFIED = "not sent: the firing notification was never delivered on this channel"
+"""The reason written on the resolve's own delivery on such a channel."""
 
 
 _BUCKET_BASE = 1e-4  # 0.1 ms
