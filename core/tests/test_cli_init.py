@@ -1,24 +1,31 @@
-"""``pixalert init``: typed through a real pseudo-terminal (pexpect), and run from flags.
+"""``pixalert init`` asks what the installed channel plugins declare.
 
-The interactive tests answer the prompts as a person would, against the
-plugins' local servers (SMTP, Slack, PagerDuty, webhooks) running in a
-background thread, and check what those servers received, what file was
-written (and with which mode), and that no secret ever reached the terminal.
+The plugin here is a third-party one the core knows nothing about
+(``acme_plugin.py``): ``acme`` declares its questions, title and live check;
+``bare`` declares none, so its form comes from its config class. The
+interactive tests type into a real pseudo-terminal (pexpect) running
+``pixalert init`` in a subprocess; the others run it without a terminal. The
+tests with the email, Slack, PagerDuty and webhook plugins are in
+``tests/test_init_channels.py``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
 import stat
+import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from click.testing import CliRunner
+from pixalert import _plugins
+from pixalert.channels import ChannelSpec, Secret, SetupField
 from pixalert.cli import _init as init_cmd
 from pixalert.cli import cli
 
@@ -29,71 +36,62 @@ else:  # pragma: no cover
 
 pexpect = pytest.importorskip("pexpect")
 
-SEED_VARIABLES = [q.env for form in init_cmd.SEED_FORMS for q in form.questions]
+PLUGIN_FILE = Path(__file__).with_name("acme_plugin.py")
 
 
-# ---------------------------------------------------------------------------
-# Local services
-# ---------------------------------------------------------------------------
+def _load_plugin() -> Any:
+    spec = importlib.util.spec_from_file_location("acme_plugin", PLUGIN_FILE)
+    assert spec is not None and spec.loader is not None
+    module = sys.modules["acme_plugin"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-@pytest.fixture
-def smtp() -> Iterator[Any]:
-    testing = pytest.importorskip("pixalert_email.testing")
-    with testing.SMTPTestServer(recipients=("ops@example.com",)) as server:
-        yield server
+acme = _load_plugin()
 
-
-@pytest.fixture
-def slack(services: Any) -> Iterator[Any]:
-    testing = pytest.importorskip("pixalert_slack.testing")
-    server = testing.SlackServer()
-    services.run(server.start())
-    yield server
-    services.run(server.stop())
+URL = "https://acme.example/hooks/k-5ecr3t-value"
 
 
 @pytest.fixture
-def pagerduty(services: Any) -> Iterator[Any]:
-    testing = pytest.importorskip("pixalert_pagerduty.testing")
-    server = testing.PagerDutyServer()
-    services.run(server.start())
-    yield server
-    services.run(server.stop())
-
-
-@pytest.fixture
-def receiver(services: Any) -> Iterator[Any]:
-    testing = pytest.importorskip("pixalert_webhook.testing")
-    server = testing.WebhookReceiver()
-    services.run(server.start())
-    yield server
-    services.run(server.stop())
-
-
-# ---------------------------------------------------------------------------
-# Driving the terminal
-# ---------------------------------------------------------------------------
+def acme_cli(monkeypatch: pytest.MonkeyPatch) -> _plugins.PluginManager:
+    """The CLI, in this process, sees the acme plugin and no other."""
+    pm = _plugins.get_plugin_manager(entrypoints=False, plugins=[acme])
+    monkeypatch.setattr(_plugins, "_default", pm)
+    return pm
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in SEED_VARIABLES and not k.startswith("PIXALERT_")
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ACME_", "BARE_", "PIXALERT_"))}
     env.update(extra)
     return env
 
 
+def outbox(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def load(path: Path) -> dict[str, Any]:
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
+# ---------------------------------------------------------------------------
+# At a terminal
+# ---------------------------------------------------------------------------
+
+
 class Terminal:
-    """A person at a terminal running ``pixalert init``."""
+    """A person at a terminal running ``pixalert init`` with the acme plugin alone."""
 
     def __init__(self, cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.transcript = io.StringIO()
         self.child = pexpect.spawn(
             sys.executable,
-            ["-c", "from pixalert.cli import main; main()", "init", *args],
+            ["-c", acme.BOOT, str(PLUGIN_FILE), "init", *args],
             cwd=str(cwd),
             env=env or clean_env(),
             encoding="utf-8",
@@ -119,277 +117,137 @@ class Terminal:
     def output(self) -> str:
         return self.transcript.getvalue()
 
-    def skip(self, *titles: str) -> None:
-        for title in titles:
-            self.answer(f"Set up {title}?", "n")
 
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
-
-
-def load(path: Path) -> dict[str, Any]:
-    with path.open("rb") as f:
-        return tomllib.load(f)
-
-
-# ---------------------------------------------------------------------------
-# Interactive
-# ---------------------------------------------------------------------------
-
-
-def test_a_person_sets_up_every_seed_channel_and_checks_them(
-    tmp_path, smtp, slack, pagerduty, receiver
-):
-    term = Terminal(
-        tmp_path,
-        "--set",
-        f"email.ca_file={smtp.ca_file}",
-        "--set",
-        f"pagerduty.events_url={pagerduty.events_url}",
-    )
-    term.answer("Set up Email (SMTP)?", "y")
-    term.answer("SMTP server [smtp.gmail.com]:", "127.0.0.1")
-    term.answer("SMTP port [587]:", str(smtp.port))
-    term.answer("SMTP username", smtp.username)
-    term.answer(
-        "SMTP password (for Gmail: an app password) (hidden; Enter to skip):", smtp.password
-    )
-    term.answer("From address", "alerts@example.com")
-    term.answer("Recipients, comma-separated:", "ops@example.com, dev@example.com")
-    term.see("the settings are valid")
-    term.answer("Check the SMTP login now by sending a test email? [y/N]:", "y")
-    term.see("✓ sent")
-
-    term.answer("Set up Slack?", "y")
-    term.answer("Incoming webhook URL", slack.webhook_url)
-    term.answer("Slack channel", "")
-    term.answer("Bot token", "")
-    term.answer("Send a test message to Slack now?", "y")
-    term.see("✓ sent")
-
-    term.answer("Set up PagerDuty?", "y")
-    term.answer("Integration key (Events API v2) (hidden):", pagerduty.routing_key)
-    term.answer("REST API token", "")
-    term.answer("Send a test event to PagerDuty now?", "y")
-    term.see("✓ sent")
-
-    term.answer("Set up Webhooks?", "y")
-    term.answer("Webhook URLs, comma-separated (hidden):", receiver.url)
-    term.answer("Signing secret", "")
-    term.answer("Send a test alert to the webhook URLs now?", "")  # default: no
-
+def test_a_third_party_channel_is_asked_its_own_questions_and_checked(tmp_path):
+    box = tmp_path / "acme.jsonl"
+    term = Terminal(tmp_path)
+    term.answer("Set up Acme Pager? [y/N]:", "y")  # by name: acme before bare
+    term.see("From the Acme console: Settings > Integrations.")  # the field's help
+    term.answer("Acme URL (hidden):", URL)
+    term.answer("Outbox file:", str(box))
+    term.answer("Team (optional, Enter to skip):", "")
+    term.answer("Retries [3]:", "5")
+    term.answer("Page urgently [y/N]:", "y")
+    term.answer("Tags, comma-separated (optional, Enter to skip):", "db, night")
+    term.see("✓ the settings are valid")
+    term.answer("Send a test page to Acme now? [y/N]:", "y")
+    term.see("✓ sent and resolved; the outbox holds 2 lines")
+    term.answer("Set up bare? [y/N]:", "n")
     term.see("Settings (secrets are not shown)")
     term.answer("Write pixalert.toml? [Y/n]:", "")
     term.see("Wrote pixalert.toml (mode 600")
     assert term.finish() == 0
 
-    # What the services received from the checks.
-    first, resolved = smtp.messages  # the email channel resolves what it sent, too
-    assert sorted(first.rcpt_tos) == ["dev@example.com", "ops@example.com"]
-    assert "pixalert test alert" in first.subject and "RESOLVED" in resolved.subject.upper()
-    assert first.tls and first.authenticated_as == smtp.username
-    assert [a.username for a in smtp.auth_attempts] == [smtp.username]
-    assert len(slack.messages) == 1 and "pixalert test alert" in slack.messages[0].text
-    assert [e["event_action"] for e in pagerduty.events] == ["trigger", "resolve"]
-    assert pagerduty.open_incidents == []
-    assert receiver.deliveries == []  # that check was declined
-
-    # The file: owner-only, complete, usable.
+    assert [(m["title"], m["status"]) for m in outbox(box)] == [
+        ("pixalert test alert", "firing"),
+        ("pixalert test alert", "resolved"),
+    ]
     path = tmp_path / "pixalert.toml"
     assert mode(path) == 0o600
-    channels = load(path)["channels"]
-    assert channels["email"] == {
-        "smtp_server": "127.0.0.1",
-        "smtp_port": smtp.port,
-        "username": smtp.username,
-        "password": smtp.password,
-        "sender": "alerts@example.com",
-        "recipients": ["ops@example.com", "dev@example.com"],
-        "ca_file": smtp.ca_file,
+    assert load(path)["channels"] == {
+        "acme": {
+            "url": URL,
+            "outbox": str(box),
+            "retries": 5,
+            "urgent": True,
+            "tags": ["db", "night"],
+        }
     }
-    assert channels["slack"] == {"webhook_url": slack.webhook_url}
-    assert channels["pagerduty"] == {
-        "routing_key": pagerduty.routing_key,
-        "events_url": pagerduty.events_url,
-    }
-    assert channels["webhook"] == {"urls": [receiver.url]}
-    from pixalert import NotificationManager
-
-    manager = NotificationManager(
-        config_file=path, env={}, history=None, config={"history": "memory://"}
-    )
-    assert sorted(manager.channels) == ["email", "pagerduty", "slack", "webhook"]
-
-    # Nothing secret ever reached the terminal; the summary masks it.
-    for secret in (smtp.password, slack.secret, pagerduty.routing_key, receiver.url):
-        assert secret not in term.output
-    assert "••••••••" in term.output
-    assert "ops@example.com, dev@example.com" in term.output
+    assert URL not in term.output and "5ecr3t" not in term.output
+    assert "••••••••" in term.output  # the summary masks the URL
 
 
-def test_a_failed_check_lets_the_person_fix_the_setting(tmp_path, slack):
+def test_a_channel_without_setup_fields_is_asked_for_its_config_fields(tmp_path):
+    box = tmp_path / "bare.jsonl"
     term = Terminal(tmp_path)
-    term.skip("Email (SMTP)")
-    term.answer("Set up Slack?", "y")
-    wrong = slack.url + "/services/T0000/B0000/not-the-right-secret"
-    term.answer("Incoming webhook URL", wrong)
-    term.answer("Slack channel", "")
-    term.answer("Bot token", "")
-    term.answer("Send a test message to Slack now?", "y")
-    term.see("✗ the test failed: slack webhook: HTTP 404 no_service")
+    term.answer("Set up Acme Pager?", "n")
+    term.see("the bare plugin declares no setup questions: asking for each field of its config")
+    term.answer("Set up bare? [y/N]:", "y")
+    term.answer("token (hidden):", "bare-t0ken-value")  # a Secret field: hidden
+    term.answer("outbox:", str(box))
+    term.answer("timeout [5.0]:", "2.5")
+    term.answer("verbose [y/N]:", "")
+    term.answer("Send a test alert through bare now? [y/N]:", "y")
+    term.see("✓ sent and resolved")
+    term.answer("Write pixalert.toml?", "y")
+    assert term.finish() == 0
+    assert load(tmp_path / "pixalert.toml")["channels"] == {
+        "bare": {"token": "bare-t0ken-value", "outbox": str(box), "timeout": 2.5, "verbose": False}
+    }
+    assert len(outbox(box)) == 2
+    assert "bare-t0ken-value" not in term.output
+
+
+def test_bad_answers_are_explained_with_their_flag_and_asked_again(tmp_path):
+    box = tmp_path / "acme.jsonl"
+    term = Terminal(tmp_path)
+    term.answer("Set up Acme Pager?", "y")
+    term.answer("Acme URL (hidden):", "http://plain.example/k-5ecr3t-value")
+    term.answer("Outbox file:", str(box))
+    term.answer("Team", "")
+    term.answer("Retries [3]:", "three")
+    term.see("'three' is not a valid integer")
+    term.answer("Retries [3]:", "")
+    term.answer("Page urgently", "")
+    term.answer("Tags", "")
+    term.see("These settings do not work:")
+    term.see("expected an https:// URL (the value is not shown) @ channels.acme.url")
+    term.see("(--acme-url / ACME_URL)")
+    term.answer("Enter the Acme Pager settings again? [Y/n]:", "")
+    term.answer("Acme URL (hidden; Enter keeps the current one):", URL)
+    term.answer(f"Outbox file [{box}]:", "")
+    term.answer("Team", "ops")
+    term.answer("Retries [3]:", "")
+    term.answer("Page urgently", "")
+    term.answer("Tags", "")
+    term.answer("Send a test page to Acme now?", "")  # default: no
+    term.answer("Set up bare?", "n")
+    term.answer("Write pixalert.toml?", "y")
+    assert term.finish() == 0
+    assert load(tmp_path / "pixalert.toml")["channels"]["acme"] == {
+        "url": URL,
+        "outbox": str(box),
+        "team": "ops",
+        "retries": 3,
+        "urgent": False,
+    }
+    assert not box.exists()  # the check was declined
+    assert "5ecr3t" not in term.output
+
+
+def test_a_failed_check_masks_the_secret_and_lets_the_person_fix_it(tmp_path):
+    box = tmp_path / "acme.jsonl"
+    refused = "https://acme.example/refused/k-0ld-s3cret"
+    term = Terminal(tmp_path, "--set", f"acme.outbox={box}")
+    term.answer("Set up Acme Pager? [Y/n]:", "")  # --set gave a value: yes by default
+    term.answer("Acme URL (hidden):", refused)
+    term.answer(f"Outbox file [{box}]:", "")
+    for prompt in ("Team", "Retries", "Page urgently", "Tags"):
+        term.answer(prompt, "")
+    term.answer("Send a test page to Acme now?", "y")
+    term.see("✗ the test failed: acme: HTTP 401 token refused for **********")
     term.see("(permanent)")
     term.answer("[r]e-enter the settings, [k]eep them anyway, or [s]kip this channel?", "r")
-    term.answer(
-        "Incoming webhook URL (https://hooks.slack.com/services/...) (hidden; Enter "
-        "keeps the current one):",
-        slack.webhook_url,
-    )
-    term.answer("Slack channel", "")
-    term.answer("Bot token", "")
-    term.answer("Send a test message to Slack now?", "y")
-    term.see("✓ sent")
-    term.skip("PagerDuty", "Webhooks")
+    term.answer("Acme URL (hidden; Enter keeps the current one):", URL)
+    for prompt in ("Outbox file", "Team", "Retries", "Page urgently", "Tags"):
+        term.answer(prompt, "")
+    term.answer("Send a test page to Acme now?", "y")
+    term.see("✓ sent and resolved")
+    term.answer("Set up bare?", "n")
     term.answer("Write pixalert.toml?", "y")
     assert term.finish() == 0
-    assert load(tmp_path / "pixalert.toml")["channels"] == {
-        "slack": {"webhook_url": slack.webhook_url}
-    }
-    assert len(slack.messages) == 1
-    assert slack.secret not in term.output and "not-the-right-secret" not in term.output
+    assert load(tmp_path / "pixalert.toml")["channels"]["acme"]["url"] == URL
+    assert "k-0ld-s3cret" not in term.output and "5ecr3t" not in term.output
 
 
-def test_bad_answers_are_explained_and_asked_again(tmp_path, smtp):
+def test_end_of_input_at_a_terminal_says_what_happened_and_writes_nothing(tmp_path):
     term = Terminal(tmp_path)
-    term.answer("Set up Email (SMTP)?", "y")
-    term.answer("SMTP server [smtp.gmail.com]:", "127.0.0.1")
-    term.answer("SMTP port [587]:", "five-eight-seven")
-    term.see("is not a valid integer range")
-    term.answer("SMTP port [587]:", "70000")
-    term.see("70000 is not in the range 1<=x<=65535")
-    term.answer("SMTP port [587]:", str(smtp.port))
-    term.answer("SMTP username", "")
-    term.answer("SMTP password", "")
-    term.answer("From address", "alerts@example.com")
-    term.answer("Recipients, comma-separated:", "ops@example.com, not an address")
-    term.see("These settings do not work:")
-    term.see("expected an email address like name@example.com")
-    term.see("@ channels.email.recipients (--email-recipients / EMAIL_RECIPIENTS)")
-    term.answer("Enter the Email (SMTP) settings again? [Y/n]:", "")
-    term.answer("SMTP server [127.0.0.1]:", "")
-    term.answer(f"SMTP port [{smtp.port}]:", "")
-    term.answer("SMTP username", "")
-    term.answer("SMTP password", "")
-    term.answer("From address (Enter: the username) [alerts@example.com]:", "")
-    term.answer("Recipients, comma-separated [ops@example.com, not an address]:", "ops@example.com")
-    term.see("the settings are valid")
-    term.answer("Check the SMTP login", "n")
-    term.skip("Slack", "PagerDuty", "Webhooks")
-    term.answer("Write pixalert.toml?", "y")
-    assert term.finish() == 0
-    assert load(tmp_path / "pixalert.toml")["channels"]["email"] == {
-        "smtp_server": "127.0.0.1",
-        "smtp_port": smtp.port,
-        "sender": "alerts@example.com",
-        "recipients": ["ops@example.com"],
-    }
-
-
-def test_an_existing_file_is_left_alone_unless_the_person_agrees(tmp_path):
-    path = tmp_path / "pixalert.toml"
-    path.write_text("# mine\ncooldown_minutes = 3\n", encoding="utf-8")
-    term = Terminal(tmp_path)
-    term.answer("pixalert.toml exists. Update it?", "")  # default: no
-    term.see("Left pixalert.toml as it was.")
-    assert term.finish() == 1
-    assert path.read_text(encoding="utf-8") == "# mine\ncooldown_minutes = 3\n"
-
-
-def test_updating_keeps_other_settings_and_offers_current_values(tmp_path, pagerduty):
-    path = tmp_path / "pixalert.toml"
-    path.write_text(
-        f"""cooldown_minutes = 3
-
-[routing]
-low = ["ops-hook"]
-
-[channels.pagerduty]
-routing_key = "{pagerduty.routing_key}"
-events_url = "{pagerduty.events_url}"
-
-[channels.ops-hook]
-type = "webhook"
-urls = ["https://hooks.example.com/ops?token=s3cr3t-t0ken"]
-""",
-        encoding="utf-8",
-    )
-    path.chmod(0o644)
-    term = Terminal(tmp_path)
-    term.answer("pixalert.toml exists. Update it?", "y")
-    term.skip("Email (SMTP)", "Slack")
-    term.answer("Set up PagerDuty? [Y/n]:", "")  # it is configured: yes by default
-    term.answer("Integration key (Events API v2) (hidden; Enter keeps the current one):", "")
-    term.answer("REST API token", "")
-    term.answer("Send a test event to PagerDuty now?", "y")
-    term.see("✓ sent")
-    term.skip("Webhooks")
-    term.see("ops-hook")
-    term.see("(kept as it was)")
-    term.answer("Write pixalert.toml?", "")
-    assert term.finish() == 0
-    data = load(path)
-    assert data["cooldown_minutes"] == 3
-    assert data["routing"] == {"low": ["ops-hook"]}
-    assert data["channels"]["pagerduty"]["routing_key"] == pagerduty.routing_key
-    assert data["channels"]["ops-hook"]["urls"] == [
-        "https://hooks.example.com/ops?token=s3cr3t-t0ken"
-    ]
-    assert mode(path) == 0o600  # replaced by a file created 0600, not widened
-    assert "s3cr3t-t0ken" not in term.output and pagerduty.routing_key not in term.output
-
-
-def test_seed_variables_are_the_defaults(tmp_path, receiver):
-    env = clean_env(WEBHOOK_URLS=receiver.url, SLACK_CHANNEL="#from-env")
-    term = Terminal(tmp_path, "--format", "env", env=env)
-    term.skip("Email (SMTP)")
-    term.answer("Set up Slack? [Y/n]:", "n")  # SLACK_CHANNEL is set: yes by default
-    term.skip("PagerDuty")
-    term.answer("Set up Webhooks? [Y/n]:", "")
-    term.answer("Webhook URLs, comma-separated (hidden; Enter keeps the current one):", "")
-    term.answer("Signing secret", "")
-    term.answer("Send a test alert to the webhook URLs now?", "y")
-    term.see("✓ sent")
-    term.answer("Write .env.notifications?", "y")
-    assert term.finish() == 0
-    path = tmp_path / ".env.notifications"
-    assert mode(path) == 0o600
-    assert f'WEBHOOK_URLS="{receiver.url}"' in path.read_text(encoding="utf-8")
-    assert len(receiver.deliveries) == 2  # the test alert and its resolve
-    assert receiver.url not in term.output
-
-
-def test_a_channel_whose_plugin_is_not_installed_is_saved_unchecked(tmp_path):
-    term = Terminal(tmp_path, env=clean_env(PIXALERT_PLUGINS=""))  # load no plugin at all
-    term.skip("Email (SMTP)")
-    term.see("(pixalert-slack is not installed: the settings are saved but cannot be checked")
-    term.answer("Set up Slack?", "y")
-    term.answer("Incoming webhook URL", "https://hooks.slack.com/services/T0/B0/abc123")
-    term.answer("Slack channel", "#ops")
-    term.answer("Bot token", "")
-    term.skip("PagerDuty", "Webhooks")
-    term.answer("Write pixalert.toml?", "y")
-    assert term.finish() == 0
-    assert "Send a test message" not in term.output
-    assert load(tmp_path / "pixalert.toml")["channels"] == {
-        "slack": {"webhook_url": "https://hooks.slack.com/services/T0/B0/abc123", "channel": "#ops"}
-    }
-
-
-def test_end_of_input_aborts_without_writing(tmp_path):
-    term = Terminal(tmp_path)
-    term.see("Set up Email (SMTP)?")
+    term.see("Set up Acme Pager?")
     term.child.sendeof()
-    assert term.finish() == 1
+    term.see("the input ended before the questions were answered: nothing written")
+    term.see("pixalert init --no-input")
+    assert term.finish() == 2
+    assert "Aborted" not in term.output
     assert not (tmp_path / "pixalert.toml").exists()
 
 
@@ -399,7 +257,7 @@ def test_end_of_input_aborts_without_writing(tmp_path):
 
 
 def invoke(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Any:
-    runner = CliRunner(env={k: None for k in SEED_VARIABLES} | (env or {}))
+    runner = CliRunner(env={"ACME_URL": None, "BARE_TOKEN": None} | (env or {}))
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
@@ -408,167 +266,251 @@ def invoke(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Any
         os.chdir(cwd)
 
 
-def test_no_input_from_flags(tmp_path):
-    url = "https://hooks.slack.com/services/T0/B0/xyzSECRETxyz"
+@pytest.mark.parametrize("stdin", ["", "\n", "y\ny\n"], ids=["empty", "echo", "answers"])
+def test_without_a_terminal_it_says_how_to_run_without_questions(tmp_path, stdin):
+    proc = subprocess.run(
+        [sys.executable, "-c", acme.BOOT, str(PLUGIN_FILE), "init"],
+        input=stdin,
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(
+        "error: pixalert init asks questions, and stdin is not a terminal; to write the "
+        "config without questions, run 'pixalert init --no-input' with the settings as "
+        "flags or environment variables (listed by 'pixalert init --help')"
+    )
+    assert "Aborted" not in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_lists_a_flag_per_declared_variable(acme_cli):
+    result = CliRunner().invoke(cli, ["init", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "--acme-url VALUE acme: Acme URL (or $ACME_URL). Prefer the variable for secrets" in text
+    assert "From the Acme console: Settings > Integrations." in text
+    assert "--acme-retries VALUE acme: Retries (or $ACME_RETRIES)." in text
+    assert "--bare-token VALUE bare: token (or $BARE_TOKEN)." in text
+    assert text.index("--bare-token") < text.index("--help Show this message")
+
+
+def test_no_input_from_flags_and_set(tmp_path, acme_cli):
+    box = tmp_path / "acme.jsonl"
     result = invoke(
         tmp_path,
         "--no-input",
-        "--slack-webhook-url",
-        url,
-        "--email-recipients",
-        "a@example.com,b@example.com",
-        "--email-user",
-        "me@example.com",
-        "--smtp-port",
-        "465",
+        "--acme-url",
+        URL,
+        "--acme-outbox",
+        str(box),
+        "--acme-retries",
+        "7",
+        "--acme-urgent",
+        "yes",
+        "--acme-tags",
+        "a, b",
+        "--bare-token",
+        "bare-t0ken-value",
+        "--set",
+        f"bare.outbox={box}",
+        "--set",
+        "bare.timeout=1.5",
     )
     assert result.exit_code == 0, result.output
     path = tmp_path / "pixalert.toml"
     assert mode(path) == 0o600
     assert load(path)["channels"] == {
-        "email": {
-            "smtp_port": 465,
-            "username": "me@example.com",
-            "recipients": ["a@example.com", "b@example.com"],
-        },
-        "slack": {"webhook_url": url},
+        "acme": {"url": URL, "outbox": str(box), "retries": 7, "urgent": True, "tags": ["a", "b"]},
+        "bare": {"token": "bare-t0ken-value", "outbox": str(box), "timeout": 1.5},
     }
-    assert "xyzSECRETxyz" not in result.output
+    assert "5ecr3t" not in result.output and "bare-t0ken-value" not in result.output
     assert "Wrote pixalert.toml" in result.output
 
 
-def test_no_input_from_the_seed_environment_as_an_env_file(tmp_path):
-    env = {
-        "EMAIL_USER": "admin@example.com",
-        "EMAIL_PASSWORD": 'p"a$s\\w#rd',
-        "SMTP_SERVER": "smtp.example.com",
-        "SMTP_PORT": "587",
-        "EMAIL_RECIPIENTS": "admin@company.com,ops@company.com",
-        "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T1/B1/abcdefgh",
-        "SLACK_CHANNEL": "#pixelated-ai-alerts",
-        "SLACK_TOKEN": "xoxb-123-456",
-        "PAGERDUTY_INTEGRATION_KEY": "k" * 32,
-        "PAGERDUTY_API_TOKEN": "api-token",
-        "WEBHOOK_URLS": "https://webhook1.com,https://webhook2.com",
-    }
+def test_no_input_from_the_environment_as_an_env_file(tmp_path, acme_cli):
+    from dotenv import dotenv_values
+
+    env = {"ACME_URL": URL, "ACME_OUTBOX": str(tmp_path / "a.jsonl"), "ACME_TAGS": "x,y"}
     result = invoke(tmp_path, "--no-input", "--format", "env", env=env)
     assert result.exit_code == 0, result.output
     path = tmp_path / ".env.notifications"
     assert mode(path) == 0o600
-    from dotenv import dotenv_values
-
-    assert dict(dotenv_values(path)) == env  # read back exactly, by the loader pixalert uses
-    for secret in (
-        'p"a$s\\w#rd',
-        "abcdefgh",
-        "xoxb-123-456",
-        "k" * 32,
-        "api-token",
-        "webhook1.com",
-    ):
-        assert secret not in result.output
-    from pixalert._config import load_settings
-    from pixalert._plugins import default_plugin_manager
-
-    settings = load_settings(
-        env_file=path, env={}, read_files=False, specs=default_plugin_manager().channel_specs()
-    )
-    assert settings.channels["email"]["password"] == 'p"a$s\\w#rd'
-    assert settings.channels["webhook"]["urls"] == "https://webhook1.com,https://webhook2.com"
+    assert dict(dotenv_values(path)) == env
+    assert "5ecr3t" not in result.output
 
 
-def test_no_input_reports_every_bad_setting_with_its_flag(tmp_path):
+def test_an_env_file_cannot_hold_a_field_without_a_variable(tmp_path, acme_cli):
     result = invoke(
-        tmp_path, "--no-input", "--email-recipients", "nobody", "--pagerduty-api-token", "tok"
+        tmp_path,
+        "--no-input",
+        "--format",
+        "env",
+        "--bare-token",
+        "bare-t0ken-value",
+        "--set",
+        "bare.outbox=/tmp/x",
     )
     assert result.exit_code == 2
-    assert "expected an email address like name@example.com" in result.stderr
-    assert "(--email-recipients / EMAIL_RECIPIENTS)" in result.stderr
+    assert "channels.bare.outbox: has no environment variable; use --format toml" in result.stderr
+    assert not (tmp_path / ".env.notifications").exists()
+
+
+def test_no_input_names_the_flag_of_each_missing_or_bad_setting(tmp_path, acme_cli):
+    result = invoke(
+        tmp_path,
+        "--no-input",
+        "--acme-url",
+        "http://plain.example/k-5ecr3t-value",
+        "--acme-outbox",
+        "/tmp/x",
+        "--bare-token",
+        "bare-t0ken-value",
+    )
+    assert result.exit_code == 2
     assert (
-        "pagerduty: Integration key (Events API v2): required "
-        "(--pagerduty-integration-key / PAGERDUTY_INTEGRATION_KEY)"
+        "expected an https:// URL (the value is not shown) @ channels.acme.url "
+        "(--acme-url / ACME_URL)"
     ) in result.stderr
+    assert "bare: outbox: required (--set bare.outbox=...)" in result.stderr
+    assert "5ecr3t" not in result.output and "bare-t0ken-value" not in result.output
     assert not (tmp_path / "pixalert.toml").exists()
 
 
-def test_no_input_with_nothing_given_says_how(tmp_path):
+def test_a_value_of_the_wrong_kind_names_its_flag(tmp_path, acme_cli):
+    result = invoke(tmp_path, "--no-input", "--acme-retries", "many")
+    assert result.exit_code == 2
+    assert "Invalid value for --acme-retries: expected a whole number, got 'many'" in result.stderr
+    result = invoke(tmp_path, "--no-input", "--acme-urgent", "perhaps")
+    assert result.exit_code == 2
+    assert "Invalid value for --acme-urgent: expected yes or no, got 'perhaps'" in result.stderr
+
+
+def test_no_input_with_nothing_given_names_flags_of_the_installed_plugins(tmp_path, acme_cli):
     result = invoke(tmp_path, "--no-input")
     assert result.exit_code == 2
-    assert "no channel settings given: pass flags such as --slack-webhook-url" in result.stderr
+    assert (
+        "error: no channel settings given: pass flags such as --acme-url or --bare-token, "
+        "or set their environment variables (ACME_URL, BARE_TOKEN...)"
+    ) in result.stderr
 
 
-def test_no_input_never_overwrites_without_force(tmp_path):
-    path = tmp_path / "pixalert.toml"
-    path.write_text('[routing]\nlow = ["email"]\n', encoding="utf-8")
-    path.chmod(0o644)
-    result = invoke(
-        tmp_path,
-        "--no-input",
-        "--email-recipients",
-        "a@example.com",
-        "--email-user",
-        "me@example.com",
-    )
-    assert result.exit_code == 2
-    assert "pixalert.toml exists; use --force to overwrite it" in result.stderr
-    result = invoke(
-        tmp_path,
-        "--no-input",
-        "--force",
-        "--email-recipients",
-        "a@example.com",
-        "--email-user",
-        "me@example.com",
-    )
-    assert result.exit_code == 0, result.output
-    data = load(path)
-    assert data["routing"] == {"low": ["email"]}
-    assert data["channels"]["email"]["recipients"] == ["a@example.com"]
-    assert mode(path) == 0o600
-
-
-def test_no_input_check_writes_only_when_every_channel_works(tmp_path, pagerduty):
-    args = ["--no-input", "--check", "--set", f"pagerduty.events_url={pagerduty.events_url}"]
-    env = {"PAGERDUTY_INTEGRATION_KEY": pagerduty.routing_key}
-    pagerduty.fail_next(400, body={"status": "invalid event", "errors": ["nope"]})
-    result = invoke(tmp_path, *args, env=env)
+def test_no_input_check_runs_the_plugins_check_and_writes_only_if_it_passes(tmp_path, acme_cli):
+    box = tmp_path / "acme.jsonl"
+    args = ["--no-input", "--check", "--acme-outbox", str(box)]
+    refused = "https://acme.example/refused/k-0ld-s3cret"
+    result = invoke(tmp_path, *args, env={"ACME_URL": refused})
     assert result.exit_code == 1
-    assert "✗ pagerduty: pagerduty: HTTP 400" in result.output
+    assert "✗ acme: acme: HTTP 401 token refused for ********** (permanent)" in result.output
     assert "nothing written" in result.stderr
     assert not (tmp_path / "pixalert.toml").exists()
-    result = invoke(tmp_path, *args, env=env)
+    assert "k-0ld-s3cret" not in result.output
+    result = invoke(tmp_path, *args, env={"ACME_URL": URL})
     assert result.exit_code == 0, result.output
-    assert "✓ pagerduty: sent" in result.output
-    assert pagerduty.open_incidents == []
-    assert pagerduty.routing_key not in result.output
+    assert "✓ acme: sent and resolved; the outbox holds 2 lines" in result.output
+    assert load(tmp_path / "pixalert.toml")["channels"]["acme"]["url"] == URL
 
 
-def test_set_names_a_known_channel_type(tmp_path):
+def test_with_no_channel_plugin_there_is_nothing_to_set_up(tmp_path, monkeypatch):
+    monkeypatch.setattr(_plugins, "_default", _plugins.get_plugin_manager(entrypoints=False))
+    result = invoke(tmp_path, "--no-input")
+    assert result.exit_code == 2
+    assert "no channel plugin is installed, so there is nothing to set up" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_set_names_a_known_channel_type(tmp_path, acme_cli):
     result = invoke(tmp_path, "--no-input", "--set", "teams.url=x")
     assert result.exit_code == 2
-    assert "--set teams.…: no such channel type" in result.stderr
+    assert "--set teams.…: no such channel type; expected one of acme, bare" in result.stderr
     result = invoke(tmp_path, "--no-input", "--set", "nonsense")
     assert result.exit_code == 2
     assert "expected CHANNEL.KEY=VALUE" in result.stderr
 
 
-def test_the_root_config_option_names_the_file(tmp_path):
-    runner = CliRunner(env={k: None for k in SEED_VARIABLES})
-    target = tmp_path / "conf" / "alerts.toml"
-    target.parent.mkdir()
-    result = runner.invoke(
-        cli,
-        [
-            "--config",
-            str(target),
-            "init",
-            "--no-input",
-            "--webhook-urls",
-            "https://example.com/hook",
-        ],
-    )
+def test_no_input_never_overwrites_without_force(tmp_path, acme_cli):
+    path = tmp_path / "pixalert.toml"
+    path.write_text('[routing]\nlow = ["acme"]\n', encoding="utf-8")
+    path.chmod(0o644)
+    args = ["--no-input", "--acme-url", URL, "--acme-outbox", "/tmp/x"]
+    result = invoke(tmp_path, *args)
+    assert result.exit_code == 2
+    assert "pixalert.toml exists; use --force to overwrite it" in result.stderr
+    result = invoke(tmp_path, *args, "--force")
     assert result.exit_code == 0, result.output
-    assert load(target)["channels"] == {"webhook": {"urls": ["https://example.com/hook"]}}
+    data = load(path)
+    assert data["routing"] == {"low": ["acme"]}
+    assert data["channels"]["acme"]["url"] == URL
+    assert mode(path) == 0o600
+
+
+# ---------------------------------------------------------------------------
+# Declaring setup fields
+# ---------------------------------------------------------------------------
+
+
+@attrs.define
+class _Config:
+    url: Secret
+    team: str = ""
+
+
+def _spec(*setup: SetupField, env: dict[str, str] | None = None) -> ChannelSpec:
+    return ChannelSpec(
+        name="x", config_type=_Config, factory=acme.OutboxChannel, env=env or {}, setup=setup
+    )
+
+
+def test_setup_variables_join_the_spec_environment_mapping():
+    spec = _spec(SetupField("url", "URL", env="X_URL"), env={"X_TEAM": "team"})
+    assert spec.env == {"X_TEAM": "team", "X_URL": "url"}
+    assert spec.setup[0].flag == "--x-url"
+
+
+@pytest.mark.parametrize(
+    ("setup", "env", "message"),
+    [
+        ((SetupField("uri", "URL"),), {}, "setup field 'uri': _Config has no such field"),
+        ((SetupField("url", "A"), SetupField("url", "B")), {}, "setup field 'url': asked twice"),
+        (
+            (SetupField("url", "URL", env="X_TEAM"),),
+            {"X_TEAM": "team"},
+            "setup field 'url': env 'X_TEAM' already fills 'team'",
+        ),
+    ],
+)
+def test_a_setup_field_that_cannot_work_is_refused_when_the_spec_is_made(setup, env, message):
+    with pytest.raises(ValueError, match=message):
+        _spec(*setup, env=env)
+
+
+def test_setup_field_kinds_and_variable_names_are_checked():
+    with pytest.raises(ValueError, match="kind: expected str, int, float, bool or list"):
+        SetupField("url", "URL", kind=dict)
+    with pytest.raises(ValueError, match="env: expected an environment variable name"):
+        SetupField("url", "URL", env="X-URL")
+
+
+def test_the_generic_form_follows_the_config_class():
+    form = init_cmd.form_for(acme.bare_spec())
+    assert form.generic and form.title == "bare"
+    assert [(f.field, f.kind, f.secret, f.required, f.default, f.env) for f in form.fields] == [
+        ("token", str, True, True, None, "BARE_TOKEN"),
+        ("outbox", str, False, True, None, None),
+        ("timeout", float, False, False, 5.0, None),
+        ("verbose", bool, False, False, False, None),
+    ]
+
+
+def test_a_declared_field_typed_secret_is_secret_even_if_not_marked():
+    spec = _spec(SetupField("url", "URL", env="X_URL"))
+    (field,) = init_cmd.form_for(spec).fields
+    assert field.secret
 
 
 # ---------------------------------------------------------------------------
@@ -605,9 +547,9 @@ def test_env_values_read_back_exactly(tmp_path, text):
 
 def test_env_values_that_dotenv_would_change_are_refused():
     with pytest.raises(ValueError, match=r"contains '\$\{'"):
-        init_cmd.env_value("EMAIL_PASSWORD", "a${B}c")
+        init_cmd.env_value("ACME_URL", "a${B}c")
     with pytest.raises(ValueError, match="a list item contains ','"):
-        init_cmd.env_value("WEBHOOK_URLS", ["https://a/?x=1,2"])
+        init_cmd.env_value("ACME_TAGS", ["https://a/?x=1,2"])
 
 
 def test_files_are_created_private_even_with_a_permissive_umask(tmp_path):
@@ -626,8 +568,7 @@ def test_files_are_created_private_even_with_a_permissive_umask(tmp_path):
         os.umask(old)
 
 
-def test_json_is_not_needed_for_the_summary():
-    # The summary never shows a secret, whatever its type.
-    question = init_cmd.Question("X", "x", "x", kind="list", secret=True)
-    assert init_cmd._shown(question, ["https://a/secret"]) == init_cmd.MASK
-    assert json.dumps(init_cmd._shown(question, [])) == '""'
+def test_the_summary_never_shows_a_secret_whatever_its_type():
+    field = SetupField("urls", "URLs", kind=list, secret=True)
+    assert init_cmd._shown(field, ["https://a/secret"]) == init_cmd.MASK
+    assert init_cmd._shown(field, []) == ""
