@@ -175,7 +175,7 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-#: The seed's eight default rules: (name, metric, threshold, operator, priority, cooldown min).
+#: The eight default rules: (name, metric, threshold, operator, priority, cooldown min).
 DEFAULT_RULES: tuple[tuple[str, str, float, str, Priority, float], ...] = (
     ("high_cpu_usage", "cpu_usage_percent", 85.0, ">", Priority.MEDIUM, 10),
     ("critical_cpu_usage", "cpu_usage_percent", 95.0, ">", Priority.HIGH, 5),
@@ -187,7 +187,7 @@ DEFAULT_RULES: tuple[tuple[str, str, float, str, Priority, float], ...] = (
     ("critical_error_rate", "error_rate_percent", 15.0, ">", Priority.HIGH, 5),
 )
 
-# Keys a rule table may use: the seed's argument names and short forms.
+# Keys a rule table may use: the argument names of ``add_alert_rule`` and short forms.
 _RULE_KEYS = {
     "rule_name": "rule_name",
     "name": "rule_name",

@@ -163,8 +163,8 @@ class PagerDutyConfig:
     """Settings of a PagerDuty channel (``[channels.pagerduty]``).
 
     - ``routing_key``: the Events API v2 integration key (``PAGERDUTY_INTEGRATION_KEY``).
-    - ``api_token``: the REST API token (``PAGERDUTY_API_TOKEN``); accepted for the
-      seed's configuration but not needed by the Events API, so unused.
+    - ``api_token``: the REST API token (``PAGERDUTY_API_TOKEN``); accepted, so that
+      configurations that set it load, but not needed by the Events API, so unused.
     - ``region``: ``"us"`` or ``"eu"``; picks the default ``events_url``.
     - ``events_url``: where events are posted; defaults to the region's
       ``https://events[.eu].pagerduty.com/v2/enqueue``. Plain ``http`` only on loopback.
