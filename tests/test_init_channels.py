@@ -587,3 +587,66 @@ def test_the_root_config_option_names_the_file(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert load(target)["channels"] == {"webhook": {"urls": ["https://example.com/hook"]}}
+
+
+# ---------------------------------------------------------------------------
+# The boundary
+# ---------------------------------------------------------------------------
+
+CORE_SRC = Path(__file__).resolve().parent.parent / "core" / "src"
+#: Names the core uses for its own ideas that a plugin's config happens to share.
+CORE_OWN = {"extra_secrets"}  # check_channel_contract(..., extra_secrets=...)
+
+
+def _distinctive_names() -> set[str]:
+    """The four plugins' variables, and their config fields with a distinctive name."""
+    import attrs
+    from pixalert._plugins import get_plugin_manager
+
+    specs = get_plugin_manager().channel_specs()
+    names: set[str] = {"recipients"}
+    for kind in ("email", "slack", "pagerduty", "webhook"):
+        spec = specs[kind]
+        names |= set(spec.env)
+        names |= {f.name for f in attrs.fields(spec.config_type) if "_" in f.name}
+    return names - CORE_OWN
+
+
+def _code_words(path: Path) -> Iterator[tuple[int, str]]:
+    """Identifiers and string literals of ``path``; docstrings (where examples live) skipped."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        for stmt in body if isinstance(body, list) else ():
+            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+                docstrings.add(id(stmt.value))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if id(node) not in docstrings:
+                yield node.lineno, node.value
+        elif isinstance(node, ast.Name):
+            yield node.lineno, node.id
+        elif isinstance(node, ast.Attribute):
+            yield node.lineno, node.attr
+        elif isinstance(node, ast.arg):
+            yield node.lineno, node.arg
+
+
+def test_the_core_names_no_field_or_variable_of_these_plugins():
+    """What init asks lives in the plugins: the core's code spells none of their names."""
+    import re
+
+    names = _distinctive_names()
+    assert {"smtp_server", "webhook_url", "routing_key", "EMAIL_USER", "WEBHOOK_URLS"} <= names
+    pattern = re.compile(r"\b(" + "|".join(sorted(names, key=len, reverse=True)) + r")\b")
+    found = [
+        f"{path.relative_to(CORE_SRC)}:{line}: {match.group(1)}"
+        for path in sorted(CORE_SRC.rglob("*.py"))
+        for line, text in _code_words(path)
+        for match in [pattern.search(text)]
+        if match
+    ]
+    assert not found, "the core names a channel plugin's setting: " + "; ".join(found)

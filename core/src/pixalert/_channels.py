@@ -12,11 +12,11 @@ from ._types import Alert
 
 __all__ = ["Channel", "ChannelSpec", "DemoSink", "Receipt", "SetupField", "send_test_alert"]
 
-#: What a channel may return from ``send``: small string facts about the
-#: delivery (a Slack message ``ts``, a PagerDuty ``dedup_key``). The core keeps
-#: the receipt in history and hands it back as ``previous`` when the same
-#: alert key is resolved, so a channel can update what it announced.
 Receipt = Mapping[str, str]
+"""What a channel may return from ``send``: small string facts about the delivery (a Slack
+message ``ts``, a PagerDuty ``dedup_key``). The core keeps the receipt in history and hands
+it back as ``previous`` when the same alert key is resolved, so a channel can update what it
+announced."""
 
 
 @runtime_checkable
@@ -122,7 +122,7 @@ class ChannelSpec:
       ``{"ACME_URL": "url"}``. Flat JSON config files use these names
       lowercased as keys (``acme_url``). The ``env`` of every ``setup`` field
       is added to it.
-    - ``aliases``: extra flat JSON keys, e.g. ``{"default_recipients": "recipients"}``.
+    - ``aliases``: extra flat JSON keys, e.g. ``{"acme_endpoint": "url"}``.
     - ``description``: one line for ``pixalert plugins``.
     - ``title``: the channel's name for people (``"Acme Pager"``), as
       ``pixalert init`` asks "Set up Acme Pager?"; ``name`` when empty.
@@ -133,7 +133,7 @@ class ChannelSpec:
       ``pixalert init`` and ``pixalert channels --check``: given a channel built
       from the config being checked and a ``LOW`` test alert, try the channel
       for real (log in, send the alert) and return one line saying what
-      worked (``"logged in and sent a test email to 2 recipients"``), or raise
+      worked (``"logged in as ops and sent a test page"``), or raise
       :class:`pixalert.DeliveryError` saying what did not. The caller times it
       out, closes the channel and masks secrets in what it prints. Without
       one, the check is :func:`send_test_alert`.

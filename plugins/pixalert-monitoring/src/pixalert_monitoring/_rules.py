@@ -22,7 +22,6 @@ __all__ = [
     "read_toml",
 ]
 
-#: The comparison operators a rule may use.
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">": _op.gt,
     ">=": _op.ge,
@@ -31,6 +30,7 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "==": _op.eq,
     "!=": _op.ne,
 }
+"""The comparison operators a rule may use."""
 
 _OPERATOR_LIST = ", ".join(OPERATORS)
 
@@ -175,7 +175,6 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-#: The eight default rules: (name, metric, threshold, operator, priority, cooldown min).
 DEFAULT_RULES: tuple[tuple[str, str, float, str, Priority, float], ...] = (
     ("high_cpu_usage", "cpu_usage_percent", 85.0, ">", Priority.MEDIUM, 10),
     ("critical_cpu_usage", "cpu_usage_percent", 95.0, ">", Priority.HIGH, 5),
@@ -186,6 +185,7 @@ DEFAULT_RULES: tuple[tuple[str, str, float, str, Priority, float], ...] = (
     ("high_error_rate", "error_rate_percent", 5.0, ">", Priority.MEDIUM, 10),
     ("critical_error_rate", "error_rate_percent", 15.0, ">", Priority.HIGH, 5),
 )
+"""The eight default rules: (name, metric, threshold, operator, priority, cooldown min)."""
 
 # Keys a rule table may use: the argument names of ``add_alert_rule`` and short forms.
 _RULE_KEYS = {
