@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import pixalert
 import pytest
 from click.testing import CliRunner
 from pixalert import _plugins
@@ -298,6 +299,27 @@ def test_help_lists_a_flag_per_declared_variable(acme_cli):
     assert "--acme-retries VALUE acme: Retries (or $ACME_RETRIES)." in text
     assert "--bare-token VALUE bare: token (or $BARE_TOKEN)." in text
     assert text.index("--bare-token") < text.index("--help Show this message")
+
+
+class BareOnly:
+    """A plugin declaring only the ``bare`` channel type."""
+
+    @pixalert.hookimpl
+    def pixalert_channels(self) -> list[ChannelSpec]:
+        return [acme.bare_spec()]
+
+
+def test_the_flags_follow_the_installed_plugins(tmp_path, monkeypatch):
+    for plugins, known in (([acme], True), ([BareOnly()], False), ([acme], True)):
+        pm = _plugins.get_plugin_manager(entrypoints=False, plugins=plugins)
+        monkeypatch.setattr(_plugins, "_default", pm)
+        result = invoke(tmp_path, "--no-input", "--acme-url", URL)
+        if known:
+            assert "Acme URL: required" not in result.stderr
+            assert "Outbox file: required (--acme-outbox / ACME_OUTBOX)" in result.stderr
+        else:
+            assert "No such option" in result.stderr and "--acme-url" in result.stderr
+        assert result.exit_code == 2
 
 
 def test_no_input_from_flags_and_set(tmp_path, acme_cli):

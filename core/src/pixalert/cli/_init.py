@@ -722,21 +722,25 @@ class InitCommand(click.Command):
     """``init``, with one flag per environment variable the installed channel plugins declare.
 
     The flags are made when first needed (parsing, ``--help``), so listing
-    commands loads no channel plugin's config.
+    commands loads no channel plugin's config; they are made again when the
+    plugin manager changes (as tests do).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._plugin_params: list[click.Parameter] | None = None
+        self._plugin_params: tuple[object, list[click.Parameter]] | None = None
 
     def plugin_params(self) -> list[click.Parameter]:
         """The flags of the installed plugins' fields, in form order (first declared wins)."""
-        if self._plugin_params is not None:
-            return self._plugin_params
+        from .._plugins import default_plugin_manager
+
+        pm = default_plugin_manager()
+        if self._plugin_params is not None and self._plugin_params[0] is pm:
+            return self._plugin_params[1]
         params: list[click.Parameter] = []
         taken = {opt for p in self.params for opt in getattr(p, "opts", ())} | {"--help", "-h"}
         try:
-            forms = _load_forms()
+            forms = installed_forms(pm.channel_specs())
         except ValueError:
             forms = []  # the command itself reports the conflict
         for form in forms:
@@ -744,16 +748,15 @@ class InitCommand(click.Command):
                 if item.env is None or item.flag in taken:
                     continue
                 taken.add(str(item.flag))
-                note = (
-                    " Prefer the variable for secrets: flags show in 'ps'." if item.secret else ""
-                )
-                text = f"{form.type}: {item.label} (or ${item.env}).{note}"
+                text = f"{form.type}: {item.label} (or ${item.env})."
+                if item.secret:
+                    text += " Prefer the variable for secrets: flags show in 'ps'."
                 if item.help:
                     text += f" {item.help}"
                 params.append(
                     click.Option([str(item.flag), _dest(item.env)], metavar="VALUE", help=text)
                 )
-        self._plugin_params = params
+        self._plugin_params = (pm, params)
         return params
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
