@@ -491,6 +491,27 @@ def test_no_input_from_the_environment_as_an_env_file(tmp_path):
     assert settings.channels["webhook"]["urls"] == "https://webhook1.com,https://webhook2.com"
 
 
+def test_updating_an_env_file_keeps_the_variables_init_does_not_ask(tmp_path):
+    path = tmp_path / ".env.notifications"
+    path.write_text(
+        'EMAIL_RECIPIENTS="old@example.com"\nEMAIL_SENDER="me@example.com"\n'
+        'EMAIL_SECURITY="tls"\nOTHER="kept"\n',
+        encoding="utf-8",
+    )
+    result = invoke(
+        tmp_path, "--no-input", "--force", "--format", "env", "--email-recipients", "a@example.com"
+    )
+    assert result.exit_code == 0, result.output
+    from dotenv import dotenv_values
+
+    assert dict(dotenv_values(path)) == {
+        "EMAIL_SENDER": "me@example.com",
+        "EMAIL_RECIPIENTS": "a@example.com",
+        "EMAIL_SECURITY": "tls",  # the email plugin's variable, though init does not ask it
+        "OTHER": "kept",
+    }
+
+
 def test_no_input_reports_every_bad_setting_with_its_flag(tmp_path):
     result = invoke(
         tmp_path, "--no-input", "--email-recipients", "nobody", "--pagerduty-api-token", "tok"

@@ -148,12 +148,18 @@ def field_facts(spec: ChannelSpec) -> dict[str, Facts]:
     return {field.name: _facts_of(hints.get(field.name, str), field) for field in fields}
 
 
+def _env_of(spec: ChannelSpec) -> dict[str, str]:
+    """Config field -> the (first) environment variable the spec maps to it."""
+    out: dict[str, str] = {}
+    for env, field in spec.env.items():
+        out.setdefault(field, env)
+    return out
+
+
 def _generic_fields(spec: ChannelSpec, facts: Mapping[str, Facts]) -> tuple[SetupField, ...]:
     from .._channels import SetupField
 
-    env_of: dict[str, str] = {}
-    for env, field in spec.env.items():
-        env_of.setdefault(field, env)
+    env_of = _env_of(spec)
     return tuple(
         SetupField(
             name,
@@ -176,9 +182,7 @@ def form_for(spec: ChannelSpec) -> Form:
     prompt = spec.check_prompt or f"Send a test alert through {title} now?"
     if not spec.setup:
         return Form(spec.name, title, _generic_fields(spec, facts), prompt, spec, facts, True)
-    env_of: dict[str, str] = {}
-    for env, field in spec.env.items():
-        env_of.setdefault(field, env)
+    env_of = _env_of(spec)
     fields = tuple(
         attrs.evolve(
             item,
