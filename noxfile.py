@@ -37,7 +37,8 @@ def isolated(session: nox.Session, dist: str) -> None:
     """One distribution installed alone with only what it declares, then its own tests."""
     if dist == "pixalert":
         # pip and hatchling: the plugin-discovery test pip-installs real distributions.
-        session.install("./core[http]", *TEST_TOOLS, "hatchling", "pip")
+        # pexpect: the pixalert init tests type into a real pseudo-terminal.
+        session.install("./core[http]", *TEST_TOOLS, "hatchling", "pip", "pexpect")
         tests_dir = "core/tests"
     else:
         session.install("./core[http]")

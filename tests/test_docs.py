@@ -1,5 +1,5 @@
-"""The documentation stays honest: hooks, config keys and CLI commands are all documented,
-every hook has a test, and the site builds with ``mkdocs build --strict``.
+"""The documentation stays honest: hooks, config keys, CLI commands and every public name
+are documented, every hook has a test, and the site builds with ``mkdocs build --strict``.
 
 Modelled on datasette's meta-tests (every hook documented with its exact
 signature, every hook has a ``test_hook_<name>`` test).
@@ -8,6 +8,7 @@ signature, every hook has a ``test_hook_<name>`` test).
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import os
 import re
@@ -325,10 +326,11 @@ def test_every_command_and_option_is_documented() -> None:
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_mkdocs_build_strict(tmp_path: Path) -> None:
-    """``mkdocs build --strict`` succeeds: no broken link, no missing page, no docstring warning."""
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site, built once with ``mkdocs build --strict``; warnings fail the build test."""
     pytest.importorskip("mkdocs", reason="mkdocs is a dev dependency (requirements-dev.txt)")
+    out = tmp_path_factory.mktemp("site")
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
     proc = subprocess.run(
         [
@@ -340,7 +342,7 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
             "-f",
             str(ROOT / "mkdocs.yml"),
             "-d",
-            str(tmp_path / "site"),
+            str(out),
         ],
         cwd=ROOT,
         env=env,
@@ -350,8 +352,131 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     )
     warnings = [line for line in proc.stderr.splitlines() if line.startswith(("WARNING", "ERROR"))]
     assert proc.returncode == 0 and not warnings, proc.stderr[-4000:]
-    assert (tmp_path / "site" / "plugin_hooks" / "index.html").is_file()
-    assert (tmp_path / "site" / "reference" / "pixalert" / "index.html").is_file()
+    return out
+
+
+@pytest.mark.slow
+def test_mkdocs_build_strict(site: Path) -> None:
+    """``mkdocs build --strict`` succeeds: no broken link, no missing page, no docstring warning."""
+    assert (site / "plugin_hooks" / "index.html").is_file()
+    assert (site / "reference" / "pixalert" / "index.html").is_file()
+
+
+# ---------------------------------------------------------------------------
+# API reference: every public name
+# ---------------------------------------------------------------------------
+
+#: Each public module of the core, and the reference page that renders it.
+REFERENCE = {
+    "pixalert": "reference/pixalert.md",
+    "pixalert.channels": "reference/channels.md",
+    "pixalert.storage": "reference/storage.md",
+    "pixalert.plugins": "reference/plugins.md",
+    "pixalert.testing": "reference/testing.md",
+    "pixalert.http": "reference/http.md",
+    "pixalert.hookspecs": "reference/hookspecs.md",
+}
+PLUGIN_SOURCES = sorted((ROOT / "plugins").glob("*/src"))
+PLUGIN_PACKAGES = sorted(p.parent.name for p in (ROOT / "plugins").glob("*/src/*/__init__.py"))
+
+
+def _public(module: str) -> list[str]:
+    """``module.__all__`` without dunders (``__version__`` is not an API to document)."""
+    names = importlib.import_module(module).__all__
+    return [n for n in names if not (n.startswith("__") and n.endswith("__"))]
+
+
+CORE_NAMES = [(module, name) for module in REFERENCE for name in _public(module)]
+
+
+def _plugin_names() -> list[tuple[str, str]]:
+    out = []
+    for package in PLUGIN_PACKAGES:
+        try:
+            out.extend((package, name) for name in _public(package))
+        except ImportError:  # pragma: no cover - every plugin is installed for tests/
+            continue
+    return out
+
+
+PLUGIN_NAMES = _plugin_names()
+
+
+@pytest.fixture(scope="module")
+def api() -> Any:
+    """The core and every plugin package, read by griffe as mkdocstrings reads them."""
+    griffe = pytest.importorskip("griffe")
+    loader = griffe.GriffeLoader(search_paths=[ROOT / "core" / "src", *PLUGIN_SOURCES])
+    packages = {name: loader.load(name) for name in ["pixalert", *PLUGIN_PACKAGES]}
+    loader.resolve_aliases(external=False, implicit=False)
+    return packages
+
+
+def _docstring(api: Any, module: str, name: str) -> str:
+    package, _, rest = module.partition(".")
+    obj = api[package]
+    if rest:
+        obj = obj[rest]
+    member = obj[name]
+    target = member.final_target if member.is_alias else member
+    return target.docstring.value.strip() if target.docstring else ""
+
+
+def _directives(page: Path) -> dict[str, list[str] | None]:
+    """``::: module`` directives of a page: module -> its ``members`` option (None: all)."""
+    import yaml
+
+    found: dict[str, list[str] | None] = {}
+    lines = page.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        match = re.match(r"^::: ([\w.]+)\s*$", line)
+        if not match:
+            continue
+        block = []
+        for following in lines[i + 1 :]:
+            if following.strip() and not following.startswith(" "):
+                break
+            block.append(following)
+        options = (yaml.safe_load("\n".join(block)) or {}).get("options", {}) if block else {}
+        found[match.group(1)] = options.get("members")
+    return found
+
+
+@pytest.mark.parametrize(("module", "name"), CORE_NAMES, ids=[f"{m}.{n}" for m, n in CORE_NAMES])
+def test_public_name_is_in_the_reference_with_a_docstring(api: Any, module: str, name: str) -> None:
+    """Its module's reference page renders it (``::: module``), and it says what it is."""
+    page = DOCS / REFERENCE[module]
+    assert page.is_file(), f"{module}: no reference page {page.relative_to(ROOT)}"
+    directives = _directives(page)
+    assert module in directives, f"{page.relative_to(ROOT)} has no '::: {module}' directive"
+    members = directives[module]
+    assert members is None or name in members, (
+        f"{page.relative_to(ROOT)}: the members option of '::: {module}' leaves out {name}"
+    )
+    assert not name.startswith("_"), f"{module}.{name}: the reference hides names starting with _"
+    assert _docstring(api, module, name), (
+        f"{module}.{name} has no docstring, so the reference shows nothing for it: add one "
+        "(a string literal after an assignment counts)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("package", "name"), PLUGIN_NAMES, ids=[f"{p}.{n}" for p, n in PLUGIN_NAMES]
+)
+def test_plugin_public_name_has_a_docstring(api: Any, package: str, name: str) -> None:
+    """What a plugin distribution exports (its ``__all__``) says what it is."""
+    assert _docstring(api, package, name), f"{package}.{name} has no docstring"
+
+
+@pytest.mark.slow
+def test_every_public_name_is_rendered_in_the_built_reference(site: Path) -> None:
+    """The built pages have an anchor for each public name (``id="pixalert.channels.X"``)."""
+    missing = []
+    for module, name in CORE_NAMES:
+        page = site / Path(REFERENCE[module]).with_suffix("") / "index.html"
+        if f'id="{module}.{name}"' not in page.read_text(encoding="utf-8"):
+            missing.append(f"{module}.{name} (on {REFERENCE[module]})")
+    assert not missing, "not rendered in the reference: " + ", ".join(missing)
 
 
 def _test_blocks() -> list[tuple[str, str]]:

@@ -206,6 +206,15 @@ def test_pixalert_plugins_lists_it_in_its_environment_only(scaffold):
     assert NAME not in {p["name"] for p in json.loads(here.stdout)["plugins"]}
 
 
+def test_it_declares_what_pixalert_init_asks(scaffold):
+    """The generated plugin's spec carries its setup fields: init offers a flag per variable."""
+    shown = run([str(scaffold["python"]), "-c", CLI, "init", "--help"], cwd=scaffold["root"])
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split())
+    assert f"--{NAME}-url VALUE {NAME}: URL alerts are POSTed to (or $ACME_PAGER_URL)." in text
+    assert f"--{NAME}-token VALUE {NAME}: Bearer token (optional) (or $ACME_PAGER_TOKEN)." in text
+
+
 async def test_init_sets_it_up_and_an_alert_reaches_it(scaffold, sink, tmp_path):
     python = scaffold["python"]
     env = {"ACME_PAGER_URL": sink.url, "ACME_PAGER_TOKEN": sink.token}

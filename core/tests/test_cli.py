@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from pixalert import _plugins
 from pixalert.cli import cli
@@ -97,7 +100,49 @@ def test_channels_check(tmp_path: Path, cli_plugins: _plugins.PluginManager) -> 
     code, out, _ = run("--config", config, "channels", "--check", "--json")
     assert code == 1
     data = json.loads(out)
-    assert data["ok"]["status"] == "sent" and data["bad"]["status"] == "failed"
+    # No check declared: a test alert (send_test_alert).
+    assert data["ok"]["status"] == "ok" and data["ok"]["detail"] == "sent"
+    assert data["bad"]["status"] == "failed" and "(permanent)" in data["bad"]["detail"]
+
+
+def _acme_plugin() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "acme_plugin", Path(__file__).with_name("acme_plugin.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = sys.modules["acme_plugin"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_channels_check_runs_each_channel_types_own_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    acme = _acme_plugin()
+    pm = _plugins.get_plugin_manager(entrypoints=False, plugins=[acme])
+    monkeypatch.setattr(_plugins, "_default", pm)
+    box = tmp_path / "out.jsonl"
+    config = tmp_path / "pixalert.toml"
+    config.write_text(
+        'history = "memory://"\n'
+        f'[channels.acme]\nurl = "https://acme.example/k-5ecr3t"\noutbox = "{box}"\n'
+        f'[channels.bare]\ntoken = "bare-refused-t0ken"\noutbox = "{box}"\n'
+    )
+    code, out, _ = run("--config", str(config), "channels", "--check", "--json")
+    assert code == 1
+    data = json.loads(out)
+    assert data["acme"]["status"] == "ok"
+    assert data["acme"]["detail"].startswith("sent and resolved; the outbox holds ")
+    assert data["bare"] == {
+        "type": "bare",
+        "status": "failed",
+        "detail": "bare: HTTP 401 token refused for ********** (permanent)",
+        "latency": None,
+    }
+    assert [(m["channel"], m["status"]) for m in map(json.loads, box.read_text().splitlines())] == [
+        ("acme", "firing"),
+        ("acme", "resolved"),
+    ]
 
 
 def test_plugins_lists_channels(cli_plugins: _plugins.PluginManager) -> None:

@@ -1,5 +1,6 @@
-# The seed's "Basic Alert Sending" example, exactly as written; only the import line
-# changed (notification_integrations -> pixalert). tests/test_examples.py runs it.
+# The "Basic Alert Sending" example of the notification_integrations README, exactly as
+# written; only the import line changed (notification_integrations -> pixalert).
+# tests/test_examples.py runs it.
 # fmt: off
 # ruff: noqa: I001
 import asyncio

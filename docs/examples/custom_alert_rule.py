@@ -1,6 +1,6 @@
-# The seed's "Custom Alert Rules" example. The seed's fragment uses a `bridge`; the lines
-# marked "wrapper" create one and show the rule. The fragment is as written.
-# tests/test_examples.py runs it.
+# The "Custom Alert Rules" example of the notification_integrations README. Its fragment
+# uses a `bridge`; the lines marked "wrapper" create one and show the rule. The fragment
+# is as written. tests/test_examples.py runs it.
 # fmt: off
 from pixalert_monitoring import MonitoringBridge  # wrapper
 

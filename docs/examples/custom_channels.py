@@ -1,8 +1,9 @@
-# The seed's "Custom Channel Selection" example. The seed shows it as a fragment that
-# uses `manager` (and NotificationPriority) from the basic example inside an async
-# function; the lines marked "wrapper" give it that context and print the results as the
-# basic example does. The fragment itself is as written, with only its import changed
-# (notification_integrations -> pixalert). tests/test_examples.py runs it.
+# The "Custom Channel Selection" example of the notification_integrations README. The
+# README shows it as a fragment that uses `manager` (and NotificationPriority) from the
+# basic example inside an async function; the lines marked "wrapper" give it that
+# context and print the results as the basic example does. The fragment itself is as
+# written, with only its import changed (notification_integrations -> pixalert).
+# tests/test_examples.py runs it.
 # fmt: off
 # ruff: noqa: I001
 import asyncio  # wrapper

@@ -1,8 +1,9 @@
-# The seed's "API Endpoint Integration" example, exactly as written; only an import was
-# added: the seed's snippet uses MonitoringBridge without importing it (it comes from
-# pixalert_monitoring, formerly monitoring_notification_bridge).
-# Run it with `flask --app flask_endpoint run`; tests/test_examples.py drives it with
-# Flask's test client. For new code, prefer `pixalert serve` (see docs/monitoring.md).
+# The "API Endpoint Integration" example of the notification_integrations README,
+# exactly as written; only an import was added: the README's snippet uses
+# MonitoringBridge without importing it (it comes from pixalert_monitoring, formerly
+# monitoring_notification_bridge). Run it with `flask --app flask_endpoint run`;
+# tests/test_examples.py drives it with Flask's test client. For new code, prefer
+# `pixalert serve` (see docs/monitoring.md).
 # fmt: off
 # ruff: noqa: I001
 from flask import Flask, request

@@ -30,6 +30,6 @@ def order_failed(order_id: str) -> dict[str, str]:
 
 @app.post("/webhook/alerts")
 def receive_alert() -> dict[str, object]:
-    """The seed's Alertmanager endpoint, on the manager's loop."""
+    """The Alertmanager endpoint of the Flask example, on the manager's loop."""
     result = manager.run_sync(bridge.process_external_alerts(request.get_json()))
     return {"status": "processed", "results": result}

@@ -1,6 +1,6 @@
-# The seed's "Health Checks" example. The seed's fragment uses `bridge` and `json`; the
-# lines marked "wrapper" provide them. The fragment is as written.
-# tests/test_examples.py runs it.
+# The "Health Checks" example of the notification_integrations README. Its fragment uses
+# `bridge` and `json`; the lines marked "wrapper" provide them. The fragment is as
+# written. tests/test_examples.py runs it.
 # fmt: off
 # ruff: noqa: I001
 import json  # wrapper

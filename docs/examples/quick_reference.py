@@ -1,6 +1,7 @@
-# The seed's "Quick Reference" lines (send an alert, record a metric, check health).
-# They use `manager` (async) and `bridge`; the lines marked "wrapper" provide them.
-# The three reference lines are as written. tests/test_examples.py runs it.
+# The "Quick Reference" lines of the notification_integrations README (send an alert,
+# record a metric, check health). They use `manager` (async) and `bridge`; the lines
+# marked "wrapper" provide them. The three reference lines are as written.
+# tests/test_examples.py runs it.
 # fmt: off
 # ruff: noqa: I001
 import asyncio  # wrapper

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
 from ._types import Alert
 
-__all__ = ["Channel", "ChannelSpec", "DemoSink", "Receipt"]
+__all__ = ["Channel", "ChannelSpec", "DemoSink", "Receipt", "SetupField", "send_test_alert"]
 
-#: What a channel may return from ``send``: small string facts about the
-#: delivery (a Slack message ``ts``, a PagerDuty ``dedup_key``). The core keeps
-#: the receipt in history and hands it back as ``previous`` when the same
-#: alert key is resolved, so a channel can update what it announced.
 Receipt = Mapping[str, str]
+"""What a channel may return from ``send``: small string facts about the delivery (a Slack
+message ``ts``, a PagerDuty ``dedup_key``). The core keeps the receipt in history and hands
+it back as ``previous`` when the same alert key is resolved, so a channel can update what it
+announced."""
 
 
 @runtime_checkable
@@ -41,6 +42,76 @@ class Channel(Protocol):
         ...
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_KINDS = (str, int, float, bool, list)
+
+
+def _check_kind(instance: Any, attribute: Any, value: Any) -> None:
+    if value not in _KINDS:
+        raise ValueError(f"kind: expected str, int, float, bool or list, got {value!r}")
+
+
+def _check_env_name(instance: Any, attribute: Any, value: str | None) -> None:
+    if value is not None and not _ENV_NAME.fullmatch(value):
+        raise ValueError(f"env: expected an environment variable name like MY_URL, got {value!r}")
+
+
+@attrs.frozen
+class SetupField:
+    """One question ``pixalert init`` asks to fill a field of a channel's config.
+
+    - ``field``: the config field the answer fills (``"server"``).
+    - ``label``: the question as shown (``"SMTP server"``).
+    - ``env``: the environment variable that fills the field too
+      (``"ACME_SERVER"``). ``pixalert init`` offers its value as the default and
+      takes the flag named after it (``--acme-server``); the spec's ``env``
+      mapping gets it, so it is declared once, here.
+    - ``secret``: typed at a hidden prompt and never shown again. A field typed
+      :class:`pixalert.channels.Secret` in the config class is always secret.
+    - ``required``: the channel cannot work without it; ``pixalert init``
+      asks until it is given.
+    - ``default``: offered when nothing is configured yet.
+    - ``help``: one more sentence, shown above the question and in
+      ``pixalert init --help``.
+    - ``kind``: how an answer is read: ``str``, ``int``, ``float``, ``bool``, or
+      ``list`` (comma-separated, a list of strings).
+    """
+
+    field: str
+    label: str
+    env: str | None = attrs.field(default=None, validator=_check_env_name)
+    secret: bool = False
+    required: bool = False
+    default: Any = None
+    help: str = ""
+    kind: type = attrs.field(default=str, validator=_check_kind)
+
+    @property
+    def flag(self) -> str | None:
+        """The ``pixalert init`` flag for this field (``--acme-server``), if it has ``env``."""
+        return None if self.env is None else "--" + self.env.lower().replace("_", "-")
+
+
+async def send_test_alert(channel: Channel, alert: Alert) -> str:
+    """The live check a channel has when its spec declares none.
+
+    Sends ``alert`` through ``channel``, then, when the channel returned a
+    receipt (it tracks what it sent: an incident, a message), the alert's
+    resolve, so the test leaves nothing open. Returns ``"sent"`` or
+    ``"sent and resolved"``; raises what ``send`` raises. A plugin's own
+    ``check`` may call it and say more about what happened.
+    """
+    receipt = await channel.send(alert)
+    if not receipt:
+        return "sent"
+    await channel.send(alert.resolve(), previous=receipt)
+    return "sent and resolved"
+
+
+def _setup_tuple(value: Iterable[SetupField]) -> tuple[SetupField, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class ChannelSpec:
     """A channel type, as a plugin declares it from ``pixalert_channels()``.
@@ -50,10 +121,31 @@ class ChannelSpec:
       fields with the :class:`pixalert.channels.Secret` type so they never print.
     - ``factory``: builds a :class:`Channel` from ``(instance_name, config)``.
     - ``env``: environment variable name to config field, e.g.
-      ``{"SLACK_WEBHOOK_URL": "webhook_url"}``. The seed's flat JSON keys are
-      these names lowercased (``slack_webhook_url``).
-    - ``aliases``: extra flat JSON keys, e.g. ``{"default_recipients": "recipients"}``.
+      ``{"ACME_URL": "url"}``. Flat JSON config files use these names
+      lowercased as keys (``acme_url``). The ``env`` of every ``setup`` field
+      is added to it.
+    - ``aliases``: extra flat JSON keys, e.g. ``{"acme_endpoint": "url"}``.
     - ``description``: one line for ``pixalert plugins``.
+    - ``title``: the channel's name for people (``"Acme Pager"``), as
+      ``pixalert init`` asks "Set up Acme Pager?"; ``name`` when empty.
+    - ``setup``: the :class:`SetupField` questions ``pixalert init`` asks, in
+      order. Without them it asks for every field of ``config_type`` (its
+      name, type and default; ``Secret`` fields hidden).
+    - ``check``: ``async check(channel, alert) -> str``, the live check of
+      ``pixalert init`` and ``pixalert channels --check``: given a channel built
+      from the config being checked and a ``LOW`` test alert, try the channel
+      for real (log in, send the alert) and return one line saying what
+      worked (``"logged in as ops and sent a test page"``), or raise
+      :class:`pixalert.DeliveryError` saying what did not. The caller times it
+      out, closes the channel and masks secrets in what it prints. Without
+      one, the check is :func:`send_test_alert`.
+    - ``check_prompt``: the question ``pixalert init`` asks before the check,
+      saying what it does (``"Send a test page now? It opens an incident and
+      resolves it at once."``).
+
+    A ``setup`` field naming a field ``config_type`` does not have, two
+    ``setup`` fields for one config field, or an ``env`` name that fills two
+    different fields is a ``ValueError`` when the spec is made.
     """
 
     name: str
@@ -62,6 +154,32 @@ class ChannelSpec:
     env: Mapping[str, str] = attrs.field(factory=dict)
     aliases: Mapping[str, str] = attrs.field(factory=dict)
     description: str = ""
+    title: str = ""
+    setup: tuple[SetupField, ...] = attrs.field(default=(), converter=_setup_tuple)
+    check: Callable[[Channel, Alert], Awaitable[str]] | None = None
+    check_prompt: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        env = dict(self.env)
+        fields = attrs.fields_dict(self.config_type) if attrs.has(self.config_type) else None
+        seen: set[str] = set()
+        for item in self.setup:
+            where = f"channel type {self.name!r}: setup field {item.field!r}"
+            if not isinstance(item, SetupField):
+                raise TypeError(
+                    f"channel type {self.name!r}: setup: expected SetupField, got {item!r}"
+                )
+            if fields is not None and item.field not in fields:
+                raise ValueError(f"{where}: {self.config_type.__name__} has no such field")
+            if item.field in seen:
+                raise ValueError(f"{where}: asked twice")
+            seen.add(item.field)
+            if item.env is not None:
+                if env.get(item.env, item.field) != item.field:
+                    raise ValueError(f"{where}: env {item.env!r} already fills {env[item.env]!r}")
+                env[item.env] = item.field
+        # Normalised once here: ``env`` holds every variable, setup fields included.
+        object.__setattr__(self, "env", env)
 
 
 @runtime_checkable

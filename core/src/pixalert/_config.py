@@ -3,9 +3,13 @@
 Sources, lowest precedence first:
 
 1. defaults;
-2. a file: ``pixalert.toml``, or the seed's flat ``notification_config.json``;
-3. a ``.env.notifications`` file (``KEY="value"`` lines, the seed's names);
-4. environment variables (the seed's names, and ``PIXALERT_*``);
+2. a file: ``pixalert.toml``, or a flat JSON ``notification_config.json`` whose
+   keys are the channels' environment variable names in lower case (and
+   their aliases);
+3. a ``.env.notifications`` file (``KEY="value"`` lines, with the names of
+   the environment);
+4. environment variables: those the channel plugins declare (``EMAIL_USER``,
+   ``SLACK_WEBHOOK_URL``...), and ``PIXALERT_*``;
 5. explicit arguments (``NotificationManager(config={...})``).
 
 Every error names the source, the key path and what was expected, and all of
@@ -394,7 +398,7 @@ def _flat_keys(specs: Mapping[str, ChannelSpec]) -> dict[str, tuple[str, str]]:
 def _from_flat(
     flat: Mapping[str, Any], specs: Mapping[str, ChannelSpec], source: str
 ) -> dict[str, Any]:
-    """The seed's flat keys (``smtp_server``, ``slack_webhook_url``...) as channel sections."""
+    """Flat JSON keys (channel variables in lower case, aliases, core keys) as nested sections."""
     keys = _flat_keys(specs)
     core = {name.lower(): field for name, field in _CORE_ENV.items()}
     out: dict[str, Any] = {}

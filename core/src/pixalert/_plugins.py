@@ -28,6 +28,7 @@ __all__ = [
 log = logging.getLogger("pixalert.plugins")
 
 ENTRY_POINT_GROUP = "pixalert"
+"""The entry point group plugins register under (``[project.entry-points.pixalert]``)."""
 #: The name of the core's own plugin (its stores), registered in every manager.
 BUILTIN = "pixalert.builtin"
 

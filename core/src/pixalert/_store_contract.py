@@ -87,7 +87,6 @@ from ._types import Alert, DeliveryResult, DeliveryStatus
 
 __all__ = ["STORE_CHECKS", "StoreContract", "check_store_contract"]
 
-#: The checks, in the order they run.
 STORE_CHECKS = (
     "record",
     "settle",
@@ -102,6 +101,7 @@ STORE_CHECKS = (
     "stats",
     "retention",
 )
+"""The names of the store conformance checks, in the order they run."""
 
 #: Builds a handle on database ``name`` with ``clock``; the same name, the same database.
 MakeStore = Callable[[Clock, str], "HistoryStore | Awaitable[HistoryStore]"]

@@ -71,6 +71,8 @@ class Priority(enum.IntEnum):
 
 
 NotificationPriority = Priority
+"""Another name for :class:`Priority`, for code written against the
+``notification_integrations`` module."""
 
 
 class ChannelName(str):
@@ -324,6 +326,8 @@ class Alert:
 
 
 NotificationMessage = Alert
+"""Another name for :class:`Alert`, for code written against the ``notification_integrations``
+module."""
 
 
 @attrs.frozen

@@ -3,17 +3,20 @@
 A channel plugin declares :class:`ChannelSpec` records from its
 ``pixalert_channels`` hook (marked with :data:`hookimpl`); each spec builds
 :class:`Channel` objects whose ``send`` raises :class:`DeliveryError` on
-failure. Mark secret config fields with :class:`Secret` and durations with
-:class:`Duration`, register secrets you derive with :func:`register_secret`,
-and pace sends with :class:`RateLimiter`. :func:`structure_config` builds a
-config class from a mapping with the same error messages the core gives.
+failure. A spec's :class:`SetupField` records are the questions
+``pixalert init`` asks, and its ``check`` (by default
+:func:`send_test_alert`) tries a configured channel for real. Mark secret
+config fields with :class:`Secret` and durations with :class:`Duration`,
+register secrets you derive with :func:`register_secret`, and pace sends
+with :class:`RateLimiter`. :func:`structure_config` builds a config class
+from a mapping with the same error messages the core gives.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._channels import Channel, ChannelSpec, DemoSink, Receipt
+from ._channels import Channel, ChannelSpec, DemoSink, Receipt, SetupField, send_test_alert
 from ._clock import Clock, SystemClock
 from ._durations import Duration
 from ._errors import ConfigError, DeliveryError
@@ -38,10 +41,12 @@ __all__ = [
     "RateLimiter",
     "Receipt",
     "Secret",
+    "SetupField",
     "SystemClock",
     "hookimpl",
     "redact",
     "register_secret",
+    "send_test_alert",
     "structure_config",
 ]
 

@@ -25,8 +25,15 @@ if TYPE_CHECKING:
     from ._storage import HistoryStore, StateBackend
     from ._types import Alert, DeliveryResult
 
+__all__ = ["hookimpl", "hookspec"]
+
 hookspec = pluggy.HookspecMarker("pixalert")
+"""Marks the hook specifications below (pluggy's ``HookspecMarker`` for project ``pixalert``)."""
+
 hookimpl = pluggy.HookimplMarker("pixalert")
+"""Marks a plugin's hook implementations: ``@pixalert.hookimpl`` above a function named
+after a hook (pluggy's ``HookimplMarker`` for project ``pixalert``; it takes pluggy's
+options, such as ``@hookimpl(tryfirst=True)``)."""
 
 # -------------------------------------------------------------------------
 # Channels

@@ -1,4 +1,4 @@
-"""Configuration: the seed's environment variables and JSON keys, defaults, and clear errors."""
+"""Configuration: environment variables and flat JSON keys, defaults, clear errors, setup."""
 
 from __future__ import annotations
 
@@ -181,13 +181,39 @@ def test_secret_is_masked_everywhere():
         assert PASSWORD not in text
 
 
-def test_spec_declares_the_seed_names():
+def test_spec_declares_its_environment_variables_and_setup_questions():
     spec = email_channel_spec()
     assert spec.name == "email"
     assert spec.config_type is EmailConfig
     for name in ("EMAIL_USER", "EMAIL_PASSWORD", "SMTP_SERVER", "SMTP_PORT", "EMAIL_RECIPIENTS"):
         assert name in spec.env
     assert spec.aliases == {"default_recipients": "recipients"}
+    # What ``pixalert init`` asks, in this order.
+    assert [(f.field, f.env, f.kind, f.secret, f.required) for f in spec.setup] == [
+        ("smtp_server", "SMTP_SERVER", str, False, False),
+        ("smtp_port", "SMTP_PORT", int, False, False),
+        ("username", "EMAIL_USER", str, False, False),
+        ("password", "EMAIL_PASSWORD", str, True, False),
+        ("sender", "EMAIL_SENDER", str, False, False),
+        ("recipients", "EMAIL_RECIPIENTS", list, False, True),
+    ]
+    assert spec.title == "Email (SMTP)" and spec.check is not None
+
+
+async def test_the_live_check_logs_in_sends_and_says_where(smtp_server, make_channel):
+    from pixalert import Alert
+
+    spec = email_channel_spec()
+    channel = make_channel(smtp_server)
+    assert spec.check is not None
+    line = await spec.check(channel, Alert(title="pixalert test alert", message="check"))
+    assert line == (
+        f"sent a test email to 1 recipient through {smtp_server.host}:{smtp_server.port} "
+        f"as {smtp_server.username}"
+    )
+    first, resolved = smtp_server.received  # the check resolves what it sent
+    assert first.authenticated_as == smtp_server.username
+    assert "RESOLVED" in resolved.subject.upper()
 
 
 def test_installed_plugin_is_found_through_its_entry_point():

@@ -59,7 +59,7 @@ def test_string_values_from_the_environment_are_converted():
     assert (config.timeout, config.rate, config.burst) == (2.5, 60.0, 5)
 
 
-def test_spec_maps_the_seeds_environment_variables():
+def test_spec_maps_its_environment_variables_and_setup_questions():
     spec = channel_spec()
     assert spec.name == "pagerduty"
     assert spec.config_type is PagerDutyConfig
@@ -67,6 +67,12 @@ def test_spec_maps_the_seeds_environment_variables():
         "PAGERDUTY_INTEGRATION_KEY": "routing_key",
         "PAGERDUTY_API_TOKEN": "api_token",
     }
+    # What ``pixalert init`` asks, in this order.
+    assert [(f.field, f.env, f.secret, f.required) for f in spec.setup] == [
+        ("routing_key", "PAGERDUTY_INTEGRATION_KEY", True, True),
+        ("api_token", "PAGERDUTY_API_TOKEN", True, False),
+    ]
+    assert "resolves it at once" in spec.check_prompt
 
 
 def test_environment_configures_the_channel():

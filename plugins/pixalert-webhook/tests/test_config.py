@@ -35,10 +35,15 @@ def errors_of(data: dict[str, object], path: str = "channels.webhook") -> list[s
     return info.value.errors
 
 
-def test_spec_declares_the_seed_environment_variables() -> None:
+def test_spec_declares_its_environment_variables_and_setup_questions() -> None:
     assert SPEC.name == "webhook"
     assert SPEC.env == {"WEBHOOK_URLS": "urls", "WEBHOOK_SECRET": "secret"}
     assert SPEC.config_type is WebhookConfig
+    # What ``pixalert init`` asks, in this order.
+    assert [(f.field, f.env, f.kind, f.secret, f.required) for f in SPEC.setup] == [
+        ("urls", "WEBHOOK_URLS", list, True, True),
+        ("secret", "WEBHOOK_SECRET", str, True, False),
+    ]
 
 
 def test_webhook_urls_from_the_environment_comma_separated() -> None:

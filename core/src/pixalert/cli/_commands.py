@@ -116,13 +116,19 @@ def _describe(channel: Any) -> str | None:
 
 
 @click.command()
-@click.option("--check", is_flag=True, help="Send a test alert through each channel.")
+@click.option(
+    "--check", is_flag=True, help="Try each channel for real (its live check; exit 1 if one fails)."
+)
 @_json_option
 def channels(check: bool, as_json: bool) -> None:
     """List configured channels; with --check, try each one (exit 1 if any fails)."""
     manager = build_manager()
 
     async def go() -> dict[str, Any]:
+        import asyncio
+
+        from ._check import check_channel, test_alert
+
         async with manager:
             out: dict[str, Any] = {}
             for name, channel in manager.channels.items():
@@ -133,18 +139,22 @@ def channels(check: bool, as_json: bool) -> None:
             for unavailable, reason in manager.unavailable.items():
                 out[unavailable] = {"type": None, "status": "unavailable", "detail": reason}
             if check and manager.channels:
-                results = await manager.send_alert(
-                    "pixalert channel check",
-                    "A test alert from 'pixalert channels --check'. No action needed.",
-                    "low",
-                    channels=list(manager.channels),
-                    source="pixalert-cli",
-                    cooldown=0,
+                specs = manager.plugins.channel_specs()
+                names = list(manager.channels)
+                outcomes = await asyncio.gather(
+                    *(
+                        check_channel(
+                            specs.get(manager.channel_types.get(name, "")),
+                            manager.channels[name],
+                            test_alert("pixalert channels --check", str(name)),
+                        )
+                        for name in names
+                    )
                 )
-                for name, result in results.items():
-                    out[str(name)]["status"] = result.status.value
-                    out[str(name)]["detail"] = result.error or out[str(name)].get("detail")
-                    out[str(name)]["latency"] = result.latency
+                for name, outcome in zip(names, outcomes, strict=True):
+                    out[str(name)]["status"] = "ok" if outcome.ok else "failed"
+                    out[str(name)]["detail"] = outcome.message
+                    out[str(name)]["latency"] = outcome.seconds if outcome.ok else None
             return out
 
     info = run_async(go())
@@ -167,7 +177,7 @@ def channels(check: bool, as_json: bool) -> None:
                 for name, i in info.items()
             ),
         )
-    if check and any(i["status"] not in ("sent", "configured") for i in info.values()):
+    if check and any(i["status"] not in ("ok", "configured") for i in info.values()):
         sys.exit(EXIT_DELIVERY_FAILED)
 
 

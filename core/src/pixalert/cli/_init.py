@@ -1,17 +1,18 @@
-"""``pixalert init``: set up channels and write the config (the seed's ``setup_notifications.sh``).
+"""``pixalert init``: set up channels and write the config.
 
-On a terminal it asks, channel by channel (each skippable), for the seed's
-settings (email over SMTP, Slack, PagerDuty, webhooks) and for those of any
-other installed channel plugin; checks each answer as it goes (the plugin's own
-config validation), and, only when the person says yes, tries the channel for
-real: it builds the channel through the installed plugin's
-:class:`pixalert.channels.ChannelSpec` and sends a test alert (an SMTP login and test
-email, a Slack test message, a PagerDuty test event that is resolved at once).
-Secrets are typed at hidden prompts and never shown again: the summary masks
-them.
+On a terminal it asks, channel type by channel type (each skippable), the
+questions every installed channel plugin declares (the
+:class:`pixalert.channels.SetupField` records of its
+:class:`pixalert.channels.ChannelSpec`), or, for a plugin that declares none,
+for each field of its config class. It checks the answers as it goes (the
+plugin's own config validation) and, only when the person says yes, tries the
+channel for real with the spec's ``check`` (by default a test alert, resolved
+at once when the channel tracks what it sent). Secrets are typed at hidden
+prompts and never shown again: the summary masks them.
 
-Without a terminal (``--no-input``) it takes the same settings from flags and
-the seed's environment variables (``EMAIL_USER``, ``SLACK_WEBHOOK_URL``...).
+Without a terminal (``--no-input``) it takes the same settings from the
+environment variables the plugins declare, from one flag per variable
+(``--acme-url`` for ``ACME_URL``), and from ``--set CHANNEL.KEY=VALUE``.
 
 It writes ``pixalert.toml`` (or ``.env.notifications`` with ``--format env``),
 created with owner-only permissions (0600) from the start. An existing file is
@@ -21,17 +22,15 @@ overwritten only with ``--force`` or after confirmation; its other settings
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import os
 import re
 import sys
 import tempfile
-import time
 import typing
-import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections import abc
+from collections.abc import Mapping
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,131 +41,57 @@ import click
 from . import EXIT_DELIVERY_FAILED, EXIT_USAGE, fail
 
 if TYPE_CHECKING:
-    from .._channels import ChannelSpec
+    from .._channels import ChannelSpec, SetupField
 
 __all__ = ["init"]
 
 TOML_NAME = "pixalert.toml"
 ENV_NAME = ".env.notifications"
 MASK = "••••••••"
+COMMAND = "pixalert init"
+NON_INTERACTIVE = (
+    "to write the config without questions, run 'pixalert init --no-input' with the "
+    "settings as flags or environment variables (listed by 'pixalert init --help')"
+)
 
 
 @attrs.frozen
-class Question:
-    """One setting to ask for: its seed variable, its config field, how to ask."""
+class Facts:
+    """What a channel's config class says about one field."""
 
-    env: str
-    field: str
-    label: str
-    kind: str = "str"  # str | int | float | bool | list
+    kind: type = str
     secret: bool = False
     required: bool = False
     default: Any = None
-    #: A seed setting is always asked; others only when the installed plugin maps ``env``.
-    seed: bool = True
-
-    @property
-    def flag(self) -> str:
-        """The command-line flag of this setting: ``--email-user`` for ``EMAIL_USER``."""
-        return "--" + self.env.lower().replace("_", "-")
+    #: A type ``pixalert init`` can ask for (a string, number, flag or list of strings).
+    askable: bool = True
 
 
 @attrs.frozen
 class Form:
-    """The questions for one channel type, and how to offer its live check."""
+    """The questions for one installed channel type, and how to offer its check."""
 
     type: str
     title: str
-    questions: tuple[Question, ...]
-    check: str
-    package: str = ""
+    fields: tuple[SetupField, ...]
+    check_prompt: str
+    spec: ChannelSpec
+    #: Field name -> :class:`Facts`, for every field of the config class.
+    facts: Mapping[str, Facts] = attrs.field(factory=dict)
+    #: True when the plugin declares no questions and they come from its config class.
+    generic: bool = False
 
+    def env_for(self, field: str) -> str | None:
+        """The environment variable that fills ``field``, if the plugin declares one."""
+        for item in self.fields:
+            if item.field == field and item.env:
+                return item.env
+        return next((env for env, f in self.spec.env.items() if f == field), None)
 
-SEED_FORMS = (
-    Form(
-        "email",
-        "Email (SMTP)",
-        (
-            Question("SMTP_SERVER", "smtp_server", "SMTP server", default="smtp.gmail.com"),
-            Question("SMTP_PORT", "smtp_port", "SMTP port", kind="int", default=587),
-            Question("EMAIL_USER", "username", "SMTP username (usually your email address)"),
-            Question(
-                "EMAIL_PASSWORD",
-                "password",
-                "SMTP password (for Gmail: an app password)",
-                secret=True,
-            ),
-            Question("EMAIL_SENDER", "sender", "From address (Enter: the username)", seed=False),
-            Question(
-                "EMAIL_RECIPIENTS",
-                "recipients",
-                "Recipients, comma-separated",
-                kind="list",
-                required=True,
-            ),
-        ),
-        "Check the SMTP login now by sending a test email?",
-    ),
-    Form(
-        "slack",
-        "Slack",
-        (
-            Question(
-                "SLACK_WEBHOOK_URL",
-                "webhook_url",
-                "Incoming webhook URL (https://hooks.slack.com/services/...)",
-                secret=True,
-            ),
-            Question("SLACK_CHANNEL", "channel", "Slack channel, e.g. #alerts (with a bot token)"),
-            Question(
-                "SLACK_TOKEN", "token", "Bot token xoxb-... (instead of a webhook)", secret=True
-            ),
-        ),
-        "Send a test message to Slack now?",
-    ),
-    Form(
-        "pagerduty",
-        "PagerDuty",
-        (
-            Question(
-                "PAGERDUTY_INTEGRATION_KEY",
-                "routing_key",
-                "Integration key (Events API v2)",
-                secret=True,
-                required=True,
-            ),
-            Question(
-                "PAGERDUTY_API_TOKEN",
-                "api_token",
-                "REST API token (not needed to send)",
-                secret=True,
-            ),
-        ),
-        "Send a test event to PagerDuty now? It opens an incident and resolves it at once.",
-    ),
-    Form(
-        "webhook",
-        "Webhooks",
-        (
-            Question(
-                "WEBHOOK_URLS",
-                "urls",
-                "Webhook URLs, comma-separated",
-                kind="list",
-                secret=True,
-                required=True,
-            ),
-            Question(
-                "WEBHOOK_SECRET",
-                "secret",
-                "Signing secret whsec_... (optional)",
-                secret=True,
-                seed=False,
-            ),
-        ),
-        "Send a test alert to the webhook URLs now?",
-    ),
-)
+    def secret(self, field: str) -> bool:
+        """Whether the value of ``field`` is a secret (asked hidden, never shown)."""
+        asked = next((f for f in self.fields if f.field == field), None)
+        return (asked is not None and asked.secret) or self.facts.get(field, Facts()).secret
 
 
 # ---------------------------------------------------------------------------
@@ -183,144 +108,174 @@ def _bare(tp: Any) -> Any:
     return tp
 
 
-def _field_facts(spec: ChannelSpec) -> dict[str, tuple[str, bool, bool]]:
-    """``field -> (kind, secret, required)`` from the plugin's config class."""
+def _facts_of(tp: Any, field: attrs.Attribute[Any]) -> Facts:
     from .._types import Secret
 
+    tp = _bare(tp)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    default: Any = field.default
+    required = default is attrs.NOTHING
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        default = None if default.takes_self else default.factory()
+    elif required:
+        default = None
+    if origin in (list, tuple, abc.Sequence, abc.Iterable) or tp in (list, tuple):
+        item = _bare(args[0]) if args else str
+        secret = item is Secret
+        return Facts(list, secret, required, default or None, item in (str, Secret))
+    if tp is bool:
+        return Facts(bool, False, required, default)
+    if tp in (int, float):
+        return Facts(tp, False, required, default)
+    if isinstance(tp, type) and issubclass(tp, float):
+        # A float type of its own (a duration): its converter reads the text ("5m").
+        return Facts(str, False, required, default)
+    if tp is Secret:
+        return Facts(str, True, required, None)
+    if tp is str or typing.get_origin(tp) is typing.Literal:
+        return Facts(str, False, required, default)
+    return Facts(str, False, required, None, askable=False)
+
+
+def field_facts(spec: ChannelSpec) -> dict[str, Facts]:
+    """``field -> Facts`` for every field of the plugin's config class."""
     try:
         hints = typing.get_type_hints(spec.config_type)
         fields = attrs.fields(spec.config_type)
-    except Exception:
+    except Exception:  # not an attrs class, or hints that do not resolve: ask as text
         return {}
-    facts = {}
-    for field in fields:
-        tp = _bare(hints.get(field.name))
-        origin = typing.get_origin(tp)
-        args = typing.get_args(tp)
-        secret = tp is Secret or (origin in (list, tuple) and args[:1] == (Secret,))
-        if origin in (list, tuple):
-            kind = "list"
-        elif tp in (bool, int, float):
-            kind = tp.__name__
-        else:
-            kind = "str"
-        facts[field.name] = (kind, secret, field.default is attrs.NOTHING)
-    return facts
+    return {field.name: _facts_of(hints.get(field.name, str), field) for field in fields}
 
 
-def _resolve_form(form: Form, spec: ChannelSpec | None) -> Form:
-    """``form`` with field names, secrecy and questions as the installed plugin declares them."""
-    if spec is None:
-        return attrs.evolve(
-            form,
-            questions=tuple(q for q in form.questions if q.seed),
-            package=f"pixalert-{form.type}",
-        )
-    facts = _field_facts(spec)
-    questions = []
-    for q in form.questions:
-        if q.env not in spec.env and not q.seed:
-            continue
-        field = spec.env.get(q.env, q.field)
-        _, secret, _ = facts.get(field, (q.kind, q.secret, q.required))
-        questions.append(attrs.evolve(q, field=field, secret=q.secret or secret))
-    return attrs.evolve(form, questions=tuple(questions))
-
-
-def _generic_form(spec: ChannelSpec) -> Form:
-    """Questions for a third-party channel type, from its environment variables and config."""
-    facts = _field_facts(spec)
-    questions = []
+def _env_of(spec: ChannelSpec) -> dict[str, str]:
+    """Config field -> the (first) environment variable the spec maps to it."""
+    out: dict[str, str] = {}
     for env, field in spec.env.items():
-        kind, secret, required = facts.get(field, ("str", False, False))
-        questions.append(
-            Question(
-                env,
-                field,
-                f"{field.replace('_', ' ')} ({env})",
-                kind=kind,
-                secret=secret,
-                required=required,
-            )
+        out.setdefault(field, env)
+    return out
+
+
+def _generic_fields(spec: ChannelSpec, facts: Mapping[str, Facts]) -> tuple[SetupField, ...]:
+    from .._channels import SetupField
+
+    env_of = _env_of(spec)
+    return tuple(
+        SetupField(
+            name,
+            name,
+            env=env_of.get(name),
+            secret=fact.secret,
+            required=fact.required,
+            default=fact.default,
+            kind=fact.kind,
         )
-    title = spec.description or spec.name
-    return Form(
-        spec.name,
-        f"{spec.name}: {title}" if spec.description else spec.name,
-        tuple(questions),
-        f"Send a test alert through {spec.name} now?",
+        for name, fact in facts.items()
+        if fact.askable
     )
 
 
-def installed_forms(specs: Mapping[str, ChannelSpec]) -> list[tuple[Form, ChannelSpec | None]]:
-    """The seed's four channels (installed or not), then every other installed channel type."""
-    out: list[tuple[Form, ChannelSpec | None]] = []
-    for form in SEED_FORMS:
-        spec = specs.get(form.type)
-        out.append((_resolve_form(form, spec), spec))
-    for name, spec in sorted(specs.items()):
-        if name in {f.type for f in SEED_FORMS} or not spec.env:
-            continue
-        out.append((_generic_form(spec), spec))
-    return out
+def form_for(spec: ChannelSpec) -> Form:
+    """The questions ``pixalert init`` asks for channel type ``spec``."""
+    facts = field_facts(spec)
+    title = spec.title or spec.name
+    prompt = spec.check_prompt or f"Send a test alert through {title} now?"
+    if not spec.setup:
+        return Form(spec.name, title, _generic_fields(spec, facts), prompt, spec, facts, True)
+    env_of = _env_of(spec)
+    fields = tuple(
+        attrs.evolve(
+            item,
+            env=item.env or env_of.get(item.field),
+            secret=item.secret or facts.get(item.field, Facts()).secret,
+        )
+        for item in spec.setup
+    )
+    return Form(spec.name, title, fields, prompt, spec, facts)
+
+
+def installed_forms(specs: Mapping[str, ChannelSpec]) -> list[Form]:
+    """One form per installed channel type, by type name."""
+    return [form_for(spec) for _, spec in sorted(specs.items())]
 
 
 # ---------------------------------------------------------------------------
 # Values
 # ---------------------------------------------------------------------------
 
+_TRUE = ("1", "true", "yes", "y", "on")
+_FALSE = ("0", "false", "no", "n", "off")
+
 
 def _split(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def coerce(question: Question, value: Any) -> Any:
-    """``value`` (a string from a flag, the environment or a prompt) as the question's kind."""
+def hint(form: Form, item: SetupField) -> str:
+    """Where a setting comes from without questions: ``--acme-url / ACME_URL``."""
+    if item.env:
+        return f"{item.flag} / {item.env}"
+    return f"--set {form.type}.{item.field}=..."
+
+
+def coerce(item: SetupField, value: Any, where: str = "") -> Any:
+    """``value`` (a string from a flag, the environment or a prompt) as the field's kind."""
     if value is None:
         return None
-    if question.kind == "list":
+    if item.kind is list:
         if isinstance(value, str):
             return _split(value)
-        return [str(v) for v in value]
+        return [str(v) for v in value] if isinstance(value, (list, tuple)) else value
     if not isinstance(value, str):
         return value
     text = value.strip()
     if not text:
         return None
-    if question.kind == "int":
+    where = where or item.flag or item.field
+    if item.kind is int:
         try:
             return int(text)
         except ValueError:
             raise click.BadParameter(
-                f"expected a whole number, got {text!r}", param_hint=question.flag
+                f"expected a whole number, got {text!r}", param_hint=where
             ) from None
-    if question.kind == "float":
+    if item.kind is float:
         try:
             return float(text)
         except ValueError:
-            raise click.BadParameter(
-                f"expected a number, got {text!r}", param_hint=question.flag
-            ) from None
-    if question.kind == "bool":
-        return text.lower() in ("1", "true", "yes", "on")
-    return value if question.secret else text
+            raise click.BadParameter(f"expected a number, got {text!r}", param_hint=where) from None
+    if item.kind is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise click.BadParameter(f"expected yes or no, got {text!r}", param_hint=where)
+    return value if item.secret else text
 
 
 def _empty(value: Any) -> bool:
     return value is None or value == "" or value == []
 
 
-def _secret_texts(
-    answers: Mapping[str, Mapping[str, Any]], forms: Iterable[tuple[Form, Any]]
-) -> list[str]:
-    """Every secret answered, for masking error messages."""
+def _secret_texts(form: Form, section: Mapping[str, Any]) -> list[str]:
+    """Every secret answered for ``form``, for masking error messages."""
     out: list[str] = []
-    for form, _ in forms:
-        for q in form.questions:
-            value = answers.get(form.type, {}).get(q.field)
-            if q.secret and not _empty(value):
-                out.extend(value if isinstance(value, list) else [str(value)])
+    for key, value in section.items():
+        if not form.secret(key) or _empty(value):
+            continue
+        out.extend([str(v) for v in value] if isinstance(value, list) else [str(value)])
     return out
+
+
+def _as_field(form: Form, key: str) -> SetupField:
+    """The question for ``key``, or one made from the config class for other keys."""
+    from .._channels import SetupField
+
+    asked = next((f for f in form.fields if f.field == key), None)
+    if asked is not None:
+        return asked
+    fact = form.facts.get(key, Facts())
+    return SetupField(key, key, env=form.env_for(key), secret=fact.secret, kind=fact.kind)
 
 
 # ---------------------------------------------------------------------------
@@ -503,89 +458,31 @@ def _read_existing(path: Path, fmt: str) -> dict[str, Any]:
         return {}
 
 
-def _existing_answers(
-    existing: Mapping[str, Any], forms: list[tuple[Form, Any]]
-) -> dict[str, dict[str, Any]]:
+def _existing_answers(existing: Mapping[str, Any], forms: list[Form]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     if "env" in existing:
         values = existing["env"]
-        for form, _ in forms:
-            for q in form.questions:
-                if q.env in values:
-                    out.setdefault(form.type, {})[q.field] = coerce(q, values[q.env])
+        for form in forms:
+            for env, field in form.spec.env.items():
+                if env in values:
+                    item = _as_field(form, field)
+                    with contextlib.suppress(click.BadParameter):  # offered as asked
+                        out.setdefault(form.type, {})[field] = coerce(item, values[env], env)
         return out
     channels = existing.get("channels", {})
     if isinstance(channels, Mapping):
-        for form, _ in forms:
+        for form in forms:
             section = channels.get(form.type)
             if isinstance(section, Mapping):
                 out[form.type] = dict(section)
     return out
 
 
-# ---------------------------------------------------------------------------
-# Checking a channel for real
-# ---------------------------------------------------------------------------
-
-
-@attrs.frozen
-class CheckOutcome:
-    """What a live check found."""
-
-    ok: bool
-    message: str
-    seconds: float = 0.0
-
-
-def structure(spec: ChannelSpec, name: str, section: Mapping[str, Any]) -> Any:
+def structure(form: Form, section: Mapping[str, Any]) -> Any:
     """The plugin's config object for ``section`` (raises :class:`pixalert.ConfigError`)."""
     from .._config import structure_config
 
-    return structure_config(spec.config_type, section, path=f"channels.{name}")
-
-
-async def _send_test(spec: ChannelSpec, name: str, config: Any, timeout: float) -> CheckOutcome:
-    from .._errors import DeliveryError
-    from .._redact import redact
-    from .._types import Alert, Priority
-
-    alert = Alert(
-        title="pixalert test alert",
-        message=f"Sent by 'pixalert init' to check the {name} settings. No action needed.",
-        priority=Priority.LOW,
-        source="pixalert-init",
-        key=f"pixalert-init-{uuid.uuid4().hex[:12]}",
-        metadata={"sent_by": "pixalert init"},
-    )
-    try:
-        channel = spec.factory(name, config)
-    except Exception as exc:
-        return CheckOutcome(False, redact(f"could not build the channel: {exc}"))
-    started = time.perf_counter()
-    try:
-        receipt = await asyncio.wait_for(channel.send(alert), timeout)
-        done = "sent"
-        if receipt:
-            # The channel tracks what it sent (a PagerDuty incident, a Slack message):
-            # resolve it, so the test leaves nothing open.
-            await asyncio.wait_for(channel.send(alert.resolve(), previous=receipt), timeout)
-            done = "sent and resolved"
-    except asyncio.TimeoutError:
-        return CheckOutcome(False, f"no answer within {timeout:g}s")
-    except DeliveryError as exc:
-        kind = "temporary: may pass later" if exc.retryable else "permanent"
-        return CheckOutcome(False, f"{redact(exc.message)} ({kind})")
-    except Exception as exc:
-        return CheckOutcome(False, redact(f"{type(exc).__name__}: {exc}"))
-    finally:
-        with contextlib.suppress(Exception):  # closing after a check is best effort
-            await asyncio.wait_for(channel.aclose(), timeout)
-    return CheckOutcome(True, done, time.perf_counter() - started)
-
-
-def live_check(spec: ChannelSpec, name: str, config: Any, timeout: float = 30.0) -> CheckOutcome:
-    """Send a test alert through a channel built by ``spec`` (and resolve it if tracked)."""
-    return asyncio.run(_send_test(spec, name, config, timeout))
+    return structure_config(form.spec.config_type, section, path=f"channels.{form.type}")
 
 
 # ---------------------------------------------------------------------------
@@ -593,56 +490,66 @@ def live_check(spec: ChannelSpec, name: str, config: Any, timeout: float = 30.0)
 # ---------------------------------------------------------------------------
 
 
-def _shown(question: Question, value: Any) -> str:
+def _shown(item: SetupField, value: Any) -> str:
     if _empty(value):
         return ""
-    if question.secret:
+    if item.secret:
         return MASK
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     return str(value)
 
 
-def _ask(question: Question, current: Any) -> Any:
-    """Ask for one setting; Enter keeps ``current`` (or the question's default)."""
-    default = current if not _empty(current) else question.default
-    label = "  " + question.label
-    if question.secret:
+def _ask(item: SetupField, current: Any) -> Any:
+    """Ask for one setting; Enter keeps ``current`` (or the field's default)."""
+    default = current if not _empty(current) else item.default
+    label = "  " + item.label
+    if item.help:
+        click.secho(f"  {item.help}", dim=True)
+    if item.secret:
         has = not _empty(default)
         if has:
             label += " (hidden; Enter keeps the current one)"
         else:
-            label += " (hidden)" if question.required else " (hidden; Enter to skip)"
+            label += " (hidden)" if item.required else " (hidden; Enter to skip)"
         raw = click.prompt(
             label,
-            default="" if has or not question.required else None,
+            default="" if has or not item.required else None,
             hide_input=True,
             show_default=False,
         )
-        return default if raw == "" and has else coerce(question, raw)
-    shown = _shown(question, default)
-    if question.kind == "int":
-        value_type: Any = click.IntRange(1, 65535) if question.field.endswith("port") else int
-        return (
-            click.prompt(label, default=default, type=value_type, show_default=True)
-            if not _empty(default)
-            else _optional_number(label, question)
-        )
-    if not question.required and _empty(default):
+        return default if raw == "" and has else coerce(item, raw)
+    if item.kind in (int, float, bool):
+        if _empty(default):
+            return _optional_value(label, item)
+        if item.kind is bool:
+            return click.confirm(label, default=bool(default))
+        value_type: Any = item.kind
+        if item.kind is int and item.field.endswith("port"):
+            value_type = click.IntRange(1, 65535)
+        return click.prompt(label, default=default, type=value_type, show_default=True)
+    shown = _shown(item, default)
+    if not item.required and _empty(default):
         label += " (optional, Enter to skip)"
     raw = click.prompt(
         label,
-        default=shown if shown else ("" if not question.required else None),
+        default=shown if shown else ("" if not item.required else None),
         show_default=bool(shown),
     )
-    return coerce(question, raw)
+    return coerce(item, raw)
 
 
-def _optional_number(label: str, question: Question) -> Any:
+def _optional_value(label: str, item: SetupField) -> Any:
+    if item.required:
+        label += " (required)"
+    else:
+        label += " (optional, Enter to skip)"
     while True:
-        raw = click.prompt(label + " (optional, Enter to skip)", default="", show_default=False)
+        raw = click.prompt(label, default="" if not item.required else None, show_default=False)
         try:
-            return coerce(question, raw)
+            return coerce(item, raw)
         except click.BadParameter as exc:
             click.echo(f"  Error: {exc.message}")
 
@@ -655,46 +562,46 @@ def _problems(error: Exception, secrets: list[str], form: Form) -> list[str]:
     out = []
     for line in lines:
         text = redact(line, secrets)
-        for q in form.questions:
-            if text.endswith(f"channels.{form.type}.{q.field}"):
-                text += f" ({q.flag} / {q.env})"
+        for item in form.fields:
+            if text.endswith(f"channels.{form.type}.{item.field}"):
+                text += f" ({hint(form, item)})"
         out.append(text)
     return out
 
 
 def _missing_required(form: Form, section: Mapping[str, Any]) -> list[str]:
     return [
-        f"{q.label}: required ({q.flag} / {q.env})"
-        for q in form.questions
-        if q.required and _empty(section.get(q.field))
+        f"{item.label}: required ({hint(form, item)})"
+        for item in form.fields
+        if item.required and _empty(section.get(item.field))
     ]
 
 
-def _interactive_channel(
-    form: Form, spec: ChannelSpec | None, current: dict[str, Any]
-) -> dict[str, Any] | None:
+def _interactive_channel(form: Form, current: dict[str, Any]) -> dict[str, Any] | None:
     """Ask for one channel; return its section, or None when skipped."""
+    from ._check import check_config
+
     click.echo()
     click.secho(form.title, bold=True)
-    if spec is None:
+    if form.generic:
         click.echo(
-            f"  ({form.package} is not installed: the settings are saved but cannot be "
-            f"checked; pip install {form.package})"
+            f"  (the {form.type} plugin declares no setup questions: asking for each "
+            "field of its config; Enter keeps the [default])"
         )
     has_values = any(not _empty(v) for v in current.values())
     if not click.confirm(f"  Set up {form.title}?", default=has_values):
         return None
     answers = dict(current)
     while True:
-        for q in form.questions:
-            answers[q.field] = _ask(q, answers.get(q.field))
+        for item in form.fields:
+            answers[item.field] = _ask(item, answers.get(item.field))
         section = {k: v for k, v in answers.items() if not _empty(v)}
-        secrets = _secret_texts({form.type: section}, [(form, None)])
+        secrets = _secret_texts(form, section)
         problems = _missing_required(form, section)
         config = None
-        if not problems and spec is not None:
+        if not problems:
             try:
-                config = structure(spec, form.type, section)
+                config = structure(form, section)
             except ValueError as exc:
                 problems = _problems(exc, secrets, form)
         if problems:
@@ -704,18 +611,14 @@ def _interactive_channel(
             if click.confirm(f"  Enter the {form.title} settings again?", default=True):
                 continue
             return None
-        if spec is None or config is None:
-            return section
         click.secho("  ✓ the settings are valid", fg="green")
-        if not click.confirm("  " + form.check, default=False):
+        if not click.confirm("  " + form.check_prompt, default=False):
             return section
-        outcome = live_check(spec, form.type, config)
+        outcome = check_config(form.spec, form.type, config, COMMAND, secrets)
         if outcome.ok:
             click.secho(f"  ✓ {outcome.message} in {outcome.seconds * 1000:.0f} ms", fg="green")
             return section
-        from .._redact import redact
-
-        click.secho(f"  ✗ the test failed: {redact(outcome.message, secrets)}", fg="red")
+        click.secho(f"  ✗ the test failed: {outcome.message}", fg="red")
         choice = click.prompt(
             "  [r]e-enter the settings, [k]eep them anyway, or [s]kip this channel?",
             type=click.Choice(["r", "k", "s"]),
@@ -733,7 +636,7 @@ def _interactive_channel(
 
 
 def _summary(
-    forms: list[tuple[Form, Any]],
+    forms: list[Form],
     sections: Mapping[str, Mapping[str, Any]],
     extra: Mapping[str, Mapping[str, Any]],
 ) -> None:
@@ -742,14 +645,12 @@ def _summary(
     from ._output import print_table
 
     rows = []
-    for form, _ in forms:
+    for form in forms:
         section = sections.get(form.type)
         if section is None:
             continue
-        asked = {q.field: q for q in form.questions}
         for key, value in section.items():
-            q = asked.get(key) or Question("", key, key)
-            rows.append((form.type, key, escape(_shown(q, value) or "")))
+            rows.append((form.type, key, escape(_shown(_as_field(form, key), value) or "")))
     for name, section in extra.items():
         rows.append((escape(name), escape(", ".join(section)), "(kept as it was)"))
     print_table("Settings (secrets are not shown)", ["channel", "setting", "value"], rows)
@@ -757,7 +658,7 @@ def _summary(
 
 def _document(
     fmt: str,
-    forms: list[tuple[Form, Any]],
+    forms: list[Form],
     sections: Mapping[str, Mapping[str, Any]],
     existing: Mapping[str, Any],
 ) -> str:
@@ -766,24 +667,19 @@ def _document(
         f"Written by 'pixalert init' on {stamp}.\n"
         "It holds secrets: keep it private (mode 600), out of version control."
     )
-    asked = {form.type for form, _ in forms}
+    asked = {form.type for form in forms}
     if fmt == "env":
         lines = [f"# {line}" for line in header.splitlines()]
         managed: set[str] = set()
-        for form, spec in forms:
+        for form in forms:
             section = sections.get(form.type)
-            managed.update(q.env for q in form.questions)
             if not section:
                 continue
+            managed.update(form.spec.env)
             lines.append("")
             lines.append(f"# {form.title}")
-            env_for = {q.field: q.env for q in form.questions}
-            if spec is not None:
-                for env, field in spec.env.items():
-                    env_for.setdefault(field, env)
-                    managed.add(env)
             for key, value in section.items():
-                env = env_for.get(key)
+                env = form.env_for(key)
                 if env is None:
                     raise ValueError(
                         f"channels.{form.type}.{key}: has no environment variable; "
@@ -799,7 +695,7 @@ def _document(
     data: dict[str, Any] = {k: v for k, v in existing.items() if k != "channels"}
     channels: dict[str, Any] = {}
     old = existing.get("channels", {})
-    for form, _ in forms:
+    for form in forms:
         if form.type in sections:
             channels[form.type] = dict(sections[form.type])
     if isinstance(old, Mapping):
@@ -815,21 +711,64 @@ def _document(
 # ---------------------------------------------------------------------------
 
 
-def _seed_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    seen = set()
-    for form in reversed(SEED_FORMS):
-        for q in reversed(form.questions):
-            if q.env in seen:
-                continue
-            seen.add(q.env)
-            hint = " Prefer the variable for secrets: flags show in 'ps'." if q.secret else ""
-            func = click.option(
-                q.flag,
-                q.env.lower(),
-                metavar="VALUE",
-                help=f"{form.type}: {q.label} (or ${q.env}).{hint}",
-            )(func)
-    return func
+def _dest(env: str) -> str:
+    return "env_" + env.lower()
+
+
+def _load_forms() -> list[Form]:
+    """The forms of the installed channel types (raises ``ValueError`` on a name conflict)."""
+    from .._plugins import default_plugin_manager
+
+    return installed_forms(default_plugin_manager().channel_specs())
+
+
+class InitCommand(click.Command):
+    """``init``, with one flag per environment variable the installed channel plugins declare.
+
+    The flags are made when first needed (parsing, ``--help``), so listing
+    commands loads no channel plugin's config; they are made again when the
+    plugin manager changes (as tests do).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plugin_params: tuple[object, list[click.Parameter]] | None = None
+
+    def plugin_params(self) -> list[click.Parameter]:
+        """The flags of the installed plugins' fields, in form order (first declared wins)."""
+        from .._plugins import default_plugin_manager
+
+        pm = default_plugin_manager()
+        if self._plugin_params is not None and self._plugin_params[0] is pm:
+            return self._plugin_params[1]
+        params: list[click.Parameter] = []
+        taken = {opt for p in self.params for opt in getattr(p, "opts", ())} | {"--help", "-h"}
+        try:
+            forms = installed_forms(pm.channel_specs())
+        except ValueError:
+            forms = []  # the command itself reports the conflict
+        for form in forms:
+            for item in form.fields:
+                if item.env is None or item.flag in taken:
+                    continue
+                taken.add(str(item.flag))
+                text = f"{form.type}: {item.label} (or ${item.env})."
+                if item.secret:
+                    text += " Prefer the variable for secrets: flags show in 'ps'."
+                if item.help:
+                    text += f" {item.help}"
+                params.append(
+                    click.Option([str(item.flag), _dest(item.env)], metavar="VALUE", help=text)
+                )
+        self._plugin_params = (pm, params)
+        return params
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        extra = self.plugin_params()
+        if params and set(getattr(params[-1], "opts", ())) & set(ctx.help_option_names):
+            return [*params[:-1], *extra, params[-1]]  # --help stays last
+        return [*params, *extra]
 
 
 def _parse_sets(items: tuple[str, ...]) -> dict[str, dict[str, str]]:
@@ -845,14 +784,21 @@ def _parse_sets(items: tuple[str, ...]) -> dict[str, dict[str, str]]:
     return out
 
 
-@click.command()
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):  # closed or replaced stdin
+        return False
+
+
+@click.command(cls=InitCommand)
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(["toml", "env"]),
     default="toml",
     show_default=True,
-    help="Write pixalert.toml, or the seed's .env.notifications.",
+    help="Write pixalert.toml, or KEY=value lines to .env.notifications.",
 )
 @click.option(
     "-o",
@@ -870,7 +816,7 @@ def _parse_sets(items: tuple[str, ...]) -> dict[str, dict[str, str]]:
     "--check",
     "check_all",
     is_flag=True,
-    help="With --no-input: send a test alert through each channel first; "
+    help="With --no-input: try each channel for real first (its live check); "
     "write nothing if one fails (exit 1).",
 )
 @click.option(
@@ -880,7 +826,6 @@ def _parse_sets(items: tuple[str, ...]) -> dict[str, dict[str, str]]:
     metavar="CHANNEL.KEY=VALUE",
     help="Any other setting, e.g. --set email.security=tls (repeatable).",
 )
-@_seed_options
 def init(
     fmt: str,
     output: Path | None,
@@ -892,15 +837,10 @@ def init(
 ) -> None:
     """Set up alert channels and write the config (secrets stay hidden).
 
-    Asks for each channel in turn (email, Slack, PagerDuty, webhooks, and any
-    other installed channel plugin); any can be skipped. With --no-input the
-    settings come from flags and the seed's environment variables
-    (EMAIL_USER, EMAIL_PASSWORD, SMTP_SERVER, SMTP_PORT, EMAIL_RECIPIENTS,
-    SLACK_WEBHOOK_URL, SLACK_CHANNEL, SLACK_TOKEN, PAGERDUTY_INTEGRATION_KEY,
-    PAGERDUTY_API_TOKEN, WEBHOOK_URLS).
+    Asks for each installed channel type in turn, the questions its plugin
+    declares; any can be skipped. With --no-input the settings come from the
+    flags below and the environment variables they name, and from --set.
     """
-    from .._plugins import default_plugin_manager
-
     root = click.get_current_context().find_root().obj or {}
     if output is None:
         configured = root.get("config_file")
@@ -914,19 +854,69 @@ def init(
         fail(f"{output.parent}: no such directory")
 
     try:
-        specs = default_plugin_manager().channel_specs()
+        forms = _load_forms()
     except ValueError as exc:
         fail(str(exc))
-    forms = installed_forms(specs)
+    if not forms:
+        fail(
+            "no channel plugin is installed, so there is nothing to set up: install one "
+            "(pixalert-email, pixalert-slack, pixalert-pagerduty, pixalert-webhook, or your "
+            "own), then run 'pixalert init' again; 'pixalert plugins' lists what is installed"
+        )
     set_values = _parse_sets(sets)
-    known = {form.type for form, _ in forms}
+    known = {form.type for form in forms}
     unknown = sorted(set(set_values) - known)
     if unknown:
         fail(
             f"--set {unknown[0]}.…: no such channel type; "
             f"expected one of {', '.join(sorted(known))}"
         )
+    if not no_input and not _stdin_is_terminal():
+        fail("pixalert init asks questions, and stdin is not a terminal; " + NON_INTERACTIVE)
 
+    try:
+        _run(fmt, output, force, no_input, check_all, forms, set_values, flags)
+    except click.Abort as exc:
+        if isinstance(exc.__context__, EOFError):
+            fail(
+                "the input ended before the questions were answered: nothing written; "
+                + NON_INTERACTIVE
+            )
+        raise
+
+
+def _defaults(
+    forms: list[Form],
+    existing: Mapping[str, Any],
+    flags: Mapping[str, str | None],
+    set_values: Mapping[str, Mapping[str, str]],
+) -> dict[str, dict[str, Any]]:
+    """The values to start from, lowest first: the existing file, the environment, flags, --set."""
+    current = _existing_answers(existing, forms)
+    for form in forms:
+        values = current.setdefault(form.type, {})
+        for env, field in form.spec.env.items():
+            if os.environ.get(env):
+                values[field] = coerce(_as_field(form, field), os.environ[env], env)
+        for item in form.fields:
+            flag_value = flags.get(_dest(item.env)) if item.env else None
+            if flag_value is not None:
+                values[item.field] = coerce(item, flag_value)
+        for key, value in set_values.get(form.type, {}).items():
+            values[key] = coerce(_as_field(form, key), value, f"--set {form.type}.{key}")
+    return current
+
+
+def _run(
+    fmt: str,
+    output: Path,
+    force: bool,
+    no_input: bool,
+    check_all: bool,
+    forms: list[Form],
+    set_values: Mapping[str, Mapping[str, str]],
+    flags: Mapping[str, str | None],
+) -> None:
     exists = output.exists()
     if exists and not force:
         if no_input:
@@ -939,24 +929,7 @@ def init(
             click.echo(f"Left {output} as it was.")
             sys.exit(EXIT_DELIVERY_FAILED)
     existing = _read_existing(output, fmt) if exists else {}
-
-    # Defaults, lowest first: the existing file, the environment, flags and --set.
-    current = _existing_answers(existing, forms)
-    for form, spec in forms:
-        values = current.setdefault(form.type, {})
-        for q in form.questions:
-            if os.environ.get(q.env):
-                values[q.field] = coerce(q, os.environ[q.env])
-            flag_value = flags.get(q.env.lower())
-            if flag_value is not None:
-                values[q.field] = coerce(q, flag_value)
-        facts = _field_facts(spec) if spec is not None else {}
-        for key, value in set_values.get(form.type, {}).items():
-            question = next((q for q in form.questions if q.field == key), None)
-            if question is None:
-                kind, secret, _ = facts.get(key, ("str", False, False))
-                question = Question(f"{form.type}.{key}", key, key, kind=kind, secret=secret)
-            values[key] = coerce(question, value)
+    current = _defaults(forms, existing, flags, set_values)
 
     if no_input:
         sections = _from_flags(forms, current, check_all)
@@ -966,8 +939,8 @@ def init(
             "Enter to keep a [default]. Secrets are typed hidden and never shown."
         )
         sections = {}
-        for form, spec in forms:
-            section = _interactive_channel(form, spec, current.get(form.type, {}))
+        for form in forms:
+            section = _interactive_channel(form, current.get(form.type, {}))
             if section is not None:
                 sections[form.type] = section
         click.echo()
@@ -980,6 +953,7 @@ def init(
     except ValueError as exc:
         fail(str(exc))
     kept = {}
+    known = {form.type for form in forms}
     old = existing.get("channels", {}) if fmt == "toml" else {}
     if isinstance(old, Mapping):
         kept = {n: s for n, s in old.items() if n not in known and isinstance(s, Mapping)}
@@ -999,28 +973,42 @@ def init(
     )
 
 
+def _examples(forms: list[Form]) -> tuple[list[str], list[str]]:
+    """A few flags and variables to name in a hint: each form's first required (or first) one."""
+    flags: list[str] = []
+    names: list[str] = []
+    for form in forms:
+        with_env = [item for item in form.fields if item.env]
+        item = next((i for i in with_env if i.required), with_env[0] if with_env else None)
+        if item is not None and len(flags) < 3:
+            flags.append(str(item.flag))
+            names.append(str(item.env))
+    return flags, names
+
+
 def _from_flags(
-    forms: list[tuple[Form, Any]], current: Mapping[str, Mapping[str, Any]], check_all: bool
+    forms: list[Form], current: Mapping[str, Mapping[str, Any]], check_all: bool
 ) -> dict[str, dict[str, Any]]:
     """Build and validate every channel given by flags or the environment (no questions)."""
+    from ._check import check_config
+
     sections: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
-    configs: dict[str, tuple[ChannelSpec, Any]] = {}
-    for form, spec in forms:
+    configs: dict[str, tuple[Form, Any, list[str]]] = {}
+    for form in forms:
         section = {k: v for k, v in current.get(form.type, {}).items() if not _empty(v)}
         if not section:
             continue  # nothing given for this channel: the plugin's defaults apply to the rest
-        secrets = _secret_texts({form.type: section}, [(form, None)])
+        secrets = _secret_texts(form, section)
         missing = _missing_required(form, section)
         if missing:
             problems.extend(f"{form.type}: {line}" for line in missing)
             continue
-        if spec is not None:
-            try:
-                configs[form.type] = (spec, structure(spec, form.type, section))
-            except ValueError as exc:
-                problems.extend(_problems(exc, secrets, form))
-                continue
+        try:
+            configs[form.type] = (form, structure(form, section), secrets)
+        except ValueError as exc:
+            problems.extend(_problems(exc, secrets, form))
+            continue
         sections[form.type] = section
     if problems:
         click.echo("error: these settings do not work:", err=True)
@@ -1028,14 +1016,18 @@ def _from_flags(
             click.echo(f"  - {line}", err=True)
         sys.exit(EXIT_USAGE)
     if not sections:
+        flags, names = _examples(forms)
         fail(
-            "no channel settings given: pass flags such as --slack-webhook-url, or set the "
-            "seed's variables (SLACK_WEBHOOK_URL, EMAIL_RECIPIENTS...); see 'pixalert init --help'"
+            f"no channel settings given: pass flags such as {' or '.join(flags)}, or set "
+            f"their environment variables ({', '.join(names)}...); 'pixalert init --help' "
+            "lists every flag"
+            if flags
+            else "no channel settings given: pass them with --set CHANNEL.KEY=VALUE"
         )
     if check_all:
         failed = False
-        for name, (spec, config) in configs.items():
-            outcome = live_check(spec, name, config)
+        for name, (form, config, secrets) in configs.items():
+            outcome = check_config(form.spec, name, config, COMMAND, secrets)
             mark = "✓" if outcome.ok else "✗"
             click.echo(f"{mark} {name}: {outcome.message}")
             failed = failed or not outcome.ok

@@ -58,7 +58,7 @@ def _cell(value: Any, escape: Any) -> str:
     return str(escape(str(value)))
 
 
-_STYLE = {"sent": "green", "failed": "red", "suppressed": "yellow", "skipped": "dim"}
+_STYLE = {"sent": "green", "ok": "green", "failed": "red", "suppressed": "yellow", "skipped": "dim"}
 
 
 def status_text(status: str) -> str:

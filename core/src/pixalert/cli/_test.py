@@ -1,4 +1,4 @@
-"""``pixalert test``: the seed's ``test_notifications.py`` suites, against the configured channels.
+"""``pixalert test``: test suites that run against the configured channels.
 
 - ``channels``: one test message per configured channel.
 - ``priorities``: which channels each priority reaches (the routing table), proven by sending.

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pixalert import hookimpl
-from pixalert.channels import Channel, ChannelSpec, DemoSink
+from pixalert.channels import Channel, ChannelSpec, DemoSink, SetupField
 
 if TYPE_CHECKING:
     from ._channel import AppriseChannel, classify
@@ -41,9 +41,22 @@ __all__ = [
     "render_title",
 ]
 
-#: Apprise's own environment variables, and the config field each fills (for
-#: the default channel, named ``apprise``).
 ENV = {"APPRISE_URLS": "urls", "APPRISE_CONFIG_PATH": "config"}
+"""Apprise's own environment variables, and the config field each fills (for the
+default channel, named ``apprise``)."""
+
+SETUP = (
+    SetupField(
+        "urls",
+        "Apprise URLs, comma-separated (or Enter to use a config file)",
+        env="APPRISE_URLS",
+        kind=list,
+        secret=True,
+    ),
+    SetupField("config", "Apprise config file, YAML or TEXT (optional)", env="APPRISE_CONFIG_PATH"),
+    SetupField("tags", "Tags of that file's services, comma-separated (optional)", kind=list),
+)
+"""The questions ``pixalert init`` asks to set up an Apprise channel."""
 
 DESCRIPTION = (
     "Apprise: 100+ services by URL (discord://, msteams://, tgram://, matrix://, ntfy://, "
@@ -79,6 +92,9 @@ def pixalert_channels() -> Sequence[ChannelSpec]:
             factory=_factory,
             env=ENV,
             description=DESCRIPTION,
+            title="Apprise (about 150 services by URL)",
+            setup=SETUP,
+            check_prompt="Send a test notification through Apprise now?",
         )
     ]
 

@@ -17,16 +17,16 @@ from pixalert.channels import Alert, Priority
 
 __all__ = ["FORMATS", "NOTIFY_TYPES", "render_body", "render_title", "notify_type"]
 
-#: The body formats Apprise services take.
 FORMATS = ("text", "markdown", "html")
+"""The body formats Apprise services take."""
 
-#: Each priority's Apprise notify type while the alert fires; a resolve is ``"success"``.
 NOTIFY_TYPES: Mapping[Priority, str] = {
     Priority.LOW: "info",
     Priority.MEDIUM: "warning",
     Priority.HIGH: "failure",
     Priority.CRITICAL: "failure",
 }
+"""Each priority's Apprise notify type while the alert fires; a resolve is ``"success"``."""
 
 # CommonMark characters that start emphasis, links, HTML, headings, tables or code.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")

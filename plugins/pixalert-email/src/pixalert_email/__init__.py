@@ -14,27 +14,36 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pixalert import hookimpl
-from pixalert.channels import ChannelSpec, DemoSink
+from pixalert.channels import Channel, ChannelSpec, DemoSink, SetupField, send_test_alert
 
 from ._config import EmailConfig
 
 if TYPE_CHECKING:
+    from pixalert import Alert
+
     from ._channel import EmailChannel
 
 __version__ = "0.1.0"
 
 __all__ = ["EmailChannel", "EmailConfig", "__version__", "email_channel_spec"]
 
-#: The seed's environment variable names (and two more) to config fields.
-ENV = {
-    "EMAIL_USER": "username",
-    "EMAIL_PASSWORD": "password",
-    "SMTP_SERVER": "smtp_server",
-    "SMTP_PORT": "smtp_port",
-    "EMAIL_RECIPIENTS": "recipients",
-    "EMAIL_SENDER": "sender",
-    "EMAIL_SECURITY": "security",
-}
+# What ``pixalert init`` asks, in order; each variable fills its field too.
+SETUP = (
+    SetupField("smtp_server", "SMTP server", env="SMTP_SERVER", default="smtp.gmail.com"),
+    SetupField("smtp_port", "SMTP port", env="SMTP_PORT", kind=int, default=587),
+    SetupField("username", "SMTP username (usually your email address)", env="EMAIL_USER"),
+    SetupField(
+        "password", "SMTP password (for Gmail: an app password)", env="EMAIL_PASSWORD", secret=True
+    ),
+    SetupField("sender", "From address (Enter: the username)", env="EMAIL_SENDER"),
+    SetupField(
+        "recipients",
+        "Recipients, comma-separated",
+        env="EMAIL_RECIPIENTS",
+        kind=list,
+        required=True,
+    ),
+)
 
 
 def _factory(name: str, config: EmailConfig) -> EmailChannel:
@@ -43,15 +52,32 @@ def _factory(name: str, config: EmailConfig) -> EmailChannel:
     return EmailChannel(name, config)
 
 
+async def _check(channel: Channel, alert: Alert) -> str:
+    """Send a test email and its resolve: this tries the connection, TLS, the login and
+    the recipients, and says which server and account were used."""
+    await send_test_alert(channel, alert)
+    config: EmailConfig = channel.config  # type: ignore[attr-defined]  # built by _factory
+    count = len(config.recipients)
+    account = f" as {config.username}" if config.password is not None and config.username else ""
+    return (
+        f"sent a test email to {count} recipient{'' if count == 1 else 's'} "
+        f"through {config.smtp_server}:{config.smtp_port}{account}"
+    )
+
+
 def email_channel_spec() -> ChannelSpec:
     """The ``email`` channel type, as this plugin declares it."""
     return ChannelSpec(
         name="email",
         config_type=EmailConfig,
         factory=_factory,
-        env=ENV,
+        env={"EMAIL_SECURITY": "security"},
         aliases={"default_recipients": "recipients"},
         description="email over SMTP (STARTTLS or TLS, aiosmtplib)",
+        title="Email (SMTP)",
+        setup=SETUP,
+        check=_check,
+        check_prompt="Check the SMTP login now by sending a test email?",
     )
 
 

@@ -63,9 +63,9 @@ class EmailConfig:
     """Settings of one email channel (``[channels.email]``).
 
     - ``recipients``: addresses every alert goes to (required; ``EMAIL_RECIPIENTS``,
-      comma-separated, or the seed JSON's ``default_recipients``).
+      comma-separated, or the flat JSON key ``default_recipients``).
     - ``smtp_server`` / ``smtp_port``: the submission server (``SMTP_SERVER``,
-      ``SMTP_PORT``). The server defaults to ``smtp.gmail.com`` as in the seed;
+      ``SMTP_PORT``). The server defaults to ``smtp.gmail.com``;
       the port defaults by ``security``: 587 starttls, 465 tls, 25 none.
     - ``security``: ``"starttls"`` (upgrade required, never skipped), ``"tls"``
       (implicit TLS) or ``"none"`` (clear text, for a trusted local relay; no

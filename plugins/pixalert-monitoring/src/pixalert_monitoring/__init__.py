@@ -4,7 +4,7 @@
 This module stays light (``pixalert --help`` loads it): the public names below
 are imported on first use.
 
-- :class:`MonitoringBridge`: the seed's bridge (rules, metrics, external alerts, health).
+- :class:`MonitoringBridge`: metrics, threshold rules, external alerts and health.
 - :class:`AlertRule`, :func:`load_rules`: threshold rules, also from TOML.
 - :func:`parse_external`, :class:`PayloadError`: Alertmanager, Grafana and plain bodies.
 - :func:`create_app`: the receiver's Starlette app; :func:`load_monitoring_config`.

@@ -169,7 +169,8 @@ class MonitoringBridge:
     # ------------------------------------------------------------------
 
     def setup_default_alert_rules(self) -> None:
-        """Add the seed's eight rules (CPU, memory, queue size, error rate; high and critical)."""
+        """Add the eight default rules: CPU, memory, queue size and error rate, each at a
+        high (MEDIUM) and a critical (HIGH) threshold (:data:`DEFAULT_RULES`)."""
         for name, metric, threshold, op, priority, cooldown in DEFAULT_RULES:
             self.add_alert_rule(name, metric, threshold, op, priority, cooldown)
 

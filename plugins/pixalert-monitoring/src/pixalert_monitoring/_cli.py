@@ -221,8 +221,9 @@ def monitor(
 ) -> None:
     """Watch this host's CPU, memory and disk; alert by the rules until Ctrl-C or SIGTERM.
 
-    Uses the seed's eight default rules plus disk rules (high_disk_usage > 85,
-    critical_disk_usage > 95), and the [[rules]] of the monitoring file.
+    Uses the eight default rules (CPU, memory, queue size, error rate) plus disk
+    rules (high_disk_usage > 85, critical_disk_usage > 95), and the [[rules]] of
+    the monitoring file.
     """
     import socket
 

@@ -36,7 +36,6 @@ EXPECTED_FORMATS = (
     "or a list of such objects"
 )
 
-#: The ``severity`` label value to priority, case-insensitive.
 DEFAULT_SEVERITY_MAP: Mapping[str, Priority] = {
     "critical": Priority.CRITICAL,
     "error": Priority.HIGH,
@@ -44,6 +43,7 @@ DEFAULT_SEVERITY_MAP: Mapping[str, Priority] = {
     "warning": Priority.MEDIUM,
     "info": Priority.LOW,
 }
+"""The ``severity`` label value to priority, case-insensitive."""
 
 _MAX_TITLE = 1000
 _PLAIN_KEYS = ("title", "message", "priority", "metadata", "key", "status", "source")

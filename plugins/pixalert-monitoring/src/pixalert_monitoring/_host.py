@@ -9,7 +9,7 @@ from pixalert import Priority
 
 __all__ = ["HOST_RULES", "HostSampler"]
 
-#: Disk rules ``pixalert monitor`` adds to the seed's eight (which have none for disk).
+#: Disk rules ``pixalert monitor`` adds to the eight default rules (which have none for disk).
 HOST_RULES: tuple[tuple[str, str, float, str, Priority, float], ...] = (
     ("high_disk_usage", "disk_usage_percent", 85.0, ">", Priority.MEDIUM, 30),
     ("critical_disk_usage", "disk_usage_percent", 95.0, ">", Priority.HIGH, 15),

@@ -23,7 +23,6 @@ __all__ = [
     "structure_rules",
 ]
 
-#: The comparison operators a rule may use.
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">": _op.gt,
     ">=": _op.ge,
@@ -32,6 +31,7 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "==": _op.eq,
     "!=": _op.ne,
 }
+"""The comparison operators a rule may use."""
 
 _OPERATOR_LIST = ", ".join(OPERATORS)
 
@@ -194,7 +194,6 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-#: The seed's eight default rules: (name, metric, threshold, operator, priority, cooldown min).
 DEFAULT_RULES: tuple[tuple[str, str, float, str, Priority, float], ...] = (
     ("high_cpu_usage", "cpu_usage_percent", 85.0, ">", Priority.MEDIUM, 10),
     ("critical_cpu_usage", "cpu_usage_percent", 95.0, ">", Priority.HIGH, 5),
@@ -205,8 +204,9 @@ DEFAULT_RULES: tuple[tuple[str, str, float, str, Priority, float], ...] = (
     ("high_error_rate", "error_rate_percent", 5.0, ">", Priority.MEDIUM, 10),
     ("critical_error_rate", "error_rate_percent", 15.0, ">", Priority.HIGH, 5),
 )
+"""The eight default rules: (name, metric, threshold, operator, priority, cooldown min)."""
 
-# Short forms a rule table may use for the seed's argument names.
+# Short forms a rule table may use for add_alert_rule's argument names.
 _ALIASES = {"name": "rule_name", "metric": "metric_name", "cooldown": "cooldown_minutes"}
 
 

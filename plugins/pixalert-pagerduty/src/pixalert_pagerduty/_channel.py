@@ -32,6 +32,7 @@ from pixalert.channels import (
     RateLimiter,
     Receipt,
     Secret,
+    SetupField,
     redact,
     register_secret,
 )
@@ -162,8 +163,8 @@ class PagerDutyConfig:
     """Settings of a PagerDuty channel (``[channels.pagerduty]``).
 
     - ``routing_key``: the Events API v2 integration key (``PAGERDUTY_INTEGRATION_KEY``).
-    - ``api_token``: the REST API token (``PAGERDUTY_API_TOKEN``); accepted for the
-      seed's configuration but not needed by the Events API, so unused.
+    - ``api_token``: the REST API token (``PAGERDUTY_API_TOKEN``); accepted, so that
+      configurations that set it load, but not needed by the Events API, so unused.
     - ``region``: ``"us"`` or ``"eu"``; picks the default ``events_url``.
     - ``events_url``: where events are posted; defaults to the region's
       ``https://events[.eu].pagerduty.com/v2/enqueue``. Plain ``http`` only on loopback.
@@ -479,16 +480,33 @@ def _factory(name: str, config: PagerDutyConfig) -> Channel:
     return PagerDutyChannel(name, config)
 
 
+# What ``pixalert init`` asks, in order; each variable fills its field too.
+SETUP = (
+    SetupField(
+        "routing_key",
+        "Integration key (Events API v2)",
+        env="PAGERDUTY_INTEGRATION_KEY",
+        secret=True,
+        required=True,
+    ),
+    SetupField(
+        "api_token", "REST API token (not needed to send)", env="PAGERDUTY_API_TOKEN", secret=True
+    ),
+)
+
+
 def channel_spec() -> ChannelSpec:
-    """The ``pagerduty`` channel type, with the seed's environment variable names."""
+    """The ``pagerduty`` channel type: its config, the questions ``pixalert init`` asks
+    (``PAGERDUTY_INTEGRATION_KEY``, ``PAGERDUTY_API_TOKEN``), and its flat JSON keys."""
     return ChannelSpec(
         name="pagerduty",
         config_type=PagerDutyConfig,
         factory=_factory,
-        env={
-            "PAGERDUTY_INTEGRATION_KEY": "routing_key",
-            "PAGERDUTY_API_TOKEN": "api_token",
-        },
         aliases={"pagerduty_routing_key": "routing_key", "pagerduty_events_url": "events_url"},
         description="PagerDuty Events API v2: trigger and resolve incidents",
+        title="PagerDuty",
+        setup=SETUP,
+        check_prompt=(
+            "Send a test event to PagerDuty now? It opens an incident and resolves it at once."
+        ),
     )

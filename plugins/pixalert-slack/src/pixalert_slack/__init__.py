@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pixalert import hookimpl
-from pixalert.channels import Channel, ChannelSpec, DemoSink
+from pixalert.channels import Channel, ChannelSpec, DemoSink, SetupField
 
 if TYPE_CHECKING:
     from ._blocks import build_message, escape
@@ -35,13 +35,24 @@ __all__ = [
     "pixalert_demo_sinks",
 ]
 
-#: The seed's environment variables, and the config field each fills. The
-#: seed's flat JSON keys are these names lowercased (``slack_webhook_url``).
-ENV = {
-    "SLACK_WEBHOOK_URL": "webhook_url",
-    "SLACK_TOKEN": "token",
-    "SLACK_CHANNEL": "channel",
-}
+# What ``pixalert init`` asks, in order; each variable fills its field too.
+SETUP = (
+    SetupField(
+        "webhook_url",
+        "Incoming webhook URL (https://hooks.slack.com/services/...)",
+        env="SLACK_WEBHOOK_URL",
+        secret=True,
+    ),
+    SetupField("channel", "Slack channel, e.g. #alerts (with a bot token)", env="SLACK_CHANNEL"),
+    SetupField(
+        "token", "Bot token xoxb-... (instead of a webhook)", env="SLACK_TOKEN", secret=True
+    ),
+)
+
+ENV = {item.env: item.field for item in SETUP if item.env}
+"""The environment variables this channel reads, and the config field each fills
+(``SLACK_WEBHOOK_URL``, ``SLACK_TOKEN``, ``SLACK_CHANNEL``). Flat JSON config files
+use the same names lowercased (``slack_webhook_url``)."""
 
 _LAZY = {
     "SlackChannel": "._channel",
@@ -67,8 +78,10 @@ def pixalert_channels() -> list[ChannelSpec]:
             name="slack",
             config_type=SlackConfig,
             factory=_factory,
-            env=ENV,
             description="Slack: incoming webhook or chat.postMessage (Block Kit)",
+            title="Slack",
+            setup=SETUP,
+            check_prompt="Send a test message to Slack now?",
         )
     ]
 

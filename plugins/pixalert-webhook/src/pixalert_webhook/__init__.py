@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pixalert import hookimpl
-from pixalert.channels import ChannelSpec, DemoSink
+from pixalert.channels import ChannelSpec, DemoSink, SetupField
 
 from ._signing import WebhookVerificationError, generate_secret, sign, verify
 
@@ -40,8 +40,18 @@ __all__ = [
     "verify",
 ]
 
-#: The seed's environment variables and the config fields they fill.
-ENV = {"WEBHOOK_URLS": "urls", "WEBHOOK_SECRET": "secret"}
+# What ``pixalert init`` asks, in order; each variable fills its field too.
+SETUP = (
+    SetupField(
+        "urls",
+        "Webhook URLs, comma-separated",
+        env="WEBHOOK_URLS",
+        kind=list,
+        secret=True,
+        required=True,
+    ),
+    SetupField("secret", "Signing secret whsec_... (optional)", env="WEBHOOK_SECRET", secret=True),
+)
 
 _LAZY = {
     "WebhookChannel": "._channel",
@@ -73,8 +83,10 @@ def pixalert_channels() -> Sequence[ChannelSpec]:
             name="webhook",
             config_type=WebhookConfig,
             factory=WebhookChannel,
-            env=ENV,
             description="JSON webhooks to each URL, signed per Standard Webhooks",
+            title="Webhooks",
+            setup=SETUP,
+            check_prompt="Send a test alert to the webhook URLs now?",
         )
     ]
 

@@ -26,6 +26,8 @@ from pixalert import Alert
 __all__ = ["PAYLOAD_VERSION", "SCHEMA_FILE", "build_payload", "encode_payload", "payload_schema"]
 
 PAYLOAD_VERSION = "1"
+"""The version of the JSON document the channel posts (its ``version`` field); see
+``payload_schema()``."""
 SCHEMA_FILE = "webhook-payload.schema.json"
 
 

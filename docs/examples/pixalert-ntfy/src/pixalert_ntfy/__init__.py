@@ -7,9 +7,25 @@ implementations, and they import the channel and the test server when called.
 from __future__ import annotations
 
 from pixalert import hookimpl
-from pixalert.channels import ChannelSpec, DemoSink
+from pixalert.channels import ChannelSpec, DemoSink, SetupField
 
 __version__ = "0.1.0"
+
+# What ``pixalert init`` asks, in order. Each ``env`` variable also fills its
+# field from the environment, and names the flag ``pixalert init --no-input``
+# takes (``--ntfy-topic``).
+SETUP = (
+    SetupField(
+        "topic",
+        "Topic to publish to",
+        env="NTFY_TOPIC",
+        secret=True,
+        required=True,
+        help="Anyone who knows the topic can read the alerts: pick a long, random one.",
+    ),
+    SetupField("server", "ntfy server", env="NTFY_SERVER", default="https://ntfy.sh"),
+    SetupField("token", "Access token, for a protected topic", env="NTFY_TOKEN", secret=True),
+)
 
 
 @hookimpl
@@ -22,8 +38,10 @@ def pixalert_channels() -> list[ChannelSpec]:
             name="ntfy",
             config_type=NtfyConfig,
             factory=NtfyChannel,
-            env={"NTFY_SERVER": "server", "NTFY_TOPIC": "topic", "NTFY_TOKEN": "token"},
             description="ntfy push notifications",
+            title="ntfy",
+            setup=SETUP,
+            check_prompt="Publish a test alert to the topic now?",
         )
     ]
 
