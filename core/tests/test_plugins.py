@@ -8,9 +8,12 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
+import pixalert
 import pytest
 from pixalert import _plugins
+from pixalert.plugins import get_plugin_manager
 
 HELLO_PYPROJECT = """
 [build-system]
@@ -132,3 +135,16 @@ def test_pixalert_plugins_variable_limits_loading(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("PIXALERT_PLUGINS", "")
     pm = _plugins.get_plugin_manager()
     assert pm.plugin_infos() == [] and pm.problems == []
+
+
+def test_a_hook_with_a_typo_is_reported_naming_the_plugin_and_the_hook() -> None:
+    class Typo:
+        @pixalert.hookimpl
+        def pixalert_chanels(self) -> list[Any]:
+            return []
+
+    pm = get_plugin_manager(entrypoints=False, plugins=[Typo()])
+    (problem,) = pm.problems
+    assert "implements unknown hook 'pixalert_chanels'" in problem.error
+    assert "did you mean 'pixalert_channels'?" in problem.error
+    assert pm.report_unknown_hooks() == []  # reported once

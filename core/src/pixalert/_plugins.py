@@ -98,7 +98,34 @@ class PluginManager(pluggy.PluginManager):
             dist = getattr(ep, "dist", None)
             if dist is not None:
                 self._dists[ep.name] = dist
+        self.report_unknown_hooks()
         self._specs = None
+
+    def report_unknown_hooks(self) -> list[PluginProblem]:
+        """Record a problem for each hook implementation that matches no hook spec
+        (``pixalert_chanels``, a typo, is never called); return the new problems.
+
+        pluggy's ``check_pending`` raises at the first; this names every one, with
+        the hook that was probably meant.
+        """
+        import difflib
+
+        callers = {n: getattr(self.hook, n) for n in vars(self.hook) if not n.startswith("_")}
+        known = [n for n, caller in callers.items() if caller.has_spec()]
+        found = []
+        for name, caller in callers.items():
+            if caller.has_spec():
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.optionalhook:
+                    continue
+                owner = self.get_name(impl.plugin) or repr(impl.plugin)
+                guess = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+                message = f"implements unknown hook {name!r}{hint}: it is never called"
+                if all(p.error != message or p.name != owner for p in self.problems):
+                    found.append(self._fail(owner, message))
+        return found
 
     def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
         """pluggy's lookup, skipping a plugin module's lazy attributes.
@@ -112,10 +139,11 @@ class PluginManager(pluggy.PluginManager):
             return None
         return super().parse_hookimpl_opts(plugin, name)
 
-    def _fail(self, name: str, message: str) -> None:
+    def _fail(self, name: str, message: str) -> PluginProblem:
         error = PluginProblem(name, message)
         self.problems.append(error)
         log.warning("%s", error)
+        return error
 
     def channel_specs(self) -> dict[str, ChannelSpec]:
         """Every channel type the registered plugins declare, by name."""
@@ -176,6 +204,8 @@ def get_plugin_manager(
         pm.register(plugin)
     if entrypoints:
         pm.load_entrypoints()
+    else:
+        pm.report_unknown_hooks()
     return pm
 
 

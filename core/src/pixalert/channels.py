@@ -1,9 +1,10 @@
 """What a channel plugin author needs, in one module.
 
 A channel plugin declares :class:`ChannelSpec` records from its
-``pixalert_channels`` hook (marked with :data:`hookimpl`); each spec builds
-:class:`Channel` objects whose ``send`` raises :class:`DeliveryError` on
-failure. A spec's :class:`SetupField` records are the questions
+``pixalert_channels`` hook (marked with ``pixalert.hookimpl``); each spec
+builds :class:`Channel` objects whose ``send`` raises
+``pixalert.DeliveryError`` on failure. (The alert types and the errors are
+the application's names, in :mod:`pixalert`.) A spec's :class:`SetupField` records are the questions
 ``pixalert init`` asks, and its ``check`` (by default
 :func:`send_test_alert`) tries a configured channel for real. Mark secret
 config fields with :class:`Secret` and durations with :class:`Duration`,
@@ -19,31 +20,24 @@ from typing import TYPE_CHECKING, Any
 from ._channels import Channel, ChannelSpec, DemoSink, Receipt, SetupField, send_test_alert
 from ._clock import Clock, SystemClock
 from ._durations import Duration
-from ._errors import ConfigError, DeliveryError
 from ._ratelimit import RateLimiter
 from ._redact import redact, register_secret
-from ._types import Alert, Priority, Secret
-from .hookspecs import hookimpl
+from ._types import Secret
 
 if TYPE_CHECKING:
     from ._config import structure_config
 
 __all__ = [
-    "Alert",
     "Channel",
     "ChannelSpec",
     "Clock",
-    "ConfigError",
-    "DeliveryError",
     "DemoSink",
     "Duration",
-    "Priority",
     "RateLimiter",
     "Receipt",
     "Secret",
     "SetupField",
     "SystemClock",
-    "hookimpl",
     "redact",
     "register_secret",
     "send_test_alert",

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-from pixalert.channels import Alert, DeliveryError, Receipt, redact
+from pixalert import Alert, DeliveryError
+from pixalert.channels import Receipt, redact
 
 from . import _logs
 from ._config import AppriseConfig, _apprise, scheme_of

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pixalert.channels import Alert, Priority
+from pixalert import Alert, Priority
 
 __all__ = ["FORMATS", "NOTIFY_TYPES", "render_body", "render_title", "notify_type"]
 
