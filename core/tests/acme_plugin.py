@@ -19,11 +19,10 @@ from typing import Any
 
 import attrs
 import pixalert
+from pixalert import Alert, DeliveryError
 from pixalert.channels import (
-    Alert,
     Channel,
     ChannelSpec,
-    DeliveryError,
     Receipt,
     Secret,
     SetupField,
