@@ -20,9 +20,16 @@ from typing import TYPE_CHECKING, Any
 from ._channels import Channel, ChannelSpec, DemoSink, Receipt, SetupField, send_test_alert
 from ._clock import Clock, SystemClock
 from ._durations import Duration
+# The application's names a channel module needs too (documented in pixalert):
+# importable from here, not listed in __all__.
+from ._errors import ConfigError as ConfigError
+from ._errors import DeliveryError as DeliveryError
 from ._ratelimit import RateLimiter
 from ._redact import redact, register_secret
+from ._types import Alert as Alert
+from ._types import Priority as Priority
 from ._types import Secret
+from .hookspecs import hookimpl as hookimpl
 
 if TYPE_CHECKING:
     from ._config import structure_config
