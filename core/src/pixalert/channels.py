@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ._channels import Channel, ChannelSpec, DemoSink, Receipt, SetupField, send_test_alert
 from ._clock import Clock, SystemClock
 from ._durations import Duration
+
 # The application's names a channel module needs too (documented in pixalert):
 # importable from here, not listed in __all__.
 from ._errors import ConfigError as ConfigError
