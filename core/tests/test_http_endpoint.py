@@ -246,24 +246,3 @@ async def test_per_request_headers_may_be_str_pairs(server: str) -> None:
     async with make_client() as client:
         response = await Endpoint(client, f"{server}/echo").send(b"", [("X-Str", "s")])
     assert header_values(json.loads(response.content), "x-str") == ["s"]
-
-
-def test_the_fast_header_and_body_paths_match_httpx_on_this_version() -> None:
-    from pixalert import http
-
-    assert http._fast_paths_work()
-    items = [(b"Host", b"host", b"h"), (b"X-A", b"x-a", b"1"), (b"x-a", b"x-a", b"2")]
-    for build in (http._headers_direct, http._headers_public):
-        headers = build(list(items))
-        assert headers.raw == [(k, v) for k, _, v in items]
-        assert headers.get_list("X-A") == ["1", "2"]
-        assert http._header_items_direct(headers) == items
-        assert http._header_items_public(headers) == items
-    for mark in (http._set_read_direct, http._set_read_public):
-        response = httpx.Response(200, stream=httpx.ByteStream(b"body"))
-        mark(response, b"body")
-        assert response.content == b"body" and response.is_closed
-    for mark_request in (http._set_request_read_direct, http._set_request_read_public):
-        request = httpx.Request("POST", "http://h/", stream=httpx.ByteStream(b"q"))
-        mark_request(request, b"q")
-        assert request.content == b"q"
