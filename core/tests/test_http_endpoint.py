@@ -213,21 +213,30 @@ async def test_the_request_line_is_logged_as_httpx_does_with_secrets_masked(
     assert "endpoint-t0ken-9f3a" not in caplog.text
 
 
-async def test_a_small_answer_arrives_read_and_every_way_of_reading_it_works(server: str) -> None:
-    async with make_client() as client:
+async def test_a_small_answer_frees_its_connection_and_every_way_of_reading_it_works(
+    server: str,
+) -> None:
+    async with make_client(max_connections=1) as client:
         endpoint = Endpoint(client, f"{server}/echo")
-        response = await endpoint.send(b"small")
-        # Fully arrived: read and closed, as client.post returns it.
-        assert response.is_closed and response.is_stream_consumed
-        assert json.loads(response.content)["body"] == "small"
-        assert json.loads(response.text)["body"] == "small"
-        assert response.json()["body"] == "small"
-        assert json.loads(await response.aread())["body"] == "small"
-        assert json.loads(b"".join([c async for c in response.aiter_bytes()]))["body"] == "small"
-        await response.aclose()  # a no-op, as on any closed response
-        assert response.headers["content-type"].startswith("application/json")
-        assert int(response.headers["Content-Length"]) == len(response.content)
-        assert response.headers.raw[0][0][:1].isupper()  # names kept as sent
+        first = await endpoint.send(b"small")
+        # One connection: the second send would wait for the pool (and time
+        # out) had the first answer not handed its connection back already.
+        second = await asyncio.wait_for(endpoint.send(b"again"), timeout=5)
+        assert not first.is_closed  # unread, as client.send(stream=True) returns it
+        assert json.loads(await first.aread())["body"] == "small"
+        assert first.is_closed and first.is_stream_consumed
+        assert json.loads(first.content)["body"] == "small"
+        assert json.loads(first.text)["body"] == "small"
+        assert first.json()["body"] == "small"
+        assert json.loads(b"".join([c async for c in first.aiter_bytes()]))["body"] == "small"
+        await first.aclose()  # a no-op, as on any closed response
+        assert first.headers["content-type"].startswith("application/json")
+        assert int(first.headers["Content-Length"]) == len(first.content)
+        assert first.headers.raw[0][0][:1].isupper()  # names kept as sent
+        assert first.http_version == "HTTP/1.1" and first.reason_phrase == "OK"
+        assert first.elapsed.total_seconds() >= 0
+        body = b"".join([c async for c in second.aiter_bytes()])
+        assert json.loads(body)["body"] == "again"
 
 
 async def test_endpoints_on_one_client_reach_their_own_urls(server: str) -> None:
@@ -236,7 +245,7 @@ async def test_endpoints_on_one_client_reach_their_own_urls(server: str) -> None
         for _ in range(2):  # again: the transport's per-URL cache must not mix them up
             for i, endpoint in enumerate(endpoints):
                 response = await endpoint.send(b"")
-                assert json.loads(response.content)["path_qs"] == f"/echo?n={i}"
+                assert json.loads(await response.aread())["path_qs"] == f"/echo?n={i}"
         # A plain client request to another URL still goes where it should.
         response = await client.post(f"{server}/echo?n=plain", content=b"x")
         assert response.json()["path_qs"] == "/echo?n=plain"
@@ -245,4 +254,5 @@ async def test_endpoints_on_one_client_reach_their_own_urls(server: str) -> None
 async def test_per_request_headers_may_be_str_pairs(server: str) -> None:
     async with make_client() as client:
         response = await Endpoint(client, f"{server}/echo").send(b"", [("X-Str", "s")])
-    assert header_values(json.loads(response.content), "x-str") == ["s"]
+        echoed = json.loads(await response.aread())
+    assert header_values(echoed, "x-str") == ["s"]

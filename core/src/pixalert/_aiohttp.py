@@ -24,8 +24,6 @@ from ._redact import redact
 
 __all__ = ["AiohttpTransport", "release"]
 
-# Headers httpx puts on the request itself: aiohttp must not add its own.
-_SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 # Bounds of the per-transport parse caches (keyed by value, cleared when full).
 _CACHE_SIZE = 256
 
@@ -89,13 +87,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """Sends httpx requests through one ``aiohttp.ClientSession``.
 
     The session is opened on the first request, in the running event loop,
-    and closed by :meth:`aclose`. Requests go out with exactly httpx's
-    headers (aiohttp adds none of its own), redirects not followed, bodies not
-    decompressed by aiohttp (httpx decodes them). httpx's ``connect``, ``read``
+    and closed by :meth:`aclose`. Requests go out with httpx's headers
+    (aiohttp adds its defaults only for ``Accept``, ``Accept-Encoding``,
+    ``User-Agent`` and ``Content-Type`` when they are missing, which an
+    ``httpx.AsyncClient`` never leaves them but ``Content-Type``), redirects
+    not followed, bodies not decompressed by aiohttp (httpx decodes them). httpx's ``connect``, ``read``
     and ``pool`` timeouts apply (aiohttp has no write timeout). aiohttp's
     errors arrive as the ``httpx.TransportError`` family, without the URL's
     path or query in their messages. An answer whose body has fully arrived
-    comes back read and closed, as ``client.post`` returns it.
+    with its headers (a small one) hands its connection back to the pool at
+    once, its body kept in memory for reading.
     """
 
     def __init__(
@@ -120,7 +121,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session = aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=_SKIP_AUTO_HEADERS,
             auto_decompress=False,
             trust_env=False,
         )
@@ -148,7 +148,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return timeout
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send ``request`` and return its response (read when it has fully arrived)."""
+        """Send ``request`` and return its response, its body not read yet."""
         loop = asyncio.get_running_loop()
         session = self._session
         if session is None or self._loop is not loop:
@@ -196,7 +196,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             extensions=extensions,
         )
         if body is not None:
-            result.read()
             result.elapsed = datetime.timedelta(seconds=time.perf_counter() - start)
         return result
 

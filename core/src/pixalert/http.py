@@ -22,6 +22,7 @@ import atexit
 import email.utils
 import functools
 import http.cookiejar
+import logging
 import ssl
 import sys
 import time
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 _BODY_SNIPPET = 200
+# The logger httpx writes its request lines to (an Endpoint writes the same).
+_httpx_log = logging.getLogger("httpx")
 
 
 def make_client(
@@ -57,7 +60,7 @@ def make_client(
     """An ``httpx.AsyncClient`` for one channel: pooled, fast, strict.
 
     Its transport sends through one ``aiohttp.ClientSession`` (opened on the
-    first request), with exactly httpx's headers; aiohttp's errors arrive as
+    first request, in the running event loop); aiohttp's errors arrive as
     the ``httpx.TransportError`` family, without the URL's path or query in
     their messages. Redirects are not followed, TLS is verified unless
     ``verify`` is false, no cookies are kept, and proxies from the
@@ -71,8 +74,8 @@ def make_client(
     )
     # Building an SSL context costs ~100 ms: share the verified default one.
     tls: ssl.SSLContext | bool = _default_ssl_context() if verify else False
-    return httpx.AsyncClient(
-        transport=AiohttpTransport(
+    return _Client(
+        AiohttpTransport(
             tls=tls, max_connections=max_connections, keepalive_expiry=limits.keepalive_expiry
         ),
         timeout=httpx.Timeout(timeout, connect=connect_timeout or timeout),
@@ -84,6 +87,19 @@ def make_client(
         # (httpx builds an email.message.Message of the headers for it each time).
         cookies=_NoCookies(),
     )
+
+
+class _Client(httpx.AsyncClient):
+    """The client :func:`make_client` returns: one transport for every URL.
+
+    It is given its transport and no mounts (and, given a transport, httpx
+    takes no proxy from the environment), so an :class:`Endpoint` on it may
+    hand requests to that transport itself.
+    """
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, **options: Any) -> None:
+        super().__init__(transport=transport, **options)
+        self._pixalert_transport = transport
 
 
 class _NoCookies(http.cookiejar.CookieJar):
@@ -101,16 +117,20 @@ class Endpoint:
 
     The URL is parsed and checked, the client's headers merged with the
     endpoint's own and the client's timeout taken once; :meth:`send` builds
-    a plain ``httpx.Request`` from those parts and sends it with
-    ``client.send``, so the client's transport for that URL carries it
-    (pixalert's aiohttp transport, a mounted transport or an
-    ``httpx.MockTransport``), its auth and event hooks apply, and httpx logs
-    the request line on the ``httpx`` logger (pixalert masks registered
-    secrets in it). Redirects are not followed; the client's cookies are not
-    sent. Close the client as usual.
+    a plain ``httpx.Request`` from those parts. On a client from
+    :func:`make_client` (one transport for every URL) with no ``auth`` and
+    no event hooks, the request goes straight to that transport, without
+    ``AsyncClient.send``'s per-request layers (auth and redirect flows, and
+    a cookie-jar adapter built for every response even when no jar keeps
+    cookies); on any other client it is sent with ``client.send``, so
+    mounted transports, proxies and an ``httpx.MockTransport`` carry it and
+    the client's auth and event hooks apply. Either way the request line is
+    logged at INFO on the ``httpx`` logger, as httpx logs it (pixalert masks
+    registered secrets in it), redirects are not followed and the client's
+    cookies are not sent. Close the client as usual.
     """
 
-    __slots__ = ("_client", "_extensions", "_head", "_method", "url")
+    __slots__ = ("_client", "_extensions", "_head", "_method", "_transport", "url")
 
     def __init__(
         self,
@@ -139,6 +159,9 @@ class Endpoint:
             *((k, v) for k, v in own if k.lower() not in (b"host", b"content-length")),
         ]
         self._extensions = {"timeout": client.timeout.as_dict()}
+        self._transport: httpx.AsyncBaseTransport | None = (
+            client._pixalert_transport if isinstance(client, _Client) else None
+        )
 
     def __repr__(self) -> str:
         # The URL's path and query may carry a token: only scheme and host are shown.
@@ -149,9 +172,10 @@ class Endpoint:
     ) -> httpx.Response:
         """Send ``content`` with the prepared headers plus ``headers`` (byte or str pairs).
 
-        Returns the response with its body possibly unread (a small answer
-        that has fully arrived over pixalert's transport comes back read):
-        read it (``aread``, ``aiter_bytes``) or ``aclose`` it. Raises what the
+        Returns the response with its body not read yet, as
+        ``client.send(..., stream=True)`` does: read it (``aread``,
+        ``aiter_bytes``) or ``aclose`` it. Over pixalert's transport a small
+        answer's connection is back in the pool already. Raises what the
         client would (``httpx.TransportError`` and its kin; ``RuntimeError``
         once the client is closed).
         """
@@ -162,8 +186,24 @@ class Endpoint:
             stream=httpx.ByteStream(content),
             extensions=self._extensions,
         )
-        request.read()  # the body is all there: the transport may take it whole
-        return await self._client.send(request, stream=True)
+        request.read()  # the body is all there: a transport may take it whole
+        client = self._client
+        transport = self._transport
+        if transport is None or client.auth is not None or any(client.event_hooks.values()):
+            return await client.send(request, stream=True)
+        if client.is_closed:
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+        response = await transport.handle_async_request(request)
+        if _httpx_log.isEnabledFor(logging.INFO):
+            _httpx_log.info(
+                'HTTP Request: %s %s "%s %d %s"',
+                request.method,
+                request.url,
+                response.http_version,
+                response.status_code,
+                response.reason_phrase,
+            )
+        return response
 
 
 def release_loop(loop: asyncio.AbstractEventLoop) -> None:
