@@ -86,17 +86,18 @@ class _Body(httpx.AsyncByteStream):
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """Sends httpx requests through one ``aiohttp.ClientSession``.
 
-    The session is opened on the first request, in the running event loop,
-    and closed by :meth:`aclose`. Requests go out with httpx's headers
-    (aiohttp adds its defaults only for ``Accept``, ``Accept-Encoding``,
-    ``User-Agent`` and ``Content-Type`` when they are missing, which an
-    ``httpx.AsyncClient`` never leaves them but ``Content-Type``), redirects
-    not followed, bodies not decompressed by aiohttp (httpx decodes them). httpx's ``connect``, ``read``
-    and ``pool`` timeouts apply (aiohttp has no write timeout). aiohttp's
-    errors arrive as the ``httpx.TransportError`` family, without the URL's
-    path or query in their messages. An answer whose body has fully arrived
-    with its headers (a small one) hands its connection back to the pool at
-    once, its body kept in memory for reading.
+    The session is opened on the first request, in the running event loop
+    (again if the loop changes), and closed by :meth:`aclose`. Requests go
+    out with httpx's headers; aiohttp adds a default only for a missing
+    ``Accept``, ``Accept-Encoding``, ``User-Agent`` or ``Content-Type``
+    (an ``httpx.AsyncClient`` sends the first three itself). Redirects are
+    not followed, and bodies are not decompressed by aiohttp (httpx decodes
+    them). httpx's ``connect``, ``read`` and ``pool`` timeouts apply
+    (aiohttp has no write timeout). aiohttp's errors arrive as the
+    ``httpx.TransportError`` family, without the URL's path or query in
+    their messages. An answer whose body has fully arrived with its headers
+    (a small one) hands its connection back to the pool at once, its body
+    kept in memory for reading.
     """
 
     def __init__(

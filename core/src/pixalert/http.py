@@ -68,6 +68,9 @@ def make_client(
     it once per channel and close it in the channel's ``aclose()``.
     """
     from ._aiohttp import AiohttpTransport
+    from ._redact import attach_log_filter
+
+    attach_log_filter()  # httpx's and aiohttp's loggers exist now: mask secrets in them
 
     limits = httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections
@@ -125,8 +128,8 @@ class Endpoint:
     cookies); on any other client it is sent with ``client.send``, so
     mounted transports, proxies and an ``httpx.MockTransport`` carry it and
     the client's auth and event hooks apply. Either way the request line is
-    logged at INFO on the ``httpx`` logger, as httpx logs it (pixalert masks
-    registered secrets in it), redirects are not followed and the client's
+    logged at INFO on the ``httpx`` logger, as httpx logs it, registered
+    secrets masked (:class:`pixalert.SecretFilter`); redirects are not followed and the client's
     cookies are not sent. Close the client as usual.
     """
 
@@ -179,10 +182,11 @@ class Endpoint:
         client would (``httpx.TransportError`` and its kin; ``RuntimeError``
         once the client is closed).
         """
+        pairs: list[Any] = [*self._head, (b"Content-Length", b"%d" % len(content)), *headers]
         request = httpx.Request(
             self._method,
             self.url,
-            headers=[*self._head, (b"Content-Length", b"%d" % len(content)), *headers],
+            headers=pairs,  # str pairs are encoded as httpx encodes them (ASCII)
             stream=httpx.ByteStream(content),
             extensions=self._extensions,
         )
@@ -198,7 +202,7 @@ class Endpoint:
             _httpx_log.info(
                 'HTTP Request: %s %s "%s %d %s"',
                 request.method,
-                request.url,
+                redact(str(request.url)),
                 response.http_version,
                 response.status_code,
                 response.reason_phrase,
