@@ -50,7 +50,12 @@ _MAPPED = tuple(source for source, _ in _ERRORS)
 
 
 def _as_httpx_error(exc: BaseException, request: httpx.Request) -> httpx.TransportError:
-    """The httpx exception for aiohttp's ``exc``; its message holds no path or query."""
+    """The httpx exception for aiohttp's ``exc``; its message holds no path or query.
+
+    It names aiohttp's exception and keeps its text (the URL's path and query
+    cut out, registered secrets masked); it is raised ``from None``, since
+    aiohttp's own message may carry the whole URL.
+    """
     kind = next(target for source, target in _ERRORS if isinstance(exc, source))
     text = str(exc)
     text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -76,7 +81,7 @@ class _Body(httpx.AsyncByteStream):
             async for chunk in self._response.content.iter_any():
                 yield chunk
         except _MAPPED as exc:
-            raise _as_httpx_error(exc, self._request) from exc
+            raise _as_httpx_error(exc, self._request) from None
 
     async def aclose(self) -> None:
         # Back to the pool when the body was read to its end, else closed.
@@ -180,7 +185,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 body = response.content.read_nowait()
                 response.release()
         except _MAPPED as exc:
-            raise _as_httpx_error(exc, request) from exc
+            raise _as_httpx_error(exc, request) from None
         version = response.version
         extensions = {
             "http_version": b"HTTP/1.1"
