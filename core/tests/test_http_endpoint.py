@@ -5,55 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
-from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 from pixalert.http import Endpoint, error_for_exception, make_client
+
+from .conftest import header_values
 
 BIG = 1024 * 1024
 
 
 @pytest.fixture
-async def server(serve_app: Any) -> AsyncIterator[str]:
-    """Echoes each request as JSON; /big answers 1 MiB, /hang never answers, /moved redirects."""
-    release = asyncio.Event()
-
-    async def echo(request: web.Request) -> web.Response:
-        body = await request.read()
-        return web.json_response(
-            {
-                "method": request.method,
-                "path_qs": request.path_qs,
-                "headers": [[k.lower(), v] for k, v in request.headers.items()],
-                "body": body.decode(),
-            }
-        )
-
-    async def big(request: web.Request) -> web.Response:
-        return web.Response(body=b"x" * BIG)
-
-    async def hang(request: web.Request) -> web.Response:
-        await release.wait()
-        return web.Response(text="late")
-
-    async def moved(request: web.Request) -> web.Response:
-        return web.Response(status=302, headers={"Location": "/echo"})
-
-    app = web.Application()
-    app.router.add_route("*", "/echo", echo)
-    app.router.add_route("*", "/big", big)
-    app.router.add_route("*", "/hang", hang)
-    app.router.add_route("*", "/moved", moved)
-    yield await serve_app(app)
-    release.set()
-
-
-def header_values(echoed: dict[str, object], name: str) -> list[str]:
-    return [v for k, v in echoed["headers"] if k == name]  # type: ignore[union-attr,misc]
+def server(echo_server: str) -> str:
+    return echo_server
 
 
 async def test_sends_body_with_client_and_own_headers(server: str) -> None:
@@ -123,13 +87,10 @@ async def test_the_clients_read_timeout_applies(server: str) -> None:
     assert error.retryable and error.message.startswith("svc: timed out")
 
 
-async def test_refused_connection_is_an_httpx_transport_error() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+async def test_refused_connection_is_an_httpx_transport_error(refused_url: str) -> None:
     async with make_client(timeout=2) as client:
         with pytest.raises(httpx.TransportError) as info:
-            await Endpoint(client, f"http://127.0.0.1:{port}/hook/s3cr3t-path").send(b"{}")
+            await Endpoint(client, f"{refused_url}/hook/s3cr3t-path").send(b"{}")
     error = error_for_exception(info.value, "svc")
     assert error.message.startswith("svc: connection failed")
     assert "s3cr3t-path" not in error.message

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import gzip
 import json
-import socket
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -16,42 +14,14 @@ import pytest
 from aiohttp import web
 from pixalert.http import Endpoint, error_for_exception, make_client, release_loop
 
+from .conftest import header_values
+
 SECRET_PATH = "/hook/s3cr3t-path-5e1f?token=s3cr3t-query-5e1f"
 
 
 @pytest.fixture
-async def server(serve_app: Any) -> AsyncIterator[str]:
-    """Echoes requests as JSON; /gzip and /big-gzip answer compressed, /hang never answers."""
-    release = asyncio.Event()
-
-    async def echo(request: web.Request) -> web.Response:
-        body = await request.read()
-        return web.json_response(
-            {
-                "headers": [[k.lower(), v] for k, v in request.headers.items()],
-                "body": body.decode(),
-                "chunked": "chunked" in request.headers.get("Transfer-Encoding", ""),
-            },
-            headers=[("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")],  # type: ignore[arg-type]
-        )
-
-    async def compressed(request: web.Request) -> web.Response:
-        size = int(request.query.get("size", "10"))
-        return web.Response(
-            body=gzip.compress(b"z" * size),
-            headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"},
-        )
-
-    async def hang(request: web.Request) -> web.Response:
-        await release.wait()
-        return web.Response(text="late")
-
-    app = web.Application()
-    app.router.add_route("*", "/echo", echo)
-    app.router.add_route("*", "/gzip", compressed)
-    app.router.add_route("*", "/hang", hang)
-    yield await serve_app(app)
-    release.set()
+def server(echo_server: str) -> str:
+    return echo_server
 
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -62,10 +32,6 @@ async def raw_server(answer: Handler) -> tuple[asyncio.Server, str]:
     server = await asyncio.start_server(answer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     return server, f"http://127.0.0.1:{port}"
-
-
-def header_values(echoed: dict[str, Any], name: str) -> list[str]:
-    return [v for k, v in echoed["headers"] if k == name]
 
 
 def assert_no_url_secret(exc: BaseException) -> None:
@@ -113,15 +79,12 @@ async def test_a_streamed_request_body_arrives_whole(server: str) -> None:
     assert echoed["chunked"] is True
 
 
-async def test_a_refused_connection_is_a_connect_error_without_the_path() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+async def test_a_refused_connection_is_a_connect_error_without_the_path(refused_url: str) -> None:
     async with make_client(timeout=2) as client:
         with pytest.raises(httpx.ConnectError) as info:
-            await client.get(f"http://127.0.0.1:{port}{SECRET_PATH}")
+            await client.get(refused_url + SECRET_PATH)
     assert_no_url_secret(info.value)
-    assert info.value.request.url.port == port
+    assert str(info.value.request.url).startswith(refused_url)
     assert error_for_exception(info.value, "svc").message == "svc: connection failed (ConnectError)"
 
 
