@@ -1,4 +1,4 @@
-"""Development sessions: tests, isolated, lint, typecheck, docs, bench."""
+"""Development sessions: tests, isolated, http_newest, lint, typecheck, docs, bench."""
 
 from __future__ import annotations
 
@@ -45,6 +45,35 @@ def isolated(session: nox.Session, dist: str) -> None:
         session.install(f"./plugins/{dist}{EXTRAS.get(dist, '')}", *TEST_TOOLS)
         tests_dir = f"plugins/{dist}/tests"
     session.run("pytest", "-p", "no:cacheprovider", tests_dir, *session.posargs)
+
+
+# The libraries under pixalert.http, and the tests of what sends through it.
+HTTP_LIBRARIES = ["httpx", "httpcore", "aiohttp", "yarl"]
+HTTP_TESTS = [
+    "core/tests/test_http.py",
+    "core/tests/test_http_endpoint.py",
+    "core/tests/test_http_transport.py",
+    "core/tests/test_log_masking.py",
+    "core/tests/test_secrets.py",
+    "plugins/pixalert-webhook/tests",
+    "plugins/pixalert-slack/tests",
+    "plugins/pixalert-pagerduty/tests",
+]
+
+
+@nox.session
+def http_newest(session: nox.Session) -> None:
+    """The HTTP channels' tests on the newest httpx, httpcore, aiohttp and yarl releases."""
+    session.install("-r", "requirements-dev.txt")
+    # Resolved with the core's extra, so within its bounds; no pre-releases.
+    session.install("--upgrade", *HTTP_LIBRARIES, "-e", "./core[http]")
+    session.run(
+        "python",
+        "-c",
+        "from importlib.metadata import version as v; "
+        f"print(', '.join(f'{{n}} {{v(n)}}' for n in {HTTP_LIBRARIES!r}))",
+    )
+    session.run("pytest", "-p", "no:cacheprovider", *HTTP_TESTS, *session.posargs)
 
 
 @nox.session

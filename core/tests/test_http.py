@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -54,13 +53,12 @@ async def test_retry_after_is_read(server: str) -> None:
     assert error_for_response(response, "svc").retry_after == 7
 
 
-async def test_refused_connection_is_a_connection_failure_without_the_url() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+async def test_refused_connection_is_a_connection_failure_without_the_url(
+    refused_url: str,
+) -> None:
     async with make_client(timeout=2) as client:
         with pytest.raises(Exception) as info:
-            await client.get(f"http://127.0.0.1:{port}/hook/s3cr3t-path")
+            await client.get(f"{refused_url}/hook/s3cr3t-path")
     error = error_for_exception(info.value, "svc")
     assert error.message.startswith("svc: connection failed")
     assert error.retryable and "s3cr3t-path" not in error.message

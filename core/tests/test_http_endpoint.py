@@ -5,55 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
-from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 from pixalert.http import Endpoint, error_for_exception, make_client
+
+from .conftest import header_values
 
 BIG = 1024 * 1024
 
 
 @pytest.fixture
-async def server(serve_app: Any) -> AsyncIterator[str]:
-    """Echoes each request as JSON; /big answers 1 MiB, /hang never answers, /moved redirects."""
-    release = asyncio.Event()
-
-    async def echo(request: web.Request) -> web.Response:
-        body = await request.read()
-        return web.json_response(
-            {
-                "method": request.method,
-                "path_qs": request.path_qs,
-                "headers": [[k.lower(), v] for k, v in request.headers.items()],
-                "body": body.decode(),
-            }
-        )
-
-    async def big(request: web.Request) -> web.Response:
-        return web.Response(body=b"x" * BIG)
-
-    async def hang(request: web.Request) -> web.Response:
-        await release.wait()
-        return web.Response(text="late")
-
-    async def moved(request: web.Request) -> web.Response:
-        return web.Response(status=302, headers={"Location": "/echo"})
-
-    app = web.Application()
-    app.router.add_route("*", "/echo", echo)
-    app.router.add_route("*", "/big", big)
-    app.router.add_route("*", "/hang", hang)
-    app.router.add_route("*", "/moved", moved)
-    yield await serve_app(app)
-    release.set()
-
-
-def header_values(echoed: dict[str, object], name: str) -> list[str]:
-    return [v for k, v in echoed["headers"] if k == name]  # type: ignore[union-attr,misc]
+def server(echo_server: str) -> str:
+    return echo_server
 
 
 async def test_sends_body_with_client_and_own_headers(server: str) -> None:
@@ -123,13 +87,10 @@ async def test_the_clients_read_timeout_applies(server: str) -> None:
     assert error.retryable and error.message.startswith("svc: timed out")
 
 
-async def test_refused_connection_is_an_httpx_transport_error() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+async def test_refused_connection_is_an_httpx_transport_error(refused_url: str) -> None:
     async with make_client(timeout=2) as client:
         with pytest.raises(httpx.TransportError) as info:
-            await Endpoint(client, f"http://127.0.0.1:{port}/hook/s3cr3t-path").send(b"{}")
+            await Endpoint(client, f"{refused_url}/hook/s3cr3t-path").send(b"{}")
     error = error_for_exception(info.value, "svc")
     assert error.message.startswith("svc: connection failed")
     assert "s3cr3t-path" not in error.message
@@ -147,7 +108,7 @@ async def test_a_mock_transport_receives_the_request() -> None:
     ) as client:
         endpoint = Endpoint(client, "https://hooks.example.com/h", headers={"X-Own": "o"})
         response = await endpoint.send(b"payload", [(b"x-extra", b"e")])
-        assert (await response.aread()) == b'{"ok":true}'
+        assert json.loads(await response.aread()) == {"ok": True}
     assert response.status_code == 201
     (request,) = seen
     assert request.method == "POST"
@@ -213,21 +174,30 @@ async def test_the_request_line_is_logged_as_httpx_does_with_secrets_masked(
     assert "endpoint-t0ken-9f3a" not in caplog.text
 
 
-async def test_a_small_answer_arrives_read_and_every_way_of_reading_it_works(server: str) -> None:
-    async with make_client() as client:
+async def test_a_small_answer_frees_its_connection_and_every_way_of_reading_it_works(
+    server: str,
+) -> None:
+    async with make_client(max_connections=1) as client:
         endpoint = Endpoint(client, f"{server}/echo")
-        response = await endpoint.send(b"small")
-        # Fully arrived: read and closed, as client.post returns it.
-        assert response.is_closed and response.is_stream_consumed
-        assert json.loads(response.content)["body"] == "small"
-        assert json.loads(response.text)["body"] == "small"
-        assert response.json()["body"] == "small"
-        assert json.loads(await response.aread())["body"] == "small"
-        assert json.loads(b"".join([c async for c in response.aiter_bytes()]))["body"] == "small"
-        await response.aclose()  # a no-op, as on any closed response
-        assert response.headers["content-type"].startswith("application/json")
-        assert int(response.headers["Content-Length"]) == len(response.content)
-        assert response.headers.raw[0][0][:1].isupper()  # names kept as sent
+        first = await endpoint.send(b"small")
+        # One connection: the second send would wait for the pool (and time
+        # out) had the first answer not handed its connection back already.
+        second = await asyncio.wait_for(endpoint.send(b"again"), timeout=5)
+        assert not first.is_closed  # unread, as client.send(stream=True) returns it
+        assert json.loads(await first.aread())["body"] == "small"
+        assert first.is_closed and first.is_stream_consumed
+        assert json.loads(first.content)["body"] == "small"
+        assert json.loads(first.text)["body"] == "small"
+        assert first.json()["body"] == "small"
+        assert json.loads(b"".join([c async for c in first.aiter_bytes()]))["body"] == "small"
+        await first.aclose()  # a no-op, as on any closed response
+        assert first.headers["content-type"].startswith("application/json")
+        assert int(first.headers["Content-Length"]) == len(first.content)
+        assert first.headers.raw[0][0][:1].isupper()  # names kept as sent
+        assert first.http_version == "HTTP/1.1" and first.reason_phrase == "OK"
+        assert first.elapsed.total_seconds() >= 0
+        body = b"".join([c async for c in second.aiter_bytes()])
+        assert json.loads(body)["body"] == "again"
 
 
 async def test_endpoints_on_one_client_reach_their_own_urls(server: str) -> None:
@@ -236,7 +206,7 @@ async def test_endpoints_on_one_client_reach_their_own_urls(server: str) -> None
         for _ in range(2):  # again: the transport's per-URL cache must not mix them up
             for i, endpoint in enumerate(endpoints):
                 response = await endpoint.send(b"")
-                assert json.loads(response.content)["path_qs"] == f"/echo?n={i}"
+                assert json.loads(await response.aread())["path_qs"] == f"/echo?n={i}"
         # A plain client request to another URL still goes where it should.
         response = await client.post(f"{server}/echo?n=plain", content=b"x")
         assert response.json()["path_qs"] == "/echo?n=plain"
@@ -245,25 +215,5 @@ async def test_endpoints_on_one_client_reach_their_own_urls(server: str) -> None
 async def test_per_request_headers_may_be_str_pairs(server: str) -> None:
     async with make_client() as client:
         response = await Endpoint(client, f"{server}/echo").send(b"", [("X-Str", "s")])
-    assert header_values(json.loads(response.content), "x-str") == ["s"]
-
-
-def test_the_fast_header_and_body_paths_match_httpx_on_this_version() -> None:
-    from pixalert import http
-
-    assert http._fast_paths_work()
-    items = [(b"Host", b"host", b"h"), (b"X-A", b"x-a", b"1"), (b"x-a", b"x-a", b"2")]
-    for build in (http._headers_direct, http._headers_public):
-        headers = build(list(items))
-        assert headers.raw == [(k, v) for k, _, v in items]
-        assert headers.get_list("X-A") == ["1", "2"]
-        assert http._header_items_direct(headers) == items
-        assert http._header_items_public(headers) == items
-    for mark in (http._set_read_direct, http._set_read_public):
-        response = httpx.Response(200, stream=httpx.ByteStream(b"body"))
-        mark(response, b"body")
-        assert response.content == b"body" and response.is_closed
-    for mark_request in (http._set_request_read_direct, http._set_request_read_public):
-        request = httpx.Request("POST", "http://h/", stream=httpx.ByteStream(b"q"))
-        mark_request(request, b"q")
-        assert request.content == b"q"
+        echoed = json.loads(await response.aread())
+    assert header_values(echoed, "x-str") == ["s"]

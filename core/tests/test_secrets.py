@@ -92,10 +92,13 @@ def test_redact_masks_registered_secrets_and_url_paths() -> None:
 
 
 def test_log_records_of_child_loggers_are_masked(caplog: pytest.LogCaptureFixture) -> None:
+    # Loggers made at import, as plugins and libraries make theirs, before a secret is set.
+    plugin_log = logging.getLogger("pixalert.someplugin")
+    library_log = logging.getLogger("aiohttp.client")
     pixalert.channels.register_secret("https://hooks.example.com/T1/B2/child-logger-secret")
     caplog.set_level(logging.DEBUG)
-    logging.getLogger("pixalert.slack").warning("POST %s failed", "/T1/B2/child-logger-secret")
-    logging.getLogger("httpx._client").info("HTTP Request: POST /T1/B2/child-logger-secret")
+    plugin_log.warning("POST %s failed", "/T1/B2/child-logger-secret")
+    library_log.info("HTTP Request: POST /T1/B2/child-logger-secret")
     logging.getLogger("myapp").info("untouched /T1/B2/child-logger-secret")
     assert "child-logger-secret" not in caplog.records[0].getMessage()
     assert "child-logger-secret" not in caplog.records[1].getMessage()

@@ -1,7 +1,8 @@
 """pixalert: alert notification framework for Python.
 
 This module holds what an application needs: :class:`NotificationManager`,
-the alert and result types, and the errors. Plugin authors find the rest in
+the alert and result types, the errors, and :class:`SecretFilter` for the
+application's own log handlers. Plugin authors find the rest in
 one module per audience:
 
 - :mod:`pixalert.channels`: writing a channel (``ChannelSpec``, ``Channel``...);
@@ -24,6 +25,7 @@ from ._errors import (
     StoreUnavailable,
     SubmitError,
 )
+from ._redact import SecretFilter
 from ._silences import Silence
 from ._types import (
     Alert,
@@ -57,6 +59,7 @@ __all__ = [
     "PixalertError",
     "PluginError",
     "Priority",
+    "SecretFilter",
     "Settings",
     "Silence",
     "StoreUnavailable",

@@ -16,6 +16,7 @@ import pluggy
 from . import hookspecs
 from ._channels import ChannelSpec
 from ._errors import ChannelConflictError
+from ._redact import redact
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -142,7 +143,7 @@ class PluginManager(pluggy.PluginManager):
     def _fail(self, name: str, message: str) -> PluginProblem:
         error = PluginProblem(name, message)
         self.problems.append(error)
-        log.warning("%s", error)
+        log.warning("%s", redact(str(error)))
         return error
 
     def channel_specs(self) -> dict[str, ChannelSpec]:

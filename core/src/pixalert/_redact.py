@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from typing import Any
 
-__all__ = ["redact", "register_secret", "secret_values"]
+__all__ = ["SecretFilter", "attach_log_filter", "redact", "register_secret", "secret_values"]
 
 MASK = "**********"
 _MIN_LENGTH = 4  # shorter values would mask ordinary words
@@ -17,7 +16,7 @@ _secrets: set[str] = set()
 
 
 def register_secret(value: str) -> None:
-    """Remember ``value`` as a secret: :func:`redact` and pixalert's log filter mask it.
+    """Remember ``value`` as a secret: :func:`redact` and :class:`SecretFilter` mask it.
 
     Channels register their tokens, passwords and secret URLs when built; a
     Slack webhook URL is registered whole and by its path.
@@ -33,7 +32,7 @@ def register_secret(value: str) -> None:
             _, sep, path = rest.partition("/")
             if sep and len(path) >= _MIN_LENGTH:
                 _secrets.add("/" + path)
-    _install_log_filter()
+    attach_log_filter()
 
 
 def secret_values() -> frozenset[str]:
@@ -52,6 +51,33 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
     return text
 
 
+class SecretFilter(logging.Filter):
+    """A logging filter that masks every registered secret in the records it sees.
+
+    pixalert puts one on its own loggers and on those of the libraries it
+    sends with (see below); attach one to your own handlers to mask secrets
+    in whatever else reaches them::
+
+        handler.addFilter(pixalert.SecretFilter())
+
+    or, with :func:`logging.config.dictConfig`, declare
+    ``"filters": {"secrets": {"()": "pixalert.SecretFilter"}}`` and list
+    ``"secrets"`` in a handler's ``filters``. It masks the message (after
+    its arguments are merged in), the exception text and the stack text, in
+    place, and never drops a record. It changes neither the log record
+    factory nor any logger it is not attached to.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Mask the registered secrets in ``record``; always keep it."""
+        if _secrets:
+            _clean(record)
+        return True
+
+
+_formatter = logging.Formatter()
+
+
 def _clean(record: logging.LogRecord) -> None:
     try:
         message = record.getMessage()
@@ -61,30 +87,54 @@ def _clean(record: logging.LogRecord) -> None:
     if clean != message:
         record.msg = clean
         record.args = None
+    if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+        # Formatted as a handler's Formatter would (its text is cached on the
+        # record), and kept only when something in it was masked.
+        text = _formatter.formatException(record.exc_info)
+        clean = redact(text)
+        if clean != text:
+            record.exc_text = clean
+    elif record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
 
 
-# Loggers whose records are masked, with their children ("pixalert.slack",
-# "httpx._client"...): the HTTP and SMTP libraries log request URLs.
-_LOGGERS = ("httpx", "httpcore", "aiohttp", "aiosmtplib", "pixalert")
-_installed = False
+#: The loggers pixalert and the libraries it sends with write to; each family's
+#: children are filtered too (a logger's filters do not see its children's records).
+LOGGER_FAMILIES = ("pixalert", "httpx", "httpcore", "aiohttp", "aiosmtplib")
+# The children those libraries create, made here first so that they carry the
+# filter even when the library is imported later.
+_LIBRARY_LOGGERS = (
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+    "aiohttp.access",
+    "aiohttp.client",
+    "aiohttp.internal",
+    "aiohttp.server",
+    "aiohttp.web",
+    "aiohttp.websocket",
+)
+_FILTER = SecretFilter()
 
 
-def _install_log_filter() -> None:
-    """Mask secrets in every record of ``_LOGGERS`` and their children, as it is made.
+def attach_log_filter() -> None:
+    """Put pixalert's :class:`SecretFilter` on every logger of :data:`LOGGER_FAMILIES`.
 
-    A logger's own filter does not see its children's records, so this wraps
-    the log record factory (keeping whatever factory was installed before).
+    The families' top loggers, the libraries' known children and every other
+    child that exists by now get it (again harmless: a logger keeps one
+    copy). Called when a secret is registered and when an HTTP client is
+    made, so that the loggers of plugins and libraries imported by then are
+    covered. No other logger, handler or the record factory is touched.
     """
-    global _installed
-    if _installed:
-        return
-    _installed = True
-    previous = logging.getLogRecordFactory()
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        if _secrets and record.name.partition(".")[0] in _LOGGERS:
-            _clean(record)
-        return record
-
-    logging.setLogRecordFactory(factory)
+    for name in (*LOGGER_FAMILIES, *_LIBRARY_LOGGERS):
+        logging.getLogger(name).addFilter(_FILTER)
+    prefixes = tuple(family + "." for family in LOGGER_FAMILIES)
+    # The logging module's registry of loggers made so far (what
+    # Logger.getChildren reads on Python 3.12+); placeholders are skipped.
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if name.startswith(prefixes) and isinstance(logger, logging.Logger):
+            logger.addFilter(_FILTER)

@@ -244,3 +244,41 @@ def test_parsed_message_of_received_bytes_matches():
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["Bcc"] == "y@example.com"
     assert header_names(raw) == ["subject", "bcc"]
+
+
+# ---------------------------------------------------------------------------
+# Logs
+# ---------------------------------------------------------------------------
+
+
+def test_aiosmtplib_log_records_are_masked(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from pixalert.channels import register_secret
+
+    register_secret("smtp-pa55word-3b7e9f")  # as the channel does with its password
+    caplog.set_level(logging.DEBUG)
+    names = [
+        "aiosmtplib",
+        *(n for n in logging.Logger.manager.loggerDict if n.startswith("aiosmtplib.")),
+    ]
+    for name in names:
+        logging.getLogger(name).debug("AUTH PLAIN %s", "smtp-pa55word-3b7e9f")
+    assert len(caplog.records) == len(names)
+    assert "smtp-pa55word-3b7e9f" not in caplog.text
+
+
+def test_every_logger_aiosmtplib_makes_carries_pixalerts_filter() -> None:
+    import subprocess
+
+    script = (
+        "import logging, aiosmtplib, pixalert\n"
+        "from pixalert.channels import register_secret\n"
+        "register_secret('smtp-pa55word-3b7e9f')\n"
+        "loggers = [l for n, l in logging.Logger.manager.loggerDict.items()\n"
+        "           if n.split('.')[0] == 'aiosmtplib' and isinstance(l, logging.Logger)]\n"
+        "assert loggers\n"
+        "for l in loggers:\n"
+        "    assert any(isinstance(f, pixalert.SecretFilter) for f in l.filters), l.name\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)

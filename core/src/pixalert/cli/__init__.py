@@ -121,9 +121,15 @@ def cli(ctx: click.Context, config_file: str | None, env_file: str | None, verbo
     if verbose:
         import logging
 
+        from .._redact import SecretFilter
+
+        # The command line is the host here: its handler masks secrets in every record.
+        handler = logging.StreamHandler()
+        handler.addFilter(SecretFilter())
         logging.basicConfig(
             level=logging.DEBUG if verbose > 1 else logging.INFO,
             format="%(levelname)s %(name)s: %(message)s",
+            handlers=[handler],
         )
 
 

@@ -403,7 +403,7 @@ class WebhookChannel:
                 snippet = await _read_some(response)
                 error = self._error_for(response, self._service(index), snippet)
             finally:
-                if not response.is_closed:  # a small answer arrives read and closed
+                if not response.is_closed:  # the body is unread: close it
                     await response.aclose()
         except httpx.HTTPError as exc:
             error = _transport_error(exc, self._service(index))
