@@ -28,6 +28,7 @@ Every process sends only to sinks on 127.0.0.1 started by the test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -150,10 +151,8 @@ class Process:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise AssertionError(f"no such line within {timeout:g}s:\n{self.stderr()}")
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), left)
-            except asyncio.TimeoutError:
-                pass
 
     def stderr(self) -> str:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
@@ -291,9 +290,9 @@ url = "{hook}"
     return path
 
 
-async def _start_serve(spawn: Callable[..., Awaitable[Process]], config: Path) -> tuple[
-    Process, str
-]:
+async def _start_serve(
+    spawn: Callable[..., Awaitable[Process]], config: Path
+) -> tuple[Process, str]:
     pytest.importorskip("pixalert_monitoring")
     child = await spawn(
         "-m", "pixalert", "serve", "--port", "0", "--config", str(config), "--log-level", "warning"

@@ -13,7 +13,8 @@ picks up a retry or a dead process's work):
    routed to but not configured is ``skipped``);
 5. settle: every outcome in one write (sent, failed, suppressed, skipped, or
    retrying at its next due time), then the ``pixalert_after_delivery``
-   hooks once every delivery of the alert is final.
+   hooks once every delivery of the alert is final. Outcomes the store fails
+   to take stay with their claims and are written by the next sweep.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class Pipeline:
         self._timeline = timeline
         self._store = store
         self._clock = clock
+        timeline.on_written = self._written
 
     # -- 1. route -------------------------------------------------------------
 
@@ -227,7 +229,19 @@ class Pipeline:
         self._timeline.track(claims)
         try:
             outcomes = await self._outcomes(alert, claims, reason)
-            settled = await store.settle([(c, outcomes[ChannelName(c.channel)]) for c in claims])
+            pairs = [(c, outcomes[ChannelName(c.channel)]) for c in claims]
+            try:
+                settled = await store.settle(pairs)
+            except Exception as exc:
+                # Tried, perhaps sent, but not written: sending again would duplicate it,
+                # so the claims stay held and the next sweep writes these outcomes.
+                log.warning(
+                    "alert %s: could not write the results (the next sweep will): %s",
+                    alert.id,
+                    redact(str(exc)),
+                )
+                self._timeline.hold(pairs)
+                return outcomes, False
         finally:
             self._timeline.untrack(claims)
         if not all(settled.accepted):
@@ -236,6 +250,11 @@ class Pipeline:
         if waiting:
             self._timeline.wake_at(min(waiting).timestamp())
         return outcomes, alert.id in settled.completed
+
+    async def _written(self, alerts: Sequence[Alert]) -> None:
+        """After-delivery hooks of alerts finished by outcomes written late."""
+        for alert in alerts:
+            await self._finished(alert, None)
 
     async def _finished(self, alert: Alert, results: Results | None) -> None:
         """Run the after-delivery hooks of a finished alert (``results``: every
