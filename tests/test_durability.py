@@ -465,3 +465,38 @@ async def test_webhook_down_for_a_while_everything_is_delivered_once_it_is_back(
         assert {done[i]["status"] for i in accepted} == {"sent"}
         assert all("next_attempt_at" not in done[i] for i in accepted)
         assert max(done[i]["attempts"] for i in accepted) > 2
+
+
+# ---------------------------------------------------------------------------
+# 4. A busy, healthy Slack: waiting for a turn is no timeout, so no duplicate
+# ---------------------------------------------------------------------------
+
+
+async def test_forty_alerts_to_a_paced_slack_webhook_arrive_exactly_once(tmp_path: Path) -> None:
+    """Slack paces about one message a second per channel; here 10 a second, one at a
+    time, so the last of 40 alerts waits about 3.9 s for its turn, with an attempt
+    timeout of 1 s. The wait is the channel's ``pace``, outside the timeout: every
+    alert is posted once, at its first attempt."""
+    pytest.importorskip("pixalert_slack")
+    from pixalert import Alert, NotificationManager
+    from pixalert_slack.testing import SlackServer
+
+    async with SlackServer() as slack:
+        manager = NotificationManager(
+            config={
+                "history": f"sqlite:///{tmp_path / 'history.db'}",
+                "cooldown_minutes": 0,
+                "delivery": {"timeout": 1.0, "concurrency": 40},
+                "channels": {"slack": slack.config("webhook", rate=10, burst=1)},
+            },
+            read_files=False,
+            env={},
+        )
+        async with manager:
+            alerts = [Alert(f"busy {n}", "m", "low", channels=["slack"]) for n in range(40)]
+            ids = await manager.submit_many(alerts)
+            await manager.drain()
+            entries = {e["id"]: e["results"]["slack"] for e in await manager.history()}
+    assert len(slack.requests) == 40
+    assert sorted(m.summary for m in slack.received) == sorted(f"[LOW] busy {n}" for n in range(40))
+    assert {(entries[i]["status"], entries[i]["attempts"]) for i in ids} == {("sent", 1)}
