@@ -15,7 +15,7 @@ from typing import Any
 
 import pixalert
 import pytest
-from pixalert import Alert, DeliveryResult
+from pixalert import Alert, DeliveryError, DeliveryResult
 from pixalert._clock import to_datetime
 from pixalert._sqlite import SQLiteHistoryStore, SQLiteStateBackend
 from pixalert.storage import HistoryQuery, MemoryDatabase, MemoryHistoryStore
@@ -278,3 +278,22 @@ async def test_results_the_store_could_not_take_are_written_by_the_next_sweep(
     assert entry["state"] == "done" and entry["results"]["slack"]["status"] == "sent"
     assert [a.title for a in slack.sent] == ["Disk full"]  # sent once
     assert observer.seen == [("Disk full", {"slack": "sent"})]
+
+
+async def test_a_resolve_that_supersedes_every_delivery_is_done_and_observed(
+    clock: FakeClock,
+) -> None:
+    """Its every routed channel is final at once (suppressed: never notified), so the
+    alert is done in the history (not pending for ever, kept from retention) and the
+    after-delivery hooks see it."""
+    flaky, observer = RecordingChannel("slack", fail=[DeliveryError("HTTP 503")]), _AfterDelivery()
+    config = {"cooldown_minutes": 0, "delivery": {"max_attempts": 1}}
+    async with make_manager([flaky], clock=clock, config=config, plugins=[observer]) as manager:
+        await manager.send_alert("db down", "m", "low", key="db")  # retrying
+        await manager.send_alert("db down", "m", "low", key="db", status="resolved")
+        states = {e["status"]: e["state"] for e in await manager.history()}
+        health = await manager.health()
+    assert states == {"firing": "done", "resolved": "done"}
+    assert health["history"]["pending"] == 0
+    assert observer.seen == [("db down", {"slack": "suppressed"})]
+    assert flaky.sent == []

@@ -209,6 +209,8 @@ class Pipeline:
                 or DeliveryResult(name, DeliveryStatus.PENDING)
                 for name in routed
             }
+        if routed and not recorded.claims and set(routed) <= recorded.superseded:
+            finished = True  # a resolve whose every delivery was final when recorded
         tried = [r for r in outcomes.values() if r.attempts]
         if cooldown_taken and tried and all(r.status is DeliveryStatus.FAILED for r in tried):
             # Nothing went out and nothing will: the next try must not be swallowed.
