@@ -13,8 +13,7 @@ picks up a retry or a dead process's work):
    routed to but not configured is ``skipped``);
 5. settle: every outcome in one write (sent, failed, suppressed, skipped, or
    retrying at its next due time), then the ``pixalert_after_delivery``
-   hooks once every delivery of the alert is final. Outcomes the store fails
-   to take stay with their claims and are written by the next sweep.
+   hooks once every delivery of the alert is final.
 """
 
 from __future__ import annotations
@@ -224,7 +223,8 @@ class Pipeline:
         self, alert: Alert, claims: list[Claim], reason: str | None
     ) -> tuple[dict[ChannelName, DeliveryResult], bool]:
         """Deliver (or suppress, or skip) each claim and write the outcomes; return them,
-        and whether every delivery of the alert is now final."""
+        and whether every delivery of the alert is now final. Outcomes the store fails
+        to take stay with their claims; the next sweep writes them."""
         if not claims:
             return {}, False
         store = self._store()

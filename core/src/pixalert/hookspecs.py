@@ -76,12 +76,11 @@ def pixalert_demo_sinks() -> Sequence[DemoSink]:
 def pixalert_route(alert: Alert, channels: Sequence[str]) -> Sequence[str] | None:
     """Change which channels an alert goes to.
 
-    Called once for each alert, when it is accepted: before it is stored
-    (with one delivery per routed channel) and before suppression and
+    Called for each alert after it is stored and before suppression and
     cooldown are checked (a suppressed alert is reported as suppressed on the
     channels it would have reached), with the channels chosen by the explicit
-    ``channels=`` argument or the priority routing table. A retry goes to the
-    channels decided then. A hook that raises is logged and ignored.
+    ``channels=`` argument or the priority routing table. A hook that raises
+    is logged and ignored.
 
     :param alert: the alert being routed.
     :param channels: the channel names chosen so far.
@@ -95,12 +94,11 @@ def pixalert_route(alert: Alert, channels: Sequence[str]) -> Sequence[str] | Non
 
 @hookspec
 def pixalert_suppress(alert: Alert) -> str | Awaitable[str | None] | None:
-    """Silence an alert before any channel is tried.
+    """Silence an alert before it is routed.
 
-    Called once for each new alert, after it is routed, while or after it is stored,
-    and before cooldown is checked; not again when a delivery is retried.
+    Called for each alert after it is stored and before cooldown is checked.
 
-    :param alert: the alert about to be delivered.
+    :param alert: the alert about to be routed.
     :return: a short reason (``"silenced by maintenance window"``) to suppress
         the alert on every channel, or None to let it through. May return an
         awaitable of either. The first reason given wins.
