@@ -57,6 +57,7 @@ class Pipeline:
         store: Callable[[], HistoryStore],
         clock: Clock,
     ) -> None:
+        timeline.on_written = self._written  # after-delivery hooks of late writes
         self._settings = settings
         self._plugins = plugins
         self._registry = registry
@@ -64,7 +65,6 @@ class Pipeline:
         self._timeline = timeline
         self._store = store
         self._clock = clock
-        timeline.on_written = self._written
 
     # -- 1. route -------------------------------------------------------------
 
