@@ -239,6 +239,52 @@ async def test_failed_half_open_trial_opens_the_circuit_again(clock: FakeClock) 
         assert (await manager.health())["channels"]["slack"]["circuit"] == "open"
 
 
+async def test_a_delivery_held_while_the_half_open_trial_is_out_is_not_due_at_once(
+    clock: FakeClock,
+) -> None:
+    """While the trial call is out, a held delivery waits a moment (TRIAL_WAIT): were it
+    due at once, a sweep would claim it, hold it, and claim it again, without end."""
+    from pixalert._delivery import TRIAL_WAIT
+
+    gate, trying = asyncio.Event(), asyncio.Event()
+
+    class Slow(RecordingChannel):
+        async def send(self, alert: Alert, *, previous: Any = None) -> Any:
+            if alert.title == "trial":
+                trying.set()
+                await gate.wait()
+            return await super().send(alert, previous=previous)
+
+    slack = Slow("slack", fail=[DeliveryError("down"), DeliveryError("down")])
+    config = {
+        "cooldown_minutes": 0,
+        "delivery": {
+            "max_attempts": 1,
+            "circuit_failures": 2,
+            "circuit_reset": 10,
+            "retry_schedule": ["1h"],
+        },
+    }
+    async with make_manager([slack], clock=clock, config=config) as manager:
+        await manager.send_alert("a", "m", "low")
+        await manager.send_alert("b", "m", "low")
+        clock.advance(11)  # half-open: the next call is the trial
+        trial = asyncio.ensure_future(manager.send_alert("trial", "m", "low"))
+        await trying.wait()
+        now = clock.now()
+        held = (await manager.send_alert("c", "m", "low"))["slack"]
+        assert held.status == "retrying" and held.attempts == 0
+        assert held.next_attempt_at == to_datetime(now + TRIAL_WAIT)
+        assert await manager.resume_pending() == 0  # nothing is due while the trial is out
+        gate.set()
+        assert (await trial)["slack"].status == "sent"
+        clock.advance(TRIAL_WAIT + 0.001)
+        assert await manager.resume_pending() == 1  # c goes: the circuit closed
+        clock.advance(3600 * 1.1)
+        assert await manager.resume_pending() == 2  # a and b, at their next round
+    assert sorted(a.title for a in slack.sent) == ["a", "b", "c", "trial"]
+
+
 async def test_per_channel_concurrency_limit(clock: FakeClock) -> None:
     running = 0
     peak = 0

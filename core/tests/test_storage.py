@@ -13,8 +13,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pixalert
 import pytest
-from pixalert import Alert, DeliveryResult
+from pixalert import Alert, DeliveryError, DeliveryResult
 from pixalert._clock import to_datetime
 from pixalert._sqlite import SQLiteHistoryStore, SQLiteStateBackend
 from pixalert.storage import HistoryQuery, MemoryDatabase, MemoryHistoryStore
@@ -232,3 +233,67 @@ async def test_submit_many_stores_every_alert_then_delivers(
         assert await manager.first_seen_many(["b", "c"], 60) == [False, True]
         await manager.forget_seen("b")
         assert await manager.first_seen("b", 60)
+
+
+class _AfterDelivery:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, str]]] = []
+
+    @pixalert.hookimpl
+    def pixalert_after_delivery(self, alert: Alert, results: Any) -> None:
+        self.seen.append((alert.title, {str(c): r.status.value for c, r in results.items()}))
+
+
+@pytest.mark.parametrize("way", ["submit", "send_alert"])
+async def test_results_the_store_could_not_take_are_written_by_the_next_sweep(
+    clock: FakeClock, way: str
+) -> None:
+    """A store error while writing results (SQLite busy, a full disk, PostgreSQL gone):
+    the delivery went out, so it is not sent again; its claim stays held, and the
+    next sweep writes the result."""
+    slack, observer = RecordingChannel("slack"), _AfterDelivery()
+    async with make_manager([slack], clock=clock, plugins=[observer]) as manager:
+        store = manager.history_store
+        real_settle = store.settle
+        failures = [sqlite3.OperationalError("disk I/O error")]
+
+        async def settle(outcomes: Any) -> Any:
+            if failures:
+                raise failures.pop()
+            return await real_settle(outcomes)
+
+        store.settle = settle  # type: ignore[method-assign]
+        if way == "submit":
+            await manager.submit(Alert("Disk full", "95%", "low"))
+            await manager.drain()
+        else:
+            results = await manager.send_alert("Disk full", "95%", "low")
+            assert results["slack"].status == "sent"  # it went out: the caller is told so
+        assert [a.title for a in slack.sent] == ["Disk full"]
+        (entry,) = await manager.history()
+        assert entry["state"] == "pending" and observer.seen == []
+        clock.advance(3600)  # longer than the lease: still this manager's to write
+        assert await manager.resume_pending() == 0
+        (entry,) = await manager.history()
+    assert entry["state"] == "done" and entry["results"]["slack"]["status"] == "sent"
+    assert [a.title for a in slack.sent] == ["Disk full"]  # sent once
+    assert observer.seen == [("Disk full", {"slack": "sent"})]
+
+
+async def test_a_resolve_that_supersedes_every_delivery_is_done_and_observed(
+    clock: FakeClock,
+) -> None:
+    """Its every routed channel is final at once (suppressed: never notified), so the
+    alert is done in the history (not pending for ever, kept from retention) and the
+    after-delivery hooks see it."""
+    flaky, observer = RecordingChannel("slack", fail=[DeliveryError("HTTP 503")]), _AfterDelivery()
+    config = {"cooldown_minutes": 0, "delivery": {"max_attempts": 1}}
+    async with make_manager([flaky], clock=clock, config=config, plugins=[observer]) as manager:
+        await manager.send_alert("db down", "m", "low", key="db")  # retrying
+        await manager.send_alert("db down", "m", "low", key="db", status="resolved")
+        states = {e["status"]: e["state"] for e in await manager.history()}
+        health = await manager.health()
+    assert states == {"firing": "done", "resolved": "done"}
+    assert health["history"]["pending"] == 0
+    assert observer.seen == [("db down", {"slack": "suppressed"})]
+    assert flaky.sent == []

@@ -29,6 +29,14 @@ class Channel(Protocol):
     call twice. A channel may also have ``describe() -> str``: one line,
     without secrets, saying what it reaches (``"2 Apprise services: discord,
     mailto"``), which ``pixalert channels`` shows.
+
+    A channel that must stay under a service's rate limit may also have
+    ``async pace(alert) -> None``, which waits until ``alert`` may be sent (a
+    :class:`pixalert.channels.RateLimiter` per destination). The core awaits
+    it before each attempt and only then starts the attempt's
+    ``delivery.timeout``, so waiting for a turn is never taken for a slow
+    service (a timeout, then a retry that posts twice). ``send`` itself
+    should not wait for a turn.
     """
 
     name: str

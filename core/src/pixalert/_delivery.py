@@ -25,6 +25,11 @@ __all__ = ["CircuitBreaker", "ChannelSlot", "deliver", "next_round"]
 
 T = TypeVar("T")
 
+#: Seconds a delivery held back by a half-open circuit waits while its trial call
+#: is out (at most the circuit's ``reset``): soon after a trial that succeeds,
+#: never due at once, which would have a sweep claim it again and again.
+TRIAL_WAIT = 1.0
+
 
 @attrs.define
 class CircuitBreaker:
@@ -71,10 +76,15 @@ class CircuitBreaker:
         self.trial = False
 
     def reopens_at(self, now: float) -> float:
-        """When the next call may go out (``now`` unless the circuit is open)."""
-        if self.opened_at is None or self.state(now) != "open":
-            return now
-        return self.opened_at + self.reset
+        """When the next call may go out: when it half-opens if the circuit is open,
+        :data:`TRIAL_WAIT` from ``now`` while the half-open trial call is out (its
+        outcome decides), else ``now``."""
+        state = self.state(now)
+        if state == "open" and self.opened_at is not None:
+            return self.opened_at + self.reset
+        if state == "half-open" and self.trial:
+            return now + min(self.reset, TRIAL_WAIT)
+        return now
 
     def to_dict(self, now: float) -> dict[str, Any]:
         """JSON-safe state for ``health()``."""

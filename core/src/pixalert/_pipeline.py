@@ -59,6 +59,7 @@ class Pipeline:
         store: Callable[[], HistoryStore],
         clock: Clock,
     ) -> None:
+        timeline.on_written = self._written  # after-delivery hooks of late writes
         self._settings = settings
         self._plugins = plugins
         self._registry = registry
@@ -223,6 +224,8 @@ class Pipeline:
                 or DeliveryResult(name, DeliveryStatus.PENDING)
                 for name in routed
             }
+        if routed and not recorded.claims and set(routed) <= recorded.superseded:
+            finished = True  # a resolve whose every delivery was final when recorded
         tried = [r for r in outcomes.values() if r.attempts]
         if cooldown_taken and tried and all(r.status is DeliveryStatus.FAILED for r in tried):
             # Nothing went out and nothing will: the next try must not be swallowed.
@@ -236,14 +239,27 @@ class Pipeline:
         self, alert: Alert, claims: list[Claim], reason: str | None
     ) -> tuple[dict[ChannelName, DeliveryResult], bool]:
         """Deliver (or suppress, or skip) each claim and write the outcomes; return them,
-        and whether every delivery of the alert is now final."""
+        and whether every delivery of the alert is now final. Outcomes the store fails
+        to take stay with their claims; the next sweep writes them."""
         if not claims:
             return {}, False
         store = self._store()
         self._timeline.track(claims)
         try:
             outcomes = await self._outcomes(alert, claims, reason)
-            settled = await store.settle([(c, outcomes[ChannelName(c.channel)]) for c in claims])
+            pairs = [(c, outcomes[ChannelName(c.channel)]) for c in claims]
+            try:
+                settled = await store.settle(pairs)
+            except Exception as exc:
+                # Tried, perhaps sent, but not written: sending again would duplicate it,
+                # so the claims stay held and the next sweep writes these outcomes.
+                log.warning(
+                    "alert %s: could not write the results (the next sweep will): %s",
+                    alert.id,
+                    redact(str(exc)),
+                )
+                self._timeline.hold(pairs)
+                return outcomes, False
         finally:
             self._timeline.untrack(claims)
         if not all(settled.accepted):
@@ -252,6 +268,11 @@ class Pipeline:
         if waiting:
             self._timeline.wake_at(min(waiting).timestamp())
         return outcomes, alert.id in settled.completed
+
+    async def _written(self, alerts: Sequence[Alert]) -> None:
+        """After-delivery hooks of alerts finished by outcomes written late."""
+        for alert in alerts:
+            await self._finished(alert, None)
 
     async def _finished(self, alert: Alert, results: Results | None) -> None:
         """Run the after-delivery hooks of a finished alert (``results``: every

@@ -1127,7 +1127,7 @@ def _record(
             "DELETE FROM deliveries WHERE alert_id = ? AND channel = ?", (alert.id, ROUTE_LATER)
         )
     _add_rollups(conn, rollups)
-    if not new or not channels:
+    if not new or not claims:  # nothing to deliver (no channel, or every one superseded)
         _complete(conn, [alert.id])
     return Recorded(alert, tuple(claims), frozenset(superseded))
 

@@ -18,6 +18,7 @@ from ._clock import Clock
 from ._config import DeliveryConfig
 from ._redact import redact
 from ._storage import Claim, HistoryStore, Job, JobClaim
+from ._types import Alert, DeliveryResult
 
 __all__ = ["JobHandler", "Timeline"]
 
@@ -52,7 +53,10 @@ class Timeline:
         self._config = config
         self._run_claims = run_claims
         self.handlers: dict[str, JobHandler] = {}
+        #: Called with the alerts that outcomes written late (see :meth:`hold`) finished.
+        self.on_written: Callable[[Sequence[Alert]], Awaitable[None]] | None = None
         self._inflight: set[Claim] = set()
+        self._unwritten: list[tuple[Claim, DeliveryResult]] = []
         self._orphans: list[Claim] = []
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._sweeping: asyncio.Task[int] | None = None
@@ -84,6 +88,7 @@ class Timeline:
         back on the next :meth:`start`."""
         self._orphans.extend(self._inflight)
         self._inflight.clear()
+        self._unwritten.clear()  # their claims are given back with the orphans
         self._timers.clear()
         self._tasks.clear()
         self._sweeping = None
@@ -99,6 +104,11 @@ class Timeline:
             await asyncio.gather(self._sweeping, return_exceptions=True)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._unwritten:
+            try:
+                await self._write_unwritten()
+            except Exception as exc:  # given back below: delivered again elsewhere
+                log.warning("could not write results on close: %s", redact(str(exc)))
         try:
             await self._store().close_owner(self.owner)
         except Exception as exc:
@@ -113,8 +123,27 @@ class Timeline:
             self._every("renew", max(0.05, self._config.lease / 3), self._renew)
 
     def untrack(self, claims: Sequence[Claim]) -> None:
-        """Stop renewing these claims."""
-        self._inflight.difference_update(claims)
+        """Stop renewing these claims (unless their outcomes are held, see :meth:`hold`)."""
+        held = {claim for claim, _ in self._unwritten}
+        self._inflight.difference_update(c for c in claims if c not in held)
+
+    def hold(self, outcomes: Sequence[tuple[Claim, DeliveryResult]]) -> None:
+        """Keep outcomes the store failed to take: their claims stay held (and renewed),
+        and the next sweep writes them before it claims anything."""
+        self._unwritten.extend(outcomes)
+        self._inflight.update(claim for claim, _ in outcomes)
+
+    async def _write_unwritten(self) -> None:
+        outcomes, self._unwritten = self._unwritten, []
+        try:
+            settled = await self._store().settle(outcomes)
+        except BaseException:
+            self._unwritten[:0] = outcomes
+            raise
+        self._inflight.difference_update(claim for claim, _ in outcomes)
+        alerts = {claim.alert.id: claim.alert for claim, _ in outcomes}
+        if settled.completed and self.on_written is not None:
+            await self.on_written([alerts[i] for i in settled.completed if i in alerts])
 
     async def _renew(self) -> bool:
         if not self._inflight:
@@ -168,10 +197,13 @@ class Timeline:
 
     async def sweep(self) -> int:
         """Run every due delivery and job, batch after batch, until none is left;
-        return how many were run. Safe to call at any time (tests with a fake clock
-        call it after moving the time)."""
+        return how many were run. Outcomes held back by a store error (see
+        :meth:`hold`) are written first. Safe to call at any time (tests with a
+        fake clock call it after moving the time)."""
         store = self._store()
         count = 0
+        if self._unwritten:
+            await self._write_unwritten()
         while True:
             claims = await store.claim_due(
                 owner=self.owner, lease=self._config.lease, limit=SWEEP_BATCH

@@ -1,8 +1,19 @@
-"""Events for one routing key are paced under PagerDuty's limit, on an injected clock."""
+"""Events for one routing key are paced under PagerDuty's limit, on an injected clock.
+
+The channel's ``pace(alert)`` waits for a turn; the core awaits it before each
+attempt's timeout starts, then calls ``send``, which does not wait. ``post``
+below does what the core does.
+"""
 
 from __future__ import annotations
 
 import pytest
+
+
+async def post(channel, alert):
+    """Wait for a turn, then send: what the core does for each attempt."""
+    await channel.pace(alert)
+    return await channel.send(alert)
 
 
 def _waits(clock):
@@ -12,9 +23,9 @@ def _waits(clock):
 
 async def test_a_burst_goes_at_once_then_events_are_paced(pd, channel, clock, make_alert):
     for i in range(10):
-        await channel.send(make_alert(key=f"k{i}"))
+        await post(channel, make_alert(key=f"k{i}"))
     assert _waits(clock) == []  # the default burst of 10 is not delayed
-    await channel.send(make_alert(key="k10"))
+    await post(channel, make_alert(key="k10"))
     assert _waits(clock) == [pytest.approx(60 / 110)]
     assert len(pd.received) == 11
 
@@ -22,7 +33,7 @@ async def test_a_burst_goes_at_once_then_events_are_paced(pd, channel, clock, ma
 async def test_no_60_second_window_holds_more_than_rate_events(pd, channel, clock, make_alert):
     times = []
     for i in range(250):
-        await channel.send(make_alert(key=f"k{i}"))
+        await post(channel, make_alert(key=f"k{i}"))
         times.append(clock.now())
     assert len(pd.received) == 250
     busiest = max(sum(1 for t in times[i:] if t - start <= 60.0) for i, start in enumerate(times))
@@ -36,7 +47,7 @@ async def test_no_60_second_window_holds_more_than_rate_events(pd, channel, cloc
 async def test_rate_and_burst_are_configurable(pd, make_channel, clock, make_alert):
     channel = make_channel(rate=30, burst=1)
     for i in range(3):
-        await channel.send(make_alert(key=f"k{i}"))
+        await post(channel, make_alert(key=f"k{i}"))
     assert _waits(clock) == [pytest.approx(60 / 29), pytest.approx(60 / 29)]
 
 
@@ -46,7 +57,15 @@ async def test_each_channel_paces_its_own_routing_key(pd, make_channel, clock, m
         make_channel(burst=1, rate=60),
         make_channel(burst=1, rate=60, routing_key=other_key),
     )
-    await first.send(make_alert(key="a"))
-    await second.send(make_alert(key="b"))
+    await post(first, make_alert(key="a"))
+    await post(second, make_alert(key="b"))
     assert _waits(clock) == []
     assert pd.incident("b", routing_key=other_key) is not None
+
+
+async def test_send_itself_does_not_wait_for_a_turn(pd, make_channel, clock, make_alert):
+    channel = make_channel(rate=30, burst=1)
+    for i in range(3):
+        await channel.send(make_alert(key=f"k{i}"))
+    assert _waits(clock) == []  # the wait is in pace(), outside the attempt's timeout
+    assert len(pd.received) == 3

@@ -37,6 +37,7 @@ _CORE_COMMANDS = {
         "Test the configured channels: all|channels|priorities|concurrent|errors.",
     ),
     "plugin": ("._plugin", "plugin", "Tools for plugin authors (plugin new NAME)."),
+    "flush": ("._flush", "flush", "Deliver whatever is due now (retries, a dead process's work)."),
     "silence": (
         "._silence",
         "silence",
@@ -139,16 +140,26 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     sys.exit(code)
 
 
-def build_manager(ctx: click.Context | None = None, **kwargs: Any) -> NotificationManager:
+def build_manager(
+    ctx: click.Context | None = None, *, sweep: bool = True, **kwargs: Any
+) -> NotificationManager:
     """A :class:`pixalert.NotificationManager` from the CLI's ``--config``/``--env-file``.
 
     Plugins' commands call it too. A configuration error exits with status 2
-    and one clear message.
+    and one clear message. A command that runs for a moment passes
+    ``sweep=False``: no background sweeps (``delivery.recover_interval = 0``),
+    so it delivers its own alerts and takes over no backlog, which the
+    long-running managers sharing the store (serve, monitor, an application)
+    deliver; a command that keeps running keeps the sweeps.
     """
     from .._errors import ConfigError
     from .._manager import NotificationManager
     from .._plugins import default_plugin_manager
 
+    if not sweep:
+        config = dict(kwargs.get("config") or {})
+        config["delivery"] = {**config.get("delivery", {}), "recover_interval": 0}
+        kwargs["config"] = config
     ctx = ctx or click.get_current_context(silent=True)
     obj = (ctx.find_root().obj if ctx else None) or {}
     kwargs.setdefault("config_file", obj.get("config_file"))

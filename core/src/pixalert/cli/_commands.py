@@ -72,7 +72,7 @@ def send(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--priority") from None
     metadata = _parse_meta(meta)
-    manager = build_manager()
+    manager = build_manager(sweep=False)
 
     async def go() -> Any:
         async with manager:
@@ -122,7 +122,7 @@ def _describe(channel: Any) -> str | None:
 @_json_option
 def channels(check: bool, as_json: bool) -> None:
     """List configured channels; with --check, try each one (exit 1 if any fails)."""
-    manager = build_manager()
+    manager = build_manager(sweep=False)
 
     async def go() -> dict[str, Any]:
         import asyncio
@@ -237,7 +237,7 @@ def plugins(as_json: bool) -> None:
 @_json_option
 def history(hours: float, limit: int, as_json: bool) -> None:
     """Show the alerts of the last HOURS and what each channel did."""
-    manager = build_manager()
+    manager = build_manager(sweep=False)
 
     async def go() -> list[dict[str, Any]]:
         async with manager:
@@ -275,7 +275,7 @@ def history(hours: float, limit: int, as_json: bool) -> None:
 @_json_option
 def stats(hours: float, as_json: bool) -> None:
     """Per-channel counts, success rate and latency percentiles."""
-    manager = build_manager()
+    manager = build_manager(sweep=False)
 
     async def go() -> dict[str, Any]:
         async with manager:

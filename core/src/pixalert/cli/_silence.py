@@ -105,7 +105,7 @@ def add(
     compared exactly or as a glob pattern (db-*, web-?).
     """
     fields = _parse_matchers(matchers)
-    manager = build_manager()
+    manager = build_manager(sweep=False)
 
     async def go() -> Any:
         async with manager:
@@ -134,7 +134,7 @@ def add(
 @_json_option
 def list_(as_json: bool) -> None:
     """List the silences in effect."""
-    manager = build_manager()
+    manager = build_manager(sweep=False)
 
     async def go() -> Any:
         async with manager:
@@ -171,7 +171,7 @@ def list_(as_json: bool) -> None:
 @click.argument("id")
 def remove(id: str) -> None:
     """End the silence ID now."""
-    manager = build_manager()
+    manager = build_manager(sweep=False)
 
     async def go() -> bool:
         async with manager:

@@ -314,8 +314,10 @@ class PagerDutyChannel:
     Firing alerts become ``trigger`` events and resolved alerts ``resolve``
     events with the same ``dedup_key`` (the alert's key), so the incident
     closes. Events for one routing key are paced under ``config.rate`` per
-    minute. ``clock`` drives the pacing (pass a :class:`pixalert.testing.FakeClock`
-    in tests). The receipt is ``{"dedup_key": ...}``.
+    minute by :meth:`pace`, which the core awaits before each attempt's
+    timeout starts. ``clock`` drives the pacing (pass a
+    :class:`pixalert.testing.FakeClock` in tests). The receipt is
+    ``{"dedup_key": ...}``.
     """
 
     def __init__(self, name: str, config: PagerDutyConfig, *, clock: Clock | None = None) -> None:
@@ -373,8 +375,16 @@ class PagerDutyChannel:
                 dedup_key = earlier
         return build_event(alert, self._routing_key, source=self.config.source, dedup_key=dedup_key)
 
+    async def pace(self, alert: Alert) -> None:
+        """Wait for a turn under ``config.rate`` events a minute for this routing key
+        (``burst`` at once). The core awaits it before each attempt's timeout starts;
+        code calling :meth:`send` directly calls it first."""
+        await self.limiter.acquire(self._pace_key)
+
     async def send(self, alert: Alert, *, previous: Receipt | None = None) -> Receipt | None:
         """Post the trigger or resolve event for ``alert``; return ``{"dedup_key": ...}``.
+
+        It does not wait for a turn: see :meth:`pace`.
 
         Raises :class:`pixalert.DeliveryError`: permanent for a 400 (with
         PagerDuty's message) and other 4xx, retryable for 429, 5xx and network
@@ -389,7 +399,6 @@ class PagerDutyChannel:
             raise DeliveryError.permanent("pagerduty: channel is closed")
         event = self.event_for(alert, previous)
         body = _encode(event)
-        await self.limiter.acquire(self._pace_key)
         failure: DeliveryError | None = None
         response: httpx.Response | None = None
         try:

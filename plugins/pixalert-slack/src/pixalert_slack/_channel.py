@@ -70,7 +70,9 @@ class SlackChannel:
 
     ``send`` returns ``{"ts": ..., "channel": ...}`` with a bot token (None
     for a webhook, which answers no message id); given such a receipt as
-    ``previous``, a resolved alert updates that message.
+    ``previous``, a resolved alert updates that message. ``pace`` waits for
+    a turn under ``config.rate`` (the core calls it before each attempt's
+    timeout starts, so a busy channel is not mistaken for a slow one).
     """
 
     def __init__(self, name: str, config: SlackConfig, *, clock: Clock | None = None) -> None:
@@ -112,25 +114,31 @@ class SlackChannel:
     # Channel protocol
     # ------------------------------------------------------------------
 
+    async def pace(self, alert: Alert) -> None:
+        """Wait for a turn to post to this channel's Slack destination: ``rate``
+        messages a second, ``burst`` at once (Slack allows about one a second
+        per channel). The core awaits it before each attempt's timeout starts;
+        code calling :meth:`send` directly calls it first."""
+        await self._limiter.acquire("webhook" if self.mode == "webhook" else self.config.channel)
+
     async def send(self, alert: Alert, *, previous: Receipt | None = None) -> Receipt | None:
         """Post ``alert``; with a bot token, return ``{"ts", "channel"}`` of the message.
 
         A resolved alert whose ``previous`` receipt names a message updates
-        that message (``chat.update``) instead of posting a new one.
-        Raises :class:`pixalert.DeliveryError` on failure.
+        that message (``chat.update``) instead of posting a new one. It does
+        not wait for a turn: see :meth:`pace`. Raises
+        :class:`pixalert.DeliveryError` on failure.
         """
         if self._closed:
             raise DeliveryError.permanent(f"slack {self.name}: channel is closed")
         message = build_message(alert, mention=self.config.mention_on_critical)
         if self.mode == "webhook":
-            await self._limiter.acquire("webhook")
             await self._post_webhook(message)
             log.debug("slack %s: alert %s posted to the webhook", self.name, alert.id)
             return None
 
         channel = self.config.channel
         assert channel is not None
-        await self._limiter.acquire(channel)
         if alert.resolved and previous and previous.get("ts") and previous.get("channel"):
             body = {"channel": previous["channel"], "ts": previous["ts"], **message}
             try:
