@@ -192,3 +192,25 @@ def test_the_known_library_loggers_are_all_the_libraries_make() -> None:
 
     assert set(made) <= {*LOGGER_FAMILIES, *_LIBRARY_LOGGERS}
     assert made  # the libraries do log
+
+
+def test_a_plugin_puts_its_librarys_loggers_under_the_same_filter() -> None:
+    from pixalert.channels import mask_loggers
+
+    secret = "https://hooks.example.com/acme/Acme-secret-token-42"
+    register_secret(secret)
+    child = logging.getLogger("acmelib.transport")  # made before mask_loggers
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    child.addHandler(handler)
+    try:
+        mask_loggers("acmelib")
+        child.warning("POST %s failed", secret)
+        logging.getLogger("acmelib.later").addHandler(handler)
+        mask_loggers("acmelib")  # again, for loggers the library made since
+        logging.getLogger("acmelib.later").warning("GET %s", secret)
+    finally:
+        child.removeHandler(handler)
+        logging.getLogger("acmelib.later").removeHandler(handler)
+    assert "Acme-secret-token-42" not in stream.getvalue()
+    assert stream.getvalue().count("**********") == 2

@@ -6,7 +6,14 @@ import logging
 import threading
 from collections.abc import Iterable
 
-__all__ = ["SecretFilter", "attach_log_filter", "redact", "register_secret", "secret_values"]
+__all__ = [
+    "SecretFilter",
+    "attach_log_filter",
+    "mask_loggers",
+    "redact",
+    "register_secret",
+    "secret_values",
+]
 
 MASK = "**********"
 _MIN_LENGTH = 4  # shorter values would mask ordinary words
@@ -103,6 +110,8 @@ def _clean(record: logging.LogRecord) -> None:
 #: The loggers pixalert and the libraries it sends with write to; each family's
 #: children are filtered too (a logger's filters do not see its children's records).
 LOGGER_FAMILIES = ("pixalert", "httpx", "httpcore", "aiohttp", "aiosmtplib")
+# Families plugins added with mask_loggers() (a plugin's own HTTP library...).
+_extra_families: list[str] = []
 # The children those libraries create, made here first so that they carry the
 # filter even when the library is imported later.
 _LIBRARY_LOGGERS = (
@@ -130,11 +139,27 @@ def attach_log_filter() -> None:
     made, so that the loggers of plugins and libraries imported by then are
     covered. No other logger, handler or the record factory is touched.
     """
-    for name in (*LOGGER_FAMILIES, *_LIBRARY_LOGGERS):
+    families = (*LOGGER_FAMILIES, *_extra_families)
+    for name in (*families, *_LIBRARY_LOGGERS):
         logging.getLogger(name).addFilter(_FILTER)
-    prefixes = tuple(family + "." for family in LOGGER_FAMILIES)
+    prefixes = tuple(family + "." for family in families)
     # The logging module's registry of loggers made so far (what
     # Logger.getChildren reads on Python 3.12+); placeholders are skipped.
     for name, logger in list(logging.Logger.manager.loggerDict.items()):
         if name.startswith(prefixes) and isinstance(logger, logging.Logger):
             logger.addFilter(_FILTER)
+
+
+def mask_loggers(*names: str) -> None:
+    """Mask registered secrets in what the loggers ``names`` (and their children) log.
+
+    For a channel plugin whose libraries log request URLs or headers (Apprise
+    logs through ``apprise``, requests through ``urllib3``): call it when the
+    channel is built, and again before a send if the library makes new child
+    loggers on the fly. It puts the same :class:`SecretFilter` pixalert uses
+    on its own loggers on those, now and whenever pixalert attaches it again.
+    """
+    for name in names:
+        if name and name not in LOGGER_FAMILIES and name not in _extra_families:
+            _extra_families.append(name)
+    attach_log_filter()

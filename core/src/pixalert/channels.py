@@ -26,7 +26,7 @@ from ._durations import Duration
 from ._errors import ConfigError as ConfigError
 from ._errors import DeliveryError as DeliveryError
 from ._ratelimit import RateLimiter
-from ._redact import redact, register_secret
+from ._redact import mask_loggers, redact, register_secret
 from ._types import Alert as Alert
 from ._types import Priority as Priority
 from ._types import Secret
@@ -46,6 +46,7 @@ __all__ = [
     "Secret",
     "SetupField",
     "SystemClock",
+    "mask_loggers",
     "redact",
     "register_secret",
     "send_test_alert",
