@@ -174,17 +174,18 @@ BAD = [
     (
         "pixalert.toml",
         "[delivery]\ntimout = 3\n",
-        "pixalert.toml: extra fields found (timout) @ delivery",
+        "pixalert.toml: unknown key 'timout' (did you mean 'timeout'?) @ delivery.timout",
     ),
     (
         "pixalert.toml",
         'histroy = "x"\n',
-        "pixalert.toml: extra fields found (histroy) @ (top level)",
+        "pixalert.toml: unknown key 'histroy' (did you mean 'history'?) @ histroy",
     ),
     (
         "pixalert.toml",
         '[routing]\nurgent = ["slack"]\n',
-        "pixalert.toml: extra fields found (urgent) @ routing",
+        "pixalert.toml: unknown key 'urgent'; expected one of: critical, high, low, medium "
+        "@ routing.urgent",
     ),
     (
         "pixalert.toml",
@@ -204,7 +205,8 @@ BAD = [
     (
         "pixalert.toml",
         '[channels.email]\nsmtp_sever = "x"\n',
-        "pixalert.toml: extra fields found (smtp_sever) @ channels.email",
+        "pixalert.toml: unknown key 'smtp_sever' (did you mean 'smtp_server'?) "
+        "@ channels.email.smtp_sever",
     ),
     (
         "pixalert.toml",
@@ -224,12 +226,24 @@ BAD = [
     (
         "notification_config.json",
         '{"smtp_servr": "x"}',
-        "notification_config.json: unknown key 'smtp_servr' @ smtp_servr; expected one of:",
+        "notification_config.json: unknown key 'smtp_servr' @ smtp_servr; "
+        "did you mean 'smtp_server'?",
     ),
     (
         "notification_config.json",
         "[1, 2]",
         "notification_config.json: expected a JSON object at the top level",
+    ),
+    (
+        "notification_config.json",
+        '{"bogus": "x"}',
+        "notification_config.json: unknown key 'bogus' @ bogus; expected one of: cooldown_minutes,",
+    ),
+    (
+        ".env.notifications",
+        "EMAIL_PASWORD=x\n",
+        ".env.notifications: unknown setting 'EMAIL_PASWORD' @ EMAIL_PASWORD; "
+        "did you mean 'EMAIL_PASSWORD'?",
     ),
     (
         ".env.notifications",
@@ -254,7 +268,9 @@ def test_bad_config_names_source_path_and_expectation(
 def test_bad_environment_value_names_the_environment(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         build_channel_configs(load(tmp_path, env={"SMTP_PORT": "lots"}), SPECS)
-    assert info.value.errors == ["environment: expected int, got 'lots' @ channels.email.smtp_port"]
+    assert info.value.errors == [
+        "environment variable SMTP_PORT: expected int, got 'lots' @ channels.email.smtp_port"
+    ]
 
 
 def test_all_errors_are_reported_at_once(tmp_path: Path) -> None:
