@@ -679,13 +679,15 @@ def channel_type(name: str, section: Mapping[str, Any]) -> str:
 
 
 def build_channel_configs(
-    settings: Settings, specs: Mapping[str, ChannelSpec]
+    settings: Settings, specs: Mapping[str, ChannelSpec], *, warn: bool = True
 ) -> tuple[dict[str, tuple[ChannelSpec, Any]], dict[str, str]]:
     """Structure each channel section with its plugin's config type.
 
     Returns ``(configured, unavailable)``: name to ``(spec, config)``, and name
     to the reason a section could not be used (its plugin is not installed).
-    Raises :class:`ConfigError` with every bad key at once.
+    Raises :class:`ConfigError` with every bad key at once. With ``warn``,
+    what ``pixalert config check`` would report (a routing typo, a section
+    whose plugin is missing) is logged as warnings.
     """
     configured: dict[str, tuple[ChannelSpec, Any]] = {}
     unavailable: dict[str, str] = {}
@@ -710,4 +712,8 @@ def build_channel_configs(
             errors.extend(exc.errors)
     if errors:
         raise ConfigError(errors)
+    if warn:
+        from ._checks import log_problems
+
+        log_problems(settings, specs)
     return configured, unavailable

@@ -13,6 +13,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -156,8 +157,18 @@ class SQLiteDatabase:
         if self._conn is None:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                # Alert text can be sensitive: a new database is owner-only (0600).
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
+            if self.path != ":memory:":
+                # -wal and -shm take the database's mode whatever the umask.
+                mode = os.stat(self.path).st_mode & 0o666
+                for suffix in ("-wal", "-shm"):
+                    with contextlib.suppress(OSError):  # not there yet, or not ours
+                        if os.stat(self.path + suffix).st_mode & 0o777 != mode:
+                            os.chmod(self.path + suffix, mode)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
             version = conn.execute("PRAGMA user_version").fetchone()[0]

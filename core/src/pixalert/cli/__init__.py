@@ -371,9 +371,7 @@ class OneLineUsageError(click.UsageError):
         """The same error, shown on one line."""
         if isinstance(exc, cls):
             return exc
-        made = cls(exc.format_message(), exc.ctx)
-        made.exit_code = exc.exit_code
-        return made
+        return cls(exc.format_message(), exc.ctx)
 
     def show(self, file: Any = None) -> None:
         """``error: MESSAGE (see 'pixalert COMMAND --help')`` on stderr."""
@@ -468,4 +466,9 @@ def run_async(coro: Any) -> Any:
 
 def main() -> None:
     """Entry point of the ``pixalert`` script."""
+    import logging
+
+    # Without -v, warnings reach stderr through logging's last resort: say what they are.
+    if logging.lastResort is not None:
+        logging.lastResort.setFormatter(logging.Formatter("warning: %(message)s"))
     cli(prog_name="pixalert")

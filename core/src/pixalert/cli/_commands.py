@@ -33,7 +33,7 @@ _HOURS = click.option(
 
 def _read_message() -> str:
     """The message from standard input (``-``), without its final newline."""
-    stream = click.get_text_stream("stdin")
+    stream = sys.stdin
     if stream.isatty():
         click.echo("pixalert: reading the message from stdin; end it with Ctrl-D", err=True)
     try:

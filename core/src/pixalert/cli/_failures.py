@@ -123,7 +123,7 @@ def _stores(settings: Any, mentioned: str = "") -> Iterator[tuple[str, str, str]
         return
     from .._urls import mask_url
 
-    found = []
+    found: list[tuple[str, str, str]] = []
     for key in ("history", "state"):
         url = getattr(settings, key, None)
         if not url or any(url == f[1] for f in found):

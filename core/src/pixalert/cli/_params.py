@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:  # click >= 8.2 types ParamType by its values; 8.1 does not subscript it
+    _FloatType = click.ParamType[float, Any]
+    _IntType = click.ParamType[int, Any]
+else:
+    _FloatType = _IntType = click.ParamType
 
 __all__ = ["FiniteFloat", "WholeNumber"]
 
 
-class FiniteFloat(click.ParamType):
+class FiniteFloat(_FloatType):
     """A finite number, at least ``min`` (strictly above it with ``min_open``)."""
 
     name = "number"
@@ -36,7 +42,7 @@ class FiniteFloat(click.ParamType):
         return number
 
 
-class WholeNumber(click.ParamType):
+class WholeNumber(_IntType):
     """A whole number of at least ``min``."""
 
     name = "integer"
