@@ -293,3 +293,122 @@ def test_config_error_never_shows_a_secret(tmp_path: Path) -> None:
             load(tmp_path, env={"EMAIL_PASSWORD": "s3cret-value", "SMTP_PORT": "x"}), SPECS
         )
     assert "s3cret-value" not in str(info.value)
+
+
+# ---------------------------------------------------------------------------
+# Files that are not what they should be; numbers that are not finite
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["pixalert.toml", "notification_config.json"])
+def test_a_config_file_that_is_a_directory_is_named(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).mkdir()
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path)
+    assert info.value.errors == [
+        f"{tmp_path / name}: is a directory, expected a config file (pixalert.toml or .json)"
+    ]
+    with pytest.raises(ConfigError, match="is a directory"):
+        load(tmp_path, config_file=tmp_path / name)
+
+
+def test_an_env_file_that_is_a_directory_is_named(tmp_path: Path) -> None:
+    (tmp_path / ".env.notifications").mkdir()
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path)
+    assert info.value.errors == [
+        f"{tmp_path / '.env.notifications'}: is a directory, expected an env file"
+    ]
+
+
+def test_json_config_with_a_byte_order_mark(tmp_path: Path) -> None:
+    (tmp_path / "notification_config.json").write_bytes(
+        b"\xef\xbb\xbf" + json.dumps({"smtp_server": "mail.example.com"}).encode()
+    )
+    assert email_config(load(tmp_path)).smtp_server == "mail.example.com"
+
+
+def test_toml_and_env_files_with_a_byte_order_mark(tmp_path: Path) -> None:
+    (tmp_path / "pixalert.toml").write_bytes(b"\xef\xbb\xbfcooldown_minutes = 2\n")
+    (tmp_path / ".env.notifications").write_bytes(b'\xef\xbb\xbfSMTP_SERVER="m.example.com"\n')
+    settings = load(tmp_path)
+    assert settings.cooldown_minutes == 2
+    assert email_config(settings).smtp_server == "m.example.com"
+
+
+@pytest.mark.parametrize(
+    "name", ["pixalert.toml", "notification_config.json", ".env.notifications"]
+)
+def test_an_undecodable_file_is_named(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).write_bytes(b"cooldown_minutes = 1\n# caf\xe9\n")
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path)
+    assert info.value.errors == [
+        f"{tmp_path / name}: not UTF-8 text (byte 0xe9 at offset 26); save it as UTF-8"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("cooldown_minutes = inf\n", "expected a finite number, got inf @ cooldown_minutes"),
+        ("cooldown_minutes = -inf\n", "expected a finite number, got -inf @ cooldown_minutes"),
+        ("retention_days = nan\n", "expected a finite number, got nan @ retention_days"),
+        ("[delivery]\ntimeout = nan\n", "expected a finite number, got nan @ delivery.timeout"),
+        ("[delivery]\nbackoff = inf\n", "expected a finite number, got inf @ delivery.backoff"),
+    ],
+)
+def test_non_finite_numbers_in_a_file_are_errors(tmp_path: Path, text: str, expected: str) -> None:
+    (tmp_path / "pixalert.toml").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path)
+    assert info.value.errors == [f"{tmp_path / 'pixalert.toml'}: {expected}"]
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity", " NaN "])
+def test_non_finite_numbers_in_the_environment_are_errors(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, env={"PIXALERT_COOLDOWN_MINUTES": value})
+    assert info.value.errors == [
+        f"environment variable PIXALERT_COOLDOWN_MINUTES: expected a finite number, "
+        f"got {value!r} @ cooldown_minutes"
+    ]
+
+
+def test_sources_name_the_environment_variable(tmp_path: Path) -> None:
+    (tmp_path / ".env.notifications").write_text("SMTP_PORT=2525\n")
+    settings = load(tmp_path, env={"PIXALERT_RETENTION_DAYS": "9"})
+    assert settings.sources["retention_days"] == "environment variable PIXALERT_RETENTION_DAYS"
+    assert settings.sources["channels.email.smtp_port"] == (
+        f"{tmp_path / '.env.notifications'} (SMTP_PORT)"
+    )
+
+
+def test_unknown_keys_get_a_suggestion_at_every_level(tmp_path: Path) -> None:
+    (tmp_path / "pixalert.toml").write_text(
+        "cooldown_minuts = 1\n[delivery]\nmax_atempts = 2\n[routing]\nhihg = []\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path)
+    source = tmp_path / "pixalert.toml"
+    assert sorted(info.value.errors) == sorted(
+        [
+            f"{source}: unknown key 'cooldown_minuts' (did you mean 'cooldown_minutes'?) "
+            "@ cooldown_minuts",
+            f"{source}: unknown key 'max_atempts' (did you mean 'max_attempts'?) "
+            "@ delivery.max_atempts",
+            f"{source}: unknown key 'hihg' (did you mean 'high'?) @ routing.hihg",
+        ]
+    )
+
+
+def test_read_config_keeps_the_errors(tmp_path: Path) -> None:
+    from pixalert._config import read_config
+
+    (tmp_path / "pixalert.toml").write_text("cooldown_minutes = -1\n")
+    loaded = read_config(env={}, cwd=tmp_path, specs=SPECS)
+    assert loaded.settings is None
+    assert loaded.files == [str(tmp_path / "pixalert.toml")]
+    assert loaded.errors == [
+        f"{tmp_path / 'pixalert.toml'}: expected a number >= 0, got -1.0 @ cooldown_minutes"
+    ]

@@ -262,7 +262,28 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     if key in folded:
         return folded[key]
     close = difflib.get_close_matches(key, list(folded), n=1, cutoff=0.8)
-    return folded[close[0]] if close else None
+    if close:
+        return folded[close[0]]
+    # One or two slips of the keyboard (a swapped pair counts as one), by length.
+    limit = 1 if len(key) < 8 else 2
+    scored = sorted((_edits(key, option), option) for option in folded)
+    if scored and scored[0][0] <= limit and len(key) > 2:
+        return folded[scored[0][1]]
+    return None
+
+
+def _edits(a: str, b: str) -> int:
+    """Edits from ``a`` to ``b``: insertions, deletions, substitutions, adjacent swaps."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            row[j] = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[-2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
 
 
 def unknown_key_message(key: str, known: Iterable[str]) -> str:
@@ -367,16 +388,18 @@ def _read_text(path: Path, what: str) -> str:
 
 
 def _read_toml(path: Path) -> _Layer:
+    text = _read_text(path, "config")
     try:
-        data = tomllib.loads(_read_text(path, "config"))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
     return _Layer(str(path), data)
 
 
 def _read_json(path: Path, specs: Mapping[str, ChannelSpec]) -> _Layer:
+    text = _read_text(path, "config")
     try:
-        data = json.loads(_read_text(path, "config"))
+        data = json.loads(text)
     except ValueError as exc:
         raise ConfigError([f"{path}: not valid JSON: {exc}"]) from None
     if not isinstance(data, dict):

@@ -355,7 +355,7 @@ def _toml_lines(table: Mapping[str, Any], path: tuple[str, ...]) -> list[str]:
     for key, node in table.items():
         if isinstance(node, _Leaf):
             if node.value is None:
-                lines.append(f"# {_toml_key(key)} is not set  # {node.origin}")
+                lines.append(f"# {_toml_key(key)} = (not set)  # {node.origin}")
             else:
                 lines.append(f"{_toml_key(key)} = {_toml_value(node.value)}  # {node.origin}")
     for key, node in table.items():

@@ -155,6 +155,10 @@ def _sqlite_message(exc: BaseException, settings: Any) -> str:
         key = " / ".join(f"'{k}' (set by {o})" for k, _, o in files)
     else:
         path, key = "the SQLite database", "'history'"
+    folders = [f for f in files if os.path.isdir(f[1])]
+    if folders:
+        key = " / ".join(f"'{k}' (set by {o})" for k, _, o in folders)
+        return f"{folders[0][1]} is a directory: set {key} to a file's path (SQLite: {text})"
     for needles, advice in _SQLITE:
         if any(n == name or n in text for n in needles):
             return f"{advice.format(path=path, key=key)} (SQLite: {text})"

@@ -137,7 +137,12 @@ def list_(as_json: bool) -> None:
     manager = build_manager()
 
     async def go() -> Any:
+        from .._silences import SILENCE_PREFIX
+
         async with manager:
+            # The manager keeps going without silences if the backend fails; this
+            # command must not say "none" then: read them once here, letting errors out.
+            await manager.state_backend.items(SILENCE_PREFIX)
             return await manager.silences()
 
     try:
