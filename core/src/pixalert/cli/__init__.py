@@ -468,7 +468,13 @@ def main() -> None:
     """Entry point of the ``pixalert`` script."""
     import logging
 
+    class LevelFormatter(logging.Formatter):
+        """``warning: MESSAGE`` (or ``error: ...``)."""
+
+        def format(self, record: logging.LogRecord) -> str:
+            return f"{record.levelname.lower()}: {record.getMessage()}"
+
     # Without -v, warnings reach stderr through logging's last resort: say what they are.
     if logging.lastResort is not None:
-        logging.lastResort.setFormatter(logging.Formatter("warning: %(message)s"))
+        logging.lastResort.setFormatter(LevelFormatter())
     cli(prog_name="pixalert")

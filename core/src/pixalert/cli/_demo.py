@@ -59,12 +59,17 @@ def _sinks(pm: Any) -> list[Any]:
         try:
             sinks.extend(impl.function() or ())
         except ModuleNotFoundError as exc:
-            missing[impl.plugin_name] = exc.name or str(exc)
+            missing[impl.plugin_name] = _top(exc)
         except Exception as exc:
             click.echo(f"warning: plugin {impl.plugin_name!r}: no demo sinks ({exc})", err=True)
     if missing:
         _fail_missing(pm, missing)
     return sinks
+
+
+def _top(exc: ModuleNotFoundError) -> str:
+    """The distribution-level name of the module that is missing (``aiosmtpd``)."""
+    return (exc.name or str(exc)).split(".")[0]
 
 
 def _fail_missing(pm: Any, missing: dict[str, str]) -> None:
@@ -115,7 +120,7 @@ async def _run(pm: Any, sinks: list[Any], *, show: bool = True) -> dict[str, Any
                 try:
                     channels[sink.channel_type] = dict(await sink.start())
                 except ModuleNotFoundError as exc:
-                    _fail_missing(pm, {_owner(pm, sink): exc.name or str(exc)})
+                    _fail_missing(pm, {_owner(pm, sink): _top(exc)})
                 started.append(sink)
             if show:
                 out.print(
