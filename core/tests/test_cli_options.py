@@ -314,3 +314,20 @@ def test_demo_without_the_testing_extras_says_what_to_install(
             "error: pixalert demo needs the plugins' test servers, and aiosmtpd is not "
             "installed: pip install aiosmtpd\n"
         )
+
+
+def test_shell_completion_completes_commands_and_options(plugins: Any) -> None:
+    """click's own mechanism, as docs/cli.md tells users to enable it."""
+    runner = CliRunner()
+
+    def complete(words: str, index: int) -> list[str]:
+        env = {"_PIXALERT_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(index)}
+        result = runner.invoke(cli, [], env=env, prog_name="pixalert")
+        return result.stdout.split()
+
+    assert complete("pixalert hi", 1) == ["plain,history"]
+    assert complete("pixalert wh", 1) == ["plain,where"]  # a plugin's command
+    assert complete("pixalert history --li", 2) == ["plain,--limit"]
+    assert "plain,--config" in complete("pixalert send --con", 2)
+    source = runner.invoke(cli, [], env={"_PIXALERT_COMPLETE": "bash_source"}, prog_name="pixalert")
+    assert "_pixalert_completion()" in source.stdout

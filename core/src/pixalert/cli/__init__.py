@@ -311,8 +311,8 @@ class PixalertGroup(click.Group):
             module, attr, _ = _CORE_COMMANDS[cmd_name]
             try:
                 command = getattr(importlib.import_module(module, __name__), attr)
-            except (ImportError, AttributeError):
-                return None
+            except (ImportError, AttributeError) as exc:
+                command = _broken_command(cmd_name, exc)
             self.add_command(command, cmd_name)
         if cmd_name not in self.commands:
             self._load_plugin_commands()
@@ -377,6 +377,20 @@ class OneLineUsageError(click.UsageError):
         """``error: MESSAGE (see 'pixalert COMMAND --help')`` on stderr."""
         where = self.ctx.command_path if self.ctx is not None else "pixalert"
         click.echo(f"error: {self.format_message()} (see '{where} --help')", err=True)
+
+
+def _broken_command(name: str, error: Exception) -> click.Command:
+    """A stand-in for a core command whose module failed to import: running it reports why."""
+
+    def callback(**_: Any) -> None:
+        raise error
+
+    return click.Command(
+        name,
+        callback=callback,
+        help=f"(cannot be loaded: {type(error).__name__})",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
 
 
 def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
