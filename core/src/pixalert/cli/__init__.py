@@ -32,6 +32,7 @@ __all__ = [
     "EXIT_UNAVAILABLE",
     "EXIT_USAGE",
     "CliOptions",
+    "GlobalOption",
     "PixalertGroup",
     "build_manager",
     "cli",
