@@ -41,4 +41,5 @@ async def test_an_existing_history_keeps_its_mode(tmp_path: Path, umask: int) ->
     async with manager:
         await manager.send_alert("Disk full", "97%", "low")
         assert mode(db) == 0o640
-        assert mode(Path(f"{db}-wal")) == 0o640
+        wal = mode(Path(f"{db}-wal"))
+        assert wal & 0o600 == 0o600 and wal & ~mode(db) == 0  # never more open than the db
