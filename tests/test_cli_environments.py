@@ -111,7 +111,7 @@ def test_demo_json_is_only_json(tmp_path: Path) -> None:
     code, out, err = pixalert(["demo", "--json"], environment(tmp_path), tmp_path)
     assert code == 0, err
     outcome = json.loads(out)
-    assert set(outcome["sinks"]) == {"email", "slack", "pagerduty", "webhook"}
+    assert {"email", "slack", "pagerduty", "webhook"} <= set(outcome["sinks"])
 
 
 def test_demo_without_the_testing_extras(tmp_path: Path) -> None:

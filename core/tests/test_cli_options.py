@@ -30,6 +30,8 @@ class Sink:
     def received(self) -> list[str]:
         return ["one line"]
 
+    lines = received  # the DemoSink protocol's newer name
+
     async def stop(self) -> None:
         return None
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
+import keyword
 import math
 import os
 import re
@@ -243,7 +244,7 @@ def _format_exception(exc: BaseException, type_: Any) -> str:
         return str(exc)
     if isinstance(exc, ForbiddenExtraKeysError):
         # One line per unknown key (split again in _messages), each with a suggestion.
-        known = [a.alias or a.name for a in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
+        known = [config_key(a) for a in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
         return "\n".join(
             _UNKNOWN_KEY + key + "\x00" + unknown_key_message(key, known)
             for key in sorted(exc.extra_fields)
@@ -252,6 +253,14 @@ def _format_exception(exc: BaseException, type_: Any) -> str:
 
 
 _UNKNOWN_KEY = "\x00unknown key\x00"
+
+
+def config_key(field: Any) -> str:
+    """The key a config file uses for the attrs ``field``: ``continue_`` is ``continue``."""
+    name = str(field.alias or field.name)
+    if name.endswith("_") and keyword.iskeyword(name[:-1]):
+        return name[:-1]
+    return name
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

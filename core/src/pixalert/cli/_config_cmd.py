@@ -39,6 +39,7 @@ class _Read:
     files: list[str] = attrs.Factory(list)
     problems: list[Any] = attrs.Factory(list)  # ConfigProblem
     settings: Any = None
+    data: dict[str, Any] = attrs.Factory(dict)  # the merged settings as written
     specs: dict[str, Any] = attrs.Factory(dict)
     configured: dict[str, Any] | None = None
     unavailable: dict[str, str] = attrs.Factory(dict)
@@ -67,6 +68,7 @@ def _read(*, run_checks: bool) -> _Read:
     known = {*loaded.files, *loaded.sources.values(), "environment", "arguments", "defaults"}
     out.problems = [_problem(line, known) for line in loaded.errors]
     out.settings = loaded.settings
+    out.data = loaded.data
     if loaded.settings is None:
         return out
     try:
@@ -204,33 +206,42 @@ def _origin(sources: Mapping[str, str], path: str) -> str:
     return "default"
 
 
-def _attrs_tree(obj: Any, prefix: str, sources: Mapping[str, str]) -> dict[str, Any]:
-    """A table of leaves (and sub-tables) for the attrs instance ``obj``."""
-    from .._types import Secret
+def _attrs_tree(
+    obj: Any, prefix: str, sources: Mapping[str, str], raw: Any = None
+) -> dict[str, Any]:
+    """A table of leaves (and sub-tables) for the attrs instance ``obj``, defaults included.
+
+    ``raw`` is the section as the sources wrote it (for the parts shown as written).
+    """
+    from .._config import config_key
 
     out: dict[str, Any] = {}
     for field in attrs.fields(type(obj)):
-        name = field.alias or field.name
-        if field.name.startswith("_"):
-            name = field.alias or field.name.lstrip("_")
+        name = config_key(field)
         value = getattr(obj, field.name)
-        path = f"{prefix}{name}"
-        out[name] = _node(value, path, sources, secret=isinstance(value, Secret))
+        written = raw.get(name) if isinstance(raw, Mapping) else None
+        out[name] = _node(value, f"{prefix}{name}", sources, raw=written)
     return out
 
 
-def _node(value: Any, path: str, sources: Mapping[str, str], *, secret: bool = False) -> Any:
+def _node(value: Any, path: str, sources: Mapping[str, str], *, raw: Any = None) -> Any:
     from .._types import Secret
 
     if isinstance(value, Secret) or _secrets_only(value):
         return _Leaf(_show_value(value, secret=True), _origin(sources, path))
     if attrs.has(type(value)):
-        return _attrs_tree(value, path + ".", sources)
+        return _attrs_tree(value, path + ".", sources, raw)
+    # Lists and tables of sections ([[routes]], [time_intervals.NAME]) are shown as
+    # written: their parsed form (matchers, intervals) is not config-file syntax.
     if isinstance(value, Mapping) and value and all(attrs.has(type(v)) for v in value.values()):
+        if isinstance(raw, Mapping):
+            return _raw_tree(raw, path + ".", sources)
         return {str(k): _attrs_tree(v, f"{path}.{k}.", sources) for k, v in value.items()}
     if isinstance(value, (list, tuple)) and value and all(attrs.has(type(v)) for v in value):
+        if isinstance(raw, list) and all(isinstance(r, Mapping) for r in raw):
+            return [_raw_tree(r, f"{path}[{i}].", sources) for i, r in enumerate(raw)]
         return [_attrs_tree(v, f"{path}[{i}].", sources) for i, v in enumerate(value)]
-    return _Leaf(_show_value(value, secret=secret), _origin(sources, path))
+    return _Leaf(_show_value(value), _origin(sources, path))
 
 
 def _secrets_only(value: Any) -> bool:
@@ -266,10 +277,13 @@ def _effective(read: _Read) -> dict[str, Any]:
     settings = read.settings
     sources = settings.sources
     tree: dict[str, Any] = {}
+    from .._config import config_key
+
     for field in attrs.fields(type(settings)):
         if field.name in ("channels", "plugins", "sources"):
             continue
-        tree[field.name] = _node(getattr(settings, field.name), field.name, sources)
+        name = config_key(field)
+        tree[name] = _node(getattr(settings, field.name), name, sources, raw=read.data.get(name))
     channels: dict[str, Any] = {}
     for name, section in settings.channels.items():
         prefix = f"channels.{name}."
