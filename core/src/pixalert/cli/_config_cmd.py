@@ -164,8 +164,27 @@ def _secret_key(key: str) -> bool:
     return any(word in lowered for word in _SECRET_WORDS)
 
 
-def _show_value(value: Any, *, secret: bool = False) -> Any:
-    """``value`` as plain TOML/JSON data, secrets masked."""
+def _mask_url_path(url: str) -> str:
+    """``https://host/…wx``: a URL whose path or query may be its secret (a webhook's)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return mask_secret(url)
+    rest = url.split(parts.netloc, 1)[1] if parts.netloc else url
+    if rest in ("", "/"):
+        return f"{parts.scheme}://{host}{port}{rest}"
+    return f"{parts.scheme}://{host}{port}/{mask_secret(rest)}"
+
+
+def _show_value(value: Any, *, secret: bool = False, raw: bool = False) -> Any:
+    """``value`` as plain TOML/JSON data, secrets masked.
+
+    ``raw``: a value no plugin has typed, so a URL's path is masked too.
+    """
     from .._durations import Duration, format_duration
     from .._redact import redact
     from .._types import Secret
@@ -188,13 +207,16 @@ def _show_value(value: Any, *, secret: bool = False) -> Any:
             return mask_secret(value)
         if redact(value) != value:  # holds a registered secret
             return mask_secret(value)
-        return mask_url(value) if "://" in value else value
+        if "://" in value:
+            return _mask_url_path(value) if raw else mask_url(value)
+        return value
     if isinstance(value, Mapping):
         return {
-            str(k): _show_value(v, secret=secret or _secret_key(str(k))) for k, v in value.items()
+            str(k): _show_value(v, secret=secret or _secret_key(str(k)), raw=raw)
+            for k, v in value.items()
         }
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [_show_value(v, secret=secret) for v in value]
+        return [_show_value(v, secret=secret, raw=raw) for v in value]
     return str(value)
 
 
@@ -265,7 +287,7 @@ def _raw_tree(data: Mapping[str, Any], prefix: str, sources: Mapping[str, str]) 
             out[str(key)] = [_raw_tree(v, f"{path}[{i}].", sources) for i, v in enumerate(value)]
         else:
             out[str(key)] = _Leaf(
-                _show_value(value, secret=_secret_key(str(key))), _origin(sources, path)
+                _show_value(value, secret=_secret_key(str(key)), raw=True), _origin(sources, path)
             )
     return out
 
