@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import nox
@@ -15,6 +17,64 @@ ROOT = Path(__file__).parent
 PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").is_file())
 # Test-only tools each distribution's own tests need beyond what it declares.
 TEST_TOOLS = ["pytest>=8", "pytest-asyncio>=0.23"]
+# The Pythons pixalert supports (requires-python = ">=3.10").
+SUPPORTED = ("3.10", "3.11", "3.12", "3.13")
+
+
+def _runs(python: str) -> bool:
+    try:
+        done = subprocess.run([python, "-c", "pass"], capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def _pyenv_bin(version: str) -> str | None:
+    """The bin directory of the newest pyenv install of ``version`` (3.10 -> 3.10.13)."""
+    if shutil.which("pyenv") is None:
+        return None
+    try:
+        done = subprocess.run(
+            ["pyenv", "versions", "--bare"], capture_output=True, text=True, timeout=30
+        )
+        root = subprocess.run(
+            ["pyenv", "root"], capture_output=True, text=True, timeout=30
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = [
+        n
+        for n in done.stdout.split()
+        if n.startswith(version + ".") and n[len(version) + 1 :].isdigit()
+    ]
+    if not names or not root:
+        return None
+    newest = max(names, key=lambda n: int(n.rsplit(".", 1)[1]))
+    folder = Path(root) / "versions" / newest / "bin"
+    return str(folder) if (folder / f"python{version}").is_file() else None
+
+
+def find_pythons() -> list[str]:
+    """The supported versions this machine has an interpreter for.
+
+    An interpreter on PATH counts if it runs (pyenv's shims exist for versions
+    that are not active, and fail); else a pyenv install is put first on PATH,
+    where nox looks for ``python3.X``.
+    """
+    found = []
+    for version in SUPPORTED:
+        on_path = shutil.which(f"python{version}")
+        if on_path and _runs(on_path):
+            found.append(version)
+            continue
+        folder = _pyenv_bin(version)
+        if folder is not None:
+            os.environ["PATH"] = folder + os.pathsep + os.environ.get("PATH", "")
+            found.append(version)
+    return found
+
+
+PYTHONS = find_pythons()
 EXTRAS = {
     "pixalert-email": "[testing]",
     "pixalert-slack": "[testing]",
@@ -31,10 +91,13 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
-@nox.session
+@nox.session(python=PYTHONS or None)
 @nox.parametrize("dist", ["pixalert", *PLUGINS], ids=["pixalert", *PLUGINS])
 def isolated(session: nox.Session, dist: str) -> None:
-    """One distribution installed alone with only what it declares, then its own tests."""
+    """One distribution alone with only what it declares, its own tests; each Python found.
+
+    ``nox -s isolated -p 3.10`` runs them on one version only.
+    """
     if dist == "pixalert":
         # pip and hatchling: the plugin-discovery test pip-installs real distributions.
         # pexpect: the pixalert init tests type into a real pseudo-terminal.

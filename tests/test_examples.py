@@ -316,7 +316,7 @@ async def test_plugin_guide_example(sinks: Sinks, tmp_path: Path) -> None:
     # pixalert demo starts its stand-in too; CRITICAL ("every channel") reaches it.
     demo = await sinks.run_with(env, "-m", "pixalert", "demo", "--json")
     assert_ok(demo)
-    outcome = json.loads(demo.stdout[demo.stdout.index("\n{\n") :])
+    outcome = json.loads(demo.stdout)  # --json: nothing but JSON on stdout
     assert [line.split(": ", 1)[1] for line in outcome["sinks"]["ntfy"]] == [
         "[CRITICAL] Database primary unreachable",
         "RESOLVED [CRITICAL] Database primary unreachable",

@@ -174,17 +174,18 @@ BAD = [
     (
         "pixalert.toml",
         "[delivery]\ntimout = 3\n",
-        "pixalert.toml: extra fields found (timout) @ delivery",
+        "pixalert.toml: unknown key 'timout' (did you mean 'timeout'?) @ delivery.timout",
     ),
     (
         "pixalert.toml",
         'histroy = "x"\n',
-        "pixalert.toml: extra fields found (histroy) @ (top level)",
+        "pixalert.toml: unknown key 'histroy' (did you mean 'history'?) @ histroy",
     ),
     (
         "pixalert.toml",
         '[routing]\nurgent = ["slack"]\n',
-        "pixalert.toml: extra fields found (urgent) @ routing",
+        "pixalert.toml: unknown key 'urgent'; expected one of: critical, high, low, medium "
+        "@ routing.urgent",
     ),
     (
         "pixalert.toml",
@@ -204,7 +205,8 @@ BAD = [
     (
         "pixalert.toml",
         '[channels.email]\nsmtp_sever = "x"\n',
-        "pixalert.toml: extra fields found (smtp_sever) @ channels.email",
+        "pixalert.toml: unknown key 'smtp_sever' (did you mean 'smtp_server'?) "
+        "@ channels.email.smtp_sever",
     ),
     (
         "pixalert.toml",
@@ -224,12 +226,24 @@ BAD = [
     (
         "notification_config.json",
         '{"smtp_servr": "x"}',
-        "notification_config.json: unknown key 'smtp_servr' @ smtp_servr; expected one of:",
+        "notification_config.json: unknown key 'smtp_servr' @ smtp_servr; "
+        "did you mean 'smtp_server'?",
     ),
     (
         "notification_config.json",
         "[1, 2]",
         "notification_config.json: expected a JSON object at the top level",
+    ),
+    (
+        "notification_config.json",
+        '{"bogus": "x"}',
+        "notification_config.json: unknown key 'bogus' @ bogus; expected one of: cooldown_minutes,",
+    ),
+    (
+        ".env.notifications",
+        "EMAIL_PASWORD=x\n",
+        ".env.notifications: unknown setting 'EMAIL_PASWORD' @ EMAIL_PASWORD; "
+        "did you mean 'EMAIL_PASSWORD'?",
     ),
     (
         ".env.notifications",
@@ -254,7 +268,9 @@ def test_bad_config_names_source_path_and_expectation(
 def test_bad_environment_value_names_the_environment(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         build_channel_configs(load(tmp_path, env={"SMTP_PORT": "lots"}), SPECS)
-    assert info.value.errors == ["environment: expected int, got 'lots' @ channels.email.smtp_port"]
+    assert info.value.errors == [
+        "environment variable SMTP_PORT: expected int, got 'lots' @ channels.email.smtp_port"
+    ]
 
 
 def test_all_errors_are_reported_at_once(tmp_path: Path) -> None:
@@ -278,3 +294,126 @@ def test_config_error_never_shows_a_secret(tmp_path: Path) -> None:
             load(tmp_path, env={"EMAIL_PASSWORD": "s3cret-value", "SMTP_PORT": "x"}), SPECS
         )
     assert "s3cret-value" not in str(info.value)
+
+
+# ---------------------------------------------------------------------------
+# Files that are not what they should be; numbers that are not finite
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["pixalert.toml", "notification_config.json"])
+def test_a_config_file_that_is_a_directory_is_named(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).mkdir()
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path)
+    assert info.value.errors == [
+        f"{tmp_path / name}: is a directory, expected a config file (pixalert.toml or .json)"
+    ]
+    with pytest.raises(ConfigError, match="is a directory"):
+        load(tmp_path, config_file=tmp_path / name)
+
+
+def test_an_env_file_that_is_a_directory_is_named(tmp_path: Path) -> None:
+    (tmp_path / ".env.notifications").mkdir()
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path)
+    assert info.value.errors == [
+        f"{tmp_path / '.env.notifications'}: is a directory, expected an env file"
+    ]
+
+
+def test_json_config_with_a_byte_order_mark(tmp_path: Path) -> None:
+    (tmp_path / "notification_config.json").write_bytes(
+        b"\xef\xbb\xbf" + json.dumps({"smtp_server": "mail.example.com"}).encode()
+    )
+    assert email_config(load(tmp_path)).smtp_server == "mail.example.com"
+
+
+def test_toml_and_env_files_with_a_byte_order_mark(tmp_path: Path) -> None:
+    (tmp_path / "pixalert.toml").write_bytes(b"\xef\xbb\xbfcooldown_minutes = 2\n")
+    (tmp_path / ".env.notifications").write_bytes(b'\xef\xbb\xbfSMTP_SERVER="m.example.com"\n')
+    settings = load(tmp_path)
+    assert settings.cooldown_minutes == 2
+    assert email_config(settings).smtp_server == "m.example.com"
+
+
+@pytest.mark.parametrize(
+    "name", ["pixalert.toml", "notification_config.json", ".env.notifications"]
+)
+def test_an_undecodable_file_is_named(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).write_bytes(b"cooldown_minutes = 1\n# caf\xe9\n")
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path)
+    assert info.value.errors == [
+        f"{tmp_path / name}: not UTF-8 text (byte 0xe9 at offset 26); save it as UTF-8"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("cooldown_minutes = inf\n", "expected a finite number, got inf @ cooldown_minutes"),
+        ("cooldown_minutes = -inf\n", "expected a finite number, got -inf @ cooldown_minutes"),
+        ("retention_days = nan\n", "expected a finite number, got nan @ retention_days"),
+        # A number or a duration, as the field is typed: finite either way.
+        ("[delivery]\ntimeout = nan\n", "expected a finite * got nan @ delivery.timeout"),
+        ("[delivery]\nbackoff = inf\n", "expected a finite * got inf @ delivery.backoff"),
+    ],
+)
+def test_non_finite_numbers_in_a_file_are_errors(tmp_path: Path, text: str, expected: str) -> None:
+    (tmp_path / "pixalert.toml").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path)
+    head, _, tail = f"{tmp_path / 'pixalert.toml'}: {expected}".partition(" * ")
+    assert len(info.value.errors) == 1
+    line = info.value.errors[0]
+    assert line.startswith(head) and line.endswith(tail), line
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity", " NaN "])
+def test_non_finite_numbers_in_the_environment_are_errors(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, env={"PIXALERT_COOLDOWN_MINUTES": value})
+    assert info.value.errors == [
+        f"environment variable PIXALERT_COOLDOWN_MINUTES: expected a finite number, "
+        f"got {value!r} @ cooldown_minutes"
+    ]
+
+
+def test_sources_name_the_environment_variable(tmp_path: Path) -> None:
+    (tmp_path / ".env.notifications").write_text("SMTP_PORT=2525\n")
+    settings = load(tmp_path, env={"PIXALERT_RETENTION_DAYS": "9"})
+    assert settings.sources["retention_days"] == "environment variable PIXALERT_RETENTION_DAYS"
+    assert settings.sources["channels.email.smtp_port"] == (
+        f"{tmp_path / '.env.notifications'} (SMTP_PORT)"
+    )
+
+
+def test_unknown_keys_get_a_suggestion_at_every_level(tmp_path: Path) -> None:
+    (tmp_path / "pixalert.toml").write_text(
+        "cooldown_minuts = 1\n[delivery]\nmax_atempts = 2\n[routing]\nhihg = []\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path)
+    source = tmp_path / "pixalert.toml"
+    assert sorted(info.value.errors) == sorted(
+        [
+            f"{source}: unknown key 'cooldown_minuts' (did you mean 'cooldown_minutes'?) "
+            "@ cooldown_minuts",
+            f"{source}: unknown key 'max_atempts' (did you mean 'max_attempts'?) "
+            "@ delivery.max_atempts",
+            f"{source}: unknown key 'hihg' (did you mean 'high'?) @ routing.hihg",
+        ]
+    )
+
+
+def test_read_config_keeps_the_errors(tmp_path: Path) -> None:
+    from pixalert._config import read_config
+
+    (tmp_path / "pixalert.toml").write_text("cooldown_minutes = -1\n")
+    loaded = read_config(env={}, cwd=tmp_path, specs=SPECS)
+    assert loaded.settings is None
+    assert loaded.files == [str(tmp_path / "pixalert.toml")]
+    assert loaded.errors == [
+        f"{tmp_path / 'pixalert.toml'}: expected a number >= 0, got -1.0 @ cooldown_minutes"
+    ]

@@ -19,19 +19,21 @@ them are reported at once in one :class:`ConfigError`.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
+import keyword
 import math
 import os
 import re
 import sys
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 import cattrs
-from cattrs.errors import ClassValidationError
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, override
 
 from ._channels import ChannelSpec
@@ -289,7 +291,68 @@ def _format_exception(exc: BaseException, type_: Any) -> str:
     # Our hooks and the plugins' validators say what they expected: keep their words.
     if isinstance(exc, ValueError) and str(exc):
         return str(exc)
+    if isinstance(exc, ForbiddenExtraKeysError):
+        # One line per unknown key (split again in _messages), each with a suggestion.
+        known = [config_key(a) for a in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
+        return "\n".join(
+            _UNKNOWN_KEY + key + "\x00" + unknown_key_message(key, known)
+            for key in sorted(exc.extra_fields)
+        )
     return cattrs.v.format_exception(exc, type_)
+
+
+_UNKNOWN_KEY = "\x00unknown key\x00"
+
+
+def config_key(field: Any) -> str:
+    """The key a config file uses for the attrs ``field``: ``continue_`` is ``continue``."""
+    name = str(field.alias or field.name)
+    if name.endswith("_") and keyword.iskeyword(name[:-1]):
+        return name[:-1]
+    return name
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """The choice closest to ``word`` (a likely typo of it), or None."""
+    options = [c for c in choices if c != word]
+    folded = {c.lower().replace("-", "_"): c for c in options}
+    key = word.lower().replace("-", "_")
+    if key in folded:
+        return folded[key]
+    close = difflib.get_close_matches(key, list(folded), n=1, cutoff=0.8)
+    if close:
+        return folded[close[0]]
+    # One or two slips of the keyboard (a swapped pair counts as one), by length.
+    limit = 1 if len(key) < 8 else 2
+    scored = sorted((_edits(key, option), option) for option in folded)
+    if scored and scored[0][0] <= limit and len(key) > 2:
+        return folded[scored[0][1]]
+    return None
+
+
+def _edits(a: str, b: str) -> int:
+    """Edits from ``a`` to ``b``: insertions, deletions, substitutions, adjacent swaps."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            row[j] = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[-2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
+
+
+def unknown_key_message(key: str, known: Iterable[str]) -> str:
+    """``unknown key 'KEY' (did you mean 'KEYS'?)``, or the list of known keys."""
+    known = sorted(known)
+    guess = did_you_mean(key, known)
+    if guess is not None:
+        return f"unknown key {key!r} (did you mean {guess!r}?)"
+    if not known:
+        return f"unknown key {key!r}"
+    return f"unknown key {key!r}; expected one of: {', '.join(known)}"
 
 
 # "urls[2]: expected ... @ channels.x" names the key itself: "... @ channels.x.urls[2]".
@@ -314,13 +377,13 @@ def _messages(exc: Exception, path: str, source: str | Mapping[str, str]) -> lis
                 where[2:] if where.startswith("$.") else ("(top level)" if where == "$" else where)
             )
             where = where.replace("$.", "")
-        lookup = where
-        extra = re.match(r"extra fields found \((\w+)", message)
-        if extra:
-            prefix = "" if where == "(top level)" else where + "."
-            lookup = prefix + extra.group(1)
-        origin = source if isinstance(source, str) else _origin_for(lookup, source)
-        out.append(f"{origin}: {message} @ {where}")
+        for part in message.split("\n"):
+            path = where
+            if part.startswith(_UNKNOWN_KEY):  # the key path of the unknown key itself
+                key, _, part = part[len(_UNKNOWN_KEY) :].partition("\x00")
+                path = key if where == "(top level)" else f"{where}.{key}"
+            origin = source if isinstance(source, str) else _origin_for(path, source)
+            out.append(f"{origin}: {part} @ {path}")
     return out
 
 
@@ -358,24 +421,44 @@ def structure_config(
 class _Layer:
     source: str
     data: dict[str, Any]
+    # A finer origin for some key paths: the environment variable that set each.
+    origins: dict[str, str] = attrs.Factory(dict)
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> ConfigError:
+    byte = exc.object[exc.start : exc.start + 1].hex()
+    return ConfigError(
+        [f"{path}: not UTF-8 text (byte 0x{byte} at offset {exc.start}); save it as UTF-8"]
+    )
+
+
+def _read_text(path: Path, what: str) -> str:
+    """The file's text, decoded as UTF-8 (a leading byte order mark is dropped)."""
+    try:
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a directory, expected a {what} file"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror or exc})"]) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, exc) from None
 
 
 def _read_toml(path: Path) -> _Layer:
+    text = _read_text(path, "config")
     try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
     return _Layer(str(path), data)
 
 
 def _read_json(path: Path, specs: Mapping[str, ChannelSpec]) -> _Layer:
+    text = _read_text(path, "config")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+        data = json.loads(text)
     except ValueError as exc:
         raise ConfigError([f"{path}: not valid JSON: {exc}"]) from None
     if not isinstance(data, dict):
@@ -413,26 +496,55 @@ def _from_flat(
         elif k in ("history", "state", "cooldown_minutes", "retention_days"):
             out[k] = value
         else:
-            expected = ", ".join(sorted(keys)) or "none (no channel plugin is installed)"
-            errors.append(f"{source}: unknown key {key!r} @ {key}; expected one of: {expected}")
+            known = [*keys, "history", "state", "cooldown_minutes", "retention_days"]
+            guess = did_you_mean(k, known)
+            hint = (
+                f"did you mean {guess!r}?"
+                if guess
+                else "expected one of: " + ", ".join(sorted(known))
+                if keys
+                else "no channel plugin is installed"
+            )
+            errors.append(f"{source}: unknown key {key!r} @ {key}; {hint}")
     if errors:
         raise ConfigError(errors)
     return out
 
 
 def _parse_dotenv(path: Path) -> dict[str, str]:
+    import io
+
     from dotenv import dotenv_values
 
-    try:
-        values = dotenv_values(path, interpolate=False)
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+    text = _read_text(path, "env")
+    values = dotenv_values(stream=io.StringIO(text), interpolate=False)
     return {k: v for k, v in values.items() if v is not None}
 
 
+def _env_layer(
+    env: Mapping[str, str],
+    specs: Mapping[str, ChannelSpec],
+    source: str,
+    *,
+    strict: bool,
+    origin: str,
+) -> _Layer:
+    origins: dict[str, str] = {}
+    data = _from_env(env, specs, source, strict=strict, origins=origins, origin=origin)
+    return _Layer(source, data, origins)
+
+
 def _from_env(
-    env: Mapping[str, str], specs: Mapping[str, ChannelSpec], source: str, *, strict: bool
+    env: Mapping[str, str],
+    specs: Mapping[str, ChannelSpec],
+    source: str,
+    *,
+    strict: bool,
+    origins: dict[str, str] | None = None,
+    origin: str = "{source} ({name})",
 ) -> dict[str, Any]:
+    """The settings that variables in ``env`` set; ``origins`` gets each key path's variable."""
+    origins = {} if origins is None else origins
     out: dict[str, Any] = {}
     by_name = {
         name: target
@@ -444,15 +556,21 @@ def _from_env(
         if name in by_name:
             channel, field = by_name[name]
             out.setdefault("channels", {}).setdefault(channel, {})[field] = value
+            origins[f"channels.{channel}.{field}"] = origin.format(source=source, name=name)
         elif name in _CORE_ENV:
             out[_CORE_ENV[name]] = value
+            origins[_CORE_ENV[name]] = origin.format(source=source, name=name)
         elif strict and name != CONFIG_ENV:
             unknown.append(name)
     if unknown:
-        known = ", ".join(sorted(set(by_name) | set(_CORE_ENV)))
-        raise ConfigError(
-            [f"{source}: unknown setting {n!r} @ {n}; expected one of: {known}" for n in unknown]
-        )
+        names = sorted(set(by_name) | set(_CORE_ENV))
+        known = ", ".join(names)
+        errors = []
+        for n in unknown:
+            guess = did_you_mean(n, names)
+            hint = f"did you mean {guess!r}?" if guess else f"expected one of: {known}"
+            errors.append(f"{source}: unknown setting {n!r} @ {n}; {hint}")
+        raise ConfigError(errors)
     return out
 
 
@@ -464,11 +582,11 @@ def _merge(base: dict[str, Any], layer: _Layer, sources: dict[str, str]) -> None
                 walk(dst[key], value, path + ".")
             else:
                 dst[key] = _copy(value)
-            sources[path] = layer.source
+            sources[path] = layer.origins.get(path, layer.source)
             # Nested keys inherit the layer as their origin.
             if isinstance(value, Mapping):
                 for sub in _paths(value, path + "."):
-                    sources[sub] = layer.source
+                    sources[sub] = layer.origins.get(sub, layer.source)
 
     walk(base, layer.data, "")
 
@@ -497,13 +615,112 @@ def find_config_file(cwd: Path | None = None, env: Mapping[str, str] | None = No
     if env.get(CONFIG_ENV):
         return Path(env[CONFIG_ENV])
     cwd = Path.cwd() if cwd is None else cwd
+    # exists(), not is_file(): a directory in a config file's place is reported, not skipped.
     for name in (TOML_NAME, JSON_NAME):
-        if (cwd / name).is_file():
+        if (cwd / name).exists():
             return cwd / name
     import platformdirs
 
     user = Path(platformdirs.user_config_dir("pixalert", appauthor=False)) / TOML_NAME
-    return user if user.is_file() else None
+    return user if user.exists() else None
+
+
+@attrs.define
+class LoadedConfig:
+    """Everything :func:`read_config` found: what each source said and what was wrong.
+
+    ``files`` are the files read, lowest precedence first; ``data`` the merged
+    raw settings (channel sections included); ``sources`` where each key path
+    came from; ``settings`` the checked :class:`Settings`, or None when
+    ``errors`` (one ``<source>: <what was expected> @ <key path>`` line each)
+    is not empty.
+    """
+
+    files: list[str]
+    data: dict[str, Any]
+    sources: dict[str, str]
+    settings: Settings | None
+    errors: list[str]
+
+
+def read_config(
+    config: Mapping[str, Any] | None = None,
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    env_file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    specs: Mapping[str, ChannelSpec] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    read_files: bool = True,
+) -> LoadedConfig:
+    """Read every source as :func:`load_settings` does, keeping the errors instead of raising.
+
+    A file that cannot be read or parsed still raises :class:`ConfigError`.
+    """
+    specs = specs or {}
+    env = os.environ if env is None else env
+    here = Path.cwd() if cwd is None else Path(cwd)
+    layers: list[_Layer] = []
+
+    path = Path(config_file) if config_file is not None else None
+    if path is None and read_files:
+        path = find_config_file(here, env)
+    if path is not None:
+        if path.is_dir():
+            raise ConfigError(
+                [f"{path}: is a directory, expected a config file (pixalert.toml or .json)"]
+            )
+        if not path.is_file():
+            raise ConfigError([f"{path}: no such config file"])
+        if path.suffix == ".json":
+            layers.append(_read_json(path, specs))
+        else:
+            layers.append(_read_toml(path))
+
+    dotenv_path = Path(env_file) if env_file is not None else here / DOTENV_NAME
+    if read_files or env_file is not None:
+        if dotenv_path.is_dir():
+            raise ConfigError([f"{dotenv_path}: is a directory, expected an env file"])
+        if env_file is not None and not dotenv_path.is_file():
+            raise ConfigError([f"{dotenv_path}: no such env file"])
+        if dotenv_path.is_file():
+            values = _parse_dotenv(dotenv_path)
+            layers.append(
+                _env_layer(values, specs, str(dotenv_path), strict=True, origin="{source} ({name})")
+            )
+
+    layers.append(
+        _env_layer(env, specs, "environment", strict=False, origin="environment variable {name}")
+    )
+    if config:
+        layers.append(_Layer("arguments", dict(config)))
+
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for layer in layers:
+        _merge(merged, layer, sources)
+    files = [layer.source for layer in layers if layer.source not in ("environment", "arguments")]
+
+    data = _copy(merged)
+    channels = merged.pop("channels", {})
+    errors: list[str] = []
+    if not isinstance(channels, dict) or not all(isinstance(v, dict) for v in channels.values()):
+        errors.append(
+            f"{_origin_for('channels', sources)}: expected a table of channel tables @ channels"
+        )
+        channels = {}
+    settings: Settings | None
+    try:
+        settings = converter().structure(merged, Settings)
+    except (ClassValidationError, ValueError, TypeError) as exc:
+        errors.extend(_messages(exc, "", sources))
+        settings = None
+    if settings is not None:
+        settings.channels = channels
+        settings.sources = sources
+        if errors:
+            settings = None
+    return LoadedConfig(files, data, sources, settings, errors)
 
 
 def load_settings(
@@ -523,57 +740,18 @@ def load_settings(
     ``env`` replaces ``os.environ``. ``specs`` are the installed channel types
     (for their environment variable names).
     """
-    specs = specs or {}
-    env = os.environ if env is None else env
-    here = Path.cwd() if cwd is None else Path(cwd)
-    layers: list[_Layer] = []
-
-    path = Path(config_file) if config_file is not None else None
-    if path is None and read_files:
-        path = find_config_file(here, env)
-    if path is not None:
-        if not path.is_file():
-            raise ConfigError([f"{path}: no such config file"])
-        if path.suffix == ".json":
-            layers.append(_read_json(path, specs))
-        else:
-            layers.append(_read_toml(path))
-
-    dotenv_path = Path(env_file) if env_file is not None else here / DOTENV_NAME
-    if env_file is not None and not dotenv_path.is_file():
-        raise ConfigError([f"{dotenv_path}: no such env file"])
-    if dotenv_path.is_file() and (read_files or env_file is not None):
-        values = _parse_dotenv(dotenv_path)
-        layers.append(
-            _Layer(str(dotenv_path), _from_env(values, specs, str(dotenv_path), strict=True))
-        )
-
-    layers.append(_Layer("environment", _from_env(env, specs, "environment", strict=False)))
-    if config:
-        layers.append(_Layer("arguments", dict(config)))
-
-    merged: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for layer in layers:
-        _merge(merged, layer, sources)
-
-    channels = merged.pop("channels", {})
-    errors: list[str] = []
-    if not isinstance(channels, dict) or not all(isinstance(v, dict) for v in channels.values()):
-        errors.append(
-            f"{_origin_for('channels', sources)}: expected a table of channel tables @ channels"
-        )
-        channels = {}
-    try:
-        settings = converter().structure(merged, Settings)
-    except (ClassValidationError, ValueError, TypeError) as exc:
-        errors.extend(_messages(exc, "", sources))
-        settings = None
-    if errors or settings is None:
-        raise ConfigError(errors)
-    settings.channels = channels
-    settings.sources = sources
-    return settings
+    loaded = read_config(
+        config,
+        config_file=config_file,
+        env_file=env_file,
+        env=env,
+        specs=specs,
+        cwd=cwd,
+        read_files=read_files,
+    )
+    if loaded.errors or loaded.settings is None:
+        raise ConfigError(loaded.errors)
+    return loaded.settings
 
 
 def channel_type(name: str, section: Mapping[str, Any]) -> str:
@@ -583,13 +761,15 @@ def channel_type(name: str, section: Mapping[str, Any]) -> str:
 
 
 def build_channel_configs(
-    settings: Settings, specs: Mapping[str, ChannelSpec]
+    settings: Settings, specs: Mapping[str, ChannelSpec], *, warn: bool = True
 ) -> tuple[dict[str, tuple[ChannelSpec, Any]], dict[str, str]]:
     """Structure each channel section with its plugin's config type.
 
     Returns ``(configured, unavailable)``: name to ``(spec, config)``, and name
     to the reason a section could not be used (its plugin is not installed).
-    Raises :class:`ConfigError` with every bad key at once.
+    Raises :class:`ConfigError` with every bad key at once. With ``warn``,
+    what ``pixalert config check`` would report (a routing typo, a section
+    whose plugin is missing) is logged as warnings.
     """
     configured: dict[str, tuple[ChannelSpec, Any]] = {}
     unavailable: dict[str, str] = {}
@@ -614,4 +794,8 @@ def build_channel_configs(
             errors.extend(exc.errors)
     if errors:
         raise ConfigError(errors)
+    if warn:
+        from ._checks import log_problems
+
+        log_problems(settings, specs)
     return configured, unavailable

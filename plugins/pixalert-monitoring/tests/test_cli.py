@@ -258,3 +258,81 @@ def test_host_sampler_records_percentages(bridge: Any) -> None:
     assert set(metrics) == {"cpu_usage_percent", "memory_usage_percent", "disk_usage_percent"}
     for sample in metrics.values():
         assert 0.0 <= sample.value <= 100.0 and sample.unit == "%"
+
+
+def test_monitor_once_says_when_no_rule_fired(env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "monitoring.toml"
+    path.write_text(
+        """
+[monitor]
+default_rules = false
+
+[[rules]]
+rule_name = "impossible"
+metric_name = "memory_usage_percent"
+threshold = 1000
+operator = ">"
+priority = "low"
+""",
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        pixalert("monitor", "--once", "--service", "box-3", "--monitoring-config", str(path)),
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "pixalert: checked 1 rules on box-3: none fired\n"
+
+
+def test_serve_on_a_busy_port_is_one_line_and_exit_3(env: dict[str, str], tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            pixalert("serve", "--port", str(port), "--log-level", "warning"),
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 3
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stderr == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use; "
+        "stop what uses it or pick another --port (or --host)\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["serve", "monitor"])
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_global_config_before_or_after_the_command(
+    env: dict[str, str], tmp_path: Path, command: str, where: str
+) -> None:
+    config = tmp_path / "ops.toml"
+    config.write_text("cooldown_minutes = -3\n", encoding="utf-8")
+    options = ["--config", str(config)]
+    args = [*options, command, "--port", "0"] if where == "before" else [command, *options]
+    if command == "monitor":
+        args = [a for a in args if a not in ("--port", "0")] + ["--once"]
+    result = subprocess.run(
+        pixalert(*args), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"{config}: expected a number >= 0, got -3.0 @ cooldown_minutes" in result.stderr
+
+
+def test_json_is_refused_by_serve(env: dict[str, str], tmp_path: Path) -> None:
+    result = subprocess.run(
+        pixalert("serve", "--json"), env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "'pixalert serve' has no JSON output" in result.stderr

@@ -213,7 +213,8 @@ cooldown_minutes = -1
         f"{path}: unknown priority 'urgent': expected one of low, medium, high, critical "
         "(or 1-4) @ rules[1].priority",
         f"{path}: required field missing @ rules[2].threshold",
-        f"{path}: extra fields found (colour) @ rules[2]",
+        f"{path}: unknown key 'colour'; expected one of: cooldown_minutes, metric_name, "
+        "operator, priority, rule_name, threshold @ rules[2].colour",
         f"{path}: expected a finite number, got nan @ rules[3].threshold",
         f"{path}: expected rule_name or name, not both @ rules[4]",
         f"{path}: expected a finite number >= 0, got -1.0 @ rules[5].cooldown_minutes",

@@ -95,12 +95,13 @@ priority = "low"
         load_monitoring_config(path, env={})
     assert info.value.errors == [
         f"{path}: expected int, got 'big' @ receiver.max_body",
-        f"{path}: extra fields found (port) @ receiver",
+        f"{path}: unknown key 'port'; expected one of: dedup_ttl, ingest_timeout, max_alerts, "
+        "max_body, max_depth, max_inflight, token @ receiver.port",
         f"{path}: unknown priority 'urgent': expected one of low, medium, high, critical "
         "(or 1-4) @ severity['page']",
         f"{path}: expected a finite duration >= 0, got -1 @ monitor.interval",
         f"{path}: expected true or false, got 'maybe' @ monitor.default_rules",
-        f"{path}: extra fields found (colour) @ (top level)",
+        f"{path}: unknown key 'colour'; expected one of: monitor, receiver, severity @ colour",
         f"{path}: expected one of >, >=, <, <=, ==, !=, got '~' @ rules[0].operator",
     ]
 

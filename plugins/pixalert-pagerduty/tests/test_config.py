@@ -119,7 +119,8 @@ def test_wrong_type_and_unknown_keys_are_named():
         build(routing_key=KEY, timeout="soon", colour="red")
     text = "\n".join(caught.value.errors)
     assert "expected float, got 'soon' @ channels.pagerduty.timeout" in text
-    assert "extra fields found (colour) @ channels.pagerduty" in text
+    assert "unknown key 'colour'; expected one of: " in text
+    assert "@ channels.pagerduty.colour" in text
 
 
 @pytest.mark.parametrize(

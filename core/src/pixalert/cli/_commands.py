@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from . import EXIT_DELIVERY_FAILED, build_manager, fail, run_async
+from . import EXIT_DELIVERY_FAILED, build_manager, fail, json_option, run_async
 from ._output import (
     Styled,
     escape,
@@ -17,8 +17,30 @@ from ._output import (
     print_table,
     status_text,
 )
+from ._params import FiniteFloat, WholeNumber
 
-_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+_json_option = json_option
+
+
+_HOURS = click.option(
+    "--hours",
+    type=FiniteFloat(0, min_open=True),
+    default=24,
+    show_default=True,
+    help="How far back, in hours (> 0).",
+)
+
+
+def _read_message() -> str:
+    """The message from standard input (``-``), without its final newline."""
+    stream = sys.stdin
+    if stream.isatty():
+        click.echo("pixalert: reading the message from stdin; end it with Ctrl-D", err=True)
+    try:
+        text = stream.read()
+    except UnicodeDecodeError as exc:
+        fail(f"MESSAGE from stdin: not valid text ({exc.reason} at byte {exc.start})")
+    return text[:-1] if text.endswith("\n") else text
 
 
 def _parse_meta(items: tuple[str, ...]) -> dict[str, str]:
@@ -44,13 +66,22 @@ def _parse_meta(items: tuple[str, ...]) -> dict[str, str]:
     multiple=True,
     help="Send to this channel only (repeatable); overrides priority routing.",
 )
-@click.option("-m", "--meta", multiple=True, help="Metadata KEY=VALUE (repeatable).")
+@click.option(
+    "-m",
+    "--meta",
+    multiple=True,
+    help="Metadata KEY=VALUE (repeatable); '-m -' reads MESSAGE from stdin.",
+)
 @click.option("--source", help="Where the alert comes from.")
 @click.option(
     "--key", help="Incident key for cooldown and resolve (default: from source and title)."
 )
 @click.option("--resolved", is_flag=True, help="Send the resolve of an earlier alert (same --key).")
-@click.option("--cooldown", type=float, help="Cooldown in seconds for this alert (0 disables).")
+@click.option(
+    "--cooldown",
+    type=FiniteFloat(0),
+    help="Cooldown in seconds for this alert (0 disables).",
+)
 @_json_option
 def send(
     title: str,
@@ -64,14 +95,22 @@ def send(
     cooldown: float | None,
     as_json: bool,
 ) -> None:
-    """Send an alert. Exit 1 if a channel failed or nothing was delivered."""
+    """Send an alert. Exit 1 if a channel failed or nothing was delivered.
+
+    MESSAGE '-' (or '-m -') reads the message from standard input.
+    """
     from .._types import Priority
 
     try:
         level = Priority.parse(priority)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--priority") from None
-    metadata = _parse_meta(meta)
+    from_stdin = message == "-" or "-" in meta
+    if from_stdin and message not in ("", "-"):
+        raise click.UsageError("give MESSAGE or '-m -' (read it from stdin), not both")
+    metadata = _parse_meta(tuple(m for m in meta if m != "-"))
+    if from_stdin:
+        message = _read_message()
     manager = build_manager(sweep=False)
 
     async def go() -> Any:
@@ -232,8 +271,14 @@ def plugins(as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--hours", type=float, default=24, show_default=True)
-@click.option("--limit", type=int, default=50, show_default=True)
+@_HOURS
+@click.option(
+    "--limit",
+    type=WholeNumber(1),
+    default=50,
+    show_default=True,
+    help="At most this many alerts (>= 1).",
+)
 @_json_option
 def history(hours: float, limit: int, as_json: bool) -> None:
     """Show the alerts of the last HOURS and what each channel did."""
@@ -271,7 +316,7 @@ def history(hours: float, limit: int, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--hours", type=float, default=24, show_default=True)
+@_HOURS
 @_json_option
 def stats(hours: float, as_json: bool) -> None:
     """Per-channel counts, success rate and latency percentiles."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from . import EXIT_DELIVERY_FAILED, run_async
+from . import EXIT_DELIVERY_FAILED, EXIT_USAGE, fail, json_option, run_async
 from ._output import Styled, console, escape, print_table, status_text
 
 _PRIORITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
@@ -22,7 +22,7 @@ _ALERTS = {
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@json_option
 def demo(as_json: bool) -> None:
     """Run the whole system on local sinks: no credentials needed.
 
@@ -32,7 +32,11 @@ def demo(as_json: bool) -> None:
     configures the channels against them, sends one alert of each priority and
     a resolve, and shows what each sink received and the history.
     """
-    outcome = run_async(_run())
+    from .._plugins import default_plugin_manager
+
+    pm = default_plugin_manager()
+    sinks = _sinks(pm)
+    outcome = run_async(_run(pm, sinks, show=not as_json))
     if as_json:
         from ._output import print_json
 
@@ -47,19 +51,65 @@ def demo(as_json: bool) -> None:
         sys.exit(EXIT_DELIVERY_FAILED)
 
 
-async def _run() -> dict[str, Any]:
-    from .._manager import NotificationManager
-    from .._plugins import default_plugin_manager
+def _sinks(pm: Any) -> list[Any]:
+    """Every plugin's demo sinks; a plugin whose test servers are not installed is named."""
+    sinks: list[Any] = []
+    missing: dict[str, str] = {}
+    for impl in pm.hook.pixalert_demo_sinks.get_hookimpls():
+        try:
+            sinks.extend(impl.function() or ())
+        except ModuleNotFoundError as exc:
+            missing[impl.plugin_name] = _top(exc)
+        except Exception as exc:
+            click.echo(f"warning: plugin {impl.plugin_name!r}: no demo sinks ({exc})", err=True)
+    if missing:
+        _fail_missing(pm, missing)
+    return sinks
 
-    pm = default_plugin_manager()
-    sinks = [sink for group in pm.hook.pixalert_demo_sinks() for sink in group or ()]
+
+def _top(exc: ModuleNotFoundError) -> str:
+    """The distribution-level name of the module that is missing (``aiosmtpd``)."""
+    return (exc.name or str(exc)).split(".")[0]
+
+
+def _fail_missing(pm: Any, missing: dict[str, str]) -> None:
+    """Exit 2, saying which ``pip install`` brings the modules the demo sinks need."""
+    dists = {info.name: info.distribution for info in pm.plugin_infos()}
+    wanted = []
+    for plugin, module in sorted(missing.items()):
+        dist = dists.get(plugin)
+        wanted.append(f"'{dist}[testing]'" if dist and _has_extra(dist, "testing") else module)
+    modules = ", ".join(sorted(set(missing.values())))
+    fail(
+        f"pixalert demo needs the plugins' test servers, and {modules} is not installed: "
+        f"pip install {' '.join(wanted)}",
+        EXIT_USAGE,
+    )
+
+
+def _has_extra(dist: str, extra: str) -> bool:
+    from importlib import metadata
+
+    try:
+        return extra in (metadata.metadata(dist).get_all("Provides-Extra") or [])
+    except metadata.PackageNotFoundError:
+        return False
+
+
+async def _run(pm: Any, sinks: list[Any], *, show: bool = True) -> dict[str, Any]:
+    from .._manager import NotificationManager
+
     out = console()
     if not sinks:
-        out.print(
-            "[yellow]No channel plugin is installed, so there is nothing to demonstrate.[/]\n"
+        message = (
+            "No channel plugin is installed, so there is nothing to demonstrate.\n"
             "Install them: python3 -m pip install pixalert-email pixalert-slack "
             "pixalert-pagerduty pixalert-webhook"
         )
+        if show:
+            out.print(f"[yellow]{escape(message)}[/]")
+        else:
+            click.echo(message, err=True)
         return {"sinks": {}, "alerts": [], "history": []}
 
     channels: dict[str, Any] = {}
@@ -67,12 +117,16 @@ async def _run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="pixalert-demo-") as tmp:
         try:
             for sink in sinks:
-                channels[sink.channel_type] = dict(await sink.start())
+                try:
+                    channels[sink.channel_type] = dict(await sink.start())
+                except ModuleNotFoundError as exc:
+                    _fail_missing(pm, {_owner(pm, sink): _top(exc)})
                 started.append(sink)
-            out.print(
-                f"Started {len(started)} local sinks on 127.0.0.1: "
-                + ", ".join(s.channel_type for s in started)
-            )
+            if show:
+                out.print(
+                    f"Started {len(started)} local sinks on 127.0.0.1: "
+                    + ", ".join(s.channel_type for s in started)
+                )
             config = {
                 "history": f"sqlite:///{tmp}/history.db",
                 "channels": channels,
@@ -109,8 +163,17 @@ async def _run() -> dict[str, Any]:
             for sink in started:
                 await sink.stop()
 
-    _show(alerts, received, history)
+    if show:
+        _show(alerts, received, history)
     return {"sinks": received, "alerts": alerts, "history": history}
+
+
+def _owner(pm: Any, sink: Any) -> str:
+    """The plugin whose channel type ``sink`` stands in for."""
+    for info in pm.plugin_infos():
+        if sink.channel_type in info.channels:
+            return str(info.name)
+    return str(sink.channel_type)
 
 
 def _summary(level: str, title: str, status: str, results: Any) -> dict[str, Any]:

@@ -9,7 +9,15 @@ from typing import Any
 
 import click
 
-__all__ = ["Styled", "console", "escape", "print_json", "print_results", "print_table"]
+__all__ = [
+    "Styled",
+    "console",
+    "escape",
+    "print_json",
+    "print_results",
+    "print_table",
+    "version_lines",
+]
 
 
 def console() -> Any:
@@ -88,3 +96,25 @@ def print_results(results: Mapping[str, Any]) -> None:
             for name, r in results.items()
         ),
     )
+
+
+def version_lines() -> list[str]:
+    """``pixalert X``, then each installed plugin distribution and its version, then Python."""
+    import platform
+    from importlib import metadata
+
+    try:
+        core = metadata.version("pixalert")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
+        core = "unknown"
+    plugins: dict[str, str] = {}
+    for entry_point in metadata.entry_points(group="pixalert"):
+        dist = getattr(entry_point, "dist", None)
+        if dist is None:  # pragma: no cover - an entry point without a distribution
+            plugins[entry_point.value] = "unknown"
+        else:
+            plugins[dist.metadata["Name"]] = dist.version
+    lines = [f"pixalert {core}"]
+    lines += [f"{name} {version}" for name, version in sorted(plugins.items())]
+    lines.append(f"Python {platform.python_version()} ({platform.python_implementation()})")
+    return lines

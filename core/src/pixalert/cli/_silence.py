@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 
-from . import build_manager, fail, run_async
+from . import build_manager, fail, json_option, run_async
 from ._output import print_json, print_table
 
-_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+_json_option = json_option
 
 
 def _parse_matchers(items: tuple[str, ...]) -> dict[str, str]:
@@ -137,7 +137,12 @@ def list_(as_json: bool) -> None:
     manager = build_manager(sweep=False)
 
     async def go() -> Any:
+        from .._silences import SILENCE_PREFIX
+
         async with manager:
+            # The manager keeps going without silences if the backend fails; this
+            # command must not say "none" then: read them once here, letting errors out.
+            await manager.state_backend.items(SILENCE_PREFIX)
             return await manager.silences()
 
     try:

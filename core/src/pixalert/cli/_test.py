@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import click
 
-from . import EXIT_DELIVERY_FAILED, build_manager, fail, run_async
+from . import EXIT_DELIVERY_FAILED, build_manager, fail, json_option, run_async
 from ._output import Styled, console, escape, fmt_latency, print_json, print_table, status_text
 
 if TYPE_CHECKING:
@@ -694,7 +694,7 @@ def _show(result: SuiteResult) -> None:
     show_default=True,
     help="How many alerts the concurrent suite sends at once.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 def test(suite: str, only: tuple[str, ...], count: int, as_json: bool) -> None:
     """Test the configured channels: all | channels | priorities | concurrent | errors.
 

@@ -1,7 +1,9 @@
 """``pixalert serve`` and ``pixalert monitor``.
 
-Only click is imported here; starlette, uvicorn and psutil are imported inside
-the command functions so that ``pixalert --help`` stays fast.
+Only click (and the core's light CLI helpers) are imported here; starlette,
+uvicorn and psutil are imported inside the command functions so that
+``pixalert --help`` stays fast. Both commands take the core's global options
+(``--config``, ``--env-file``, ``-v``, ``--debug``) before or after their name.
 """
 
 from __future__ import annotations
@@ -14,16 +16,17 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 import click
+from pixalert.cli import (
+    EXIT_DELIVERY_FAILED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    build_manager,
+    fail,
+    global_options,
+)
 
 __all__ = ["monitor", "serve"]
 
-_config_option = click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="pixalert config file (as 'pixalert --config').",
-)
 _monitoring_option = click.option(
     "--monitoring-config",
     "monitoring_file",
@@ -35,30 +38,13 @@ _monitoring_option = click.option(
 )
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    try:
-        from pixalert.cli import fail
-    except ImportError:  # pragma: no cover - a core without the CLI helpers
-        click.echo(f"error: {message}", err=True)
-        sys.exit(code)
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     fail(message, code)
-    raise SystemExit(code)  # fail() exits; this line is for type checkers
 
 
-def _manager(config_file: str | None) -> Any:
-    kwargs: dict[str, Any] = {}
-    if config_file is not None:
-        kwargs["config_file"] = config_file
-    try:
-        from pixalert.cli import build_manager
-    except ImportError:  # pragma: no cover - a core without the CLI helpers
-        from pixalert import NotificationManager
-
-        try:
-            return NotificationManager(**kwargs)
-        except ValueError as exc:
-            _fail(str(exc))
-    return build_manager(**kwargs)
+def _manager() -> Any:
+    """The manager of the global --config/--env-file (before or after the command)."""
+    return build_manager()
 
 
 def _monitoring_config(path: str | None, manager: Any) -> Any:
@@ -95,6 +81,7 @@ def _install_signals(stop: Callable[[], None]) -> Callable[[], None]:
     return restore
 
 
+@global_options
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -104,7 +91,6 @@ def _install_signals(stop: Callable[[], None]) -> Callable[[], None]:
     type=click.IntRange(0, 65535),
     help="Port (0: any free port; the one used is printed).",
 )
-@_config_option
 @_monitoring_option
 @click.option(
     "--allow-unauthenticated",
@@ -122,7 +108,6 @@ def _install_signals(stop: Callable[[], None]) -> Callable[[], None]:
 def serve(
     host: str,
     port: int,
-    config_file: str | None,
     monitoring_file: str | None,
     allow_unauthenticated: bool,
     max_body: int | None,
@@ -136,7 +121,7 @@ def serve(
     """
     from ._server import is_loopback
 
-    manager = _manager(config_file)
+    manager = _manager()
     settings = _monitoring_config(monitoring_file, manager)
     receiver = settings.receiver
     if not receiver.token and not is_loopback(host) and not allow_unauthenticated:
@@ -189,15 +174,28 @@ async def _serve(
             finally:
                 restore()
             click.echo("pixalert: stopping")
+    except OSError as exc:  # the address could not be bound
+        import os
+
+        shown = f"[{host}]" if ":" in host else host
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        click.echo(
+            f"error: cannot listen on {shown}:{port}: {reason}; "
+            "stop what uses it or pick another --port (or --host)",
+            err=True,
+        )
+        await manager.aclose()
+        return EXIT_UNAVAILABLE
     except RuntimeError as exc:
         click.echo(f"error: {exc}", err=True)
         await manager.aclose()
-        return 1
+        return EXIT_UNAVAILABLE
     await manager.aclose()
     click.echo("pixalert: stopped")
     return 0
 
 
+@global_options
 @click.command()
 @click.option(
     "--interval",
@@ -209,14 +207,12 @@ async def _serve(
     "--disk", "disk_path", default="/", show_default=True, help="Filesystem whose usage is sampled."
 )
 @click.option("--once", is_flag=True, help="Sample and check once, then exit.")
-@_config_option
 @_monitoring_option
 def monitor(
     interval: float | None,
     service: str | None,
     disk_path: str,
     once: bool,
-    config_file: str | None,
     monitoring_file: str | None,
 ) -> None:
     """Watch this host's CPU, memory and disk; alert by the rules until Ctrl-C or SIGTERM.
@@ -229,7 +225,7 @@ def monitor(
 
     from ._host import HOST_RULES, HostSampler
 
-    manager = _manager(config_file)
+    manager = _manager()
     settings = _monitoring_config(monitoring_file, manager)
     service = service or socket.gethostname() or "localhost"
     try:
@@ -266,8 +262,17 @@ async def _monitor(bridge: Any, manager: Any, sampler: Any, interval: float, onc
         if once:
             await asyncio.sleep(sampler.min_cpu_window)  # the CPU measurement window
             sampler(bridge)
-            _report(await bridge.check_alert_conditions())
-            return 0
+            sent = await bridge.check_alert_conditions()
+            _report(sent)
+            if not sent:
+                click.echo(
+                    f"pixalert: checked {len(bridge.alert_rules)} rules on {sampler.service}: "
+                    "none fired"
+                )
+            failed = any(
+                "error" in item or "failed" in item.get("results", {}).values() for item in sent
+            )
+            return EXIT_DELIVERY_FAILED if failed else 0
         restore = _install_signals(bridge.stop)
         click.echo(
             f"pixalert: monitoring {sampler.service} every {interval:g}s with "

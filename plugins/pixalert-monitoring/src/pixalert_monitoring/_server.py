@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -24,6 +25,7 @@ class ReceiverServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
         self.ready = asyncio.Event()
+        self.bind_error: OSError | None = None
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -31,8 +33,22 @@ class ReceiverServer(uvicorn.Server):
         yield
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        """Start listening, then set :attr:`ready`."""
-        await super().startup(sockets)
+        """Start listening, then set :attr:`ready`.
+
+        uvicorn logs a failed bind and exits the process; here the error is
+        kept in :attr:`bind_error` (and not logged) and startup just ends.
+        """
+        catcher = _BindErrorCatcher()
+        log = logging.getLogger("uvicorn.error")
+        log.addFilter(catcher)
+        try:
+            await super().startup(sockets)
+        except SystemExit:
+            self.bind_error = catcher.error
+            self.should_exit = True  # so that serve() returns instead of running on
+            return
+        finally:
+            log.removeFilter(catcher)
         if self.started:
             self.ready.set()
 
@@ -44,6 +60,20 @@ class ReceiverServer(uvicorn.Server):
                 address = sock.getsockname()
                 return str(address[0]), int(address[1])
         raise RuntimeError("the server is not listening")
+
+
+class _BindErrorCatcher(logging.Filter):
+    """Keeps (and silences) the ``OSError`` uvicorn logs when it cannot bind."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.error: OSError | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, OSError):
+            self.error = record.msg
+            return False
+        return True
 
 
 def is_loopback(host: str) -> bool:
@@ -69,7 +99,8 @@ async def running_server(
 ) -> AsyncIterator[ReceiverServer]:
     """Serve ``app`` on uvicorn in a background task; yield the server once it listens.
 
-    Raises ``RuntimeError`` if it could not start (port taken, app startup failed).
+    Raises ``OSError`` if the address could not be bound (the port is taken),
+    ``RuntimeError`` if it could not start otherwise (the app's startup failed).
     On exit the server shuts down gracefully (the app's lifespan shutdown runs).
     """
     config = uvicorn.Config(
@@ -90,6 +121,8 @@ async def running_server(
             raise RuntimeError(
                 f"the receiver could not start on {host}:{port} ({type(exc).__name__}: {exc})"
             ) from None
+        if server.bind_error is not None:
+            raise server.bind_error
         raise RuntimeError(f"the receiver could not start on {host}:{port}")
     try:
         yield server

@@ -408,7 +408,10 @@ class PagerDutyChannel:
             failure = error_for_exception(exc, SERVICE)
         # Raised outside the except block: no cause or context to carry a URL or a body.
         if failure is not None:
-            raise failure
+            try:
+                raise failure
+            finally:  # under Python 3.10's pure-Python tasks the wake-up's error leaks in
+                failure.__context__ = None
         assert response is not None
         if not 200 <= response.status_code < 300:
             raise self._error(response)

@@ -178,7 +178,10 @@ class SlackChannel:
         except Exception as exc:
             failure = error_for_exception(exc, service)
         if failure is not None:
-            raise failure
+            try:
+                raise failure
+            finally:  # under Python 3.10's pure-Python tasks the wake-up's error leaks in
+                failure.__context__ = None
         return response
 
     def _fail(self, message: str, **kwargs: Any) -> DeliveryError:
