@@ -97,5 +97,7 @@ def test_a_route_to_an_unconfigured_channel_is_a_config_error() -> None:
 def test_a_route_with_a_bad_regex_or_key_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"match.source: expected a regular expression"):
         make_manager(config={"routes": [{"match": {"source": "=~("}}]})
-    with pytest.raises(ConfigError, match=r"unknown key .chanels. \(did you mean .channels.\?\) @ routes\[0\]"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key .chanels. \(did you mean .channels.\?\) @ routes\[0\]"
+    ):
         make_manager(config={"routes": [{"chanels": ["slack"]}]})
