@@ -98,9 +98,7 @@ async def test_batch_forms_take_one_round_trip_whatever_the_batch_size(
     again = await store.claim_due(owner="i1", lease=60, limit=1000)
     assert calls.take() == 1
     assert len(again) == 450
-    outcomes = [(c, sent(c.channel)) for c in claims[450:]] + [
-        (c, sent(c.channel)) for c in again
-    ]
+    outcomes = [(c, sent(c.channel)) for c in claims[450:]] + [(c, sent(c.channel)) for c in again]
     settled = await store.settle(outcomes)
     assert calls.take() == 1
     assert all(settled.accepted)
@@ -196,9 +194,7 @@ async def test_concurrent_claims_never_hand_out_one_delivery_twice(
     assert set(everything) == wanted
 
 
-async def test_claims_come_soonest_due_first(
-    store: PostgresHistoryStore, clock: FakeClock
-) -> None:
+async def test_claims_come_soonest_due_first(store: PostgresHistoryStore, clock: FakeClock) -> None:
     await store.open_owner("i1")
     now = clock.now()
     alerts = [alert(i) for i in range(5)]
@@ -366,3 +362,31 @@ async def test_last_receipt_is_the_newest_successful_send(store: PostgresHistory
     assert await store.last_receipt("disk", "pagerduty") == {"dedup_key": "new"}
     assert await store.last_receipt("disk", "slack") is None
     assert await store.last_receipt("other", "pagerduty") is None
+
+
+async def test_a_row_this_version_cannot_read_fails_alone(
+    store: PostgresHistoryStore, clock: FakeClock, pg_url: str, schema: str
+) -> None:
+    import psycopg
+    from psycopg import sql
+
+    await store.open_owner("i1")
+    readable, odd = alert(1), alert(2)
+    for a in (readable, odd):
+        await store.record_many([a], [["slack"]], owner="i1", lease=1)
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # as a newer pixalert might write it
+        conn.execute(
+            sql.SQL(
+                "UPDATE {}.alerts SET body = body || '{{\"field_from_the_future\": 1}}' "
+                "WHERE id = %s"
+            ).format(sql.Identifier(schema)),
+            (odd.id,),
+        )
+    clock.advance(2)
+    (claim,) = await store.claim_due(owner="i1", lease=60)
+    assert claim.alert == readable
+    (result,) = await store.results_for(odd.id)
+    assert result.status.value == "failed"
+    assert result.error is not None and result.error.startswith("unreadable alert: TypeError")
+    clock.advance(120)
+    assert [c.alert.id for c in await store.claim_due(owner="i1", lease=60)] == [readable.id]

@@ -322,9 +322,7 @@ class Database:
             cursor = await conn.execute(self.sql(text), params)
             return await cursor.fetchall() if cursor.description else []
 
-    async def transaction(
-        self, steps: Sequence[tuple[str, Any]]
-    ) -> list[list[tuple[Any, ...]]]:
+    async def transaction(self, steps: Sequence[tuple[str, Any]]) -> list[list[tuple[Any, ...]]]:
         """Run ``steps`` (statement, params) in one transaction, sent together in one
         round trip (pipeline mode); return each statement's rows.
 
@@ -340,8 +338,7 @@ class Database:
                         for text, params in steps:
                             cursors.append(await conn.execute(self.sql(text), params))
                     return [
-                        await cursor.fetchall() if cursor.description else []
-                        for cursor in cursors
+                        await cursor.fetchall() if cursor.description else [] for cursor in cursors
                     ]
                 except errors.TransactionRollbackError:
                     if attempt == _TX_RETRIES - 1:

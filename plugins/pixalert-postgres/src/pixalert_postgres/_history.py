@@ -18,6 +18,7 @@ in sync (NTP), well within the lease. Owner liveness (see
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -45,6 +46,8 @@ from ._database import Database, dt
 from ._owners import DEAD_OWNERS, OwnerLocks
 
 __all__ = ["PostgresHistoryStore"]
+
+log = logging.getLogger("pixalert.postgres")
 
 _WAITING = "('pending', 'retrying')"
 # A claim nobody live holds: no owner, its lease over, or its owner known dead.
@@ -238,14 +241,25 @@ RETURNING d.alert_id, d.channel, d.token, d.attempts, d.queued_at, d.due_at, d.s
 
 _RENEW = f"""
 UPDATE {{s}}.deliveries d SET lease_until = %(until)s
-FROM unnest(%(alert)s::text[], %(channel)s::text[], %(token)s::text[]) AS c (alert_id, channel, token)
+FROM unnest(%(alert)s::text[], %(channel)s::text[], %(token)s::text[])
+    AS c (alert_id, channel, token)
 WHERE d.alert_id = c.alert_id AND d.channel = c.channel AND d.token = c.token
   AND d.status IN {_WAITING}
 """
 
 _RELEASE = f"""
 UPDATE {{s}}.deliveries d SET owner = NULL, token = NULL, lease_until = NULL
-FROM unnest(%(alert)s::text[], %(channel)s::text[], %(token)s::text[]) AS c (alert_id, channel, token)
+FROM unnest(%(alert)s::text[], %(channel)s::text[], %(token)s::text[])
+    AS c (alert_id, channel, token)
+WHERE d.alert_id = c.alert_id AND d.channel = c.channel AND d.token = c.token
+  AND d.status IN {_WAITING}
+"""
+
+_FAIL_UNREADABLE = f"""
+UPDATE {{s}}.deliveries d SET status = 'failed', error = c.error, recorded_at = now(),
+    recorded_by = d.owner, owner = NULL, token = NULL, lease_until = NULL
+FROM unnest(%(alert)s::text[], %(channel)s::text[], %(token)s::text[], %(error)s::text[])
+    AS c (alert_id, channel, token, error)
 WHERE d.alert_id = c.alert_id AND d.channel = c.channel AND d.token = c.token
   AND d.status IN {_WAITING}
 """
@@ -254,7 +268,9 @@ _GIVE_BACK = f"""
 UPDATE {{s}}.deliveries SET owner = NULL, token = NULL, lease_until = NULL
 WHERE owner = %(owner)s AND status IN {_WAITING}
 """
-_GIVE_BACK_JOBS = "UPDATE {s}.jobs SET owner = NULL, token = NULL, lease_until = NULL WHERE owner = %(owner)s"
+_GIVE_BACK_JOBS = (
+    "UPDATE {s}.jobs SET owner = NULL, token = NULL, lease_until = NULL WHERE owner = %(owner)s"
+)
 _FORGET_OWNER = "DELETE FROM {s}.owners WHERE owner = %(owner)s"
 
 # ---------------------------------------------------------------------------
@@ -504,8 +520,10 @@ class PostgresHistoryStore(BaseHistoryStore):
         now = self._db.clock.now()
         a: dict[str, list[Any]] = {
             name: []
-            for name in ("id", "key", "created", "status", "priority", "body")
-            + ("source", "title", "message")
+            for name in (
+                *("id", "key", "created", "status", "priority", "body"),
+                *("source", "title", "message"),
+            )
         }
         w: dict[str, list[Any]] = {
             name: [] for name in ("ord", "alert", "channel", "key", "resolved", "token", "created")
@@ -573,8 +591,10 @@ class PostgresHistoryStore(BaseHistoryStore):
             return Settled()
         o: dict[str, list[Any]] = {
             name: []
-            for name in ("ord", "alert", "channel", "token", "status", "attempts")
-            + ("error", "latency", "receipt", "due")
+            for name in (
+                *("ord", "alert", "channel", "token", "status", "attempts"),
+                *("error", "latency", "receipt", "due"),
+            )
         }
         for n, (claim, result) in enumerate(outcomes):
             check_outcome(claim, result)
@@ -621,11 +641,22 @@ class PostgresHistoryStore(BaseHistoryStore):
         rows.sort(key=lambda row: (row[5], row[6]))
         alerts: dict[str, Alert] = {}
         claims = []
+        unreadable: dict[str, list[Any]] = {"alert": [], "channel": [], "token": [], "error": []}
         for alert_id, channel, token, attempts, queued_at, _, _, body in rows:
             alert = alerts.get(alert_id)
             if alert is None:
-                alert = alerts[alert_id] = Alert.from_dict(body)
+                try:
+                    alert = alerts[alert_id] = Alert.from_dict(body)
+                except Exception as exc:  # a row this version cannot read must not block the rest
+                    reason = f"unreadable alert: {type(exc).__name__}: {exc}"[:300]
+                    log.error("postgres: alert %s: %s; its delivery fails", alert_id, reason)
+                    row = (alert_id, channel, token, reason)
+                    for name, value in zip(unreadable, row, strict=True):
+                        unreadable[name].append(value)
+                    continue
             claims.append(Claim(alert, channel, token, attempts, queued_at.timestamp()))
+        if unreadable["alert"]:
+            await self._db.fetch(_FAIL_UNREADABLE, unreadable)
         return claims
 
     @staticmethod
@@ -719,7 +750,9 @@ class PostgresHistoryStore(BaseHistoryStore):
         job = claim.job
         params: dict[str, Any] = {"kind": job.kind, "ref": job.ref, "token": claim.token}
         if next_due is None:
-            sql = "DELETE FROM {s}.jobs WHERE kind = %(kind)s AND ref = %(ref)s AND token = %(token)s"
+            sql = (
+                "DELETE FROM {s}.jobs WHERE kind = %(kind)s AND ref = %(ref)s AND token = %(token)s"
+            )
         else:
             sql = (
                 "UPDATE {s}.jobs SET due_at = %(due)s, payload = %(payload)s::jsonb, "
@@ -829,4 +862,3 @@ class PostgresHistoryStore(BaseHistoryStore):
         died leaves them: their locks go, and other instances take their claims."""
         await self._locks.aclose()
         await self._db.aclose()
-

@@ -122,8 +122,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # the channels it never reached are delivered too.
     Migration(
         4,
-        "deliveries on a timeline, owners, jobs and events (not additive: upgrade "
-        "every instance)",
+        "deliveries on a timeline, owners, jobs and events (not additive: upgrade every instance)",
         (
             """
             ALTER TABLE {s}.alerts
@@ -158,8 +157,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (alert_id, channel)
             )
             """,
-            f"""
-            INSERT INTO {{s}}.deliveries (alert_id, channel, key, status, attempts, error,
+            """
+            INSERT INTO {s}.deliveries (alert_id, channel, key, status, attempts, error,
                                         latency, receipt, created_at, queued_at, due_at,
                                         recorded_at, recorded_by)
             SELECT r.alert_id, r.channel, r.key,
@@ -167,7 +166,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                         ELSE r.status END,
                    r.attempts, r.error, r.latency, r.receipt, r.created_at, r.created_at,
                    r.created_at, r.recorded_at, r.recorded_by
-            FROM {{s}}.results r JOIN {{s}}.alerts a ON a.id = r.alert_id
+            FROM {s}.results r JOIN {s}.alerts a ON a.id = r.alert_id
             ORDER BY r.seq
             """,
             """

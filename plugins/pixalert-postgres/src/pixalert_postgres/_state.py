@@ -88,9 +88,7 @@ class PostgresStateBackend(BaseStateBackend):
     async def acquire(self, key: str, ttl: float) -> bool:
         """Set ``key`` for ``ttl`` seconds unless it is set; True if this call set it."""
         now = self._db.clock.now()
-        rows = await self._db.fetch(
-            _ACQUIRE, {"key": key, "until": dt(now + ttl), "now": dt(now)}
-        )
+        rows = await self._db.fetch(_ACQUIRE, {"key": key, "until": dt(now + ttl), "now": dt(now)})
         await self._counted(1, now)
         return bool(rows)
 
