@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from pixalert import Alert, StoreUnavailable
+from pixalert import Alert, DeliveryResult, StoreUnavailable
 from pixalert.storage import HistoryQuery
 from pixalert.testing import FakeClock
 from pixalert_postgres import PostgresHistoryStore
@@ -101,5 +101,33 @@ async def test_an_outage_fails_fast_and_the_store_is_back_soon_after_the_server(
         assert (await store.health())["liveness"] == "locked"
         titles = [e.alert.title for e in await store.entries(HistoryQuery())]
         assert titles == ["before"]
+    finally:
+        await store.aclose()
+
+
+async def test_claims_whose_result_could_not_be_written_are_free_again_once_it_is_back(
+    proxy: TcpProxy, schema: str, clock: FakeClock
+) -> None:
+    url = f"postgresql://postgres@127.0.0.1:{proxy.port}/test?schema={schema}"
+    store = PostgresHistoryStore(url, clock=clock)
+    try:
+        await store.open_owner("me")
+        (recorded,) = await store.record_many(
+            [Alert("in flight", "m")], [["slack", "email"]], owner="me", lease=120
+        )
+        slack, email = sorted(recorded.claims, key=lambda c: c.channel != "slack")
+        await proxy.cut()  # the channel was tried; its result cannot be written
+        with pytest.raises(StoreUnavailable):
+            await store.settle([(slack, DeliveryResult("slack", "sent", 1, None, 0.1))])
+        with pytest.raises(StoreUnavailable):
+            await store.release([email])
+        assert store.unwritten == 2
+        await proxy.restore()
+        await _until_it_works(store)
+        # This owner is alive and the lease has 120 s to run, yet the work is due
+        # again at the next sweep instead of being stuck until the lease ends.
+        again = await store.claim_due(owner="me", lease=120)
+        assert sorted(c.channel for c in again) == ["email", "slack"]
+        assert store.unwritten == 0
     finally:
         await store.aclose()

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pixalert import Alert, DeliveryResult
+from pixalert import Alert, DeliveryResult, StoreUnavailable
 from pixalert.storage import (
     NEVER_NOTIFIED,
     ROUTE_LATER,
@@ -264,6 +264,12 @@ WHERE d.alert_id = c.alert_id AND d.channel = c.channel AND d.token = c.token
   AND d.status IN {_WAITING}
 """
 
+_RELEASE_JOBS = """
+UPDATE {s}.jobs j SET owner = NULL, token = NULL, lease_until = NULL
+FROM unnest(%(kind)s::text[], %(ref)s::text[], %(token)s::text[]) AS c (kind, ref, token)
+WHERE j.kind = c.kind AND j.ref = c.ref AND j.token = c.token
+"""
+
 _GIVE_BACK = f"""
 UPDATE {{s}}.deliveries SET owner = NULL, token = NULL, lease_until = NULL
 WHERE owner = %(owner)s AND status IN {_WAITING}
@@ -455,6 +461,11 @@ class PostgresHistoryStore(BaseHistoryStore):
     def __init__(self, url: str, *, clock: Any = None) -> None:
         self._db = Database(url, clock=clock)
         self._locks = OwnerLocks(self._db)
+        # Claims whose result or release could not be written (the server went away
+        # mid-call): given back by the next claim once the server answers, rather
+        # than held by this live owner until their lease runs out.
+        self._limbo: dict[tuple[str, str, str], None] = {}
+        self._limbo_jobs: dict[tuple[str, str, str], None] = {}
 
     def __repr__(self) -> str:
         return f"PostgresHistoryStore({self._db.display_url!r}, schema={self._db.schema!r})"
@@ -477,6 +488,44 @@ class PostgresHistoryStore(BaseHistoryStore):
 
     def _owners(self) -> dict[str, Any]:
         return {"ns": self._locks.ns, "mine": self._locks.owners}
+
+    @property
+    def unwritten(self) -> int:
+        """Claims (and job claims) waiting to be given back after a failed write."""
+        return len(self._limbo) + len(self._limbo_jobs)
+
+    def _unwritten(self, alerts: list[str], channels: list[str], tokens: list[str]) -> None:
+        self._limbo.update(dict.fromkeys(zip(alerts, channels, tokens, strict=True)))
+
+    async def _give_back_unwritten(self) -> None:
+        """Release the claims whose write failed, now that the server may answer.
+
+        A result that was written after all is final: releasing it changes nothing.
+        """
+        if self._limbo:
+            items = list(self._limbo)
+            await self._db.fetch(
+                _RELEASE,
+                {
+                    "alert": [i[0] for i in items],
+                    "channel": [i[1] for i in items],
+                    "token": [i[2] for i in items],
+                },
+            )
+            for item in items:
+                self._limbo.pop(item, None)
+        if self._limbo_jobs:
+            jobs = list(self._limbo_jobs)
+            await self._db.fetch(
+                _RELEASE_JOBS,
+                {
+                    "kind": [i[0] for i in jobs],
+                    "ref": [i[1] for i in jobs],
+                    "token": [i[2] for i in jobs],
+                },
+            )
+            for job in jobs:
+                self._limbo_jobs.pop(job, None)
 
     # -- owners ------------------------------------------------------------
 
@@ -567,7 +616,12 @@ class PostgresHistoryStore(BaseHistoryStore):
             route_later=ROUTE_LATER,
             **self._owners(),
         )
-        rows = await self._db.fetch(_RECORD_RESOLVES if resolves else _RECORD, params)
+        try:
+            rows = await self._db.fetch(_RECORD_RESOLVES if resolves else _RECORD, params)
+        except StoreUnavailable:
+            # Perhaps stored all the same (the answer was lost): free its claims later.
+            self._unwritten(w["alert"], w["channel"], w["token"])
+            raise
         claimed: set[tuple[str, str]] = set()
         superseded: dict[str, set[str]] = {}
         for kind, alert_id, channel in rows:
@@ -609,13 +663,17 @@ class PostgresHistoryStore(BaseHistoryStore):
             o["receipt"].append(_json(dict(result.receipt)) if result.receipt else None)
             o["due"].append(result.next_attempt_at)
         ids = sorted(set(o["alert"]))
-        _, updated, finished = await self._db.transaction(
-            [
-                (_LOCK_ALERTS, {"ids": ids}),
-                (_SETTLE, o),
-                (_FINISHED, {"ids": ids}),
-            ]
-        )
+        try:
+            _, updated, finished = await self._db.transaction(
+                [
+                    (_LOCK_ALERTS, {"ids": ids}),
+                    (_SETTLE, o),
+                    (_FINISHED, {"ids": ids}),
+                ]
+            )
+        except StoreUnavailable:
+            self._unwritten(o["alert"], o["channel"], o["token"])
+            raise
         done = {row[0] for row in updated}
         accepted = tuple(n in done for n in range(len(outcomes)))
         touched = {o["alert"][n] for n in done}
@@ -627,6 +685,7 @@ class PostgresHistoryStore(BaseHistoryStore):
         """Claim up to ``limit`` due deliveries held by no live owner, soonest first."""
         if limit <= 0:
             return []
+        await self._give_back_unwritten()
         now = self._db.clock.now()
         rows = await self._db.fetch(
             _CLAIM_DUE,
@@ -676,7 +735,12 @@ class PostgresHistoryStore(BaseHistoryStore):
     async def release(self, claims: Sequence[Claim]) -> None:
         """Give back claims still held: due again at once (one statement)."""
         if claims:
-            await self._db.fetch(_RELEASE, self._claim_arrays(claims))
+            arrays = self._claim_arrays(claims)
+            try:
+                await self._db.fetch(_RELEASE, arrays)
+            except StoreUnavailable:
+                self._unwritten(arrays["alert"], arrays["channel"], arrays["token"])
+                raise
 
     # -- jobs --------------------------------------------------------------
 
@@ -722,6 +786,7 @@ class PostgresHistoryStore(BaseHistoryStore):
         """Claim up to ``limit`` due jobs held by no live owner, soonest first."""
         if limit <= 0:
             return []
+        await self._give_back_unwritten()
         now = self._db.clock.now()
         rows = await self._db.fetch(
             _CLAIM_JOBS,
@@ -761,9 +826,13 @@ class PostgresHistoryStore(BaseHistoryStore):
             )
             params["due"] = dt(float(next_due))
             params["payload"] = _json(dict(job.payload if payload is None else payload))
-        async with self._db.connection() as conn:
-            cursor = await conn.execute(self._db.sql(sql), params)
-            return bool(cursor.rowcount == 1)
+        try:
+            async with self._db.connection() as conn:
+                cursor = await conn.execute(self._db.sql(sql), params)
+                return bool(cursor.rowcount == 1)
+        except StoreUnavailable:
+            self._limbo_jobs[(job.kind, job.ref, claim.token)] = None
+            raise
 
     async def jobs(self, kind: str | None = None) -> list[Job]:
         """The scheduled jobs (of ``kind``), soonest first."""
@@ -855,6 +924,8 @@ class PostgresHistoryStore(BaseHistoryStore):
         """``{"status": "ok", "pending": n, "retrying": n, ...}``, or degraded with the reason."""
         report = await self._db.health("history")
         report.update(self._locks.report())
+        if self.unwritten:
+            report["unwritten_claims"] = self.unwritten
         return report
 
     async def aclose(self) -> None:
