@@ -5,10 +5,11 @@ backoff (1, 2, 4 ... 64 s), so after a long outage the pool may take half a
 minute or more to notice that the server is back. Here the pool gives up on a
 connection after :data:`RECONNECT_TIMEOUT` and says so; the database is then
 *down*: every call fails at once with :class:`~pixalert.StoreUnavailable`
-naming the (masked) URL, and a new connection is tried at most every
-:data:`PROBE_INTERVAL` seconds, by whichever call comes first. The first one
-that gets through opens a fresh pool, so calls succeed again within
-``PROBE_INTERVAL`` of the server coming back, however long it was away.
+naming the (masked) URL, after waiting at most :data:`PROBE_INTERVAL` seconds
+for the next try of a new connection (one at a time, its answer shared by
+every call waiting). The first try that gets through opens a fresh pool, so
+calls succeed again within ``PROBE_INTERVAL`` of the server coming back,
+however long it was away.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ class Database:
         # While the server is unreachable: why, and when to try it again (monotonic).
         self.down: str | None = None
         self._retry_at = 0.0
+        self._probed_at = 0.0
         self._gave_up = False  # the current pool could not replace a lost connection
         self._closing: set[asyncio.Task[None]] = set()
         self.reconnects = 0  # pools opened after an outage (reported by health())
@@ -189,23 +191,31 @@ class Database:
 
     async def open(self) -> Any:
         """The pool: opened (and the schema migrated) on first use, or again after an
-        outage. While the server is down this raises :class:`StoreUnavailable` at
-        once, trying the server again at most every :data:`PROBE_INTERVAL` seconds."""
+        outage. While the server is down, calls take turns to try it again, at most
+        every :data:`PROBE_INTERVAL` seconds: a call waits for the next try (or the
+        one under way) and gets its answer, a new pool or :class:`StoreUnavailable`."""
         pool = self._pool
         if pool is not None and not self._gave_up:
             return pool
         if self._lock is None:
             self._lock = asyncio.Lock()
+        asked = time.monotonic()
         async with self._lock:
             if self._pool is not None and self._gave_up:
                 self._drop_pool()
             if self._pool is not None:
                 return self._pool
-            now = time.monotonic()
-            if self.down is not None and now < self._retry_at:
-                raise StoreUnavailable(self.down)
-            self._retry_at = now + PROBE_INTERVAL
-            pool = await self._new_pool()
+            if self.down is not None:
+                if self._probed_at >= asked:  # tried while this call waited: that answer
+                    raise StoreUnavailable(self.down)
+                wait = self._retry_at - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)  # the next try is due then
+            self._retry_at = time.monotonic() + PROBE_INTERVAL
+            try:
+                pool = await self._new_pool()
+            finally:
+                self._probed_at = time.monotonic()
             if self.down is not None:
                 self.reconnects += 1
                 log.warning("postgres at %s is reachable again", self.display_url)
