@@ -332,11 +332,15 @@ class Database:
             cursor = await conn.execute(self.sql(text), params)
             return await cursor.fetchall() if cursor.description else []
 
-    async def transaction(self, steps: Sequence[tuple[str, Any]]) -> list[list[tuple[Any, ...]]]:
+    async def transaction(
+        self, steps: Sequence[tuple[str, Any]], *, snapshot: bool = False
+    ) -> list[list[tuple[Any, ...]]]:
         """Run ``steps`` (statement, params) in one transaction, sent together in one
         round trip (pipeline mode); return each statement's rows.
 
-        A transaction that loses a deadlock or a serialization race is run again.
+        ``snapshot``: a read-only transaction in which every statement sees the same
+        snapshot (REPEATABLE READ). A transaction that loses a deadlock or a
+        serialization race is run again.
         """
         from psycopg import errors
 
@@ -345,6 +349,10 @@ class Database:
                 try:
                     cursors = []
                     async with conn.pipeline(), conn.transaction():
+                        if snapshot:
+                            await conn.execute(
+                                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                            )
                         for text, params in steps:
                             cursors.append(await conn.execute(self.sql(text), params))
                     return [

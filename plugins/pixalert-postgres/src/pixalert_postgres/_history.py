@@ -323,17 +323,19 @@ RETURNING j.kind, j.ref, j.due_at, j.payload, j.token
 # Reading
 # ---------------------------------------------------------------------------
 
-_DELIVERIES_JSON = """
-(SELECT json_agg(json_build_array(d.channel, d.status, d.attempts, d.error, d.latency,
-                                  d.receipt, extract(epoch FROM d.due_at)) ORDER BY d.seq)
- FROM {s}.deliveries d WHERE d.alert_id = a.id)
+# A page of history: the alerts, then their deliveries and events, three
+# statements on one snapshot in one round trip.
+_PAGE_DELIVERIES = """
+SELECT d.alert_id, d.channel, d.status, d.attempts, d.error, d.latency, d.receipt,
+       extract(epoch FROM d.due_at)
+FROM {s}.deliveries d WHERE d.alert_id = ANY(ARRAY({page}))
+ORDER BY d.seq
 """
-_EVENTS_JSON = """
-(SELECT json_agg(json_build_array(extract(epoch FROM e.at), e.kind, e.actor, e.via, e.note)
-                 ORDER BY e.at, e.seq)
- FROM {s}.events e WHERE e.alert_id = a.id)
+_PAGE_EVENTS = """
+SELECT e.alert_id, extract(epoch FROM e.at), e.kind, e.actor, e.via, e.note
+FROM {s}.events e WHERE e.alert_id = ANY(ARRAY({page}))
+ORDER BY e.at, e.seq
 """
-_ENTRY_COLUMNS = f"a.id, a.body, {_DELIVERIES_JSON}, {_EVENTS_JSON}"
 
 _RESULTS_FOR = """
 SELECT channel, status, attempts, error, latency, receipt, extract(epoch FROM due_at)
@@ -392,25 +394,33 @@ def _result(row: Sequence[Any]) -> DeliveryResult:
     )
 
 
-def _entry(row: Sequence[Any]) -> HistoryEntry:
-    _, body, deliveries, events = row
-    alert = Alert.from_dict(body)
-    waiting = False
-    results = []
-    for item in deliveries or ():
-        if item[1] in ("pending", "retrying"):
-            waiting = True
-        if item[0] != ROUTE_LATER:
-            results.append(_result(item))
-    return HistoryEntry(
-        alert,
-        "pending" if waiting else "done",
-        tuple(results),
-        tuple(
-            AlertEvent(alert.id, kind, dt(float(at)), actor, via, note)
-            for at, kind, actor, via, note in events or ()
-        ),
-    )
+def _entries(
+    alerts: Sequence[tuple[Any, ...]],
+    deliveries: Sequence[tuple[Any, ...]],
+    events: Sequence[tuple[Any, ...]],
+) -> list[HistoryEntry]:
+    """History entries from a page's rows (alerts in order, then deliveries and events)."""
+    results: dict[str, list[DeliveryResult]] = {}
+    waiting: set[str] = set()
+    for alert_id, channel, status, *rest in deliveries:
+        if status in ("pending", "retrying"):
+            waiting.add(alert_id)
+        if channel != ROUTE_LATER:
+            results.setdefault(alert_id, []).append(_result((channel, status, *rest)))
+    happened: dict[str, list[AlertEvent]] = {}
+    for alert_id, at, kind, actor, via, note in events:
+        happened.setdefault(alert_id, []).append(
+            AlertEvent(alert_id, kind, dt(float(at)), actor, via, note)
+        )
+    return [
+        HistoryEntry(
+            Alert.from_dict(body),
+            "pending" if alert_id in waiting else "done",
+            tuple(results.get(alert_id, ())),
+            tuple(happened.get(alert_id, ())),
+        )
+        for alert_id, body in alerts
+    ]
 
 
 def _where(query: HistoryQuery) -> tuple[str, dict[str, Any]]:
@@ -870,23 +880,32 @@ class PostgresHistoryStore(BaseHistoryStore):
         return dict(rows[0][0]) if rows else None
 
     async def entries(self, query: HistoryQuery) -> list[HistoryEntry]:
-        """The alerts ``query`` selects, newest first, with deliveries and events (one query)."""
+        """The alerts ``query`` selects, newest first, with deliveries and events
+        (one round trip, one snapshot)."""
         where, params = _where(query)
-        sql = (
-            f"SELECT {_ENTRY_COLUMNS} FROM {{s}}.alerts a WHERE {where} "
-            "ORDER BY a.created_at DESC, a.id DESC"
-        )
+        tail = f"FROM {{s}}.alerts a WHERE {where} ORDER BY a.created_at DESC, a.id DESC"
         if query.limit is not None:
-            sql += " LIMIT %(limit)s"
+            tail += " LIMIT %(limit)s"
             params["limit"] = query.limit
-        return [_entry(row) for row in await self._db.fetch(sql, params)]
+        return await self._page(tail, params)
 
     async def entry(self, alert_id: str) -> HistoryEntry | None:
         """One alert by id, or None."""
-        rows = await self._db.fetch(
-            f"SELECT {_ENTRY_COLUMNS} FROM {{s}}.alerts a WHERE a.id = %(id)s", {"id": alert_id}
+        found = await self._page("FROM {s}.alerts a WHERE a.id = %(id)s", {"id": alert_id})
+        return found[0] if found else None
+
+    async def _page(self, tail: str, params: dict[str, Any]) -> list[HistoryEntry]:
+        """The entries of the alerts ``SELECT ... <tail>`` selects, in its order."""
+        ids = f"SELECT a.id {tail}"
+        alerts, deliveries, events = await self._db.transaction(
+            [
+                (f"SELECT a.id, a.body {tail}", params),
+                (_PAGE_DELIVERIES.replace("{page}", ids), params),
+                (_PAGE_EVENTS.replace("{page}", ids), params),
+            ],
+            snapshot=True,
         )
-        return _entry(rows[0]) if rows else None
+        return _entries(alerts, deliveries, events)
 
     async def stats(self, since: datetime) -> dict[str, Any]:
         """Per-channel counts, success rate and p50/p95/p99 latency since ``since``.
