@@ -186,6 +186,21 @@ def _postgres_problem() -> str | None:
     return None
 
 
+def _old_bench_schemas(rows: int) -> list[str]:
+    """Cached bench schemas of ``rows`` alerts built by other migrations (to drop)."""
+    import psycopg
+    from pixalert_postgres._migrations import MIGRATIONS
+
+    statements = "".join(st for m in MIGRATIONS for st in m.statements)
+    current = f"pixalert_bench_{rows}_{hashlib.sha256(statements.encode()).hexdigest()[:10]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        names = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+            (f"pixalert\\_bench\\_{rows}\\_%",),
+        ).fetchall()
+    return [name for (name,) in names if name != current]
+
+
 def build_postgres(rows: int) -> tuple[str, dict[str, Any]]:
     """A schema with ``rows`` alerts (built once, then reused); its store URL and info."""
     import psycopg
@@ -193,7 +208,12 @@ def build_postgres(rows: int) -> tuple[str, dict[str, Any]]:
     from pixalert_postgres._migrations import MIGRATIONS
     from psycopg import sql
 
-    schema = f"pixalert_bench_{rows}_v{MIGRATIONS[-1].version}"
+    for old in _old_bench_schemas(rows):
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(old)))
+    statements = "".join(st for m in MIGRATIONS for st in m.statements)
+    tag = hashlib.sha256(statements.encode()).hexdigest()[:10]
+    schema = f"pixalert_bench_{rows}_{tag}"
     url = f"{PG_URL}?schema={schema}"
     ident = sql.Identifier(schema)
     with psycopg.connect(PG_URL, autocommit=True) as conn:

@@ -182,20 +182,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             ALTER TABLE {s}.alerts DROP COLUMN state, DROP COLUMN owner,
                 DROP COLUMN lease_token, DROP COLUMN lease_until
             """,
-            # claim_due(): the few waiting deliveries, soonest first.
+            # claim_due(): the few waiting deliveries, soonest first; close_owner() and
+            # the owners still holding claims (only a waiting delivery has an owner).
             f"""
             CREATE INDEX deliveries_due ON {{s}}.deliveries (due_at)
-                INCLUDE (alert_id) WHERE status IN {_WAITING}
+                INCLUDE (alert_id, owner) WHERE status IN {_WAITING}
             """,
             # A resolve looks for the firing deliveries of its key still waiting.
             f"""
             CREATE INDEX deliveries_waiting_key ON {{s}}.deliveries (key, channel)
                 WHERE status IN {_WAITING}
-            """,
-            # close_owner(), and the owners still holding claims.
-            """
-            CREATE INDEX deliveries_owner ON {s}.deliveries (owner)
-                WHERE owner IS NOT NULL
             """,
             # stats(): an index-only scan over the window (created_at is the alert's).
             """

@@ -79,7 +79,8 @@ _PRUNE = (
     + """
 DELETE FROM {s}.owners o USING dead
 WHERE o.owner = dead.owner
-  AND NOT EXISTS (SELECT 1 FROM {s}.deliveries d WHERE d.owner = o.owner)
+  AND NOT EXISTS (SELECT 1 FROM {s}.deliveries d
+                  WHERE d.owner = o.owner AND d.status IN ('pending', 'retrying'))
   AND NOT EXISTS (SELECT 1 FROM {s}.jobs j WHERE j.owner = o.owner)
 """
 )
