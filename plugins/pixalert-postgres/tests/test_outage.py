@@ -131,3 +131,30 @@ async def test_claims_whose_result_could_not_be_written_are_free_again_once_it_i
         assert store.unwritten == 0
     finally:
         await store.aclose()
+
+
+async def test_an_owner_opened_during_an_outage_takes_its_lock_when_the_server_is_back(
+    proxy: TcpProxy, schema: str, clock: FakeClock
+) -> None:
+    url = f"postgresql://postgres@127.0.0.1:{proxy.port}/test?schema={schema}"
+    await proxy.cut()
+    store = PostgresHistoryStore(url, clock=clock)  # a manager starting while it is down
+    try:
+        await store.open_owner("me")
+        assert (await store.health())["liveness"] == "lost"
+        await proxy.restore()
+        deadline = time.monotonic() + WAIT
+        while store.owner_locks.lost is not None:
+            assert time.monotonic() < deadline, "the lock was never taken"
+            await asyncio.sleep(0.05)  # polling the watchdog's progress
+        health = await store.health()
+        assert (health["status"], health["liveness"]) == ("ok", "locked")
+        await store.record_many([Alert("after", "m")], [["slack"]], owner="me", lease=60)
+        other = PostgresHistoryStore(url, clock=clock)
+        try:
+            await other.open_owner("other")
+            assert await other.claim_due(owner="other", lease=60) == []  # "me" is alive
+        finally:
+            await other.aclose()
+    finally:
+        await store.aclose()

@@ -541,8 +541,8 @@ class PostgresHistoryStore(BaseHistoryStore):
 
     async def open_owner(self, owner: str) -> None:
         """Take ``owner``'s advisory lock on a connection of its own, until
-        :meth:`close_owner` or :meth:`aclose` (or the process ends)."""
-        await self._db.open()  # migrated: the owners table exists
+        :meth:`close_owner` or :meth:`aclose` (or the process ends). While the
+        server is unreachable the lock is taken as soon as it answers again."""
         await self._locks.open(owner)
 
     async def close_owner(self, owner: str) -> None:

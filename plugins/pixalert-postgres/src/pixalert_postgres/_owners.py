@@ -116,7 +116,13 @@ class OwnerLocks:
         return self._lock
 
     async def open(self, owner: str) -> None:
-        """Take ``owner``'s lock (connecting first if needed) and keep it."""
+        """Take ``owner``'s lock (connecting first if needed) and keep it.
+
+        If the server cannot be reached now, the owner is kept as *lost* and the
+        watchdog takes its lock as soon as the server answers (meanwhile its claims
+        have no lock to check, so only their lease counts): a manager can start
+        during an outage.
+        """
         import psycopg
 
         async with self._guard():
@@ -124,14 +130,24 @@ class OwnerLocks:
                 if self.lost is not None or self._conn is None or self._conn.closed:
                     await self._reconnect()
                     self.lost = None
-                if owner not in self._keys:
+                if not self._keys.get(owner):
                     self._keys[owner] = await self._take(owner)
                 with contextlib.suppress(psycopg.Error):  # tidying up only
                     await self._conn.execute(
                         self._db.sql(_PRUNE), {"ns": self.ns, "mine": self.owners}
                     )
-            except (psycopg.Error, OSError) as exc:
-                raise self._db.unavailable(exc) from None
+            except (psycopg.Error, OSError, StoreUnavailable) as exc:
+                self._keys.setdefault(owner, 0)  # 0: not locked yet
+                if self.lost is None:
+                    self._lost_at = time.monotonic()
+                self.lost = _reason(exc)
+                log.warning(
+                    "postgres at %s: cannot take the liveness lock of %s yet (%s); "
+                    "taking it once the server answers",
+                    self._db.display_url,
+                    owner,
+                    self.lost,
+                )
         if self._watch is None or self._watch.done():
             self._watch = asyncio.ensure_future(self._watchdog())
 
@@ -141,6 +157,7 @@ class OwnerLocks:
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close()
+        await self._db.open()  # the schema is migrated: the owners table exists
         self._conn = await self._db.connect(application_name="pixalert owners")
         try:
             for owner in list(self._keys):
@@ -191,7 +208,7 @@ class OwnerLocks:
         """Let go of ``owner``'s lock (its claims were given back already)."""
         async with self._guard():
             key = self._keys.pop(owner, None)
-            if key is None or self._conn is None or self._conn.closed:
+            if not key or self._conn is None or self._conn.closed:
                 return
             with contextlib.suppress(Exception):  # gone with the connection otherwise
                 await self._conn.execute(
