@@ -50,8 +50,6 @@ PROBE_INTERVAL = 0.5
 #: Seconds the pool keeps trying to replace a lost connection before it gives up
 #: and the database counts as down (psycopg_pool's ``reconnect_timeout``).
 RECONNECT_TIMEOUT = 0.5
-#: A call waiting for a pooled connection checks this often whether the pool gave up.
-_WAIT_SLICE = 0.25
 #: Transactions that lose a deadlock or a serialization race are run again this often.
 _TX_RETRIES = 5
 
@@ -134,7 +132,6 @@ class Database:
         self.down: str | None = None
         self._retry_at = 0.0
         self._probed_at = 0.0
-        self._gave_up = False  # the current pool could not replace a lost connection
         self._closing: set[asyncio.Task[None]] = set()
         self.reconnects = 0  # pools opened after an outage (reported by health())
 
@@ -195,14 +192,12 @@ class Database:
         every :data:`PROBE_INTERVAL` seconds: a call waits for the next try (or the
         one under way) and gets its answer, a new pool or :class:`StoreUnavailable`."""
         pool = self._pool
-        if pool is not None and not self._gave_up:
+        if pool is not None:
             return pool
         if self._lock is None:
             self._lock = asyncio.Lock()
         asked = time.monotonic()
         async with self._lock:
-            if self._pool is not None and self._gave_up:
-                self._drop_pool()
             if self._pool is not None:
                 return self._pool
             if self.down is not None:
@@ -220,7 +215,6 @@ class Database:
                 self.reconnects += 1
                 log.warning("postgres at %s is reachable again", self.display_url)
             self.down = None
-            self._gave_up = False
             self._pool = pool
             return pool
 
@@ -274,36 +268,34 @@ class Database:
         return pool
 
     def _pool_gave_up(self, pool: Any) -> None:
-        """psycopg_pool's ``reconnect_failed``: the server did not take a new connection."""
+        """psycopg_pool's ``reconnect_failed``: the server did not take a new connection.
+
+        The pool is closed (from a task of its own: this runs in the pool's worker),
+        which fails every call waiting for one of its connections at once with
+        ``PoolClosed``; they then try the server through :meth:`open`.
+        """
         if pool is self._pool:
-            self._gave_up = True
+            self._drop_pool()
 
     def _drop_pool(self) -> None:
         """Forget the current pool (closing it in the background)."""
         pool, self._pool = self._pool, None
-        self._gave_up = False
         if pool is not None:
             task = asyncio.ensure_future(pool.close(timeout=1.0))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
     async def _getconn(self) -> tuple[Any, Any]:
-        """A pooled connection and its pool; fails fast once the pool gave up."""
+        """A pooled connection and its pool, waiting up to ``pool_timeout`` while the
+        server is up, failing fast once the pool gave up on it."""
         from psycopg_pool import PoolClosed, PoolTimeout
 
         deadline = time.monotonic() + self.pool_timeout
         while True:
             pool = await self.open()
-            left = deadline - time.monotonic()
             try:
-                return await pool.getconn(timeout=max(0.01, min(left, _WAIT_SLICE))), pool
-            except PoolTimeout as exc:
-                if self._gave_up or pool is not self._pool:
-                    continue  # open() probes the server: a new pool, or StoreUnavailable
-                if time.monotonic() >= deadline:
-                    raise self.unavailable(
-                        PoolTimeout(f"no free connection after {self.pool_timeout:g} s")
-                    ) from exc
+                left = max(0.01, deadline - time.monotonic())
+                return await pool.getconn(timeout=left), pool
             except PoolClosed:
                 if pool is self._pool:
                     self._drop_pool()
@@ -311,6 +303,11 @@ class Database:
                     raise StoreUnavailable(
                         f"PostgreSQL at {self.display_url}: the connection pool is closed"
                     ) from None
+                # Loop: open() tries the server, giving a new pool or StoreUnavailable.
+            except PoolTimeout as exc:
+                raise self.unavailable(
+                    PoolTimeout(f"no free connection after {self.pool_timeout:g} s")
+                ) from exc
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
