@@ -1,19 +1,22 @@
 """``pixalert serve``'s receiver over a PostgreSQL history that goes away and comes back.
 
 PostgreSQL (127.0.0.1:5432, database ``test``) is reached through a TCP proxy
-on 127.0.0.1 that the test cuts (listener closed, connections dropped) and
-restores on the same port: to the receiver the database is gone, then back.
-While it is gone ``/health`` answers 503 with the reason and a webhook gets
-503 (which Alertmanager retries); once it is back both answer 200 again.
+on 127.0.0.1 (``pixalert_postgres.testing.TcpProxy``) that the test cuts
+(listener closed, connections dropped) and restores on the same port: to the
+receiver the database is gone, then back. While it is gone ``/health`` answers
+503 with the reason and a webhook gets a quick 503 (which Alertmanager
+retries); once it is back both answer 200 again, within 2 s however long the
+outage lasted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -25,60 +28,6 @@ PG_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
 ROUTE_ALL = {"routing": {p: ["*"] for p in ("low", "medium", "high", "critical")}}
 # A bound against a hang, not an assertion on speed.
 WAIT = 60.0
-
-
-class TcpProxy:
-    """Forwards connections from a loopback port to ``target``; :meth:`cut` and
-    :meth:`restore` take it away and bring it back on the same port."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._pipes: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        """Listen (on a free port the first time, on the same one after a cut)."""
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def cut(self) -> None:
-        """Stop listening and drop every open connection."""
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-        self._server = None
-        for writer in list(self._pipes):
-            writer.transport.abort()
-        self._pipes.clear()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    restore = start
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._pipes.update((writer, up_writer))
-        await asyncio.gather(
-            self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True
-        )
-
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            self._pipes.discard(writer)
-            writer.transport.abort()
 
 
 def _postgres_problem() -> str | None:
@@ -113,15 +62,16 @@ def schema() -> Iterator[str]:
 
 
 @pytest.fixture
-async def proxy() -> AsyncIterator[TcpProxy]:
+async def proxy() -> AsyncIterator[Any]:
     """A proxy to the machine's PostgreSQL."""
+    from pixalert_postgres.testing import TcpProxy
+
     proxy = TcpProxy(PG_HOST, PG_PORT)
     await proxy.start()
     try:
         yield proxy
     finally:
-        with contextlib.suppress(AssertionError):
-            await proxy.cut()
+        await proxy.aclose()
 
 
 async def _until(client: httpx.AsyncClient, url: str, status: int) -> httpx.Response:
@@ -138,7 +88,7 @@ async def _until(client: httpx.AsyncClient, url: str, status: int) -> httpx.Resp
 
 
 async def test_health_is_503_while_postgres_is_gone_and_200_when_back(
-    proxy: TcpProxy, schema: str
+    proxy: Any, schema: str
 ) -> None:
     import pixalert_postgres
     from pixalert.testing import RecordingChannel, make_manager
@@ -170,6 +120,67 @@ async def test_health_is_503_while_postgres_is_gone_and_200_when_back(
             assert back.json()["history"]["status"] == "ok"
             again = await client.post(f"{base}/webhook/alerts", json={"title": "after"})
             assert again.status_code == 200
+            await manager.drain()
+        assert [a.title for a in sink.sent] == ["before", "after"]
+    finally:
+        await manager.aclose()
+
+
+SECRET = "outage-s3cret"  # trust auth: never asked for, and shown nowhere
+
+
+@pytest.mark.slow
+async def test_alerts_are_taken_again_within_2_s_of_postgres_coming_back(
+    proxy: Any, schema: str
+) -> None:
+    """A 20 s outage (long enough for psycopg_pool's own backoff to reach 16 s): every
+    retry meanwhile is a quick 503, and the first alert after the server is back is
+    accepted within 2 s of it."""
+    import pixalert_postgres
+    from pixalert.testing import RecordingChannel, make_manager
+    from pixalert_monitoring.testing import running_receiver
+
+    sink = RecordingChannel("recording")
+    history = f"postgresql://postgres:{SECRET}@127.0.0.1:{proxy.port}/test?schema={schema}"
+    config = {**ROUTE_ALL, "delivery": {"recover_interval": 1}}  # sweeping, as serve does
+    manager = make_manager([sink], config=config, history=history, plugins=[pixalert_postgres])
+    try:
+        async with running_receiver(manager) as base, httpx.AsyncClient(timeout=30) as client:
+            alerts = f"{base}/webhook/alerts"
+            assert (await client.post(alerts, json={"title": "before"})).status_code == 200
+            await manager.drain()
+
+            await proxy.cut()
+            codes: list[int] = []
+            slowest = 0.0
+            until = time.monotonic() + 20
+            while time.monotonic() < until:  # Alertmanager retrying, twice a second
+                started = time.monotonic()
+                codes.append((await client.post(alerts, json={"title": "during"})).status_code)
+                if len(codes) > 1:  # the first one finds out
+                    slowest = max(slowest, time.monotonic() - started)
+                await asyncio.sleep(0.5)
+            assert set(codes) == {503}
+            assert slowest < 3.0  # far below the 10 s pool timeout: nothing waits for a dead server
+            down = await client.get(f"{base}/health")
+            assert down.status_code == 503
+            reason = down.json()["reason"]
+            assert "PostgreSQL at postgresql://postgres:***@127.0.0.1:" in reason
+            assert SECRET not in down.text
+
+            restored = time.monotonic()
+            await proxy.restore()
+            deadline = restored + WAIT
+            while True:  # the first retry that is accepted, and when
+                reply = await client.post(alerts, json={"title": "after"})
+                if reply.status_code == 200:
+                    accepted = time.monotonic()
+                    break
+                assert reply.status_code == 503, reply.text
+                assert time.monotonic() < deadline, "alerts were never accepted again"
+                await asyncio.sleep(0.1)
+            assert accepted - restored < 2.0, f"accepted {accepted - restored:.2f} s after"
+            assert (await client.get(f"{base}/health")).status_code == 200
             await manager.drain()
         assert [a.title for a in sink.sent] == ["before", "after"]
     finally:

@@ -5,10 +5,13 @@
 
 Fills a throwaway schema with ``--alerts`` alerts spread over ``--days`` days
 (two channel results each: slack sent with a latency, email sent/failed/
-suppressed), runs ANALYZE, then times what the manager runs: ``history()``
-(last 24 h, first page), ``stats()`` over 1 h, 24 h and the whole range,
-``last_receipt``, ``claim_pending`` and ``record``+``complete``. The schema is
-dropped at the end. Prints one line per query: the median of several runs.
+suppressed), runs ANALYZE, then times what the manager runs: ``entries()``
+(last 24 h, first page; last hour, all), ``stats()`` over 1 h, 24 h and the
+whole range, ``last_receipt``, ``claim_due`` with nothing due, and one alert's
+``record_many`` + ``settle``. The schema is dropped at the end. Prints one
+line per query: the median of several runs. (``tests/benchmarks/bench_store.py``
+runs the project's benchmark rows on PostgreSQL; this is the larger,
+standalone version.)
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from typing import Any
 
 import psycopg
 from pixalert import Alert, DeliveryResult
+from pixalert.storage import HistoryQuery
 from pixalert_postgres import PostgresHistoryStore
 from psycopg import sql
 
 FILL = """
-INSERT INTO {s}.alerts (id, key, created_at, status, priority, body, state, recorded_at)
+INSERT INTO {s}.alerts (id, key, created_at, status, priority, body, source, title_fold,
+                        message_fold, recorded_at)
 SELECT 'a' || n, 'k' || (n %% 5000), t, 'firing', 1 + n %% 4,
        jsonb_build_object('id', 'a' || n, 'key', 'k' || (n %% 5000), 'title', 'alert ' || n,
                           'message', 'bench',
@@ -36,19 +41,20 @@ SELECT 'a' || n, 'k' || (n %% 5000), t, 'firing', 1 + n %% 4,
                           'status', 'firing', 'source', 'bench', 'metadata', '{{}}'::jsonb,
                           'channels', NULL, 'created_at', to_char(t AT TIME ZONE 'UTC',
                           'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')),
-       'done', t
+       'bench', 'alert ' || n, 'bench', t
 FROM (SELECT n, %(end)s::timestamptz - (n * %(step)s) * interval '1 second' AS t
       FROM generate_series(1, %(count)s) AS n) AS g
 """
 
-FILL_RESULTS = """
-INSERT INTO {s}.results (alert_id, channel, key, status, attempts, error, latency, receipt,
-                         created_at, recorded_at)
+FILL_DELIVERIES = """
+INSERT INTO {s}.deliveries (alert_id, channel, key, status, attempts, error, latency, receipt,
+                            created_at, queued_at, due_at, recorded_at)
 SELECT id, 'slack', key, 'sent', 1, NULL, 0.05 + (hashtext(id) & 1023) / 4096.0,
-       jsonb_build_object('ts', id), created_at, created_at FROM {s}.alerts
+       jsonb_build_object('ts', id), created_at, created_at, created_at, created_at
+FROM {s}.alerts
 UNION ALL
 SELECT id, 'email', key, (ARRAY['sent','failed','suppressed'])[1 + (hashtext(id) & 3) % 3],
-       1, NULL, 0.2, NULL, created_at, created_at FROM {s}.alerts
+       1, NULL, 0.2, NULL, created_at, created_at, created_at, created_at FROM {s}.alerts
 """
 
 
@@ -81,14 +87,15 @@ async def main() -> None:
             await conn.execute(
                 sql.SQL(FILL).format(s=ident), {"end": end, "step": step, "count": args.alerts}
             )
-            await conn.execute(sql.SQL(FILL_RESULTS).format(s=ident))
+            await conn.execute(sql.SQL(FILL_DELIVERIES).format(s=ident))
             await conn.execute(sql.SQL("VACUUM ANALYZE {}.alerts").format(ident))
-            await conn.execute(sql.SQL("VACUUM ANALYZE {}.results").format(ident))
+            await conn.execute(sql.SQL("VACUUM ANALYZE {}.deliveries").format(ident))
         print(f"filled in {time.perf_counter() - start:.1f} s")
 
         day = end - timedelta(hours=24)
-        await timed("history(24h) first 100", lambda: store.entries(day, limit=100))
-        await timed("history(1h) all", lambda: store.entries(end - timedelta(hours=1)))
+        hour = HistoryQuery(since=end - timedelta(hours=1), limit=None)
+        await timed("history(24h) first 100", lambda: store.entries(HistoryQuery(day, limit=100)))
+        await timed("history(1h) all", lambda: store.entries(hour))
         await timed("stats(1h)", lambda: store.stats(end - timedelta(hours=1)))
         await timed("stats(24h)", lambda: store.stats(day))
         await timed(
@@ -97,14 +104,17 @@ async def main() -> None:
             runs=3,
         )
         await timed("last_receipt", lambda: store.last_receipt("k42", "slack"))
-        await timed("claim_pending (none due)", lambda: store.claim_pending(owner="b", lease=60))
+        await store.open_owner("b")
+        await timed("claim_due (none due)", lambda: store.claim_due(owner="b", lease=60))
 
         async def write() -> None:
-            lease = await store.record(Alert("bench", "m"), owner="b", lease=60)
-            await store.record_result(lease, DeliveryResult("slack", "sent", 1, None, 0.1))
-            await store.complete(lease)
+            (recorded,) = await store.record_many(
+                [Alert("bench", "m")], [["slack"]], owner="b", lease=60
+            )
+            (claim,) = recorded.claims
+            await store.settle([(claim, DeliveryResult("slack", "sent", 1, None, 0.1))])
 
-        await timed("record + record_result + complete", write, runs=20)
+        await timed("record_many + settle (one alert, two round trips)", write, runs=20)
     finally:
         await store.aclose()
         async with await psycopg.AsyncConnection.connect(args.url, autocommit=True) as conn:

@@ -6,9 +6,10 @@ import logging
 from datetime import datetime, timezone
 
 import pytest
+from pixalert import StoreUnavailable
+from pixalert.storage import HistoryQuery, mask_url
 from pixalert.testing import FakeClock
-from pixalert_postgres import PostgresHistoryStore, PostgresStateBackend
-from pixalert_postgres._store import StoreUnavailable, mask_url, parse_url
+from pixalert_postgres import PostgresHistoryStore, PostgresStateBackend, parse_url
 
 SECRET = "pg-s3cret-passw0rd"
 
@@ -33,12 +34,30 @@ async def test_unreachable_database_is_degraded_and_errors_carry_no_password(
         assert health["status"] == "degraded"
         assert "PostgreSQL at postgresql://alerts:***@127.0.0.1" in health["reason"]
         with pytest.raises(StoreUnavailable) as info:
-            await store.entries(datetime.now(timezone.utc))
+            await store.entries(HistoryQuery(since=datetime.now(timezone.utc)))
         assert info.value.__cause__ is None
         assert (await state.health())["status"] == "degraded"
         with pytest.raises(StoreUnavailable):
             await state.acquire("k", 60)
-        texts = [str(health), str(info.value), repr(store), repr(state), caplog.text]
+        await store.open_owner("i1")  # a manager starts during an outage: no error
+        owner_health = await store.health()
+        assert (owner_health["owners"], owner_health["liveness"]) == (1, "lost")
+        with pytest.raises(StoreUnavailable):
+            await state.acquire_many(["a", "b"], 60)
+        texts = [
+            str(health),
+            str(info.value),
+            str(owner_health),
+            repr(store),
+            str(store),
+            repr(state),
+            str(state),
+            repr(store.database),
+            caplog.text,
+        ]
+        masked = url.replace(SECRET, "***")
+        assert repr(store) == str(store) == f"PostgresHistoryStore({masked!r}, schema='pixalert')"
+        assert repr(state) == f"PostgresStateBackend({masked!r}, schema='pixalert')"
     finally:
         await store.aclose()
         await state.aclose()
@@ -54,12 +73,42 @@ async def test_unreachable_database_is_degraded_and_errors_carry_no_password(
         ("pool_size=0", "pool_size"),
         ("pool_size=x", "pool_size"),
         ("pool_timeout=-1", "pool_timeout"),
+        ("pool_timeout=nan", "pool_timeout"),
     ],
 )
 def test_bad_url_options_are_clear_errors(query: str, named: str) -> None:
     with pytest.raises(ValueError, match=named) as info:
         PostgresHistoryStore(f"postgresql://u:{SECRET}@127.0.0.1/test?{query}")
     assert SECRET not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://u:{SECRET}@127.0.0.1:notaport/test",
+        f"postgresql://u:{SECRET}@[::1/test",
+        f"mysql://u:{SECRET}@127.0.0.1/test",
+    ],
+)
+def test_a_rejected_url_shows_no_secret(url: str) -> None:
+    with pytest.raises(ValueError) as info:
+        PostgresHistoryStore(url)
+    assert SECRET not in str(info.value)
+
+
+async def test_a_manager_with_a_bad_history_url_is_a_config_error_without_the_secret() -> None:
+    import pixalert_postgres
+    from pixalert.testing import make_manager
+
+    manager = make_manager(
+        history=f"postgresql://u:{SECRET}@127.0.0.1:notaport/test", plugins=[pixalert_postgres]
+    )
+    assert SECRET not in repr(manager)
+    with pytest.raises(ValueError) as info:
+        await manager.start()
+    assert SECRET not in str(info.value)
+    assert "postgresql://u:***@127.0.0.1:notaport/test" in str(info.value)
+    await manager.aclose()
 
 
 def test_url_options_are_split_from_libpq_ones() -> None:

@@ -1,7 +1,9 @@
-"""PostgresHistoryStore against a real PostgreSQL: the HistoryStore contract.
+"""PostgresHistoryStore against a real PostgreSQL, beyond the conformance suite.
 
-Where the core's in-memory store (the reference) can answer the same
-question, the answers are compared.
+Batch forms are one statement (or one pipelined transaction) whatever the
+batch size; claims are handed out once among racing instances; stats and
+history agree with the core's in-memory store (the reference); text that
+PostgreSQL cannot hold (NUL) is stored rather than refused.
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ from typing import Any
 import pixalert_postgres
 import pytest
 from pixalert import Alert, DeliveryResult
-from pixalert.storage import HistoryStore, Lease, MemoryHistoryStore
+from pixalert.storage import HistoryQuery, HistoryStore, MemoryHistoryStore
 from pixalert.testing import FakeClock
 from pixalert_postgres import PostgresHistoryStore
-from pixalert_postgres._migrations import MIGRATIONS
 
 pytestmark = pytest.mark.services
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
 EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+ALL = HistoryQuery(since=EPOCH, limit=None)
 
 
 def alert(n: int = 0, *, minutes: float = 0, **kwargs: Any) -> Alert:
@@ -34,6 +36,30 @@ def alert(n: int = 0, *, minutes: float = 0, **kwargs: Any) -> Alert:
 
 def sent(channel: str, latency: float = 0.1, receipt: dict[str, str] | None = None) -> Any:
     return DeliveryResult(channel, "sent", 1, None, latency, receipt)
+
+
+class Calls:
+    """Counts the statements and transactions a store sends (each one round trip)."""
+
+    def __init__(self, store: PostgresHistoryStore) -> None:
+        self.count = 0
+        db = store.database
+        fetch, transaction = db.fetch, db.transaction
+
+        async def counted_fetch(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return await fetch(*args, **kwargs)
+
+        async def counted_transaction(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return await transaction(*args, **kwargs)
+
+        db.fetch = counted_fetch  # type: ignore[method-assign]
+        db.transaction = counted_transaction  # type: ignore[method-assign]
+
+    def take(self) -> int:
+        count, self.count = self.count, 0
+        return count
 
 
 async def test_hook_handles_postgres_urls_only() -> None:
@@ -52,199 +78,185 @@ def test_entry_point_is_registered() -> None:
     assert any(p.name == "postgres" and p.value == "pixalert_postgres" for p in points)
 
 
-async def test_record_then_results_then_complete(store: PostgresHistoryStore) -> None:
-    a = alert(metadata={"host": "db-1", "n": [1, 2]}, channels=["slack", "email"])
-    lease = await store.record(a, owner="i1", lease=60)
-    (entry,) = await store.entries(EPOCH)
-    assert entry.state == "pending"
-    assert entry.alert == a
-    assert entry.results == ()
-
-    assert await store.record_result(lease, sent("slack", 0.25, {"ts": "1.2"}))
-    assert await store.record_result(lease, DeliveryResult("email", "failed", 3, "timeout"))
-    results = await store.results_for(a.id)
-    assert [(str(r.channel), r.status.value) for r in results] == [
-        ("slack", "sent"),
-        ("email", "failed"),
-    ]
-    assert results[0].receipt == {"ts": "1.2"}
-    assert results[0].latency == 0.25
-
-    # A channel retried later replaces its result, keeping its place.
-    assert await store.record_result(lease, DeliveryResult("email", "sent", 1, None, 0.5))
-    assert [r.status.value for r in await store.results_for(a.id)] == ["sent", "sent"]
-
-    assert await store.complete(lease)
-    (entry,) = await store.entries(EPOCH)
-    assert entry.state == "done"
-    assert entry.to_dict()["results"]["email"]["attempts"] == 1
-    # Done: the lease is gone, so nothing more can be written with it.
-    assert not await store.record_result(lease, sent("slack"))
-    assert not await store.complete(lease)
-
-
-async def test_recording_an_id_twice_is_a_clear_error(store: PostgresHistoryStore) -> None:
-    a = alert()
-    await store.record(a, owner="i1", lease=60)
-    with pytest.raises(ValueError, match="already recorded"):
-        await store.record(a, owner="i2", lease=60)
-
-
-async def test_unknown_alert_has_no_results(store: PostgresHistoryStore) -> None:
-    assert await store.results_for("nope") == []
-    assert not await store.complete(Lease(alert(), "token"))
-    assert not await store.record_result(Lease(alert(), "token"), sent("slack"))
-
-
-async def test_entries_newest_first_with_since_and_limit(store: PostgresHistoryStore) -> None:
-    alerts = [alert(i, minutes=i) for i in range(5)]
-    for a in alerts:
-        await store.record(a, owner="i1", lease=60)
-    titles = [e.alert.title for e in await store.entries(EPOCH)]
-    assert titles == [f"alert {i}" for i in (4, 3, 2, 1, 0)]
-    assert [e.alert.title for e in await store.entries(EPOCH, limit=2)] == ["alert 4", "alert 3"]
-    since = T0 + timedelta(minutes=3)
-    assert [e.alert.title for e in await store.entries(since)] == ["alert 4", "alert 3"]
-
-
-async def test_last_receipt_is_the_newest_successful_send(store: PostgresHistoryStore) -> None:
-    older = alert(1, key="disk", minutes=0)
-    newer = alert(2, key="disk", minutes=5)
-    failed = alert(3, key="disk", minutes=10)
-    for a, result in (
-        (older, sent("pagerduty", receipt={"dedup_key": "old"})),
-        (newer, sent("pagerduty", receipt={"dedup_key": "new"})),
-        (failed, DeliveryResult("pagerduty", "failed", 3, "503")),
-    ):
-        lease = await store.record(a, owner="i1", lease=60)
-        await store.record_result(lease, result)
-    assert await store.last_receipt("disk", "pagerduty") == {"dedup_key": "new"}
-    assert await store.last_receipt("disk", "slack") is None
-    assert await store.last_receipt("other", "pagerduty") is None
-
-
-async def test_purge_deletes_old_alerts_with_their_results(store: PostgresHistoryStore) -> None:
-    old, new = alert(1, minutes=-120), alert(2)
-    for a in (old, new):
-        lease = await store.record(a, owner="i1", lease=60)
-        await store.record_result(lease, sent("slack"))
-    assert await store.purge(T0 - timedelta(minutes=60)) == 1
-    assert [e.alert.id for e in await store.entries(EPOCH)] == [new.id]
-    assert await store.results_for(old.id) == []
-    assert await store.purge(T0 - timedelta(minutes=60)) == 0
-
-
-async def test_health(store: PostgresHistoryStore, schema: str) -> None:
-    await store.record(alert(), owner="i1", lease=60)
-    health = await store.health()
-    assert health["status"] == "ok"
-    assert health["backend"] == "postgresql"
-    assert health["pending"] == 1
-    assert health["schema"] == schema
-    assert health["schema_version"] == MIGRATIONS[-1].version
-
-
-# ---------------------------------------------------------------------------
-# Leases: takeover after expiry, stale holders rejected
-# ---------------------------------------------------------------------------
-
-
-async def test_live_lease_is_not_claimed(store: PostgresHistoryStore, clock: FakeClock) -> None:
-    await store.record(alert(), owner="i1", lease=30)
-    assert await store.claim_pending(owner="i2", lease=30) == []
-    clock.advance(29)
-    assert await store.claim_pending(owner="i2", lease=30) == []
-
-
-async def test_expired_lease_is_taken_over_and_the_stale_holder_rejected(
-    make_store: Callable[..., PostgresHistoryStore], clock: FakeClock
-) -> None:
-    first, second = make_store(), make_store()  # two instances, two pools
-    a = alert(channels=["slack", "email"])
-    stale = await first.record(a, owner="i1", lease=30)
-    assert await first.record_result(stale, sent("slack"))
-
-    clock.advance(31)
-    (taken,) = await second.claim_pending(owner="i2", lease=30)
-    assert taken.alert == a
-    assert taken.token != stale.token
-    # The new holder sees what the old one finished, to skip it.
-    assert [str(r.channel) for r in await second.results_for(a.id)] == ["slack"]
-
-    # The old holder wakes up late: everything it tries is refused.
-    assert not await first.record_result(stale, DeliveryResult("email", "failed", 3, "late"))
-    assert not await first.complete(stale)
-    await first.renew([stale], 300)  # does not steal the lease back
-    clock.advance(31)
-    (again,) = await first.claim_pending(owner="i1", lease=30)  # i2 died too
-    assert not await second.record_result(taken, sent("email"))
-
-    assert await first.record_result(again, sent("email"))
-    assert await first.complete(again)
-    (entry,) = await first.entries(EPOCH)
-    assert entry.state == "done"
-    assert {str(r.channel): r.status.value for r in entry.results} == {
-        "slack": "sent",
-        "email": "sent",
-    }
-
-
-async def test_renew_is_a_heartbeat(store: PostgresHistoryStore, clock: FakeClock) -> None:
-    lease = await store.record(alert(), owner="i1", lease=30)
-    for _ in range(5):
-        clock.advance(20)
-        await store.renew([lease], 30)
-        assert await store.claim_pending(owner="i2", lease=30) == []
-    clock.advance(31)  # the heartbeat stopped: the holder died
-    (taken,) = await store.claim_pending(owner="i2", lease=30)
-    assert taken.alert.id == lease.alert.id
-    await store.renew([], 30)  # nothing to renew is fine
-
-
-async def test_claim_is_oldest_first_and_limited(
+async def test_batch_forms_take_one_round_trip_whatever_the_batch_size(
     store: PostgresHistoryStore, clock: FakeClock
 ) -> None:
-    for i in range(5):
-        await store.record(alert(i, minutes=-i), owner="dead", lease=1)
-    clock.advance(2)
-    claimed = await store.claim_pending(owner="i2", lease=30, limit=3)
-    assert [c.alert.title for c in claimed] == ["alert 4", "alert 3", "alert 2"]
-    rest = await store.claim_pending(owner="i2", lease=30)
-    assert [c.alert.title for c in rest] == ["alert 1", "alert 0"]
+    await store.open_owner("i1")
+    calls = Calls(store)
+    alerts = [alert(i, minutes=i) for i in range(300)]
+    recorded = await store.record_many(
+        alerts, [["slack", "email", "webhook"]] * 300, owner="i1", lease=60
+    )
+    assert calls.take() == 1
+    claims = [c for r in recorded for c in r.claims]
+    assert len(claims) == 900
+
+    await store.renew(claims, 60)
+    assert calls.take() == 1
+    await store.release(claims[:450])
+    assert calls.take() == 1
+    again = await store.claim_due(owner="i1", lease=60, limit=1000)
+    assert calls.take() == 1
+    assert len(again) == 450
+    outcomes = [(c, sent(c.channel)) for c in claims[450:]] + [(c, sent(c.channel)) for c in again]
+    settled = await store.settle(outcomes)
+    assert calls.take() == 1
+    assert all(settled.accepted)
+    assert sorted(settled.completed) == sorted(a.id for a in alerts)
+
+    resolves = [a.resolve() for a in alerts[:100]]  # the supersede path is one statement too
+    await store.record_many(resolves, [["slack"]] * 100, owner="i1", lease=60)
+    assert calls.take() == 1
+    assert len(await store.entries(ALL)) == 400
+    assert calls.take() == 1
 
 
-async def test_done_alerts_are_never_claimed(store: PostgresHistoryStore, clock: FakeClock) -> None:
-    lease = await store.record(alert(), owner="i1", lease=1)
-    await store.complete(lease)
-    clock.advance(60)
-    assert await store.claim_pending(owner="i2", lease=30) == []
+async def test_a_batch_is_stored_all_or_none(
+    store: PostgresHistoryStore, pg_url: str, schema: str
+) -> None:
+    import psycopg
+    from psycopg import sql
+
+    await store.open_owner("i1")
+    good = alert(1)
+    duplicate_channel = alert(2)
+    recorded = await store.record_many(
+        [good, duplicate_channel, good],
+        [["slack"], ["slack", "slack", "email"], ["slack", "webhook"]],
+        owner="i1",
+        lease=60,
+    )
+    # A repeated channel or alert in one batch is stored once and claimed once.
+    assert [sorted(c.channel for c in r.claims) for r in recorded] == [
+        ["slack"],
+        ["email", "slack"],
+        ["webhook"],
+    ]
+    # The server refuses the last delivery of the next batch: none of it is kept.
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL(
+                "CREATE FUNCTION {s}.refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$; "
+                "CREATE TRIGGER refuse BEFORE INSERT ON {s}.deliveries FOR EACH ROW "
+                "WHEN (NEW.channel = 'refused') EXECUTE FUNCTION {s}.refuse()"
+            ).format(s=sql.Identifier(schema))
+        )
+    with pytest.raises(psycopg.errors.RaiseException, match="refused by the test"):
+        await store.record_many(
+            [alert(3), alert(4), alert(5)],
+            [["slack"], ["slack", "email"], ["email", "refused"]],
+            owner="i1",
+            lease=60,
+        )
+    assert {e.alert.id for e in await store.entries(ALL)} == {good.id, duplicate_channel.id}
+    assert len(await store.claim_due(owner="i2", lease=60)) == 0
 
 
-async def test_concurrent_claims_never_hand_out_one_alert_twice(
+async def test_text_postgresql_cannot_hold_is_stored_not_refused(
+    store: PostgresHistoryStore,
+) -> None:
+    await store.open_owner("i1")
+    odd = alert(title="nul\x00here", metadata={"k\x00": "v\x00", "n": [1, "\x00"]})
+    (recorded,) = await store.record_many([odd], [["slack"]], owner="i1", lease=60)
+    (claim,) = recorded.claims
+    await store.settle([(claim, DeliveryResult("slack", "failed", 1, "bad \x00 byte"))])
+    (entry,) = await store.entries(ALL)
+    assert entry.alert.id == odd.id
+    assert entry.alert.title == "nul\ufffdhere"
+    assert entry.alert.metadata == {"k\ufffd": "v\ufffd", "n": [1, "\ufffd"]}
+    assert entry.results[0].error == "bad \ufffd byte"
+    assert [e.alert.id for e in await store.entries(HistoryQuery(search="nul"))] == [odd.id]
+
+
+async def test_concurrent_claims_never_hand_out_one_delivery_twice(
     make_store: Callable[..., PostgresHistoryStore], clock: FakeClock
 ) -> None:
     writer = make_store()
-    ids = set()
-    for i in range(60):
-        lease = await writer.record(alert(i), owner="dead", lease=1)
-        ids.add(lease.alert.id)
+    await writer.open_owner("dead")
+    recorded = await writer.record_many(
+        [alert(i) for i in range(60)], [["slack", "email"]] * 60, owner="dead", lease=1
+    )
+    wanted = {(c.alert.id, c.channel) for r in recorded for c in r.claims}
     clock.advance(2)
     claimers = [make_store() for _ in range(4)]
 
-    async def drain(store: PostgresHistoryStore, owner: str) -> list[str]:
-        got: list[str] = []
-        while batch := await store.claim_pending(owner=owner, lease=300, limit=4):
-            got.extend(c.alert.id for c in batch)
+    async def drain(store: PostgresHistoryStore, owner: str) -> list[tuple[str, str]]:
+        await store.open_owner(owner)
+        got: list[tuple[str, str]] = []
+        while batch := await store.claim_due(owner=owner, lease=300, limit=7):
+            got.extend((c.alert.id, c.channel) for c in batch)
         return got
 
     taken = await asyncio.gather(*(drain(s, f"i{n}") for n, s in enumerate(claimers)))
-    everything = [alert_id for batch in taken for alert_id in batch]
-    assert len(everything) == len(set(everything)) == 60
-    assert set(everything) == ids
+    everything = [item for batch in taken for item in batch]
+    assert len(everything) == len(set(everything)) == 120
+    assert set(everything) == wanted
+
+
+async def test_claims_come_soonest_due_first(store: PostgresHistoryStore, clock: FakeClock) -> None:
+    await store.open_owner("i1")
+    now = clock.now()
+    alerts = [alert(i) for i in range(5)]
+    claims = [
+        c
+        for r in await store.record_many(alerts, [["slack"]] * 5, owner="i1", lease=60)
+        for c in r.claims
+    ]
+    # Due in the order 4, 3, 2, 1, 0.
+    await store.settle(
+        [
+            (
+                c,
+                DeliveryResult(
+                    "slack",
+                    "retrying",
+                    1,
+                    "503",
+                    next_attempt_at=datetime.fromtimestamp(now + 10 - n, timezone.utc),
+                ),
+            )
+            for n, c in enumerate(claims)
+        ]
+    )
+    clock.advance(10)
+    first = await store.claim_due(owner="i1", lease=60, limit=3)
+    assert [c.alert.title for c in first] == ["alert 4", "alert 3", "alert 2"]
+    rest = await store.claim_due(owner="i1", lease=60)
+    assert [c.alert.title for c in rest] == ["alert 1", "alert 0"]
+
+
+async def test_health_counts_waiting_work(
+    store: PostgresHistoryStore, schema: str, clock: FakeClock
+) -> None:
+    await store.open_owner("i1")
+    (recorded,) = await store.record_many([alert()], [["slack", "email"]], owner="i1", lease=60)
+    slack, email = sorted(recorded.claims, key=lambda c: c.channel != "slack")
+    await store.settle(
+        [
+            (slack, sent("slack")),
+            (
+                email,
+                DeliveryResult(
+                    "email",
+                    "retrying",
+                    1,
+                    "421",
+                    next_attempt_at=datetime.fromtimestamp(clock.now() + 60, timezone.utc),
+                ),
+            ),
+        ]
+    )
+    health = await store.health()
+    assert health["status"] == "ok"
+    assert health["backend"] == "postgresql"
+    assert (health["pending"], health["retrying"]) == (1, 1)
+    assert health["schema"] == schema
+    assert (health["owners"], health["liveness"]) == (1, "locked")
 
 
 # ---------------------------------------------------------------------------
-# stats(): the core's shape, compared with the reference store
+# stats() and entries(): the core's shape, compared with the reference store
 # ---------------------------------------------------------------------------
 
 
@@ -252,18 +264,21 @@ ALERTS = [alert(i, minutes=i % 10, title=f"a{i}") for i in range(40)]
 
 
 async def _fill(store: Any) -> None:
+    await store.open_owner("i1")
     for i, a in enumerate(ALERTS):
-        lease = await store.record(a, owner="i1", lease=60)
-        await store.record_result(lease, sent("slack", 0.01 * (i + 1)))
+        channels = ["slack", ("email", "email", "pagerduty", "email")[i % 4]]
+        (recorded,) = await store.record_many([a], [channels], owner="i1", lease=60)
+        by = {c.channel: c for c in recorded.claims}
+        outcomes = [(by["slack"], sent("slack", 0.01 * (i + 1)))]
         if i % 4 == 0:
-            await store.record_result(lease, DeliveryResult("email", "failed", 3, "boom"))
+            outcomes.append((by["email"], DeliveryResult("email", "failed", 3, "boom")))
         elif i % 4 == 1:
-            await store.record_result(lease, DeliveryResult("email", "suppressed", 0, "cooldown"))
+            outcomes.append((by["email"], DeliveryResult("email", "suppressed", 0, "cooldown")))
         elif i % 4 == 2:
-            await store.record_result(lease, DeliveryResult("pagerduty", "skipped", 0, "no"))
+            outcomes.append((by["pagerduty"], DeliveryResult("pagerduty", "skipped", 0, "no")))
         else:
-            await store.record_result(lease, sent("email", 2.0))
-        await store.complete(lease)
+            outcomes.append((by["email"], sent("email", 2.0)))
+        await store.settle(outcomes)
 
 
 async def test_stats_match_the_reference_store(store: PostgresHistoryStore) -> None:
@@ -295,7 +310,13 @@ async def test_stats_numbers(store: PostgresHistoryStore) -> None:
     stats = await store.stats(EPOCH)
     assert stats["since"] == EPOCH.isoformat()
     assert stats["alerts"] == 40
-    assert stats["totals"] == {"sent": 50, "failed": 10, "suppressed": 10, "skipped": 10}
+    assert stats["totals"] == {
+        "sent": 50,
+        "failed": 10,
+        "suppressed": 10,
+        "skipped": 10,
+        "retrying": 0,
+    }
     slack = stats["channels"]["slack"]
     assert slack["sent"] == 40
     assert slack["success_rate"] == 1.0
@@ -311,9 +332,61 @@ async def test_entries_match_the_reference_store(store: PostgresHistoryStore) ->
     reference = MemoryHistoryStore(FakeClock())
     await _fill(store)
     await _fill(reference)
-    ours = [e.to_dict() for e in await store.entries(EPOCH)]
-    theirs = [e.to_dict() for e in await reference.entries(EPOCH)]
-    # Same alerts and results; ties in created_at may come in any order.
-    key = lambda d: d["title"]  # noqa: E731
-    assert sorted(ours, key=key) == sorted(theirs, key=key)
-    assert [d["created_at"] for d in ours] == [d["created_at"] for d in theirs]
+    queries = [
+        ALL,
+        HistoryQuery(since=EPOCH, limit=7),
+        HistoryQuery(since=EPOCH, channel="email", result="failed"),
+        HistoryQuery(since=EPOCH, result="skipped"),
+        HistoryQuery(since=EPOCH, search="A1"),
+        HistoryQuery(since=T0 + timedelta(minutes=3), until=T0 + timedelta(minutes=6)),
+    ]
+    for query in queries:
+        ours = [e.to_dict() for e in await store.entries(query)]
+        theirs = [e.to_dict() for e in await reference.entries(query)]
+        # Same alerts and results; ties in created_at may come in any order.
+        key = lambda d: d["title"]  # noqa: E731
+        if query.limit is None:
+            assert sorted(ours, key=key) == sorted(theirs, key=key), query
+        assert [d["created_at"] for d in ours] == [d["created_at"] for d in theirs], query
+
+
+async def test_last_receipt_is_the_newest_successful_send(store: PostgresHistoryStore) -> None:
+    await store.open_owner("i1")
+    for a, result in (
+        (alert(1, key="disk", minutes=0), sent("pagerduty", receipt={"dedup_key": "old"})),
+        (alert(2, key="disk", minutes=5), sent("pagerduty", receipt={"dedup_key": "new"})),
+        (alert(3, key="disk", minutes=10), DeliveryResult("pagerduty", "failed", 3, "503")),
+    ):
+        (recorded,) = await store.record_many([a], [["pagerduty"]], owner="i1", lease=60)
+        await store.settle([(recorded.claims[0], result)])
+    assert await store.last_receipt("disk", "pagerduty") == {"dedup_key": "new"}
+    assert await store.last_receipt("disk", "slack") is None
+    assert await store.last_receipt("other", "pagerduty") is None
+
+
+async def test_a_row_this_version_cannot_read_fails_alone(
+    store: PostgresHistoryStore, clock: FakeClock, pg_url: str, schema: str
+) -> None:
+    import psycopg
+    from psycopg import sql
+
+    await store.open_owner("i1")
+    readable, odd = alert(1), alert(2)
+    for a in (readable, odd):
+        await store.record_many([a], [["slack"]], owner="i1", lease=1)
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # as a newer pixalert might write it
+        conn.execute(
+            sql.SQL(
+                "UPDATE {}.alerts SET body = body || '{{\"field_from_the_future\": 1}}' "
+                "WHERE id = %s"
+            ).format(sql.Identifier(schema)),
+            (odd.id,),
+        )
+    clock.advance(2)
+    (claim,) = await store.claim_due(owner="i1", lease=60)
+    assert claim.alert == readable
+    (result,) = await store.results_for(odd.id)
+    assert result.status.value == "failed"
+    assert result.error is not None and result.error.startswith("unreadable alert: TypeError")
+    clock.advance(120)
+    assert [c.alert.id for c in await store.claim_due(owner="i1", lease=60)] == [readable.id]

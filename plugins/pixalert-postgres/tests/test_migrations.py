@@ -1,4 +1,5 @@
-"""The schema migrates itself forward on start: versioned, idempotent, safe when racing."""
+"""The schema migrates itself forward on start: versioned, idempotent, safe when racing,
+and nothing an older schema held is lost (its unfinished alerts are delivered)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,19 @@ import asyncio
 import logging
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
+import pixalert_postgres
 import psycopg
 import pytest
+from pixalert import Alert
+from pixalert.testing import FakeClock, RecordingChannel, make_manager
 from pixalert_postgres import PostgresHistoryStore
+from pixalert_postgres._database import Database
 from pixalert_postgres._migrations import MIGRATIONS, migrate
-from pixalert_postgres._store import Database
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 pytestmark = pytest.mark.services
 
@@ -40,7 +47,15 @@ async def test_fresh_schema_is_created_at_the_newest_version(
 ) -> None:
     await store.open()
     assert versions(pg_url, schema) == [m.version for m in MIGRATIONS]
-    assert tables(pg_url, schema) == {"schema_version", "alerts", "results", "state_keys"}
+    assert tables(pg_url, schema) == {
+        "schema_version",
+        "alerts",
+        "deliveries",
+        "owners",
+        "jobs",
+        "events",
+        "state_keys",
+    }
     assert store.database.version == MIGRATIONS[-1].version
 
 
@@ -53,24 +68,125 @@ async def test_migrating_again_changes_nothing(pg_url: str, schema: str) -> None
     assert versions(pg_url, schema) == [m.version for m in MIGRATIONS]
 
 
-async def test_an_old_schema_is_moved_forward_keeping_its_data(
-    make_store: object, pg_url: str, schema: str, schema_url: str
+T0 = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
+ROUTING = {"routing": {p: ["slack", "email"] for p in ("low", "medium", "high", "critical")}}
+
+
+def _old_alert(conn: Any, schema: str, alert: Alert, state: str) -> None:
+    """An alert row as versions 1 to 3 stored it (leased to a dead instance if pending)."""
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {}.alerts (id, key, created_at, status, priority, body, state, owner, "
+            "lease_token, lease_until, recorded_at) VALUES (%s, %s, %s, %s, %s, %s, %s, "
+            "'old-instance', 'old-token', %s, %s)"
+        ).format(sql.Identifier(schema)),
+        (
+            alert.id,
+            alert.key,
+            alert.created_at,
+            alert.status,
+            int(alert.priority),
+            Jsonb(alert.to_dict()),
+            state,
+            alert.created_at + timedelta(minutes=2),
+            alert.created_at,
+        ),
+    )
+
+
+def _old_result(conn: Any, schema: str, alert: Alert, channel: str, status: str, **kw: Any) -> None:
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {}.results (alert_id, channel, key, status, attempts, error, latency, "
+            "receipt, created_at, recorded_at, recorded_by) VALUES (%s, %s, %s, %s, %s, %s, %s, "
+            "%s, %s, %s, 'old-instance')"
+        ).format(sql.Identifier(schema)),
+        (
+            alert.id,
+            channel,
+            alert.key,
+            status,
+            kw.get("attempts", 1),
+            kw.get("error"),
+            kw.get("latency"),
+            Jsonb(kw["receipt"]) if "receipt" in kw else None,
+            alert.created_at,
+            alert.created_at,
+        ),
+    )
+
+
+async def test_a_version_3_schema_is_moved_forward_and_its_unfinished_alerts_delivered(
+    pg_url: str, schema: str, schema_url: str
 ) -> None:
+    done = Alert("done", "finished long ago", "high", key="k-done", created_at=T0)
+    half = Alert("half", "slack sent, email failed", "high", created_at=T0 + timedelta(minutes=1))
+    never = Alert("never", "no channel tried", "high", created_at=T0 + timedelta(minutes=2))
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as aconn:
+        assert await migrate(aconn, schema, MIGRATIONS[:3]) == (3, [1, 2, 3])
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        _old_alert(conn, schema, done, "done")
+        _old_result(conn, schema, done, "slack", "sent", latency=0.25, receipt={"ts": "1.2"})
+        _old_result(conn, schema, done, "email", "failed", attempts=3, error="550 no such user")
+        _old_alert(conn, schema, half, "pending")
+        _old_result(conn, schema, half, "slack", "sent", latency=0.5)
+        _old_result(conn, schema, half, "email", "failed", attempts=3, error="timeout")
+        _old_alert(conn, schema, never, "pending")
+
+    slack, email = RecordingChannel("slack"), RecordingChannel("email")
+    clock = FakeClock(T0.timestamp() + 3600)
+    async with make_manager(
+        [slack, email], clock=clock, config=ROUTING, history=schema_url, plugins=[pixalert_postgres]
+    ) as manager:
+        before = {row["id"]: row for row in await manager.history(hours=24)}
+        assert versions(pg_url, schema) == [m.version for m in MIGRATIONS]
+        # The finished alert is kept as it was, receipt included.
+        assert before[done.id]["state"] == "done"
+        assert before[done.id]["results"]["slack"]["status"] == "sent"
+        assert before[done.id]["results"]["slack"]["latency"] == 0.25
+        assert before[done.id]["results"]["email"]["error"] == "550 no such user"
+        assert await manager.history_store.last_receipt("k-done", "slack") == {"ts": "1.2"}
+        # The unfinished ones are pending: the failed channel is due again.
+        assert before[half.id]["state"] == "pending"
+        assert before[half.id]["results"]["slack"]["status"] == "sent"
+        assert before[half.id]["results"]["email"]["status"] == "pending"
+        assert before[never.id]["state"] == "pending"
+        assert before[never.id]["results"] == {}
+
+        assert await manager.resume_pending() > 0
+        after = {row["id"]: row for row in await manager.history(hours=24)}
+        stats = await manager.stats(hours=24)
+    # Every channel an unfinished alert had not reached got it, once; nothing else.
+    assert sorted(a.title for a in slack.sent) == ["never"]
+    assert sorted(a.title for a in email.sent) == ["half", "never"]
+    assert {row["state"] for row in after.values()} == {"done"}
+    assert after[half.id]["results"]["email"]["status"] == "sent"
+    assert after[never.id]["results"].keys() == {"slack", "email"}
+    assert after[done.id]["results"] == before[done.id]["results"]
+    assert stats["alerts"] == 3
+    assert stats["channels"]["slack"]["sent"] == 3
+    assert stats["channels"]["email"]["failed"] == 1
+
+
+async def test_a_version_1_schema_is_moved_forward_keeping_its_data(
+    pg_url: str, schema: str, schema_url: str
+) -> None:
+    pending = Alert("pending", "from version 1", "high", created_at=T0)
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
         assert await migrate(conn, schema, MIGRATIONS[:1]) == (1, [1])
-        await conn.execute(
-            sql.SQL(
-                "INSERT INTO {}.alerts (id, key, created_at, status, priority, body, "
-                "recorded_at) VALUES ('a1', 'k', now(), 'firing', 3, '{{}}', now())"
-            ).format(sql.Identifier(schema))
-        )
-    store = PostgresHistoryStore(schema_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        _old_alert(conn, schema, pending, "pending")
+    store = PostgresHistoryStore(schema_url, clock=FakeClock(T0.timestamp()))
     try:
         health = await store.health()
+        await store.open_owner("new")
+        (claim,) = await store.claim_due(owner="new", lease=60)
     finally:
         await store.aclose()
     assert health["schema_version"] == MIGRATIONS[-1].version
     assert health["pending"] == 1
+    assert claim.alert == pending
+    assert claim.channel == "*"  # routed when it is claimed
     assert versions(pg_url, schema) == [m.version for m in MIGRATIONS]
 
 
@@ -92,7 +208,7 @@ async def test_state_keys_of_schema_2_gain_a_value_column_keeping_their_keys(
         assert await state.acquire("cooldown:old", 60) is False  # the old key still holds
         await state.put("silence:x", "{}", 60)
         assert await state.get("silence:x") == "{}"
-        assert (await state.health())["schema_version"] == 3
+        assert (await state.health())["schema_version"] == MIGRATIONS[-1].version
     finally:
         await state.aclose()
 
@@ -102,7 +218,7 @@ async def test_instances_starting_together_migrate_once(
 ) -> None:
     databases = [Database(schema_url) for _ in range(8)]
     try:
-        await asyncio.gather(*(db._open() for db in databases))
+        await asyncio.gather(*(db.open() for db in databases))
     finally:
         await asyncio.gather(*(db.aclose() for db in databases))
     assert {db.version for db in databases} == {MIGRATIONS[-1].version}
@@ -111,12 +227,12 @@ async def test_instances_starting_together_migrate_once(
 
 _CHILD = r"""
 import asyncio, sys
-from pixalert_postgres._store import Database
+from pixalert_postgres._database import Database
 
 async def main():
     sys.stdin.readline()
     dbs = [Database(sys.argv[1]) for _ in range(4)]
-    await asyncio.gather(*(db._open() for db in dbs))
+    await asyncio.gather(*(db.open() for db in dbs))
     print(*sorted({db.version for db in dbs}))
     for db in dbs:
         await db.aclose()

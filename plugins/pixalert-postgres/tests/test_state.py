@@ -46,6 +46,47 @@ async def test_first_acquire_wins_until_expiry_or_release(
     assert await backend.acquire("zero", 0) is True
 
 
+async def test_acquire_many_decides_a_batch_in_one_statement(
+    make_state: Callable[..., PostgresStateBackend], clock: FakeClock
+) -> None:
+    backend, other = make_state(), make_state()
+    assert await other.acquire("cooldown:b", 60) is True
+    calls = 0
+    fetch = backend.database.fetch
+
+    async def counted(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        return await fetch(*args, **kwargs)  # type: ignore[arg-type]
+
+    backend.database.fetch = counted  # type: ignore[method-assign]
+    keys = ["cooldown:a", "cooldown:b", "cooldown:a", "cooldown:c"] + [f"k{i}" for i in range(200)]
+    won = await backend.acquire_many(keys, 60)
+    assert calls == 1
+    # Like acquire() for each key in order: a repeated key gets False after its first time.
+    assert won[:4] == [True, False, False, True]
+    assert all(won[4:])
+    assert await backend.acquire_many([], 60) == []
+    clock.advance(60)
+    assert await other.acquire_many(["cooldown:a", "cooldown:b"], 60) == [True, True]
+
+
+async def test_racing_batches_agree_key_by_key(
+    make_state: Callable[..., PostgresStateBackend],
+) -> None:
+    backends = [make_state() for _ in range(4)]
+    keys = [f"dedup:{i}" for i in range(50)]
+    steps = (1, -1, 1, -1)
+    results = await asyncio.gather(
+        *(b.acquire_many(keys[::step], 60) for b, step in zip(backends, steps, strict=True))
+    )
+    wins: dict[str, int] = {}
+    for backend_keys, won in zip((keys, keys[::-1], keys, keys[::-1]), results, strict=True):
+        for key, ok in zip(backend_keys, won, strict=True):
+            wins[key] = wins.get(key, 0) + ok
+    assert wins == dict.fromkeys(keys, 1)
+
+
 async def test_instances_share_keys(make_state: Callable[..., PostgresStateBackend]) -> None:
     a, b = make_state(), make_state()
     assert await a.acquire("dedup:x", 60) is True
@@ -140,12 +181,12 @@ async def test_expired_keys_are_cleaned_up(
     pg_url: str,
     schema: str,
 ) -> None:
-    from pixalert_postgres import _store
+    from pixalert_postgres import _state
 
     backend = make_state()
     for i in range(3):
         await backend.acquire(f"old:{i}", 1)
-    backend._acquires = _store._CLEANUP_EVERY - 1  # as if many decisions had been taken
+    backend._acquires = _state.CLEANUP_EVERY - 1  # as if many decisions had been taken
     clock.advance(5)
     await backend.acquire("new", 60)  # the 1000th decision sweeps expired keys
     with psycopg.connect(pg_url) as conn:

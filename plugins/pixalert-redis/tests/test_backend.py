@@ -83,6 +83,45 @@ async def test_concurrent_acquires_in_one_process(backend: RedisStateBackend) ->
     assert results.count(True) == 1
 
 
+async def test_acquire_many_decides_a_batch_in_one_round_trip(
+    backend: RedisStateBackend, make_backend: Callable[..., RedisStateBackend]
+) -> None:
+    other = make_backend()
+    assert await other.acquire("cooldown:b", 60) is True
+    sent: list[int] = []
+    pipeline = backend._client.pipeline
+
+    def counted(*args: object, **kwargs: object) -> object:
+        sent.append(1)
+        return pipeline(*args, **kwargs)  # type: ignore[arg-type]
+
+    backend._client.pipeline = counted  # type: ignore[method-assign]
+    keys = ["cooldown:a", "cooldown:b", "cooldown:a", "cooldown:c"] + [f"k{i}" for i in range(200)]
+    won = await backend.acquire_many(keys, 60)
+    assert len(sent) == 1
+    # Like acquire() for each key in order: a repeated key gets False after its first time.
+    assert won[:4] == [True, False, False, True]
+    assert all(won[4:])
+    assert await backend.acquire_many([], 60) == []
+    assert await other.acquire_many(["cooldown:a", "cooldown:z"], 60) == [False, True]
+
+
+async def test_racing_batches_agree_key_by_key(
+    make_backend: Callable[..., RedisStateBackend],
+) -> None:
+    backends = [make_backend() for _ in range(4)]
+    keys = [f"dedup:{i}" for i in range(50)]
+    orders = [keys, keys[::-1], keys, keys[::-1]]
+    results = await asyncio.gather(
+        *(b.acquire_many(order, 60) for b, order in zip(backends, orders, strict=True))
+    )
+    wins: dict[str, int] = {}
+    for order, won in zip(orders, results, strict=True):
+        for key, ok in zip(order, won, strict=True):
+            wins[key] = wins.get(key, 0) + ok
+    assert wins == dict.fromkeys(keys, 1)
+
+
 async def test_health_ok(backend: RedisStateBackend) -> None:
     health = await backend.health()
     assert health["status"] == "ok"

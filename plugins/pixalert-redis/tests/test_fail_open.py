@@ -29,22 +29,23 @@ async def test_fails_open_while_redis_is_down_and_recovers(private_redis: RedisS
         assert backend.degraded
         # Inside the retry window Redis is not tried at all: no timeout per alert.
         assert await backend.acquire("cooldown:k", 60) is True
+        assert await backend.acquire_many(["cooldown:k", "cooldown:k"], 60) == [True, True]
         await backend.release("cooldown:k")  # a no-op, never an error
-        assert backend.fail_open_total == 2
+        assert backend.fail_open_total == 4
 
         private_redis.start()
         # Still inside the window: the backend has not looked yet.
         assert await backend.acquire("cooldown:j", 60) is True
-        assert backend.fail_open_total == 3
+        assert backend.fail_open_total == 5
 
         clock.advance(5)
         # It looks again and is back to real decisions (the new server lost the keys).
-        assert await backend.acquire("cooldown:j", 60) is True
+        assert await backend.acquire_many(["cooldown:j", "cooldown:j"], 60) == [True, False]
         assert await backend.acquire("cooldown:j", 60) is False
         assert not backend.degraded
         health = await backend.health()
         assert health["status"] == "ok"
-        assert health["fail_open_total"] == 3
+        assert health["fail_open_total"] == 5
     finally:
         await backend.aclose()
 

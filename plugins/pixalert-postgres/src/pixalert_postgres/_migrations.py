@@ -1,9 +1,17 @@
 """The schema, as numbered migrations applied forward on start.
 
-Rules for adding one: append a new ``Migration`` with the next number, never
-edit an applied one, and keep it additive (new tables, columns with defaults,
-indexes) so instances still running the previous release keep working during
-a rolling upgrade. ``{s}`` is replaced by the quoted schema name.
+Rules for adding one: append a new ``Migration`` with the next number and
+never edit an applied one. Keep it additive (new tables, columns with defaults,
+indexes) where you can, so instances still running the previous release keep
+working during a rolling upgrade; say so in the description where it is not.
+``{s}`` is replaced by the quoted schema name.
+
+Version 4 is not additive: the per-alert leases and ``results`` of versions 1
+to 3 become one ``deliveries`` row per alert and channel on a timeline, so
+every instance must run a pixalert-postgres that knows version 4 (stop the
+old ones, then start the new ones). Nothing is lost on the way: each result
+becomes a delivery row, and the alerts the old schema had left pending are
+delivered (see :data:`MIGRATIONS`).
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ from typing import Any
 import attrs
 
 __all__ = ["LOCK_CLASS", "MIGRATIONS", "Migration", "migrate"]
+
+_WAITING = "('pending', 'retrying')"
 
 # First key of the advisory lock taken while migrating ('pixa' as an int4);
 # the second is hashtext(schema), so different schemas migrate independently.
@@ -103,6 +113,133 @@ MIGRATIONS: tuple[Migration, ...] = (
         3,
         "values of state keys (silences, inhibitions)",
         ("ALTER TABLE {s}.state_keys ADD COLUMN value text",),
+    ),
+    # Version 4: deliveries on a timeline, owners checked by advisory lock, jobs,
+    # events. An alert's state is no longer stored: it is pending while any of
+    # its deliveries waits. Each result of version 3 becomes a delivery row; an
+    # alert version 3 had left pending keeps its results, its failed results are
+    # due again, and a '*' row (ROUTE_LATER) routes it once more when claimed, so
+    # the channels it never reached are delivered too.
+    Migration(
+        4,
+        "deliveries on a timeline, owners, jobs and events (not additive: upgrade every instance)",
+        (
+            """
+            ALTER TABLE {s}.alerts
+                ADD COLUMN source       text NOT NULL DEFAULT '',
+                ADD COLUMN title_fold   text NOT NULL DEFAULT '',
+                ADD COLUMN message_fold text NOT NULL DEFAULT ''
+            """,
+            """
+            UPDATE {s}.alerts SET source = coalesce(body->>'source', ''),
+                   title_fold = lower(coalesce(body->>'title', '')),
+                   message_fold = lower(coalesce(body->>'message', ''))
+            """,
+            """
+            CREATE TABLE {s}.deliveries (
+                alert_id    text NOT NULL REFERENCES {s}.alerts (id) ON DELETE CASCADE,
+                channel     text NOT NULL,
+                seq         bigint GENERATED ALWAYS AS IDENTITY,
+                key         text NOT NULL,
+                status      text NOT NULL,
+                attempts    integer NOT NULL DEFAULT 0,
+                error       text,
+                latency     double precision,
+                receipt     jsonb,
+                created_at  timestamptz NOT NULL,
+                queued_at   timestamptz NOT NULL,
+                due_at      timestamptz NOT NULL,
+                owner       text,
+                token       text,
+                lease_until timestamptz,
+                recorded_at timestamptz,
+                recorded_by text,
+                PRIMARY KEY (alert_id, channel)
+            )
+            """,
+            """
+            INSERT INTO {s}.deliveries (alert_id, channel, key, status, attempts, error,
+                                        latency, receipt, created_at, queued_at, due_at,
+                                        recorded_at, recorded_by)
+            SELECT r.alert_id, r.channel, r.key,
+                   CASE WHEN r.status = 'failed' AND a.state = 'pending' THEN 'pending'
+                        ELSE r.status END,
+                   r.attempts, r.error, r.latency, r.receipt, r.created_at, r.created_at,
+                   r.created_at, r.recorded_at, r.recorded_by
+            FROM {s}.results r JOIN {s}.alerts a ON a.id = r.alert_id
+            ORDER BY r.seq
+            """,
+            """
+            INSERT INTO {s}.deliveries (alert_id, channel, key, status, created_at, queued_at,
+                                        due_at)
+            SELECT id, '*', key, 'pending', created_at, created_at, created_at
+            FROM {s}.alerts WHERE state = 'pending'
+            ORDER BY created_at
+            """,
+            "DROP TABLE {s}.results",
+            "DROP INDEX {s}.alerts_pending",
+            """
+            ALTER TABLE {s}.alerts DROP COLUMN state, DROP COLUMN owner,
+                DROP COLUMN lease_token, DROP COLUMN lease_until
+            """,
+            # claim_due(): the few waiting deliveries, soonest first; close_owner() and
+            # the owners still holding claims (only a waiting delivery has an owner).
+            f"""
+            CREATE INDEX deliveries_due ON {{s}}.deliveries (due_at)
+                INCLUDE (alert_id, owner) WHERE status IN {_WAITING}
+            """,
+            # A resolve looks for the firing deliveries of its key still waiting.
+            f"""
+            CREATE INDEX deliveries_waiting_key ON {{s}}.deliveries (key, channel)
+                WHERE status IN {_WAITING}
+            """,
+            # stats(): an index-only scan over the window (created_at is the alert's).
+            """
+            CREATE INDEX deliveries_created_at ON {s}.deliveries (created_at)
+                INCLUDE (channel, status, latency)
+            """,
+            # last_receipt(): the newest successful send of a key on a channel.
+            """
+            CREATE INDEX deliveries_receipts ON {s}.deliveries (key, channel, created_at DESC)
+                WHERE status = 'sent' AND receipt IS NOT NULL
+            """,
+            # Owners (instances): the advisory lock key each one holds while it lives.
+            "CREATE SEQUENCE {s}.owner_keys AS integer",
+            """
+            CREATE TABLE {s}.owners (
+                owner     text PRIMARY KEY,
+                lock_key  integer NOT NULL UNIQUE,
+                locked_at timestamptz NOT NULL,
+                host      text,
+                pid       integer
+            )
+            """,
+            """
+            CREATE TABLE {s}.jobs (
+                kind        text NOT NULL,
+                ref         text NOT NULL,
+                due_at      timestamptz NOT NULL,
+                payload     jsonb NOT NULL,
+                owner       text,
+                token       text,
+                lease_until timestamptz,
+                PRIMARY KEY (kind, ref)
+            )
+            """,
+            "CREATE INDEX jobs_due ON {s}.jobs (due_at)",
+            """
+            CREATE TABLE {s}.events (
+                alert_id text NOT NULL REFERENCES {s}.alerts (id) ON DELETE CASCADE,
+                seq      bigint GENERATED ALWAYS AS IDENTITY,
+                at       timestamptz NOT NULL,
+                kind     text NOT NULL,
+                actor    text,
+                via      text,
+                note     text
+            )
+            """,
+            "CREATE INDEX events_alert ON {s}.events (alert_id)",
+        ),
     ),
 )
 

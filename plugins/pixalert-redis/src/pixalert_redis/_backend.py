@@ -1,5 +1,9 @@
 """The Redis state backend: one atomic ``SET key value NX PX ttl`` per decision.
 
+``acquire_many`` sends one ``SET ... NX PX`` per key in one pipeline: one round
+trip for a whole batch, each key decided on its own, in order (a key repeated
+in the batch finds itself set by its first occurrence).
+
 Silences and inhibitions are plain values (``SET key value PX ttl``, ``GET``,
 ``SCAN MATCH`` + ``MGET``).
 
@@ -20,7 +24,7 @@ import math
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pixalert.channels import redact
@@ -152,6 +156,8 @@ class RedisStateBackend(BaseStateBackend):
     def __repr__(self) -> str:
         return f"RedisStateBackend({self._display_url!r}, prefix={self._prefix!r})"
 
+    __str__ = __repr__
+
     @property
     def prefix(self) -> str:
         """The namespace every key is stored under."""
@@ -207,6 +213,36 @@ class RedisStateBackend(BaseStateBackend):
             return True
         self._recovered()
         return bool(done)
+
+    async def acquire_many(self, keys: Sequence[str], ttl: float) -> list[bool]:
+        """:meth:`acquire` for each key in order, in one round trip (a pipeline of
+        ``SET key value NX PX ttl``, not a transaction: each key on its own).
+
+        When Redis is unreachable every key answers True (fail open), each
+        counted in ``health()["fail_open_total"]``.
+        """
+        if not keys:
+            return []
+        if not self._available():
+            self.fail_open_total += len(keys)
+            return [True] * len(keys)
+        from redis.exceptions import RedisError
+
+        px = max(1, math.ceil(ttl * 1000))
+        try:
+            answers = await self._call(self._set_many(keys, px))
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            self._failed(exc)
+            self.fail_open_total += len(keys)
+            return [True] * len(keys)
+        self._recovered()
+        return [bool(answer) for answer in answers]
+
+    async def _set_many(self, keys: Sequence[str], px: int) -> list[Any]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.set(self._key(key), self._value, nx=True, px=px)
+            return list(await pipe.execute())
 
     async def release(self, key: str) -> None:
         """Forget ``key``. A failure is logged, never raised (the key expires anyway)."""
