@@ -164,37 +164,12 @@ def channels(check: bool, as_json: bool) -> None:
     manager = build_manager(sweep=False)
 
     async def go() -> dict[str, Any]:
-        import asyncio
-
-        from ._check import check_channel, test_alert
-
-        async with manager:
-            out: dict[str, Any] = {}
-            for name, channel in manager.channels.items():
-                out[str(name)] = {"type": manager.channel_types.get(name), "status": "configured"}
-                reaches = _describe(channel)
-                if reaches:
-                    out[str(name)]["detail"] = reaches
-            for unavailable, reason in manager.unavailable.items():
-                out[unavailable] = {"type": None, "status": "unavailable", "detail": reason}
-            if check and manager.channels:
-                specs = manager.plugins.channel_specs()
-                names = list(manager.channels)
-                outcomes = await asyncio.gather(
-                    *(
-                        check_channel(
-                            specs.get(manager.channel_types.get(name, "")),
-                            manager.channels[name],
-                            test_alert("pixalert channels --check", str(name)),
-                        )
-                        for name in names
-                    )
-                )
-                for name, outcome in zip(names, outcomes, strict=True):
-                    out[str(name)]["status"] = "ok" if outcome.ok else "failed"
-                    out[str(name)]["detail"] = outcome.message
-                    out[str(name)]["latency"] = outcome.seconds if outcome.ok else None
-            return out
+        # Channels only: the history store is never opened (a broken one is not this
+        # command's business); aclose() closes the channels the check used.
+        try:
+            return await _channel_report(manager, check)
+        finally:
+            await manager.aclose()
 
     info = run_async(go())
     if as_json:
@@ -351,3 +326,37 @@ def stats(hours: float, as_json: bool) -> None:
             for name, c in data["channels"].items()
         ),
     )
+
+
+async def _channel_report(manager: Any, check: bool) -> dict[str, Any]:
+    """Each configured channel (and each unavailable one), tried when ``check``."""
+    import asyncio
+
+    from ._check import check_channel, test_alert
+
+    out: dict[str, Any] = {}
+    for name, channel in manager.channels.items():
+        out[str(name)] = {"type": manager.channel_types.get(name), "status": "configured"}
+        reaches = _describe(channel)
+        if reaches:
+            out[str(name)]["detail"] = reaches
+    for unavailable, reason in manager.unavailable.items():
+        out[unavailable] = {"type": None, "status": "unavailable", "detail": reason}
+    if check and manager.channels:
+        specs = manager.plugins.channel_specs()
+        names = list(manager.channels)
+        outcomes = await asyncio.gather(
+            *(
+                check_channel(
+                    specs.get(manager.channel_types.get(name, "")),
+                    manager.channels[name],
+                    test_alert("pixalert channels --check", str(name)),
+                )
+                for name in names
+            )
+        )
+        for name, outcome in zip(names, outcomes, strict=True):
+            out[str(name)]["status"] = "ok" if outcome.ok else "failed"
+            out[str(name)]["detail"] = outcome.message
+            out[str(name)]["latency"] = outcome.seconds if outcome.ok else None
+    return out
