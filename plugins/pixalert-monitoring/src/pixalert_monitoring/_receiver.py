@@ -473,8 +473,10 @@ def create_app(
     owns_bridge = bridge is None
     if bridge is None:
         bridge = MonitoringBridge(manager, severities=severities, dedup_ttl=config.dedup_ttl)
+    from ._dashboard import dashboard_routes  # the dashboard's pages and actions
+
     app = Starlette(
-        routes=list(ROUTES),
+        routes=[*ROUTES, *dashboard_routes(ROUTES)],
         exception_handlers={
             Reject: _rejected,
             HTTPException: _http_error,
