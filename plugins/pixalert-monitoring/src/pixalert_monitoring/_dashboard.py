@@ -38,8 +38,8 @@ from starlette.staticfiles import StaticFiles
 
 from . import _views
 from ._receiver import (
-    Reject,
     ReceiverState,
+    Reject,
     authorized,
     check_content_type,
     parse_body,
@@ -133,7 +133,7 @@ def _when(value: Any) -> str:
 def _seconds(value: Any) -> str:
     """A latency in seconds as ``12 ms`` or ``1.5 s``; an en dash when unknown."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return "–"
+        return "\u2013"
     if value < 1:
         return f"{value * 1000:.0f} ms" if value >= 0.001 else "<1 ms"
     return f"{value:.2f} s"
@@ -141,7 +141,7 @@ def _seconds(value: Any) -> str:
 
 def _percent(value: Any) -> str:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return "–"
+        return "\u2013"
     return f"{value * 100:.1f} %"
 
 
@@ -332,8 +332,8 @@ async def _page(request: Request, page: str, build: Builder, *, title: str) -> R
             raise Reject(
                 503, "could not read the history", redact(f"{type(exc).__name__}: {exc}")
             ) from None
-        region = templates().get_template(f"_{page}.html").render(
-            **_common(request, state), **context
+        region = (
+            templates().get_template(f"_{page}.html").render(**_common(request, state), **context)
         )
         etag = 'W/"' + hashlib.sha256(region.encode()).hexdigest()[:20] + '"'
         dashboard.cache[cache_key] = (now, region, etag)
@@ -373,15 +373,19 @@ def _render_page(
     headers: Mapping[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    body = templates().get_template("page.html").render(
-        **_common(request, state),
-        page=page,
-        title=title,
-        region=region,
-        locked=locked,
-        etag=etag,
-        token_required=state.config.token is not None,
-        live_url=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+    body = (
+        templates()
+        .get_template("page.html")
+        .render(
+            **_common(request, state),
+            page=page,
+            title=title,
+            region=region,
+            locked=locked,
+            etag=etag,
+            token_required=state.config.token is not None,
+            live_url=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+        )
     )
     return _html(body, status=status, headers=headers)
 
@@ -479,9 +483,7 @@ async def channel_series(request: Request) -> Response:
         data = await _views.channel_series(state.manager, range_name, clock_now)
         body = json.dumps(data, separators=(",", ":"))
         dashboard.cache[cache_key] = (now, body, "")
-    return Response(
-        body, media_type="application/json", headers={"Cache-Control": "no-store"}
-    )
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
 # ---------------------------------------------------------------------------
@@ -502,7 +504,7 @@ async def api_silences(request: Request) -> Response:
     data = await _json_object(request, state)
     matchers = data.get("matchers")
     if not isinstance(matchers, dict) or not matchers:
-        raise Reject(422, "invalid matchers", "expected an object such as {\"key\": \"...\"}")
+        raise Reject(422, "invalid matchers", 'expected an object such as {"key": "..."}')
     if not all(isinstance(v, str) for v in matchers.values()):
         raise Reject(422, "invalid matchers", "expected string values")
     try:

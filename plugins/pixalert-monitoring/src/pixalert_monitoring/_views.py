@@ -197,7 +197,9 @@ async def now_view(manager: Any, *, hours: float, scan: int) -> dict[str, Any]:
         "in_progress_total": len(in_progress),
         "status": health.get("status"),
         "open_circuits": sorted(
-            name for name, info in channels.items() if info.get("circuit") in ("open", "unavailable")
+            name
+            for name, info in channels.items()
+            if info.get("circuit") in ("open", "unavailable")
         ),
         "channels": len(channels),
         "silences": len(silences),
@@ -316,9 +318,7 @@ async def alert_view(manager: Any, alert_id: str) -> dict[str, Any] | None:
         return None
     row = _alert_row(entry)
     related = await manager.history(24 * 7, limit=20, key=entry.get("key"))
-    row["related"] = [
-        _alert_row(other) for other in related if other.get("id") != entry.get("id")
-    ]
+    row["related"] = [_alert_row(other) for other in related if other.get("id") != entry.get("id")]
     return row
 
 
