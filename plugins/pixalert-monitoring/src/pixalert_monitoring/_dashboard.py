@@ -124,7 +124,8 @@ def _static_version() -> str:
 
 def _when(value: Any) -> str:
     """An ISO time as ``2026-05-01 12:00:05 UTC`` (the page shows it relative too)."""
-    iso = _views.to_iso(value)
+    utc = isinstance(value, str) and value[10:11] == "T" and value.endswith("+00:00")
+    iso = value if utc else _views.to_iso(value)
     if iso is None:
         return "" if value is None else str(value)
     return iso[:19].replace("T", " ") + " UTC"

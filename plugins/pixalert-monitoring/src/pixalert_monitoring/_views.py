@@ -40,9 +40,11 @@ WINDOWS = {"1 h": 1.0, "24 h": 24.0, "7 d": 168.0}
 #: Result statuses that are still in progress (``held``: waiting for a time window).
 IN_PROGRESS = ("pending", "retrying", "held")
 
-#: How many groups and alerts per group the Now page lists (the rest are counted).
-MAX_GROUPS = 100
-MAX_PER_GROUP = 25
+#: How many groups, alerts per group and alerts in all the Now page lists (the rest
+#: are counted, with a link to the Alerts page).
+MAX_GROUPS = 50
+MAX_PER_GROUP = 10
+MAX_ROWS = 150
 
 
 async def maybe_await(value: Any) -> Any:
@@ -165,10 +167,13 @@ async def now_view(manager: Any, *, hours: float, scan: int) -> dict[str, Any]:
         group["newest"] = max(group["newest"], row["last_at"])
         group["acked"] += bool(row["acknowledged"])
     ordered = sorted(groups.values(), key=lambda g: (g["rank"], g["newest"]), reverse=True)
+    budget = MAX_ROWS
     for group in ordered:
         group["rows"].sort(key=lambda r: (r["rank"], r["last_at"]), reverse=True)
-        group["hidden"] = max(0, len(group["rows"]) - MAX_PER_GROUP)
-        group["rows"] = group["rows"][:MAX_PER_GROUP]
+        shown = max(1, min(MAX_PER_GROUP, budget))
+        budget -= shown
+        group["hidden"] = max(0, len(group["rows"]) - shown)
+        group["rows"] = group["rows"][:shown]
         group["priority"] = PRIORITIES[len(PRIORITIES) - group["rank"]] if group["rank"] else ""
         group["size"] = len(group["rows"]) + group["hidden"]
     in_progress = [
