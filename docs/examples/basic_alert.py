@@ -1,7 +1,3 @@
-# The seed's "Basic Alert Sending" example, exactly as written; only the import line
-# changed (notification_integrations -> pixalert). tests/test_examples.py runs it.
-# fmt: off
-# ruff: noqa: I001
 import asyncio
 from pixalert import NotificationManager, NotificationPriority
 

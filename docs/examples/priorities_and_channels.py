@@ -1,8 +1,4 @@
-# The seed's "Priority Levels" and "Notification Channels" snippets, exactly as written;
-# only the import lines changed (notification_integrations -> pixalert).
 # The print at the end (marked "wrapper") shows what the names are.
-# fmt: off
-# ruff: noqa: B018, E402
 from pixalert import NotificationPriority
 
 NotificationPriority.LOW       # Informational alerts
