@@ -270,8 +270,8 @@ def _history_filters(request: Request) -> dict[str, Any]:
     priorities = [p.strip().upper() for p in params.getlist("priority") if p.strip()]
     for priority in priorities:
         if priority not in _views.PRIORITIES:
-            allowed = ", ".join(p.lower() for p in _views.PRIORITIES)
-            raise ValueError(f"priority: expected one of {allowed}, got {priority.lower()!r}")
+            names = ", ".join(p.lower() for p in _views.PRIORITIES)
+            raise ValueError(f"priority: expected one of {names}, got {priority.lower()!r}")
     filters["priorities"] = priorities or None
     for name, allowed in (
         ("status", ("firing", "resolved")),
