@@ -331,7 +331,7 @@ async def _page(request: Request, page: str, build: Builder, *, title: str) -> R
             return _not_found(request, page, title, state, str(exc.args[0] if exc.args else ""))
         except Exception as exc:
             raise Reject(
-                503, "could not read the history", redact(f"{type(exc).__name__}: {exc}")
+                503, "could not read the data of the page", redact(f"{type(exc).__name__}: {exc}")
             ) from None
         region = (
             templates().get_template(f"_{page}.html").render(**_common(request, state), **context)
