@@ -242,6 +242,28 @@ class Stage:
         answer = self.send({"title": title, "message": message, "priority": priority, **fields})
         return str(answer["alerts"][0]["id"])
 
+    def wait_settled(self, timeout: float = 60) -> None:
+        """Return once every delivery but ``pager``'s (which always waits) is final.
+
+        Slack's test server paces messages as Slack does, so its deliveries can
+        take a few seconds. ``timeout`` only guards against a hang.
+        """
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            waiting = [
+                f"{alert['title']} on {name}"
+                for alert in self.history()
+                for name, result in alert["results"].items()
+                if name != "pager" and result["status"] in ("pending", "retrying")
+            ]
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"deliveries still waiting after {timeout:g}s: {waiting}")
+            time.sleep(0.1)
+
     def history(self) -> list[dict[str, Any]]:
         """``GET /api/alerts``."""
         response = httpx.get(f"{self.base_url}/api/alerts", headers=self.headers(), timeout=30)

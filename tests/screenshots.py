@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -83,18 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     written: list[Path] = []
     with Stage(work / "serve") as stage, launch_browser(chromium, work / "profile") as browser:
         ids = sample_data(stage)
-        # Let the first deliveries settle (Slack's test server answers in its own time).
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            pending = [
-                r
-                for alert in stage.history()
-                for name, r in alert["results"].items()
-                if name != "pager" and r["status"] == "pending"
-            ]
-            if not pending:
-                break
-            time.sleep(0.2)
+        stage.wait_settled()
         stage.send(
             {"title": "Queue drained", "priority": "low", "source": "worker", "status": "resolved"}
         )
