@@ -390,3 +390,34 @@ def test_lifecycle_reads_the_events() -> None:
     assert [e["note"] for e in state["escalations"]] == ["step 2"]
     entry["metadata"] = {"group_key": "am-group"}
     assert lifecycle(entry)["group"] == "am-group"
+
+
+async def test_every_action_endpoint_under_api_is_guarded(
+    manager: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An endpoint another module adds to the receiver (as acknowledgement does) is
+    # guarded too: the check runs for every POST/PUT/PATCH/DELETE under /api/.
+    from pixalert_monitoring import _receiver
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def poke(request: Any) -> JSONResponse:
+        return JSONResponse({"poked": True})
+
+    routes = [*_receiver.ROUTES, Route("/api/poke", poke, methods=["POST"])]
+    monkeypatch.setattr(_receiver, "ROUTES", routes)
+    async with (
+        running_receiver(manager) as base_url,
+        httpx.AsyncClient(base_url=base_url) as client,
+    ):
+        refused = await client.post("/api/poke", headers={"Origin": "http://evil.example"})
+        assert refused.status_code == 403
+        assert refused.json()["error"] == "cross-origin request refused"
+        assert (await client.post("/api/poke")).json() == {"poked": True}
+        # Machine-to-machine endpoints outside /api/ are not browser actions.
+        webhook = await client.post(
+            "/webhook/alerts",
+            json={"title": "from a script"},
+            headers={"Origin": "http://elsewhere.example"},
+        )
+        assert webhook.status_code == 200

@@ -48,7 +48,7 @@ from ._receiver import (
 )
 from ._server import is_loopback
 
-__all__ = ["ROUTES", "DashboardState", "dashboard_routes"]
+__all__ = ["ROUTES", "ActionGuard", "DashboardState", "check_action", "dashboard_routes"]
 
 _MAX_HOURS = 24 * 366
 _LIVE_HEADER = "x-pixalert-live"
@@ -189,10 +189,14 @@ def _viewer(request: Request) -> tuple[ReceiverState, bool]:
     return state, True
 
 
-def _actor(request: Request) -> ReceiverState:
-    """The state, once ``request`` may act: token, same origin, JSON, a local client
-    when no token is configured."""
-    state = authorized(request)
+def check_action(request: Request, state: ReceiverState) -> None:
+    """A 403 :class:`Reject` unless ``request`` may change something.
+
+    A browser request must be same-origin (``Sec-Fetch-Site``, ``Origin``
+    against ``Host``); requests without those headers (curl, scripts) pass.
+    Without a configured token, only a client on this machine that names a
+    loopback ``Host`` may act.
+    """
     site = request.headers.get("sec-fetch-site")
     if site is not None and site != "same-origin":
         raise Reject(403, "cross-site request refused", f"Sec-Fetch-Site: {site[:40]}")
@@ -212,7 +216,40 @@ def _actor(request: Request) -> ReceiverState:
             )
         if not is_loopback(_host_name(request)):
             raise Reject(403, "unexpected Host", "use http://127.0.0.1:PORT/ or set a token")
+
+
+def _actor(request: Request) -> ReceiverState:
+    """The state, once ``request`` carries the token and may act (:func:`check_action`)."""
+    state = authorized(request)
+    check_action(request, state)
     return state
+
+
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class ActionGuard:
+    """ASGI middleware: :func:`check_action` for every ``POST``/``PUT``/``PATCH``/``DELETE``
+    under ``/api/``, whichever module added the endpoint (``/webhook/alerts`` and other
+    machine-to-machine endpoints are outside ``/api/``)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Answer 403 to an action request that may not act; pass everything else on."""
+        if (
+            scope["type"] == "http"
+            and scope["method"] in _UNSAFE
+            and str(scope["path"]).startswith("/api/")
+        ):
+            request = Request(scope, receive)
+            try:
+                check_action(request, receiver_state(request))
+            except Reject as rejected:
+                await rejected.response()(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 async def _json_object(request: Request, state: ReceiverState) -> dict[str, Any]:
