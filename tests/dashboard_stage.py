@@ -44,6 +44,21 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
+#: The seed's channel variables, which would add channels to the stage's config.
+_SEED_VARIABLES = (
+    "EMAIL_USER",
+    "EMAIL_PASSWORD",
+    "EMAIL_RECIPIENTS",
+    "SMTP_SERVER",
+    "SMTP_PORT",
+    "SLACK_WEBHOOK_URL",
+    "SLACK_TOKEN",
+    "SLACK_CHANNEL",
+    "PAGERDUTY_INTEGRATION_KEY",
+    "PAGERDUTY_API_TOKEN",
+    "WEBHOOK_URLS",
+)
+
 _READY = re.compile(r"receiving alerts on (http://\S+?)/webhook/alerts")
 
 
@@ -161,9 +176,8 @@ class Stage:
             encoding="utf-8",
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIXALERT_")}
-        for name in ("SLACK_WEBHOOK_URL", "EMAIL_USER", "PAGERDUTY_INTEGRATION_KEY"):
+        for name in _SEED_VARIABLES:  # the developer's own channels stay out of it
             env.pop(name, None)
-        env.pop("WEBHOOK_URLS", None)
         env.update(
             XDG_CONFIG_HOME=str(self.workdir / "config"),
             XDG_STATE_HOME=str(self.workdir / "state"),
