@@ -421,3 +421,25 @@ async def test_every_action_endpoint_under_api_is_guarded(
             headers={"Origin": "http://elsewhere.example"},
         )
         assert webhook.status_code == 200
+
+
+class BrokenStoreManager(LifecycleManager):
+    """A manager whose history store is down."""
+
+    async def history(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        raise ConnectionError("history store at db.internal:5432 refused the connection")
+
+
+async def test_a_store_outage_is_a_503_page_not_a_crash(manager: Any) -> None:
+    async with (
+        running_receiver(BrokenStoreManager(manager)) as base_url,
+        httpx.AsyncClient(base_url=base_url) as client,
+    ):
+        page = await client.get("/")
+        assert page.status_code == 503
+        assert page.headers["content-type"].startswith("text/html")
+        assert "Could not read the data of this page" in page.text
+        assert "refused the connection" in page.text
+        live = await client.get("/", headers=LIVE)
+        assert live.status_code == 503
+        assert live.json()["error"] == "could not read the data of the page"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -49,6 +50,8 @@ from ._receiver import (
 from ._server import is_loopback
 
 __all__ = ["ROUTES", "ActionGuard", "DashboardState", "check_action", "dashboard_routes"]
+
+log = logging.getLogger("pixalert.dashboard")
 
 _MAX_HOURS = 24 * 366
 _LIVE_HEADER = "x-pixalert-live"
@@ -367,9 +370,18 @@ async def _page(request: Request, page: str, build: Builder, *, title: str) -> R
         except LookupError as exc:
             return _not_found(request, page, title, state, str(exc.args[0] if exc.args else ""))
         except Exception as exc:
-            raise Reject(
-                503, "could not read the data of the page", redact(f"{type(exc).__name__}: {exc}")
-            ) from None
+            reason = redact(f"{type(exc).__name__}: {exc}")
+            log.error("dashboard: could not read the data of %s: %s", page, reason)
+            if live:
+                raise Reject(503, "could not read the data of the page", reason) from None
+            region = (
+                templates()
+                .get_template("_missing.html")
+                .render(
+                    what=f"Could not read the data of this page ({reason}); it retries by itself."
+                )
+            )
+            return _render_page(request, page, title, state, region, status=503)
         region = (
             templates().get_template(f"_{page}.html").render(**_common(request, state), **context)
         )
