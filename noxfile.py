@@ -1,4 +1,4 @@
-"""Development sessions: tests, isolated, http_newest, lint, typecheck, docs, bench."""
+"""Development sessions: tests, isolated, http_newest, lint, typecheck, docs, screenshots, bench."""
 
 from __future__ import annotations
 
@@ -163,6 +163,13 @@ def docs(session: nox.Session) -> None:
     session.run(
         "mkdocs", "build", "--strict", "--site-dir", str(site), env={"NO_MKDOCS_2_WARNING": "1"}
     )
+
+
+@nox.session
+def screenshots(session: nox.Session) -> None:
+    """Regenerate docs/images/ from a real pixalert serve in headless Chromium."""
+    session.install("-r", "requirements-dev.txt")
+    session.run("python", "tests/screenshots.py", *session.posargs)
 
 
 @nox.session

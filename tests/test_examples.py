@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -332,3 +333,29 @@ async def test_cooldown_test_example() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     await module.test_a_repeat_is_held_back_by_the_cooldown()
+
+
+# What a page must not show: notes for the people who keep the examples working.
+_MAINTAINER_NOTES = ("# fmt:", "# ruff:", "noqa", "tests/test_examples.py", "type: ignore")
+
+
+def _included(page: Path) -> list[str]:
+    """The text each ``--8<-- "examples/..."`` line of ``page`` includes (its section, if named)."""
+    texts = []
+    for match in re.finditer(r'^--8<-- "(examples/[^":]+)(?::([\w-]+))?"$', page.read_text(), re.M):
+        text = (ROOT / "docs" / match.group(1)).read_text(encoding="utf-8")
+        if match.group(2):
+            start = f"--8<-- [start:{match.group(2)}]"
+            end = f"--8<-- [end:{match.group(2)}]"
+            text = text.split(start, 1)[1].split(end, 1)[0]
+        texts.append(text)
+    return texts
+
+
+@pytest.mark.parametrize("page", ["getting-started.md", "embedding.md"])
+def test_pages_show_the_examples_without_maintainer_notes(page: str) -> None:
+    shown = _included(ROOT / "docs" / page)
+    assert shown, f"{page} includes no example"
+    for text in shown:
+        notes = [line for line in text.splitlines() if any(n in line for n in _MAINTAINER_NOTES)]
+        assert notes == [], f"{page} would show: {notes}"

@@ -1,8 +1,3 @@
-# The "Basic Alert Sending" example of the notification_integrations README, exactly as
-# written; only the import line changed (notification_integrations -> pixalert).
-# tests/test_examples.py runs it.
-# fmt: off
-# ruff: noqa: I001
 import asyncio
 from pixalert import NotificationManager, NotificationPriority
 

@@ -1,7 +1,4 @@
-# The "Custom Alert Rules" example of the notification_integrations README. Its fragment
-# uses a `bridge`; the lines marked "wrapper" create one and show the rule. The fragment
-# is as written. tests/test_examples.py runs it.
-# fmt: off
+# The lines marked "wrapper" create the `bridge` the fragment uses and show the rule.
 from pixalert_monitoring import MonitoringBridge  # wrapper
 
 bridge = MonitoringBridge()  # wrapper

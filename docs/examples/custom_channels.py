@@ -1,11 +1,5 @@
-# The "Custom Channel Selection" example of the notification_integrations README. The
-# README shows it as a fragment that uses `manager` (and NotificationPriority) from the
-# basic example inside an async function; the lines marked "wrapper" give it that
-# context and print the results as the basic example does. The fragment itself is as
-# written, with only its import changed (notification_integrations -> pixalert).
-# tests/test_examples.py runs it.
-# fmt: off
-# ruff: noqa: I001
+# The lines marked "wrapper" give the fragment the `manager` of the basic example,
+# inside an async function, and print the results as the basic example does.
 import asyncio  # wrapper
 from pixalert import NotificationManager, NotificationPriority  # wrapper
 from pixalert import NotificationChannel

@@ -1,11 +1,5 @@
-# The "API Endpoint Integration" example of the notification_integrations README,
-# exactly as written; only an import was added: the README's snippet uses
-# MonitoringBridge without importing it (it comes from pixalert_monitoring, formerly
-# monitoring_notification_bridge). Run it with `flask --app flask_endpoint run`;
-# tests/test_examples.py drives it with Flask's test client. For new code, prefer
-# `pixalert serve` (see docs/monitoring.md).
-# fmt: off
-# ruff: noqa: I001
+# Run it with `flask --app flask_endpoint run`. For new code, prefer `pixalert serve`
+# (see the monitoring page).
 from flask import Flask, request
 import asyncio
 from pixalert_monitoring import MonitoringBridge

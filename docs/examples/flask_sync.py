@@ -3,8 +3,7 @@
 ``send_alert_sync`` (and ``run_sync`` for any other coroutine) run on the
 manager's own event loop in a background thread, so channels and their
 connections live on one loop for the life of the process. Run it with
-``flask --app flask_sync run``; tests/test_examples.py drives it with Flask's
-test client.
+``flask --app flask_sync run``.
 """
 
 from flask import Flask, request

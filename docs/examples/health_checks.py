@@ -1,8 +1,4 @@
-# The "Health Checks" example of the notification_integrations README. Its fragment uses
-# `bridge` and `json`; the lines marked "wrapper" provide them. The fragment is as
-# written. tests/test_examples.py runs it.
-# fmt: off
-# ruff: noqa: I001
+# The lines marked "wrapper" provide the `bridge` and `json` the fragment uses.
 import json  # wrapper
 from pixalert_monitoring import MonitoringBridge  # wrapper
 

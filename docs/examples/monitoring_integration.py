@@ -1,11 +1,4 @@
-# The "Monitoring Integration" example of the notification_integrations README, exactly
-# as written; only the imports changed: monitoring_notification_bridge ->
-# pixalert_monitoring, and `import asyncio`, which the README's snippet uses without
-# importing, is added. start_monitoring_loop() runs until bridge.stop() is called;
-# tests/test_examples.py runs this file through a small wrapper that calls bridge.stop()
-# after the loop's first check.
-# fmt: off
-# ruff: noqa: I001
+# start_monitoring_loop() runs until bridge.stop() is called (or Ctrl-C).
 import asyncio
 from pixalert_monitoring import MonitoringBridge
 

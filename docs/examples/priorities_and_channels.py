@@ -1,9 +1,4 @@
-# The "Priority Levels" and "Notification Channels" snippets of the
-# notification_integrations README, exactly as written; only the import lines changed
-# (notification_integrations -> pixalert). The print at the end (marked "wrapper") shows
-# what the names are.
-# fmt: off
-# ruff: noqa: B018, E402
+# The print at the end (marked "wrapper") shows what the names are.
 from pixalert import NotificationPriority
 
 NotificationPriority.LOW       # Informational alerts

@@ -1,9 +1,4 @@
-# The "Quick Reference" lines of the notification_integrations README (send an alert,
-# record a metric, check health). They use `manager` (async) and `bridge`; the lines
-# marked "wrapper" provide them. The three reference lines are as written.
-# tests/test_examples.py runs it.
-# fmt: off
-# ruff: noqa: I001
+# The lines marked "wrapper" provide the `manager` (async) and `bridge` they use.
 import asyncio  # wrapper
 from pixalert import NotificationManager, NotificationPriority  # wrapper
 from pixalert_monitoring import MonitoringBridge  # wrapper

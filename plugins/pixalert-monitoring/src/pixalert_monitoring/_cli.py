@@ -116,7 +116,8 @@ def serve(
 ) -> None:
     """Receive alerts over HTTP: POST /webhook/alerts (Alertmanager, Grafana, JSON).
 
-    Also GET /health, GET /metrics (Prometheus) and GET /api/alerts?hours=N.
+    Also GET /health, GET /metrics (Prometheus), GET /api/alerts?hours=N, and
+    the dashboard at / (what is firing, history, channels, silences).
     The bearer token comes from PIXALERT_RECEIVER_TOKEN or [receiver] token.
     """
     from ._server import is_loopback
@@ -165,6 +166,7 @@ async def _serve(
                 f"pixalert: receiving alerts on http://{shown}:{bound_port}/webhook/alerts "
                 f"({auth}); Ctrl-C to stop",
             )
+            click.echo(f"pixalert: dashboard on http://{shown}:{bound_port}/")
             sys.stdout.flush()
             # What was built to start (modules, app, settings) lives until exit:
             # keep it out of every full garbage collection while serving.

@@ -32,6 +32,7 @@ from pixalert import SubmitError
 from pixalert.channels import Secret, redact
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -473,8 +474,11 @@ def create_app(
     owns_bridge = bridge is None
     if bridge is None:
         bridge = MonitoringBridge(manager, severities=severities, dedup_ttl=config.dedup_ttl)
+    from ._dashboard import ActionGuard, dashboard_routes  # the dashboard, CSRF for /api/
+
     app = Starlette(
-        routes=list(ROUTES),
+        routes=[*ROUTES, *dashboard_routes(ROUTES)],
+        middleware=[Middleware(ActionGuard)],
         exception_handlers={
             Reject: _rejected,
             HTTPException: _http_error,
