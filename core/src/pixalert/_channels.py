@@ -28,6 +28,27 @@ class Channel(Protocol):
     call twice. A channel may also have ``describe() -> str``: one line,
     without secrets, saying what it reaches (``"2 Apprise services: discord,
     mailto"``), which ``pixalert channels`` shows.
+
+    Optional methods for the alert's lifecycle (the core calls them when present):
+
+    - ``async acknowledge(alert, *, event, previous) -> bool``: someone
+      acknowledged the incident that ``alert`` (sent on this channel)
+      belongs to; ``event`` is the :class:`pixalert.channels.AlertEvent`
+      (``by``, ``at``, ``via``, ``note``), ``previous`` the receipt of the last
+      send of its key here. Show it (PagerDuty sends ``acknowledge``; Slack
+      updates its message). Return False if there was nothing to update;
+      raise :class:`pixalert.DeliveryError` on failure (a retryable one is
+      tried again later).
+    - ``use_actions(actions)``: called once after the channel is built when
+      ``[actions] public_url`` is set, with the
+      :class:`pixalert.channels.ActionLinks` (signed links for emails; the
+      sign that buttons will be answered).
+    - ``async interaction(headers, body) -> Interaction | None``: a request
+      the channel's service sent to the receiver's ``POST /<channel>/actions``
+      (a button click). Verify it (its signature, its age) before reading
+      it; return a :class:`pixalert.channels.Interaction` (ack or resolve an
+      alert), None for a request that asks for nothing, or raise
+      :class:`pixalert.channels.InteractionRejected` with the HTTP status.
     """
 
     name: str

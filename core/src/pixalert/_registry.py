@@ -6,8 +6,10 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import attrs
+
 from ._channels import Channel, ChannelSpec
-from ._config import Settings, build_channel_configs
+from ._config import Settings, build_channel_configs, structure_config
 from ._delivery import ChannelSlot
 from ._errors import ConfigError
 from ._plugins import PluginManager
@@ -40,6 +42,10 @@ class ChannelRegistry:
             settings, plugins.channel_specs()
         )
         self.slots: dict[ChannelName, ChannelSlot] = {}
+        #: Channels made for an escalation step's ``recipients``: never part of ``"*"``.
+        self.derived: dict[ChannelName, str] = {}
+        #: Given to every channel with a ``use_actions`` method (see :meth:`bind_actions`).
+        self.actions: Any = None
         for name, (spec, config) in self._configured.items():
             self.slots[ChannelName(name)] = self._slot(name, spec, _build(spec, name, config))
         for channel in _as_mapping(extra).values():
@@ -64,7 +70,45 @@ class ChannelRegistry:
             raise ConfigError(errors)
 
     def _slot(self, name: str, spec: ChannelSpec, channel: Channel) -> ChannelSlot:
+        self._bind(channel)
         return ChannelSlot.build(name, spec.name, channel, self._settings.delivery)
+
+    def _bind(self, channel: Channel) -> None:
+        use = getattr(channel, "use_actions", None)
+        if self.actions is not None and callable(use):
+            try:
+                use(self.actions)
+            except Exception as exc:
+                log.warning("channel %s: use_actions failed: %s", channel.name, redact(str(exc)))
+
+    def bind_actions(self, actions: Any) -> None:
+        """Give every channel that wants it (an optional ``use_actions(actions)``
+        method) the :class:`pixalert.channels.ActionLinks`, now and when rebuilt."""
+        self.actions = actions
+        for slot in self.slots.values():
+            self._bind(slot.channel)
+
+    def derive(self, name: str, base: str, changes: Mapping[str, Any], where: str) -> bool:
+        """Add channel ``name``: configured channel ``base`` with ``changes`` to its
+        settings (an escalation step's ``recipients``). False if ``base``'s type has
+        none of the keys changed; ``ConfigError`` naming ``where`` for a bad value.
+        A derived channel is never part of ``"*"``."""
+        if ChannelName(name) in self.slots:
+            return True
+        found = self._configured.get(base)
+        if found is None:
+            return False
+        spec, _ = found
+        fields = attrs.fields_dict(spec.config_type) if attrs.has(spec.config_type) else {}
+        if not all(key in fields for key in changes):
+            return False
+        section = {k: v for k, v in self._settings.channels[base].items() if k != "type"}
+        section.update(changes)
+        config = structure_config(spec.config_type, section, path=where, source="config")
+        self._configured[name] = (spec, config)
+        self.slots[ChannelName(name)] = self._slot(name, spec, _build(spec, name, config))
+        self.derived[ChannelName(name)] = base
+        return True
 
     @property
     def channels(self) -> dict[ChannelName, Channel]:
@@ -88,7 +132,7 @@ class ChannelRegistry:
         out: list[str] = []
         for name in names:
             if name == "*":
-                out.extend(self.slots)
+                out.extend(n for n in self.slots if n not in self.derived)
                 out.extend(self.unavailable)
             else:
                 out.append(name)

@@ -7,18 +7,25 @@ failure. Mark secret config fields with :class:`Secret` and durations with
 :class:`Duration`, register secrets you derive with :func:`register_secret`,
 and pace sends with :class:`RateLimiter`. :func:`structure_config` builds a
 config class from a mapping with the same error messages the core gives.
+
+A channel that can show an acknowledgement, or carry buttons and links to
+act on an alert, uses :class:`AlertEvent`, :class:`ActionLinks` (with
+:class:`AlertLinks`) and :class:`Interaction` / :class:`InteractionRejected`
+(see the :class:`Channel` protocol's optional methods).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._actions import ActionLinks, AlertLinks, Interaction, InteractionRejected, LinkError
 from ._channels import Channel, ChannelSpec, DemoSink, Receipt
 from ._clock import Clock, SystemClock
 from ._durations import Duration
 from ._errors import ConfigError, DeliveryError
 from ._ratelimit import RateLimiter
 from ._redact import redact, register_secret
+from ._storage import AlertEvent
 from ._types import Alert, Priority, Secret
 from .hookspecs import hookimpl
 
@@ -26,7 +33,10 @@ if TYPE_CHECKING:
     from ._config import structure_config
 
 __all__ = [
+    "ActionLinks",
     "Alert",
+    "AlertEvent",
+    "AlertLinks",
     "Channel",
     "ChannelSpec",
     "Clock",
@@ -34,6 +44,9 @@ __all__ = [
     "DeliveryError",
     "DemoSink",
     "Duration",
+    "Interaction",
+    "InteractionRejected",
+    "LinkError",
     "Priority",
     "RateLimiter",
     "Receipt",
