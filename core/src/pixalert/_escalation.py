@@ -142,7 +142,8 @@ class Escalations:
                 continue
             if outcome and all(r.status is DeliveryStatus.SUPPRESSED for r in outcome.values()):
                 continue
-            started = alert.created_at.timestamp()
+            # (A datetime keeps microseconds: it may read a hair later than the clock.)
+            started = min(alert.created_at.timestamp(), self._m.clock.now())
             first = self.policies[name].steps[0]
             jobs.append(
                 Job(
