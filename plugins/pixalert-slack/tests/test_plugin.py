@@ -39,6 +39,7 @@ def test_channel_spec_via_the_plugin_manager() -> None:
         "SLACK_WEBHOOK_URL": "webhook_url",
         "SLACK_TOKEN": "token",
         "SLACK_CHANNEL": "channel",
+        "SLACK_SIGNING_SECRET": "signing_secret",
     }
     config = structure_config(
         SlackConfig, {"webhook_url": "https://hooks.slack.com/services/T/B/abcd"}

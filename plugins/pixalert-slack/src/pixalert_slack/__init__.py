@@ -41,6 +41,7 @@ ENV = {
     "SLACK_WEBHOOK_URL": "webhook_url",
     "SLACK_TOKEN": "token",
     "SLACK_CHANNEL": "channel",
+    "SLACK_SIGNING_SECRET": "signing_secret",
 }
 
 _LAZY = {
