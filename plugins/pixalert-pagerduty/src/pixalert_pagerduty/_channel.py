@@ -3,9 +3,9 @@
 Wire contract (PagerDuty developer docs, ``events-API-v2``): ``POST`` a JSON
 event to ``/v2/enqueue``; ``trigger`` events carry a ``payload`` (summary <= 1024
 characters, source, severity, timestamp, custom_details); ``acknowledge`` and
-``resolve`` events are ``routing_key`` + ``dedup_key`` + ``event_action`` only. 202 is success, 400 is
-a permanent "invalid event", 429 and 5xx are worth retrying. About 120 events a
-minute are allowed per routing key.
+``resolve`` events are ``routing_key`` + ``dedup_key`` + ``event_action`` only.
+202 is success, 400 is a permanent "invalid event", 429 and 5xx are worth
+retrying. About 120 events a minute are allowed per routing key.
 
 httpx is imported only when a channel is built, so that declaring the channel
 type (``pixalert_channels``) stays cheap.
