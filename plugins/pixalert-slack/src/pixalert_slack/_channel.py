@@ -262,7 +262,9 @@ class SlackChannel:
 
     def _read_click(self, body: bytes) -> Interaction | None:
         try:
-            form = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10)
+            form = parse_qs(
+                body.decode("utf-8"), keep_blank_values=True, max_num_fields=10, errors="strict"
+            )
             raw = form["payload"][0]
             data = json.loads(raw)
         except (UnicodeDecodeError, KeyError, IndexError, ValueError):
