@@ -290,3 +290,47 @@ async def test_the_token_and_secrets_never_show(setup: Any) -> None:
     texts.append((await setup.client.get(link(setup))).text)
     for text in texts:
         assert TOKEN not in text and LINK_SECRET not in text
+
+
+def watchdog_body(am: Any, status: str = "firing") -> dict[str, Any]:
+    body = am.json("firing_single")
+    alert = body["alerts"][0]
+    alert["labels"] = {"alertname": "Watchdog", "severity": "none", "prometheus": "main"}
+    alert["annotations"] = {"summary": "An alert that should always be firing"}
+    alert["fingerprint"] = "e0c9b5cfb1a7a5d3"
+    alert["status"] = status
+    body["status"] = status
+    body["commonLabels"] = dict(alert["labels"])
+    body["groupLabels"] = {"alertname": "Watchdog"}
+    body["groupKey"] = '{}:{alertname="Watchdog"}'
+    return body
+
+
+async def test_alertmanagers_watchdog_is_a_heartbeat_ping(
+    receiver_factory: Any, clock: FakeClock, am: Any
+) -> None:
+    chat = RecordingChannel("chat")
+    config = {
+        **CONFIG,
+        "heartbeats": {"prometheus": {"period": "10m", "match": {"alertname": "Watchdog"}}},
+    }
+    manager = make_manager([chat], clock=clock, config=config)
+    async with receiver_factory(manager=manager, token=TOKEN) as r:
+        response = await r.client.post(r.url, json=watchdog_body(am), headers=AUTH)
+        assert response.status_code == 200 and response.json()["accepted"] == 1
+        await manager.drain()
+        assert chat.sent == []  # a ping, not a notification
+        (state,) = await manager.heartbeats()
+        assert state["pings"] == 1 and state["state"] == "up"
+        (stored,) = await manager.history()
+        assert stored["results"]["chat"]["error"] == "heartbeat ping for prometheus"
+        # Prometheus stops: no Watchdog for longer than the period and its grace.
+        clock.advance(16 * 60)
+        await manager.resume_pending()
+        assert [a.key for a in chat.sent] == ["heartbeat:prometheus"]
+        # It is back: the next Watchdog (after the receiver's dedup window) resolves it.
+        response = await r.client.post(r.url, json=watchdog_body(am), headers=AUTH)
+        assert response.json()["accepted"] == 1
+        await manager.drain()
+        assert [(a.key, a.status) for a in chat.sent][-1] == ("heartbeat:prometheus", "resolved")
+    await manager.aclose()

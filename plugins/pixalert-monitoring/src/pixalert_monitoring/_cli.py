@@ -131,7 +131,9 @@ def serve(
 ) -> None:
     """Receive alerts over HTTP: POST /webhook/alerts (Alertmanager, Grafana, JSON).
 
-    Also GET /health, GET /metrics (Prometheus) and GET /api/alerts?hours=N.
+    Also GET /health, GET /metrics (Prometheus) and GET /api/alerts?hours=N;
+    POST /api/alerts/ID/ack and /resolve, POST /heartbeat/NAME (/start, /fail),
+    the email links (/links/...) and Slack's buttons (/slack/actions).
     The bearer token comes from PIXALERT_RECEIVER_TOKEN or [receiver] token.
     """
     from ._server import is_loopback
