@@ -118,12 +118,12 @@ def test_a_self_watch_channel_must_be_configured() -> None:
 
 
 def links(clock: FakeClock, **extra: object) -> ActionLinks:
-    from pixalert._lifecycle_config import ActionsConfig
-
-    config = ActionsConfig(
-        public_url="https://alerts.example.com/pixalert/", secret="s3cret-s3cret-s3cret", **extra
+    return ActionLinks(
+        "https://alerts.example.com/pixalert/",
+        secret="s3cret-s3cret-s3cret",
+        clock=clock,
+        **extra,  # type: ignore[arg-type]
     )
-    return ActionLinks(config, clock)
 
 
 def parts(url: str) -> tuple[str, str, str, str]:
@@ -138,7 +138,7 @@ def parts(url: str) -> tuple[str, str, str, str]:
 def test_links_are_signed_and_expire(clock: FakeClock) -> None:
     from pixalert import Alert
 
-    maker = links(clock, link_ttl="1h")
+    maker = links(clock, link_ttl=3600)
     alert = Alert("Disk full")
     made = maker.links(alert)
     assert made is not None
@@ -172,11 +172,7 @@ def test_an_altered_link_is_invalid(clock: FakeClock, change: str) -> None:
     elif change == "truncated":
         sig = sig[:10]
     else:
-        from pixalert._lifecycle_config import ActionsConfig
-
-        maker = ActionLinks(
-            ActionsConfig(public_url="https://x.example.com", secret="another-secret-value"), clock
-        )
+        maker = ActionLinks("https://x.example.com", secret="another-secret-value", clock=clock)
     with pytest.raises(LinkError) as caught:
         maker.verify(action, alert_id, expires, sig)
     assert caught.value.reason == "invalid"
@@ -184,9 +180,8 @@ def test_an_altered_link_is_invalid(clock: FakeClock, change: str) -> None:
 
 def test_without_a_secret_there_are_no_links(clock: FakeClock) -> None:
     from pixalert import Alert
-    from pixalert._lifecycle_config import ActionsConfig
 
-    maker = ActionLinks(ActionsConfig(public_url="https://x.example.com"), clock)
+    maker = ActionLinks("https://x.example.com", clock=clock)
     assert not maker.signs and maker.links(Alert("t")) is None
     with pytest.raises(LinkError):
         maker.verify("ack", "x", "1", "sig")

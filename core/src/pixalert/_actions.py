@@ -22,10 +22,10 @@ from urllib.parse import quote
 
 import attrs
 
-from ._clock import Clock, to_datetime
+from ._clock import Clock, SystemClock, to_datetime
 from ._errors import PixalertError
 from ._lifecycle_config import ActionsConfig
-from ._types import Alert
+from ._types import Alert, Secret
 
 __all__ = [
     "ACTIONS",
@@ -100,15 +100,32 @@ class ActionLinks:
     ``use_actions(actions)`` method (called once when the channel is built,
     only when ``[actions] public_url`` is set). :meth:`links` gives an email
     its links; :meth:`verify` is what the receiver calls when one is used.
+    Tests make one directly: ``ActionLinks("https://alerts.example.com",
+    secret="...", clock=FakeClock())``.
     """
 
-    def __init__(self, config: ActionsConfig, clock: Clock) -> None:
+    def __init__(
+        self,
+        public_url: str,
+        *,
+        secret: str | Secret | None = None,
+        link_ttl: float = 86400.0,
+        clock: Clock | None = None,
+    ) -> None:
+        config = ActionsConfig(public_url=public_url, secret=secret, link_ttl=link_ttl)
         if config.public_url is None:
-            raise ValueError("actions.public_url: expected the receiver's public URL")
+            raise ValueError("public_url: expected the receiver's public URL")
         self.public_url: str = config.public_url
         self.link_ttl = float(config.link_ttl)
         self._secret = config.secret.get().encode() if config.secret is not None else None
-        self._clock = clock
+        self._clock: Clock = clock or SystemClock()
+
+    @classmethod
+    def from_config(cls, config: ActionsConfig, clock: Clock) -> ActionLinks:
+        """From the ``[actions]`` table (``public_url`` must be set)."""
+        if config.public_url is None:
+            raise ValueError("actions.public_url: expected the receiver's public URL")
+        return cls(config.public_url, secret=config.secret, link_ttl=config.link_ttl, clock=clock)
 
     def __repr__(self) -> str:
         signing = "signed links" if self.signs else "no link secret"

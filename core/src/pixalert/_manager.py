@@ -101,7 +101,7 @@ class NotificationManager:
         #: The receiver's public address and the signed links (``[actions] public_url``).
         self.action_links: ActionLinks | None = None
         if self.settings.actions.public_url is not None:
-            self.action_links = ActionLinks(self.settings.actions, self.clock)
+            self.action_links = ActionLinks.from_config(self.settings.actions, self.clock)
             self.registry.bind_actions(self.action_links)
         self._history: HistoryStore | None = history
         self._state: StateBackend | None = state

@@ -17,10 +17,9 @@ SECRET = "email-link-secret-0123456789"
 
 
 def links(secret: str | None = SECRET, clock: FakeClock | None = None) -> ActionLinks:
-    from pixalert._lifecycle_config import ActionsConfig
-
-    config = ActionsConfig(public_url="https://alerts.example.com", secret=secret, link_ttl="2h")
-    return ActionLinks(config, clock or FakeClock())
+    return ActionLinks(
+        "https://alerts.example.com", secret=secret, link_ttl=7200, clock=clock or FakeClock()
+    )
 
 
 def parts(received: Any) -> tuple[str, str]:

@@ -16,9 +16,7 @@ from pixalert_slack.testing import SlackServer, check_message
 
 
 def actions() -> ActionLinks:
-    from pixalert._lifecycle_config import ActionsConfig
-
-    return ActionLinks(ActionsConfig(public_url="https://alerts.example.com"), FakeClock())
+    return ActionLinks("https://alerts.example.com", clock=FakeClock())
 
 
 def acked(by: str = "alice") -> AlertEvent:
