@@ -362,3 +362,19 @@ def test_a_derived_channel_is_not_part_of_every_channel() -> None:
     manager.settings.routing.critical = ["*"]
     assert "email@db.2" not in manager.route(alert)
     assert set(manager.route(alert)) == {"slack", "pagerduty", "email"}
+
+
+async def test_a_resolve_of_an_escalation_notice_goes_as_the_alert_was_routed(
+    clock: FakeClock,
+) -> None:
+    async with make_manager(config=config(), plugins=[Plugin()], clock=clock) as manager:
+        await manager.send_alert("DB down", "", "high", metadata={"team": "db"}, key="db")
+        await manager.resume_pending()
+        await manager.drain()
+        notice = sent(manager, "pagerduty")[0]
+        outcome = await manager.resolve(notice.id, by="pager-person")
+        await manager.drain()
+        assert set(outcome.results) == {"slack"}  # as routed
+        assert [a.status for a in sent(manager, "slack")] == ["firing", "resolved"]
+        assert [a.status for a in sent(manager, "pagerduty")] == ["firing", "resolved"]
+        assert "escalation" not in sent(manager, "slack")[1].metadata

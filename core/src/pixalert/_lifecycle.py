@@ -200,6 +200,11 @@ class ResolveOutcome:
         }
 
 
+def _is_notice(alert: Alert) -> bool:
+    """True for an escalation step's notification (explicit channels, marked so)."""
+    return alert.channels is not None and isinstance(alert.metadata.get("escalation"), str)
+
+
 def _when(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -425,7 +430,12 @@ class Lifecycle:
         except BaseException:
             await self._forget(f"resolve:{alert.key}", incident)
             raise
-        origin = incident.alerts[0].alert
+        # The resolve goes as the incident's alerts were routed: not as an escalation
+        # notice (explicit channels), whose channels get it anyway (see _resolved).
+        origin = next(
+            (e.alert for e in incident.alerts if not _is_notice(e.alert)),
+            incident.alerts[-1].alert,
+        )
         text = f"Resolved{_who(by, via)}" + (f": {note}" if note else ".")
         message = f"{origin.message}\n\n{text}" if origin.message.strip() else text
         resolved = attrs.evolve(origin.resolve(message), created_at=now)

@@ -264,9 +264,9 @@ async def email_link(request: Request) -> Response:
         return _page(404, "Alert not found", "<p>This alert is no longer in the history.</p>")
     verb = _ACTIONS[action]
     if request.method == "GET":
-        target = html.escape(str(request.url.path) + "?" + request.url.query, quote=True)
+        # No action: the form posts to this very address, whatever prefix a proxy added.
         form = (
-            f'<form method="post" action="{target}">'
+            '<form method="post">'
             '<p><label>Your name (optional): <input name="by" maxlength="200" '
             'autocomplete="name"></label></p>'
             f'<p><button type="submit" style="padding:8px 16px;font-weight:bold">{verb}</button>'
