@@ -206,6 +206,8 @@ async def test_an_email_link_asks_first_then_acts_and_twice_is_harmless(setup: A
     assert re.search(r"<form method=\"post\">", page.text)  # posts back to the link itself
     done = await setup.client.post(url, data={"by": "dana"})
     assert done.status_code == 200 and "Alert acknowledged" in done.text
+    opened = await setup.client.get(url)  # opened again: says so, asks nothing
+    assert "Already acknowledged by dana via email" in opened.text and "<form" not in opened.text
     again = await setup.client.post(url, data={"by": "erin"})
     assert again.status_code == 200 and "Already acknowledged" in again.text
     assert "dana" in again.text

@@ -212,11 +212,27 @@ def _page(status: int, title: str, body: str) -> HTMLResponse:
     return HTMLResponse(text, status_code=status, headers=_PAGE_HEADERS)
 
 
+def _time(text: Any) -> str:
+    """An ISO time as ``2026-01-02 03:04:05 UTC``."""
+    return str(text or "")[:19].replace("T", " ") + " UTC" if text else ""
+
+
+def _done_already(alert: dict[str, Any], action: str) -> str | None:
+    """What the alert's own events say was done already (for the link's page), or None."""
+    for event in reversed(alert.get("events") or []):
+        kind = event.get("kind")
+        if kind == "resolved" or (kind == "acknowledged" and action == "ack"):
+            who = f" by {event['by']}" if event.get("by") else ""
+            via = f" via {event['via']}" if event.get("via") else ""
+            return f"Already {kind}{who}{via} at {_time(event.get('at'))}."
+    return None
+
+
 def _alert_facts(alert: dict[str, Any]) -> str:
     rows = [
         ("Alert", alert.get("title", "")),
         ("Priority", alert.get("priority", "")),
-        ("Raised", alert.get("created_at", "")),
+        ("Raised", _time(alert.get("created_at"))),
         ("Source", alert.get("source", "")),
     ]
     cells = "".join(
@@ -264,6 +280,10 @@ async def email_link(request: Request) -> Response:
         return _page(404, "Alert not found", "<p>This alert is no longer in the history.</p>")
     verb = _ACTIONS[action]
     if request.method == "GET":
+        already = _done_already(alert, action)
+        if already is not None:
+            note = f"<p>{html.escape(already)} Nothing more to do.</p>"
+            return _page(200, already.split(" by ")[0].split(" at ")[0], _alert_facts(alert) + note)
         # No action: the form posts to this very address, whatever prefix a proxy added.
         form = (
             '<form method="post">'
