@@ -251,3 +251,29 @@ async def test_a_channel_interaction_acks_in_the_background(clock: FakeClock) ->
         # An unknown alert from a verified click is logged, not raised into the receiver.
         await manager.handle_interaction("chat", {"x-signature": "good"}, b"resolve:ffff")
         await manager.drain()
+
+
+async def test_two_acks_at_once_on_two_instances_make_one(clock: FakeClock) -> None:
+    import asyncio
+    import tempfile
+
+    from pixalert.storage import MemoryStateBackend
+
+    url = f"sqlite:///{tempfile.mkdtemp(prefix='pixalert-ack-')}/history.db"
+    shared = MemoryStateBackend(clock)
+    pagers = [AckingChannel("pagerduty") for _ in range(2)]
+    managers = [
+        make_manager([p], clock=clock, config=ROUTE_ALL, history=url, state=shared) for p in pagers
+    ]
+    try:
+        await managers[0].send_alert("DB down", "", "critical")
+        alert_id = pagers[0].sent[0].id
+        outcomes = await asyncio.gather(
+            managers[0].ack(alert_id, by="alice"), managers[1].ack(alert_id, by="bob")
+        )
+        assert sorted(o.changed for o in outcomes) == [False, True]
+        events = (await managers[1].get_alert(alert_id))["events"]  # type: ignore[index]
+        assert len(events) == 1
+    finally:
+        for m in managers:
+            await m.aclose()

@@ -112,6 +112,8 @@ async def test_ack_and_resolve_over_http(setup: Any) -> None:
         ("/heartbeat/backup", {}, 401, "missing bearer token"),
         ("/heartbeat/nightly", {"headers": AUTH}, 404, "unknown heartbeat"),
         ("/heartbeat/backup/fail", {"headers": AUTH, "content": b"\xff\xfe"}, 400, "UTF-8"),
+        ("/heartbeat/backup/fail", {"headers": AUTH, "content": b"x" * 20000}, 413, "too large"),
+        ("/heartbeat/bad name!", {"headers": AUTH}, 404, "unknown heartbeat"),
         ("/heartbeat/backup/stop", {"headers": AUTH}, 404, "Not Found"),
         ("/chat/actions", {"content": b"ack:{id}"}, 401, "request refused"),
         (
