@@ -293,3 +293,14 @@ def test_the_listing_is_json_safe(clock: FakeClock) -> None:
         assert datetime.fromisoformat(listing[1]["next_deadline"]).tzinfo == timezone.utc
     finally:
         manager.close_sync()
+
+
+async def test_a_shorter_period_takes_effect_at_the_next_start(clock: FakeClock) -> None:
+    url = f"sqlite:///{tempfile.mkdtemp(prefix='pixalert-hb-')}/history.db"
+    async with make_manager(clock=clock, config=config(job={"period": "1d"}), history=url) as m:
+        await m.heartbeat_ping("job")
+        pinged = clock.now()
+    cfg = config(job={"period": "10m", "grace": "0s"})
+    async with make_manager(clock=clock, config=cfg, history=url) as m:
+        (state,) = await m.heartbeats()
+        assert state["next_deadline"] == to_datetime(pinged + 600).isoformat()

@@ -146,6 +146,19 @@ class Heartbeats:
             for name, cfg in self.config.items()
         ]
         await self._m.timeline.schedule(jobs, replace=False)
+        # A deadline set under an older config (a longer period) moves up to this one's.
+        moved = []
+        for job in await self._m.history_store.jobs(KIND):
+            cfg = self.config.get(job.ref)
+            state = job.payload.get("state", "new")
+            if cfg is None or state not in ("new", "up") or job.payload.get("started_at"):
+                continue
+            since = job.payload.get("last_ping", job.payload.get("since", now))
+            due = cfg.deadline(float(since))
+            if due < job.due - 1:
+                moved.append(Job(KIND, job.ref, due, job.payload))
+        if moved:
+            await self._m.timeline.schedule(moved, replace=True)
 
     async def ping(
         self,
