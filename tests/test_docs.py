@@ -8,6 +8,7 @@ signature, every hook has a ``test_hook_<name>`` test).
 from __future__ import annotations
 
 import ast
+import enum
 import importlib
 import inspect
 import os
@@ -157,15 +158,34 @@ def _row_for(rows: list[str], key: str) -> str | None:
 
 def _core_keys() -> list[tuple[str, Any]]:
     from pixalert._config import DeliveryConfig, RoutingConfig, Settings
+    from pixalert._lifecycle_config import (
+        ActionsConfig,
+        EscalationPolicy,
+        HeartbeatConfig,
+        SelfWatchConfig,
+    )
 
+    tables: dict[str, Any] = {
+        "routing": RoutingConfig,
+        "delivery": DeliveryConfig,
+        "actions": ActionsConfig,
+        "escalation.<name>": EscalationPolicy,
+        "heartbeats.<name>": HeartbeatConfig,
+        "self_watch": SelfWatchConfig,
+    }
     keys: list[tuple[str, Any]] = []
     for field in attrs.fields(Settings):
-        if field.name in ("routing", "delivery", "channels", "plugins", "sources"):
+        if field.name in ("channels", "plugins", "sources") or any(
+            t.split(".")[0] == field.name for t in tables
+        ):
             continue  # tables: their keys are listed below, or belong to plugins
         keys.append((field.name, field.default))
-    for prefix, cls in (("routing", RoutingConfig), ("delivery", DeliveryConfig)):
+    for prefix, cls in tables.items():
         for field in attrs.fields(cls):
-            keys.append((f"{prefix}.{field.name}", field.default))
+            default = field.default
+            if default is attrs.NOTHING:
+                default = "required"
+            keys.append((f"{prefix}.{field.name}", default))
     return keys
 
 
@@ -174,6 +194,8 @@ def _default_text(default: Any) -> list[str]:
 
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
         default = default.factory()
+        if default in ((), {}):
+            return ["`{}`"]
         if not isinstance(default, (list, str)):
             return []
     if isinstance(default, Duration):
@@ -188,6 +210,10 @@ def _default_text(default: Any) -> list[str]:
         return ["`" + str(default).replace("'", '"') + "`"]
     if default is None:
         return ["none", "not set"]
+    if default == "required":
+        return ["required"]
+    if isinstance(default, enum.Enum):
+        return [f"`{default.name}`"]
     return [f"`{default}`"]
 
 
@@ -216,6 +242,10 @@ def test_core_tables_are_documented() -> None:
         "### `[delivery]`",
         "### `[channels.<name>]`",
         "### `[plugins.<name>]`",
+        "### `[actions]`",
+        "### `[escalation.<name>]`",
+        "### `[heartbeats.<name>]`",
+        "### `[self_watch]`",
     ):
         assert heading in text, f"configuration.md has no heading {heading}"
     documented = {
@@ -230,6 +260,10 @@ def test_core_tables_are_documented() -> None:
         "retention_days",
         "grouping",
         "routes",
+        "actions",
+        "escalation",
+        "heartbeats",
+        "self_watch",
     }
     assert set(attrs.fields_dict(Settings)) <= documented, "a new core setting: document it"
 

@@ -18,8 +18,10 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from ._errors import (
+    AlertNotFound,
     ConfigError,
     DeliveryError,
+    HeartbeatNotFound,
     PixalertError,
     PluginError,
     StoreUnavailable,
@@ -41,17 +43,21 @@ from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from ._config import Settings, load_settings
+    from ._lifecycle import AckOutcome, ResolveOutcome
     from ._manager import NotificationManager
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AckOutcome",
     "Alert",
+    "AlertNotFound",
     "ChannelName",
     "ConfigError",
     "DeliveryError",
     "DeliveryResult",
     "DeliveryStatus",
+    "HeartbeatNotFound",
     "NotificationChannel",
     "NotificationManager",
     "NotificationMessage",
@@ -59,6 +65,7 @@ __all__ = [
     "PixalertError",
     "PluginError",
     "Priority",
+    "ResolveOutcome",
     "SecretFilter",
     "Settings",
     "Silence",
@@ -75,6 +82,8 @@ _LAZY = {
     "Settings": "._config",
     "load_settings": "._config",
     "NotificationManager": "._manager",
+    "AckOutcome": "._lifecycle",
+    "ResolveOutcome": "._lifecycle",
 }
 
 # Names that lived here before each audience got its own module: still found,

@@ -37,6 +37,27 @@ class Channel(Protocol):
     ``delivery.timeout``, so waiting for a turn is never taken for a slow
     service (a timeout, then a retry that posts twice). ``send`` itself
     should not wait for a turn.
+
+    Optional methods for the alert's lifecycle (the core calls them when present):
+
+    - ``async acknowledge(alert, *, event, previous) -> bool``: someone
+      acknowledged the incident that ``alert`` (sent on this channel)
+      belongs to; ``event`` is the :class:`pixalert.channels.AlertEvent`
+      (``by``, ``at``, ``via``, ``note``), ``previous`` the receipt of the last
+      send of its key here. Show it (PagerDuty sends ``acknowledge``; Slack
+      updates its message). Return False if there was nothing to update;
+      raise :class:`pixalert.DeliveryError` on failure (a retryable one is
+      tried again later).
+    - ``use_actions(actions)``: called once after the channel is built when
+      ``[actions] public_url`` is set, with the
+      :class:`pixalert.channels.ActionLinks` (signed links for emails; the
+      sign that buttons will be answered).
+    - ``async interaction(headers, body) -> Interaction | None``: a request
+      the channel's service sent to the receiver's ``POST /<channel>/actions``
+      (a button click). Verify it (its signature, its age) before reading
+      it; return a :class:`pixalert.channels.Interaction` (ack or resolve an
+      alert), None for a request that asks for nothing, or raise
+      :class:`pixalert.channels.InteractionRejected` with the HTTP status.
     """
 
     name: str
@@ -150,6 +171,9 @@ class ChannelSpec:
     - ``check_prompt``: the question ``pixalert init`` asks before the check,
       saying what it does (``"Send a test page now? It opens an incident and
       resolves it at once."``).
+    - ``recipients_field``: the config field that lists who gets a message
+      (an email channel's addresses), if the channel has one: an escalation
+      step's ``recipients`` replace it for that step.
 
     A ``setup`` field naming a field ``config_type`` does not have, two
     ``setup`` fields for one config field, or an ``env`` name that fills two
@@ -166,6 +190,7 @@ class ChannelSpec:
     setup: tuple[SetupField, ...] = attrs.field(default=(), converter=_setup_tuple)
     check: Callable[[Channel, Alert], Awaitable[str]] | None = None
     check_prompt: str = ""
+    recipients_field: str | None = None
 
     def __attrs_post_init__(self) -> None:
         env = dict(self.env)

@@ -39,6 +39,13 @@ from cattrs.gen import make_dict_structure_fn, override
 from ._channels import ChannelSpec
 from ._durations import Duration
 from ._errors import ConfigError
+from ._lifecycle_config import (
+    ActionsConfig,
+    EscalationPolicy,
+    HeartbeatConfig,
+    SelfWatchConfig,
+    check_heartbeat_name,
+)
 from ._routes import GroupingConfig, RouteConfig
 from ._types import Priority, Secret
 
@@ -68,6 +75,8 @@ _CORE_ENV = {
     "PIXALERT_STATE": "state",
     "PIXALERT_COOLDOWN_MINUTES": "cooldown_minutes",
     "PIXALERT_RETENTION_DAYS": "retention_days",
+    "PIXALERT_PUBLIC_URL": "actions.public_url",
+    "PIXALERT_ACTIONS_SECRET": "actions.secret",
 }
 
 
@@ -153,6 +162,24 @@ def _names_only(sections: Mapping[str, Any]) -> str:
     return "{" + ", ".join(f"{name!r}: ..." for name in sections) + "}"
 
 
+def _heartbeat_names(instance: Any, attribute: Any, value: Mapping[str, Any]) -> None:
+    for name in value:
+        try:
+            check_heartbeat_name(name)
+        except ValueError:
+            raise ValueError(
+                f"heartbeats: expected names of letters, digits, '_', '.' or '-', got {name!r}"
+            ) from None
+
+
+def _set_path(out: dict[str, Any], path: str, value: Any) -> None:
+    """``out[a][b] = value`` for ``path`` ``"a.b"`` (tables made as needed)."""
+    *tables, last = path.split(".")
+    for table in tables:
+        out = out.setdefault(table, {})
+    out[last] = value
+
+
 @attrs.define
 class Settings:
     """The whole configuration. Channel sections stay raw until a plugin's type reads them."""
@@ -165,6 +192,10 @@ class Settings:
     delivery: DeliveryConfig = attrs.Factory(DeliveryConfig)
     grouping: GroupingConfig | None = None
     routes: list[RouteConfig] = attrs.Factory(list)
+    actions: ActionsConfig = attrs.Factory(ActionsConfig)
+    escalation: dict[str, EscalationPolicy] = attrs.Factory(dict)
+    heartbeats: dict[str, HeartbeatConfig] = attrs.field(factory=dict, validator=_heartbeat_names)
+    self_watch: SelfWatchConfig = attrs.Factory(SelfWatchConfig)
     # Raw sections may hold secrets: the repr shows only their names.
     channels: dict[str, dict[str, Any]] = attrs.field(factory=dict, repr=_names_only)
     # Plugins' own settings, raw: ``[plugins.monitoring]`` is ``plugins["monitoring"]``.
@@ -492,7 +523,7 @@ def _from_flat(
             channel, field = keys[k]
             out.setdefault("channels", {}).setdefault(channel, {})[field] = value
         elif k in core:
-            out[core[k]] = value
+            _set_path(out, core[k], value)
         elif k in ("history", "state", "cooldown_minutes", "retention_days"):
             out[k] = value
         else:
@@ -558,7 +589,7 @@ def _from_env(
             out.setdefault("channels", {}).setdefault(channel, {})[field] = value
             origins[f"channels.{channel}.{field}"] = origin.format(source=source, name=name)
         elif name in _CORE_ENV:
-            out[_CORE_ENV[name]] = value
+            _set_path(out, _CORE_ENV[name], value)
             origins[_CORE_ENV[name]] = origin.format(source=source, name=name)
         elif strict and name != CONFIG_ENV:
             unknown.append(name)

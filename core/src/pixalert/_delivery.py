@@ -38,6 +38,8 @@ class CircuitBreaker:
     ``closed``: calls go through. After ``threshold`` consecutive failures it
     is ``open`` for ``reset`` seconds: calls fail at once. Then ``half-open``:
     one trial call; success closes it, failure opens it again.
+    ``failing_since`` is when the current run of failures began (None after
+    a success).
     """
 
     threshold: int
@@ -45,6 +47,7 @@ class CircuitBreaker:
     failures: int = 0
     opened_at: float | None = None
     trial: bool = False
+    failing_since: float | None = None
 
     def state(self, now: float) -> str:
         """``closed``, ``open`` or ``half-open``."""
@@ -67,9 +70,12 @@ class CircuitBreaker:
         self.failures = 0
         self.opened_at = None
         self.trial = False
+        self.failing_since = None
 
     def failure(self, now: float) -> None:
         """Record a failure: open the circuit at the threshold or after a failed trial."""
+        if self.failing_since is None:
+            self.failing_since = now
         self.failures += 1
         if self.trial or self.failures >= self.threshold:
             self.opened_at = now

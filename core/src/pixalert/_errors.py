@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "AlertNotFound",
     "ChannelConflictError",
     "ConfigError",
     "DeliveryError",
+    "HeartbeatNotFound",
     "PixalertError",
     "PluginError",
     "StoreUnavailable",
@@ -100,3 +102,34 @@ class SubmitError(PixalertError):
         self.stored = list(stored)
         #: What a store kept before it failed (the manager delivers those).
         self.recorded: list[Any] = []
+
+
+class AlertNotFound(PixalertError, KeyError):
+    """No alert with this id is in the history (``manager.ack``, ``manager.resolve``).
+
+    It is a ``KeyError`` too; ``alert_id`` is the id asked for.
+    """
+
+    def __init__(self, alert_id: str) -> None:
+        super().__init__(alert_id)
+        self.alert_id = alert_id
+
+    def __str__(self) -> str:
+        return f"no alert {self.alert_id!r} in the history"
+
+
+class HeartbeatNotFound(PixalertError, KeyError):
+    """No heartbeat of this name is configured (``[heartbeats.NAME]``).
+
+    It is a ``KeyError`` too; ``name`` is the name asked for, ``known`` the
+    configured names.
+    """
+
+    def __init__(self, name: str, known: Sequence[str] = ()) -> None:
+        super().__init__(name)
+        self.name = name
+        self.known = list(known)
+
+    def __str__(self) -> str:
+        known = ", ".join(self.known) or "none"
+        return f"no heartbeat {self.name!r} is configured (configured: {known})"

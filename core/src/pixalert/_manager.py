@@ -4,6 +4,9 @@
 - :class:`~pixalert._suppression.Suppression` and :class:`~pixalert._silences.SilenceBook`;
 - :class:`~pixalert._timeline.Timeline`: owner liveness, claims, sweeps of due work;
 - :class:`~pixalert._pipeline.Pipeline`: route, record, suppress, deliver, settle;
+- :class:`~pixalert._lifecycle.Lifecycle`: acknowledgements and resolves;
+- :class:`~pixalert._escalation.Escalations`, :class:`~pixalert._heartbeats.Heartbeats`
+  and :class:`~pixalert._selfwatch.SelfWatch`: timeline jobs of the alert's lifecycle;
 - :class:`~pixalert._sync.SyncRunner`: the synchronous path.
 """
 
@@ -19,13 +22,21 @@ from collections.abc import AsyncGenerator, Awaitable, Iterable, Mapping, Sequen
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from ._actions import ActionLinks, Interaction
 from ._channels import Channel
 from ._clock import Clock, SystemClock, to_datetime
 from ._config import Settings, load_settings
+from ._errors import ConfigError
+from ._escalation import KIND as ESCALATION_KIND
+from ._escalation import Escalations
+from ._heartbeats import KIND as HEARTBEAT_KIND
+from ._heartbeats import HeartbeatPing, Heartbeats, Signal
+from ._lifecycle import ACK_KIND, AckOutcome, Lifecycle, ResolveOutcome
 from ._pipeline import Pipeline, Results
 from ._plugins import PluginManager, default_plugin_manager
 from ._redact import redact
 from ._registry import ChannelRegistry
+from ._selfwatch import SelfWatch
 from ._silences import Silence, SilenceBook
 from ._storage import HistoryQuery, HistoryStore, StateBackend
 from ._suppression import Suppression
@@ -87,6 +98,11 @@ class NotificationManager:
         )
         self.registry = ChannelRegistry(self.settings, self.plugins, channels)
         self.registry.check_routes()
+        #: The receiver's public address and the signed links (``[actions] public_url``).
+        self.action_links: ActionLinks | None = None
+        if self.settings.actions.public_url is not None:
+            self.action_links = ActionLinks.from_config(self.settings.actions, self.clock)
+            self.registry.bind_actions(self.action_links)
         self._history: HistoryStore | None = history
         self._state: StateBackend | None = state
         self._own_stores = (history is None, state is None)
@@ -98,17 +114,35 @@ class NotificationManager:
             self.settings.delivery,
             self._run_claims,
         )
+        suppression = Suppression(
+            self.settings, self.plugins, self.silences_book, lambda: self.state_backend
+        )
         self.pipeline = Pipeline(
             settings=self.settings,
             plugins=self.plugins,
             registry=self.registry,
-            suppression=Suppression(
-                self.settings, self.plugins, self.silences_book, lambda: self.state_backend
-            ),
+            suppression=suppression,
             timeline=self.timeline,
             store=lambda: self.history_store,
             clock=self.clock,
         )
+        self.lifecycle = Lifecycle(self)
+        self.escalation_book = Escalations(self)
+        self.heartbeat_book = Heartbeats(self)
+        self.self_watch = SelfWatch(self)
+        errors: list[str] = []
+        for part in (self.escalation_book, self.heartbeat_book, self.self_watch):
+            try:
+                part.configure()
+            except ConfigError as exc:
+                errors.extend(exc.errors)
+        if errors:
+            raise ConfigError(errors)
+        self.timeline.handlers[ESCALATION_KIND] = self.escalation_book.run
+        self.timeline.handlers[HEARTBEAT_KIND] = self.heartbeat_book.run
+        self.timeline.handlers[ACK_KIND] = self.lifecycle.run_ack_job
+        self.timeline.tickers.append(self.self_watch.check)
+        suppression.checks.append(self.heartbeat_book.suppress)
         self._home: asyncio.AbstractEventLoop | None = None
         self._started = False
         self._start_lock: asyncio.Lock | None = None
@@ -201,6 +235,10 @@ class NotificationManager:
             except Exception as exc:
                 log.warning("history retention failed: %s", redact(str(exc)))
             await self.timeline.start()
+            try:
+                await self.heartbeat_book.ensure()
+            except Exception as exc:
+                log.warning("heartbeats: could not set their deadlines: %s", redact(str(exc)))
             # Close on loop shutdown even when the caller never calls aclose():
             # asyncio.run() finalises async generators before closing the loop.
             self._lifetime = self._lifetime_guard()
@@ -377,7 +415,9 @@ class NotificationManager:
             raise TypeError(f"send_notification: expected an Alert, got {type(alert).__name__}")
         self.registry.check(alert)
         await self.start()
-        return await self.pipeline.send(alert, cooldown)
+        results = await self.pipeline.send(alert, cooldown)
+        await self.lifecycle.accepted([alert], [results])
+        return results
 
     async def submit(self, alert: Alert, *, cooldown: float | None = None) -> str:
         """Store ``alert`` and deliver it in the background; return its id once stored.
@@ -407,7 +447,10 @@ class NotificationManager:
                 raise TypeError(f"submit_many: expected Alerts, got {type(alert).__name__}")
             self.registry.check(alert)
         await self.start()
-        return await self.pipeline.submit_many(alerts, cooldowns)
+        ids = await self.pipeline.submit_many(alerts, cooldowns)
+        if self.escalation_book.policies:
+            self.timeline.spawn(self.lifecycle.accepted(list(alerts), None))
+        return ids
 
     async def resume_pending(self) -> int:
         """Run every delivery and job that is due now, including what a process that
@@ -476,6 +519,120 @@ class NotificationManager:
         """End the silence ``silence_id`` now; False if no such silence is in effect."""
         await self.start()
         return await self.silences_book.remove(silence_id)
+
+    # ------------------------------------------------------------------
+    # Acknowledgement, escalation, heartbeats
+    # ------------------------------------------------------------------
+
+    async def ack(
+        self,
+        alert_id: str,
+        *,
+        by: str | None = None,
+        note: str | None = None,
+        via: str | None = "python",
+    ) -> AckOutcome:
+        """Acknowledge the incident of alert ``alert_id``: someone is on it.
+
+        The history records who (``by``), when, through what (``via``) and
+        ``note`` on that alert; the incident's escalation stops; channels
+        that announced it and can show it are told (PagerDuty's
+        ``acknowledge`` event, the Slack message updated in place). A second
+        ack changes nothing (``changed`` is False and ``detail`` says who
+        did it first). Raises :class:`~pixalert.AlertNotFound` for an unknown id.
+        """
+        await self.start()
+        return await self.lifecycle.ack(alert_id, by=by, note=note, via=via)
+
+    async def resolve(
+        self,
+        alert_id: str,
+        *,
+        by: str | None = None,
+        note: str | None = None,
+        via: str | None = "python",
+    ) -> ResolveOutcome:
+        """Resolve the incident of alert ``alert_id`` from here.
+
+        Records who resolved it (``by``, ``via``, ``note``) and sends the
+        alert's resolve through the normal pipeline (PagerDuty gets
+        ``resolve``, Slack updates its message, cooldown applies); the
+        escalation stops. Resolving a resolved incident changes nothing.
+        Raises :class:`~pixalert.AlertNotFound` for an unknown id.
+        """
+        await self.start()
+        return await self.lifecycle.resolve(alert_id, by=by, note=note, via=via)
+
+    async def handle_interaction(
+        self, channel: str, headers: Mapping[str, str], body: bytes
+    ) -> Interaction | None:
+        """Take a request that ``channel``'s service sent when someone clicked one of
+        its buttons (the receiver's ``POST /<channel>/actions``).
+
+        The channel verifies it (its ``interaction`` method; Slack checks the
+        request's signature and age); what it asks for (ack or resolve) runs
+        in the background, so the service gets its answer at once
+        (:meth:`drain` waits for it). Returns the :class:`~pixalert.channels.Interaction`,
+        or None when there is nothing to do. Raises ``LookupError`` if the
+        channel takes no interactions, and
+        :class:`~pixalert.channels.InteractionRejected` (with the HTTP status)
+        for a request it refuses; nothing changes then.
+        """
+        slot = self.registry.slots.get(ChannelName(channel))
+        handler = getattr(slot.channel, "interaction", None) if slot is not None else None
+        if not callable(handler):
+            raise LookupError(f"channel {channel!r} takes no interactions")
+        await self.start()
+        interaction: Interaction | None = await handler(headers, body)
+        if interaction is not None:
+            self.timeline.spawn(self.lifecycle.interact(str(channel), interaction))
+        return interaction
+
+    async def escalations(self, *, include_stopped: bool = False) -> list[dict[str, Any]]:
+        """The escalations under way, soonest next step first, as JSON-safe dicts:
+        ``key``, ``alert_id``, ``title``, ``policy``, ``step``/``steps``,
+        ``round``/``rounds``, ``next_at``, ``channels`` (of the next step).
+        ``include_stopped`` adds finished and acknowledged ones (``state``)."""
+        await self.start()
+        return await self.escalation_book.listing(include_stopped=include_stopped)
+
+    def heartbeat(self, name: str) -> HeartbeatPing:
+        """Heartbeat ``name`` (``[heartbeats.NAME]``), to ping or to wrap a job with::
+
+            async with manager.heartbeat("backup"):   # or: with ...
+                run_backup()                            # start, then success or fail
+
+            @manager.heartbeat("nightly-report")
+            def nightly_report(): ...
+
+            await manager.heartbeat("backup").ping()
+
+        Raises :class:`~pixalert.HeartbeatNotFound` if it is not configured.
+        """
+        return HeartbeatPing(self, name)
+
+    async def heartbeat_ping(
+        self,
+        name: str,
+        signal: Signal = "success",
+        *,
+        note: str | None = None,
+        via: str | None = None,
+    ) -> dict[str, Any]:
+        """Record heartbeat ``name``'s ``success`` (a ping), ``start`` or ``fail``
+        signal; return its state after it (as :meth:`heartbeats` lists it),
+        with ``alert``: ``"raised"``, ``"resolved"`` or None. A ``fail`` raises
+        the alert ``heartbeat:NAME`` at once; a success after a late or failed
+        run resolves it."""
+        await self.start()
+        return await self.heartbeat_book.ping(name, signal, note=note, via=via)
+
+    async def heartbeats(self) -> list[dict[str, Any]]:
+        """Every configured heartbeat's state, by name, as JSON-safe dicts: ``name``,
+        ``state`` (new, up, late, failed), ``running``, ``expected``, ``last_ping``,
+        ``last_duration`` (seconds from start to success), ``next_deadline``..."""
+        await self.start()
+        return await self.heartbeat_book.listing()
 
     # ------------------------------------------------------------------
     # History and health

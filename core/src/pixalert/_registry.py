@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ._channels import Channel, ChannelSpec
-from ._config import Settings, build_channel_configs
+from ._config import Settings, build_channel_configs, structure_config
 from ._delivery import ChannelSlot
 from ._errors import ConfigError
 from ._plugins import PluginManager
@@ -40,6 +40,10 @@ class ChannelRegistry:
             settings, plugins.channel_specs()
         )
         self.slots: dict[ChannelName, ChannelSlot] = {}
+        #: Channels made for an escalation step's ``recipients``: never part of ``"*"``.
+        self.derived: dict[ChannelName, str] = {}
+        #: Given to every channel with a ``use_actions`` method (see :meth:`bind_actions`).
+        self.actions: Any = None
         for name, (spec, config) in self._configured.items():
             self.slots[ChannelName(name)] = self._slot(name, spec, _build(spec, name, config))
         for channel in _as_mapping(extra).values():
@@ -64,7 +68,45 @@ class ChannelRegistry:
             raise ConfigError(errors)
 
     def _slot(self, name: str, spec: ChannelSpec, channel: Channel) -> ChannelSlot:
+        self._bind(channel)
         return ChannelSlot.build(name, spec.name, channel, self._settings.delivery)
+
+    def _bind(self, channel: Channel) -> None:
+        use = getattr(channel, "use_actions", None)
+        if self.actions is not None and callable(use):
+            try:
+                use(self.actions)
+            except Exception as exc:
+                log.warning("channel %s: use_actions failed: %s", channel.name, redact(str(exc)))
+
+    def bind_actions(self, actions: Any) -> None:
+        """Give every channel that wants it (an optional ``use_actions(actions)``
+        method) the :class:`pixalert.channels.ActionLinks`, now and when rebuilt."""
+        self.actions = actions
+        for slot in self.slots.values():
+            self._bind(slot.channel)
+
+    def derive(self, name: str, base: str, recipients: Sequence[str], where: str) -> bool:
+        """Add channel ``name``: configured channel ``base`` sending to ``recipients``
+        instead of its own (an escalation step's), through the field its plugin names
+        as ``ChannelSpec.recipients_field``. False if ``base``'s type has none;
+        ``ConfigError`` naming ``where`` for a bad value. A derived channel is never
+        part of ``"*"``."""
+        if ChannelName(name) in self.slots:
+            return True
+        found = self._configured.get(base)
+        if found is None:
+            return False
+        spec, _ = found
+        if spec.recipients_field is None:
+            return False
+        section = {k: v for k, v in self._settings.channels[base].items() if k != "type"}
+        section[spec.recipients_field] = list(recipients)
+        config = structure_config(spec.config_type, section, path=where, source="config")
+        self._configured[name] = (spec, config)
+        self.slots[ChannelName(name)] = self._slot(name, spec, _build(spec, name, config))
+        self.derived[ChannelName(name)] = base
+        return True
 
     @property
     def channels(self) -> dict[ChannelName, Channel]:
@@ -88,7 +130,7 @@ class ChannelRegistry:
         out: list[str] = []
         for name in names:
             if name == "*":
-                out.extend(self.slots)
+                out.extend(n for n in self.slots if n not in self.derived)
                 out.extend(self.unavailable)
             else:
                 out.append(name)

@@ -1,6 +1,7 @@
 """Suppression: whether an alert is kept from every channel, and why.
 
-In order, the first reason wins: the plugins' ``pixalert_suppress`` hooks
+In order, the first reason wins: the core's own checks (an alert that is a
+heartbeat's ping), the plugins' ``pixalert_suppress`` hooks
 (inhibition lives there), the silences in effect, and the cooldown (the same
 ``key``, status and priority inside ``cooldown_minutes`` is not sent again).
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ._config import Settings
@@ -45,6 +46,8 @@ class Suppression:
         self._plugins = plugins
         self._silences = silences
         self._state = state
+        #: The core's own checks, tried first: each returns a reason or None.
+        self.checks: list[Callable[[Alert], Awaitable[str | None]]] = []
 
     @staticmethod
     def cooldown_key(alert: Alert) -> str:
@@ -56,6 +59,14 @@ class Suppression:
 
         ``cooldown`` (seconds) overrides ``cooldown_minutes`` for this alert.
         """
+        for check in self.checks:
+            try:
+                found = await check(alert)
+            except Exception as exc:
+                log.warning("suppression check failed: %s", redact(str(exc)))
+                continue
+            if found:
+                return found
         # One plugin at a time: the first reason wins, and later hooks are not called.
         for impl in reversed(self._plugins.hook.pixalert_suppress.get_hookimpls()):
             try:

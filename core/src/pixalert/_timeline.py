@@ -55,6 +55,8 @@ class Timeline:
         self.handlers: dict[str, JobHandler] = {}
         #: Called with the alerts that outcomes written late (see :meth:`hold`) finished.
         self.on_written: Callable[[Sequence[Alert]], Awaitable[None]] | None = None
+        #: Checks run after each sweep (pixalert watching its own channels).
+        self.tickers: list[Callable[[], Awaitable[None]]] = []
         self._inflight: set[Claim] = set()
         self._unwritten: list[tuple[Claim, DeliveryResult]] = []
         self._orphans: list[Claim] = []
@@ -216,12 +218,20 @@ class Timeline:
                 else []
             )
             if not claims and not jobs:
+                await self._after_sweep()
                 return count
             count += len(claims) + len(jobs)
             await asyncio.gather(
                 self._run_claims(claims) if claims else _nothing(),
                 *(self._run_job(job) for job in jobs),
             )
+
+    async def _after_sweep(self) -> None:
+        for ticker in self.tickers:
+            try:
+                await ticker()
+            except Exception as exc:
+                log.warning("check after sweep failed: %s", redact(str(exc)))
 
     async def _run_job(self, claim: JobClaim) -> None:
         store = self._store()

@@ -11,12 +11,18 @@ config fields with :class:`Secret` and durations with :class:`Duration`,
 register secrets you derive with :func:`register_secret`, and pace sends
 with :class:`RateLimiter`. :func:`structure_config` builds a config class
 from a mapping with the same error messages the core gives.
+
+A channel that can show an acknowledgement, or carry buttons and links to
+act on an alert, uses :class:`AlertEvent`, :class:`ActionLinks` (with
+:class:`AlertLinks`) and :class:`Interaction` / :class:`InteractionRejected`
+(see the :class:`Channel` protocol's optional methods).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._actions import ActionLinks, AlertLinks, Interaction, InteractionRejected, LinkError
 from ._channels import Channel, ChannelSpec, DemoSink, Receipt, SetupField, send_test_alert
 from ._clock import Clock, SystemClock
 from ._durations import Duration
@@ -27,6 +33,7 @@ from ._errors import ConfigError as ConfigError
 from ._errors import DeliveryError as DeliveryError
 from ._ratelimit import RateLimiter
 from ._redact import mask_loggers, redact, register_secret
+from ._storage import AlertEvent
 from ._types import Alert as Alert
 from ._types import Priority as Priority
 from ._types import Secret
@@ -36,11 +43,17 @@ if TYPE_CHECKING:
     from ._config import structure_config
 
 __all__ = [
+    "ActionLinks",
+    "AlertEvent",
+    "AlertLinks",
     "Channel",
     "ChannelSpec",
     "Clock",
     "DemoSink",
     "Duration",
+    "Interaction",
+    "InteractionRejected",
+    "LinkError",
     "RateLimiter",
     "Receipt",
     "Secret",

@@ -39,12 +39,14 @@ def test_channel_spec_via_the_plugin_manager() -> None:
         "SLACK_WEBHOOK_URL": "webhook_url",
         "SLACK_TOKEN": "token",
         "SLACK_CHANNEL": "channel",
+        "SLACK_SIGNING_SECRET": "signing_secret",
     }
     # What ``pixalert init`` asks, in this order.
     assert [(f.field, f.env, f.secret, f.required) for f in spec.setup] == [
         ("webhook_url", "SLACK_WEBHOOK_URL", True, False),
         ("channel", "SLACK_CHANNEL", False, False),
         ("token", "SLACK_TOKEN", True, False),
+        ("signing_secret", "SLACK_SIGNING_SECRET", True, False),
     ]
     assert spec.title == "Slack" and spec.check_prompt == "Send a test message to Slack now?"
     config = structure_config(

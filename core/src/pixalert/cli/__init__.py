@@ -72,6 +72,11 @@ _CORE_COMMANDS = {
         "silence",
         "Silence alerts by matchers for a while: silence add|list|remove.",
     ),
+    "ack": ("._ack", "ack", "Acknowledge an alert: its escalation stops, channels show it."),
+    "resolve": ("._ack", "resolve", "Resolve an alert: send its resolve, stop its escalation."),
+    "escalations": ("._ack", "escalations", "List the escalations under way."),
+    "heartbeat": ("._heartbeat", "heartbeat", "Ping a heartbeat (--start, --fail)."),
+    "heartbeats": ("._heartbeat", "heartbeats", "List heartbeats: state, last ping, deadline."),
 }
 
 # ---------------------------------------------------------------------------

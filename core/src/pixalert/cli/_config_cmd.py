@@ -196,10 +196,10 @@ def _show_value(value: Any, *, secret: bool = False, raw: bool = False) -> Any:
         return value
     if isinstance(value, Duration):
         return format_duration(value)
+    if isinstance(value, enum.Enum):  # before int: a Priority is an IntEnum
+        return value.value if isinstance(value.value, str) else value.name.lower()
     if isinstance(value, (int, float)):
         return value
-    if isinstance(value, enum.Enum):
-        return value.value if isinstance(value.value, str) else value.name.lower()
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, str):

@@ -78,6 +78,7 @@ def email_channel_spec() -> ChannelSpec:
         setup=SETUP,
         check=_check,
         check_prompt="Check the SMTP login now by sending a test email?",
+        recipients_field="recipients",
     )
 
 

@@ -9,7 +9,7 @@ import ssl
 
 import aiosmtplib
 from pixalert import Alert, DeliveryError
-from pixalert.channels import Receipt, redact, register_secret
+from pixalert.channels import ActionLinks, Receipt, redact, register_secret
 
 from ._config import EmailConfig
 from ._message import build_message, serialise
@@ -80,6 +80,7 @@ class EmailChannel:
         self._tls_context: ssl.SSLContext | None = None
         self._local_hostname = config.local_hostname
         self._idle_tasks: set[asyncio.Task[None]] = set()
+        self._actions: ActionLinks | None = None
         if config.password is not None:
             register_secret(config.password.get())
 
@@ -98,6 +99,11 @@ class EmailChannel:
     # The Channel protocol
     # ------------------------------------------------------------------
 
+    def use_actions(self, actions: ActionLinks) -> None:
+        """Called by the core when ``[actions] public_url`` is set: with ``[actions]
+        secret`` too, each email carries signed Acknowledge and Resolve links."""
+        self._actions = actions
+
     async def send(self, alert: Alert, *, previous: Receipt | None = None) -> Receipt | None:
         """Email ``alert`` to every recipient; return ``{"message_id": ...}``.
 
@@ -106,7 +112,10 @@ class EmailChannel:
         """
         cfg = self.config
         assert cfg.sender is not None  # the config guarantees it
-        msg = build_message(alert, sender=cfg.sender, recipients=cfg.recipients, previous=previous)
+        links = self._actions.links(alert) if self._actions is not None else None
+        msg = build_message(
+            alert, sender=cfg.sender, recipients=cfg.recipients, previous=previous, links=links
+        )
         data = serialise(msg)
         message_id = str(msg["Message-ID"])
         self._bind_loop()

@@ -35,6 +35,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pixalert import Alert, DeliveryError, Priority
+from pixalert.channels import AlertLinks
 
 from ._config import check_address
 
@@ -129,7 +130,19 @@ def _value_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _plain(alert: Alert, subject_title: str) -> str:
+def _links_text(links: AlertLinks | None) -> list[str]:
+    if links is None:
+        return []
+    until = links.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    return [
+        "",
+        f"Acknowledge: {links.ack}",
+        f"Resolve:     {links.resolve}",
+        f"(These links ask you to confirm, and work until {until}.)",
+    ]
+
+
+def _plain(alert: Alert, subject_title: str, links: AlertLinks | None = None) -> str:
     status = "RESOLVED" if alert.resolved else "FIRING"
     lines = [
         f"{status} [{alert.priority.name}] {subject_title}",
@@ -146,6 +159,7 @@ def _plain(alert: Alert, subject_title: str) -> str:
         lines += ["", "Details:"]
         for key, value in alert.metadata.items():
             lines.append(f"  {_body_text(str(key))}: {_body_text(_value_text(value))}")
+    lines += _links_text(links)
     lines += ["", "--", f"Sent by pixalert (alert id {alert.id})."]
     return "\n".join(lines) + "\n"
 
@@ -154,7 +168,26 @@ def _e(text: str) -> str:
     return html.escape(_body_text(text), quote=True)
 
 
-def _html(alert: Alert, subject_title: str) -> str:
+def _links_html(links: AlertLinks | None, colour: str) -> str:
+    if links is None:
+        return ""
+    until = links.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    style = (
+        "display:inline-block;padding:8px 16px;margin:0 8px 0 0;border-radius:4px;"
+        "text-decoration:none;font-weight:bold"
+    )
+    return (
+        '<p class="actions" style="margin:16px 0 4px">'
+        f'<a href="{html.escape(links.ack, quote=True)}" '
+        f'style="{style};background:{colour};color:#ffffff">Acknowledge</a>'
+        f'<a href="{html.escape(links.resolve, quote=True)}" '
+        f'style="{style};border:1px solid {colour};color:{colour}">Resolve</a></p>\n'
+        f'<p style="color:#777;font-size:small;margin:0">These links ask you to confirm, '
+        f"and work until {_e(until)}.</p>\n"
+    )
+
+
+def _html(alert: Alert, subject_title: str, links: AlertLinks | None = None) -> str:
     colour = _RESOLVED_COLOUR if alert.resolved else _COLOURS[alert.priority]
     status = "RESOLVED" if alert.resolved else "FIRING"
     message = _e(alert.message).replace("\n", "<br>\n") or "<em>(no message)</em>"
@@ -186,7 +219,7 @@ def _html(alert: Alert, subject_title: str) -> str:
         f'<h2 style="margin:4px 0 12px">{_e(subject_title)}</h2>\n'
         f"<p>{message}</p>\n"
         f'<table class="facts" cellpadding="4">\n{rows}\n</table>\n'
-        f"{details}</div>\n"
+        f"{details}{_links_html(links, colour)}</div>\n"
         f'<p style="color:#777;font-size:small">Sent by pixalert (alert id {_e(alert.id)}).</p>\n'
         "</body></html>\n"
     )
@@ -273,11 +306,13 @@ def build_message(
     sender: str,
     recipients: Sequence[str],
     previous: Mapping[str, str] | None = None,
+    links: AlertLinks | None = None,
 ) -> OutgoingEmail:
     """The multipart/alternative message for ``alert`` (text and HTML, quoted-printable).
 
-    Raises a permanent :class:`pixalert.DeliveryError` for an address that is
-    not a plain ``name@domain``.
+    ``links`` adds Acknowledge and Resolve links (signed, expiring) to both
+    parts. Raises a permanent :class:`pixalert.DeliveryError` for an address
+    that is not a plain ``name@domain``.
     """
     try:
         from_addr = check_address(sender, "sender")
@@ -306,7 +341,7 @@ def build_message(
         ("MIME-Version", "1.0"),
         ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
     ]
-    return OutgoingEmail(headers, _plain(alert, title), _html(alert, title), boundary)
+    return OutgoingEmail(headers, _plain(alert, title, links), _html(alert, title, links), boundary)
 
 
 def _encoded_words(data: bytes, room: int) -> Iterator[str]:

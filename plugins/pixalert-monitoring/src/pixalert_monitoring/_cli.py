@@ -116,8 +116,10 @@ def serve(
 ) -> None:
     """Receive alerts over HTTP: POST /webhook/alerts (Alertmanager, Grafana, JSON).
 
-    Also GET /health, GET /metrics (Prometheus), GET /api/alerts?hours=N, and
-    the dashboard at / (what is firing, history, channels, silences).
+    Also GET /health, GET /metrics (Prometheus), GET /api/alerts?hours=N;
+    POST /api/alerts/ID/ack and /resolve, POST /heartbeat/NAME (/start, /fail),
+    the email links (/links/...) and Slack's buttons (/slack/actions); and the
+    dashboard at / (what is firing, history, channels, silences).
     The bearer token comes from PIXALERT_RECEIVER_TOKEN or [receiver] token.
     """
     from ._server import is_loopback

@@ -240,19 +240,26 @@ class ActionGuard:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Answer 403 to an action request that may not act; pass everything else on."""
-        if (
-            scope["type"] == "http"
-            and scope["method"] in _UNSAFE
-            and str(scope["path"]).startswith("/api/")
-        ):
-            request = Request(scope, receive)
+        """Answer 403 to an action request that may not act; pass everything else on.
+
+        Any request that may change something (an action under ``/api/``, a
+        webhook, a button click, a heartbeat ping) makes the pages render again
+        on their next poll, whichever module answered it.
+        """
+        if scope["type"] != "http" or scope["method"] not in _UNSAFE:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        if str(scope["path"]).startswith("/api/"):
             try:
                 check_action(request, receiver_state(request))
             except Reject as rejected:
                 await rejected.response()(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _dashboard(request).clear()
 
 
 async def _json_object(request: Request, state: ReceiverState) -> dict[str, Any]:

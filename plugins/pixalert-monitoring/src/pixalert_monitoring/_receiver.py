@@ -4,6 +4,12 @@
 answers 200 once the alerts are stored (delivery goes on in the background);
 ``GET /health``, ``GET /metrics`` (Prometheus text) and ``GET /api/alerts``.
 
+The alert's lifecycle (see :mod:`pixalert_monitoring._lifecycle_routes`):
+``POST /api/alerts/{id}/ack`` and ``/resolve``, ``POST /heartbeat/{name}``
+(``/start``, ``/fail``), ``GET /api/heartbeats``, ``GET /api/escalations``,
+the signed email links ``GET``/``POST /links/{action}/{id}``, and
+``POST /{channel}/actions`` for a channel's buttons (Slack's clicks).
+
 Bad input always gets a 4xx with a JSON body ``{"error": ..., "detail": ...}``:
 400 malformed, 401 token, 413 too large, 415 content type, 422 not a known
 format or an invalid field. Overload and storage trouble get 503 (never 429:
@@ -213,7 +219,7 @@ async def api_alerts(request: Request) -> Response:
     return JSONResponse({"hours": hours, "count": len(alerts), "alerts": alerts})
 
 
-#: The receiver's routes.
+#: The receiver's routes (``create_app`` adds the lifecycle's after them).
 ROUTES = [
     Route("/webhook/alerts", webhook, methods=["POST"]),
     Route("/health", health, methods=["GET"]),
@@ -475,9 +481,11 @@ def create_app(
     if bridge is None:
         bridge = MonitoringBridge(manager, severities=severities, dedup_ttl=config.dedup_ttl)
     from ._dashboard import ActionGuard, dashboard_routes  # the dashboard, CSRF for /api/
+    from ._lifecycle_routes import LIFECYCLE_ROUTES
 
+    routes = [*ROUTES, *LIFECYCLE_ROUTES]
     app = Starlette(
-        routes=[*ROUTES, *dashboard_routes(ROUTES)],
+        routes=[*routes, *dashboard_routes(routes)],
         middleware=[Middleware(ActionGuard)],
         exception_handlers={
             Reject: _rejected,

@@ -2,10 +2,10 @@
 
 Wire contract (PagerDuty developer docs, ``events-API-v2``): ``POST`` a JSON
 event to ``/v2/enqueue``; ``trigger`` events carry a ``payload`` (summary <= 1024
-characters, source, severity, timestamp, custom_details); ``resolve`` events are
-``routing_key`` + ``dedup_key`` + ``event_action`` only. 202 is success, 400 is
-a permanent "invalid event", 429 and 5xx are worth retrying. About 120 events a
-minute are allowed per routing key.
+characters, source, severity, timestamp, custom_details); ``acknowledge`` and
+``resolve`` events are ``routing_key`` + ``dedup_key`` + ``event_action`` only.
+202 is success, 400 is a permanent "invalid event", 429 and 5xx are worth
+retrying. About 120 events a minute are allowed per routing key.
 
 httpx is imported only when a channel is built, so that declaring the channel
 type (``pixalert_channels``) stays cheap.
@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import attrs
 from pixalert import Alert, DeliveryError, Priority
 from pixalert.channels import (
+    AlertEvent,
     Channel,
     ChannelSpec,
     RateLimiter,
@@ -313,9 +314,10 @@ class PagerDutyChannel:
 
     Firing alerts become ``trigger`` events and resolved alerts ``resolve``
     events with the same ``dedup_key`` (the alert's key), so the incident
-    closes. Events for one routing key are paced under ``config.rate`` per
-    minute by :meth:`pace`, which the core awaits before each attempt's
-    timeout starts. ``clock`` drives the pacing (pass a
+    closes; an acknowledgement in pixalert (``manager.ack``, a Slack button)
+    sends ``acknowledge`` for it. Events for one routing key are paced under
+    ``config.rate`` per minute by :meth:`pace`, which the core awaits before
+    each attempt's timeout starts. ``clock`` drives the pacing (pass a
     :class:`pixalert.testing.FakeClock` in tests). The receipt is
     ``{"dedup_key": ...}``.
     """
@@ -368,12 +370,28 @@ class PagerDutyChannel:
 
     def event_for(self, alert: Alert, previous: Receipt | None = None) -> dict[str, Any]:
         """The event :meth:`send` would post for ``alert`` (``previous``: the trigger's receipt)."""
-        dedup_key = None
-        if previous is not None:
-            earlier = previous.get("dedup_key")
-            if isinstance(earlier, str) and 0 < len(earlier) <= MAX_DEDUP_KEY:
-                dedup_key = earlier
-        return build_event(alert, self._routing_key, source=self.config.source, dedup_key=dedup_key)
+        return build_event(
+            alert, self._routing_key, source=self.config.source, dedup_key=_earlier(previous)
+        )
+
+    def acknowledge_event(self, alert: Alert, previous: Receipt | None = None) -> dict[str, Any]:
+        """The ``acknowledge`` event :meth:`acknowledge` posts: the same routing key and
+        ``dedup_key`` as the trigger, and nothing else."""
+        return {
+            "routing_key": self._routing_key,
+            "dedup_key": _earlier(previous) or dedup_key_for(alert),
+            "event_action": "acknowledge",
+        }
+
+    async def acknowledge(
+        self, alert: Alert, *, event: AlertEvent, previous: Receipt | None = None
+    ) -> bool:
+        """Send PagerDuty's ``acknowledge`` for ``alert``'s incident (someone is on it).
+
+        Raises :class:`pixalert.DeliveryError` as :meth:`send` does.
+        """
+        await self._post(self.acknowledge_event(alert, previous))
+        return True
 
     async def pace(self, alert: Alert) -> None:
         """Wait for a turn under ``config.rate`` events a minute for this routing key
@@ -391,13 +409,18 @@ class PagerDutyChannel:
         errors (with ``retry_after`` from ``Retry-After``). No error carries the
         routing key or a cause chain.
         """
+        dedup_key = await self._post(self.event_for(alert, previous))
+        return {"dedup_key": dedup_key}
+
+    async def _post(self, event: dict[str, Any]) -> str:
+        """Post one event; return the ``dedup_key`` PagerDuty answered (the core
+        paces it first, see :meth:`pace`)."""
         import aiohttp
         import httpx
         from pixalert.http import error_for_exception
 
         if self._closed:
             raise DeliveryError.permanent("pagerduty: channel is closed")
-        event = self.event_for(alert, previous)
         body = _encode(event)
         failure: DeliveryError | None = None
         response: httpx.Response | None = None
@@ -416,7 +439,7 @@ class PagerDutyChannel:
         if not 200 <= response.status_code < 300:
             raise self._error(response)
         answer = _json(response)
-        dedup_key = event["dedup_key"]
+        dedup_key = str(event["dedup_key"])
         if isinstance(answer, dict) and isinstance(answer.get("dedup_key"), str):
             dedup_key = answer["dedup_key"]
         log.debug(
@@ -426,7 +449,7 @@ class PagerDutyChannel:
             response.status_code,
             dedup_key,
         )
-        return {"dedup_key": dedup_key}
+        return dedup_key
 
     def _error(self, response: httpx.Response) -> DeliveryError:
         from pixalert.http import error_for_response
@@ -481,6 +504,14 @@ class _SteppingClock:
         await self.clock.sleep(max(seconds, self.MIN_WAIT))
 
 
+def _earlier(previous: Receipt | None) -> str | None:
+    """The ``dedup_key`` PagerDuty answered for the trigger, from its receipt."""
+    earlier = previous.get("dedup_key") if previous is not None else None
+    if isinstance(earlier, str) and 0 < len(earlier) <= MAX_DEDUP_KEY:
+        return earlier
+    return None
+
+
 def _json(response: httpx.Response) -> Any:
     try:
         return response.json()
@@ -515,7 +546,7 @@ def channel_spec() -> ChannelSpec:
         config_type=PagerDutyConfig,
         factory=_factory,
         aliases={"pagerduty_routing_key": "routing_key", "pagerduty_events_url": "events_url"},
-        description="PagerDuty Events API v2: trigger and resolve incidents",
+        description="PagerDuty Events API v2: trigger, acknowledge and resolve incidents",
         title="PagerDuty",
         setup=SETUP,
         check_prompt=(

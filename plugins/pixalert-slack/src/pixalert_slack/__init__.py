@@ -47,12 +47,18 @@ SETUP = (
     SetupField(
         "token", "Bot token xoxb-... (instead of a webhook)", env="SLACK_TOKEN", secret=True
     ),
+    SetupField(
+        "signing_secret",
+        "Signing secret, for Acknowledge/Resolve buttons (optional)",
+        env="SLACK_SIGNING_SECRET",
+        secret=True,
+    ),
 )
 
 ENV = {item.env: item.field for item in SETUP if item.env}
 """The environment variables this channel reads, and the config field each fills
-(``SLACK_WEBHOOK_URL``, ``SLACK_TOKEN``, ``SLACK_CHANNEL``). Flat JSON config files
-use the same names lowercased (``slack_webhook_url``)."""
+(``SLACK_WEBHOOK_URL``, ``SLACK_TOKEN``, ``SLACK_CHANNEL``, ``SLACK_SIGNING_SECRET``).
+Flat JSON config files use the same names lowercased (``slack_webhook_url``)."""
 
 _LAZY = {
     "SlackChannel": "._channel",

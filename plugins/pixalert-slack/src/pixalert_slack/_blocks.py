@@ -5,7 +5,9 @@ Layout (the same for webhooks, ``chat.postMessage`` and ``chat.update``)::
     text         fallback for notifications: "[HIGH] Disk full: ..." (escaped)
     blocks       header "[HIGH] Disk full" (or "RESOLVED [HIGH] Disk full"),
                  then, for a firing CRITICAL alert with a mention configured,
-                 a section with the mention
+                 a section with the mention, then (when buttons are on and
+                 the alert is firing) an actions block: Acknowledge and
+                 Resolve, each with the alert id as its value
     attachments  one, coloured by priority (green when resolved), holding the
                  message section, the metadata as fields, and a context block
                  with the source and the time
@@ -16,6 +18,7 @@ Only ``&``, ``<`` and ``>`` are escaped in user text, so an alert cannot ping
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -23,6 +26,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pixalert import Alert, Priority
+from pixalert.channels import AlertEvent
 
 __all__ = [
     "COLOURS",
@@ -32,7 +36,11 @@ __all__ = [
     "MAX_HEADER",
     "MAX_SECTION",
     "MAX_TEXT",
+    "ACK_ACTION",
+    "ACTIONS_BLOCK",
     "RESOLVED_COLOUR",
+    "RESOLVE_ACTION",
+    "action_block_id",
     "build_message",
     "escape",
     "slack_len",
@@ -63,6 +71,12 @@ COLOURS: Mapping[Priority, str] = {
     Priority.CRITICAL: "#E01E5A",
 }
 RESOLVED_COLOUR = "#2EB67D"
+
+#: The ``action_id`` of the Acknowledge and Resolve buttons.
+ACK_ACTION = "pixalert_ack"
+RESOLVE_ACTION = "pixalert_resolve"
+#: The start of the actions block's ``block_id`` (the rest is a digest of the alert key).
+ACTIONS_BLOCK = "pixalert_actions:"
 
 ELLIPSIS = "…"
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -163,12 +177,46 @@ def _time_text(when: datetime) -> str:
     return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time_secs}}|{fallback}>"
 
 
-def build_message(alert: Alert, *, mention: str | None = None) -> dict[str, Any]:
+def action_block_id(key: str) -> str:
+    """The ``block_id`` of the buttons of an alert with ``key``: it names the incident
+    (a digest, so any key fits Slack's 255 characters) in the click Slack sends."""
+    return ACTIONS_BLOCK + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def _button(text: str, action_id: str, value: str, style: str | None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "text": _text("plain_text", text),
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def _actions(alert: Alert, acknowledged: bool) -> dict[str, Any]:
+    elements = []
+    if not acknowledged:
+        elements.append(_button("Acknowledge", ACK_ACTION, alert.id, "primary"))
+    elements.append(_button("Resolve", RESOLVE_ACTION, alert.id, None))
+    return {"type": "actions", "block_id": action_block_id(alert.key), "elements": elements}
+
+
+def build_message(
+    alert: Alert,
+    *,
+    mention: str | None = None,
+    buttons: bool = False,
+    acknowledged: AlertEvent | None = None,
+) -> dict[str, Any]:
     """The Slack message for ``alert``: ``text``, ``blocks`` and ``attachments``.
 
     ``mention`` (Slack syntax, e.g. ``"<!here>"``) is added for a firing
-    CRITICAL alert only. Every text is within Slack's limits: long texts are
-    cut cleanly rather than rejected by Slack.
+    CRITICAL alert only. ``buttons`` adds Acknowledge and Resolve to a firing
+    alert (Resolve only once ``acknowledged``, which also says who
+    acknowledged it and when). Every text is within Slack's limits: long
+    texts are cut cleanly rather than rejected by Slack.
     """
     head = summary(alert)
     message = alert.message.strip()
@@ -183,6 +231,8 @@ def build_message(alert: Alert, *, mention: str | None = None) -> dict[str, Any]
     ]
     if pinging:
         blocks.append({"type": "section", "text": _text("mrkdwn", f"{pinging} critical alert")})
+    if buttons and not alert.resolved:
+        blocks.append(_actions(alert, acknowledged is not None))
 
     details: list[dict[str, Any]] = []
     if message:
@@ -200,12 +250,19 @@ def build_message(alert: Alert, *, mention: str | None = None) -> dict[str, Any]
     ]
     if alert.resolved:
         context.insert(0, _text("mrkdwn", ":white_check_mark: *Resolved*"))
+    elif acknowledged is not None:
+        context.insert(0, _text("mrkdwn", _acknowledged_text(acknowledged)))
     if omitted:
         context.append(_text("mrkdwn", f"_{omitted} more metadata field(s) not shown_"))
     details.append({"type": "context", "elements": context})
     # At most 2 + 1 + MAX_METADATA_FIELDS / 10 + 1 blocks: well under MAX_BLOCKS.
 
     fallback = head + (f": {message}" if message else "")
+    if acknowledged is not None and not alert.resolved:
+        who = " ".join((acknowledged.by or "").split())[:MAX_KEY]
+        fallback = f"{head} (acknowledged{' by ' + who if who else ''})" + (
+            f": {message}" if message else ""
+        )
     prefix = f"{pinging} " if pinging else ""
     # The fallback carries at most the header and the section's worth of message.
     text = prefix + truncate_escaped(fallback, min(MAX_TEXT, MAX_SECTION + MAX_HEADER + 2))
@@ -215,6 +272,19 @@ def build_message(alert: Alert, *, mention: str | None = None) -> dict[str, Any]
         "blocks": blocks,
         "attachments": [{"color": colour, "blocks": details}],
     }
+
+
+def _acknowledged_text(event: AlertEvent) -> str:
+    who = " ".join((event.by or "").split())
+    text = ":eyes: *Acknowledged*"
+    if who:
+        text += " by " + truncate_escaped(who, MAX_KEY)
+    if event.via:
+        text += " via " + truncate_escaped(event.via, MAX_KEY)
+    text += " " + _time_text(event.at)
+    if event.note:
+        text += ": " + truncate_escaped(" ".join(event.note.split()), 500)
+    return text
 
 
 def unescape(text: str) -> str:

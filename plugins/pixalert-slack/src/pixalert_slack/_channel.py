@@ -1,16 +1,32 @@
-"""The Slack channel: incoming webhooks and the Web API (``chat.postMessage``, ``chat.update``)."""
+"""The Slack channel: incoming webhooks and the Web API (``chat.postMessage``, ``chat.update``),
+and its buttons: Acknowledge and Resolve, whose clicks Slack signs and posts back."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from pixalert import Alert, DeliveryError
-from pixalert.channels import Clock, RateLimiter, Receipt, redact, register_secret
+from pixalert.channels import (
+    ActionLinks,
+    AlertEvent,
+    Clock,
+    Interaction,
+    InteractionRejected,
+    RateLimiter,
+    Receipt,
+    SystemClock,
+    redact,
+    register_secret,
+)
 from pixalert.http import (
     Endpoint,
     error_for_exception,
@@ -20,10 +36,33 @@ from pixalert.http import (
     parse_retry_after,
 )
 
-from ._blocks import build_message
+from ._blocks import ACK_ACTION, ACTIONS_BLOCK, RESOLVE_ACTION, action_block_id, build_message
 from ._config import SlackConfig
 
-__all__ = ["PERMANENT_UPDATE_ERRORS", "RETRYABLE_API_ERRORS", "SlackChannel"]
+__all__ = [
+    "MAX_REQUEST_AGE",
+    "PERMANENT_UPDATE_ERRORS",
+    "RETRYABLE_API_ERRORS",
+    "SlackChannel",
+    "signature",
+]
+
+#: Seconds a signed request from Slack may be off from now (Slack's replay window).
+MAX_REQUEST_AGE = 300
+#: A click's ``response_url`` works this long, and this many times (Slack's limits).
+RESPONSE_URL_TTL = 1800
+RESPONSE_URL_USES = 5
+#: The hosts a ``response_url`` may point at (and loopback, for local tests).
+SLACK_HOSTS = ("slack.com",)
+_ALERT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """Slack's request signature: ``v0=`` and the hex HMAC-SHA256 of
+    ``v0:<timestamp>:<body>`` keyed with the app's signing secret."""
+    base = b"v0:" + timestamp.encode("ascii") + b":" + body
+    return "v0=" + hmac.new(secret.encode("utf-8"), base, hashlib.sha256).hexdigest()
+
 
 log = logging.getLogger("pixalert.slack")
 
@@ -88,7 +127,12 @@ class SlackChannel:
         # One prepared endpoint per URL (the webhook, or each Web API method).
         self._endpoints: dict[str, Endpoint] = {}
         self._limiter = RateLimiter(config.rate, config.burst, clock=clock)
+        self._clock: Clock = clock or SystemClock()
         self._closed = False
+        self._actions: ActionLinks | None = None
+        # The response_url of the latest click on each incident's buttons:
+        # block id -> (url, expires at, uses left).
+        self._responses: dict[str, tuple[str, float, int]] = {}
 
     @staticmethod
     def _register_secrets(config: SlackConfig) -> tuple[str, ...]:
@@ -102,6 +146,8 @@ class SlackChannel:
                 values.extend(part for part in path.split("/")[2:] if len(part) >= 4)
         if config.token is not None:
             values.append(config.token.get())
+        if config.signing_secret is not None:
+            values.append(config.signing_secret.get())
         for value in values:
             register_secret(value)
         return tuple(values)
@@ -121,18 +167,34 @@ class SlackChannel:
         code calling :meth:`send` directly calls it first."""
         await self._limiter.acquire("webhook" if self.mode == "webhook" else self.config.channel)
 
+    def use_actions(self, actions: ActionLinks) -> None:
+        """Called by the core when ``[actions] public_url`` is set: with a
+        ``signing_secret`` too, messages carry Acknowledge and Resolve buttons."""
+        self._actions = actions
+
+    @property
+    def buttons(self) -> bool:
+        """True when messages carry buttons: a signing secret and a public URL."""
+        return self._actions is not None and self.config.signing_secret is not None
+
     async def send(self, alert: Alert, *, previous: Receipt | None = None) -> Receipt | None:
         """Post ``alert``; with a bot token, return ``{"ts", "channel"}`` of the message.
 
         A resolved alert whose ``previous`` receipt names a message updates
-        that message (``chat.update``) instead of posting a new one. It does
-        not wait for a turn: see :meth:`pace`. Raises
-        :class:`pixalert.DeliveryError` on failure.
+        that message (``chat.update``) instead of posting a new one; through
+        a webhook, a resolve clicked from the message updates it through the
+        click's ``response_url``. It does not wait for a turn: see :meth:`pace`.
+        Raises :class:`pixalert.DeliveryError` on failure.
         """
         if self._closed:
             raise DeliveryError.permanent(f"slack {self.name}: channel is closed")
-        message = build_message(alert, mention=self.config.mention_on_critical)
+        message = build_message(
+            alert, mention=self.config.mention_on_critical, buttons=self.buttons
+        )
         if self.mode == "webhook":
+            if alert.resolved and await self._respond(alert.key, message):
+                log.debug("slack %s: alert %s updated the clicked message", self.name, alert.id)
+                return None
             await self._post_webhook(message)
             log.debug("slack %s: alert %s posted to the webhook", self.name, alert.id)
             return None
@@ -152,6 +214,143 @@ class SlackChannel:
         data = await self._call("chat.postMessage", body)
         log.debug("slack %s: alert %s posted as %s", self.name, alert.id, data.get("ts"))
         return self._receipt(data, channel, None)
+
+    async def acknowledge(
+        self, alert: Alert, *, event: AlertEvent, previous: Receipt | None = None
+    ) -> bool:
+        """Show who acknowledged ``alert`` in its message, updated in place: with
+        ``chat.update`` (bot token and the message's receipt), else through the
+        ``response_url`` of a click on its buttons. False if neither is there
+        (a webhook message nobody clicked)."""
+        if self._closed:
+            raise DeliveryError.permanent(f"slack {self.name}: channel is closed")
+        message = build_message(alert, buttons=self.buttons, acknowledged=event)
+        if self.mode == "api" and previous and previous.get("ts") and previous.get("channel"):
+            body = {"channel": previous["channel"], "ts": previous["ts"], **message}
+            try:
+                await self._call("chat.update", body, update=True)
+            except _UpdateFailed:
+                return await self._respond(alert.key, message)
+            return True
+        return await self._respond(alert.key, message)
+
+    async def interaction(self, headers: Mapping[str, str], body: bytes) -> Interaction | None:
+        """A click on a button, as Slack posts it to the Interactivity Request URL.
+
+        The signature (``X-Slack-Signature`` over ``v0:<X-Slack-Request-Timestamp>:<raw
+        body>``, keyed with ``signing_secret``) is checked in constant time before
+        the body is read, and a timestamp more than 5 minutes from now is refused
+        (a replay): :class:`pixalert.channels.InteractionRejected` with 401. A body
+        that is not a click on our buttons is None (nothing to do) or a 400.
+        """
+        secret = self.config.signing_secret
+        if secret is None:
+            raise InteractionRejected(
+                401, f"slack {self.name}: no signing_secret is configured to check requests with"
+            )
+        lower = {str(k).lower(): str(v) for k, v in headers.items()}
+        stamp = lower.get("x-slack-request-timestamp", "").strip()
+        given = lower.get("x-slack-signature", "").strip()
+        if not stamp or not given:
+            raise InteractionRejected(
+                401, "unsigned request: expected X-Slack-Request-Timestamp and X-Slack-Signature"
+            )
+        if not stamp.isdigit() or len(stamp) > 12:
+            raise InteractionRejected(401, "X-Slack-Request-Timestamp: expected Unix seconds")
+        if abs(self._clock.now() - int(stamp)) > MAX_REQUEST_AGE:
+            raise InteractionRejected(
+                401, "the request's timestamp is more than 5 minutes from now (a replay?)"
+            )
+        expected = signature(secret.get(), stamp, body)
+        if not hmac.compare_digest(expected.encode("ascii"), given.encode("utf-8", "replace")):
+            raise InteractionRejected(401, "the request's signature does not match")
+        return self._read_click(body)
+
+    def _read_click(self, body: bytes) -> Interaction | None:
+        try:
+            form = parse_qs(
+                body.decode("utf-8"), keep_blank_values=True, max_num_fields=10, errors="strict"
+            )
+            raw = form["payload"][0]
+            data = json.loads(raw)
+        except (UnicodeDecodeError, KeyError, IndexError, ValueError):
+            raise InteractionRejected(
+                400, "expected a form body with a JSON 'payload' field, as Slack sends"
+            ) from None
+        if not isinstance(data, dict):
+            raise InteractionRejected(400, "payload: expected a JSON object")
+        if data.get("type") != "block_actions":
+            return None  # a shortcut, a view submission: not ours
+        actions = data.get("actions")
+        click = next(
+            (
+                a
+                for a in (actions if isinstance(actions, list) else [])
+                if isinstance(a, dict) and a.get("action_id") in (ACK_ACTION, RESOLVE_ACTION)
+            ),
+            None,
+        )
+        if click is None:
+            return None
+        alert_id = click.get("value")
+        if not isinstance(alert_id, str) or not _ALERT_ID.fullmatch(alert_id):
+            raise InteractionRejected(400, "actions[0].value: expected an alert id")
+        found = data.get("user")
+        user: dict[str, Any] = found if isinstance(found, dict) else {}
+        by = next(
+            (
+                str(user[k])[:100]
+                for k in ("username", "name", "id")
+                if isinstance(user.get(k), str)
+            ),
+            None,
+        )
+        block = click.get("block_id")
+        url = data.get("response_url")
+        if isinstance(block, str) and block.startswith(ACTIONS_BLOCK) and isinstance(url, str):
+            if _slack_url(url):
+                register_secret(url)
+                expires = self._clock.now() + RESPONSE_URL_TTL
+                self._responses[block] = (url, expires, RESPONSE_URL_USES)
+                self._forget_expired()
+            else:
+                log.warning("slack %s: ignored a response_url outside Slack", self.name)
+        if click["action_id"] == ACK_ACTION:
+            return Interaction("ack", alert_id, by=by)
+        return Interaction("resolve", alert_id, by=by)
+
+    def _forget_expired(self) -> None:
+        now = self._clock.now()
+        for block in [
+            b for b, (_, until, left) in self._responses.items() if until < now or not left
+        ]:
+            del self._responses[block]
+
+    async def _respond(self, key: str, message: dict[str, Any]) -> bool:
+        """Replace the clicked message of incident ``key`` through its ``response_url``;
+        False when there is none (or it expired)."""
+        self._forget_expired()
+        block = action_block_id(key)
+        found = self._responses.get(block)
+        if found is None:
+            return False
+        url, until, left = found
+        self._responses[block] = (url, until, left - 1)
+        service = "slack response_url"
+        response = await self._request(service, url, {"replace_original": True, **message})
+        data = json_or_none(response)
+        if response.status_code == 200 and not (isinstance(data, dict) and data.get("ok") is False):
+            return True
+        code = _error_code(data.get("error")) if isinstance(data, dict) else None
+        if response.status_code == 404 or code in ("expired_url", "used_url"):
+            del self._responses[block]
+            return False
+        raise error_for_response(
+            response,
+            service,
+            detail=code or _error_code(response.text) or "",
+            secrets=self._secrets,
+        )
 
     async def aclose(self) -> None:
         """Close the HTTP client; safe to call twice."""
@@ -258,6 +457,22 @@ class SlackChannel:
 
 
 _JSON = {"Content-Type": "application/json; charset=utf-8"}
+
+
+def _slack_url(url: str) -> bool:
+    """True for an https URL on Slack's hosts, or any http(s) URL on loopback (tests)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" and any(host == h or host.endswith("." + h) for h in SLACK_HOSTS):
+        return True
+    if parts.scheme not in ("http", "https"):
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _json_bytes(body: dict[str, Any]) -> bytes:

@@ -109,10 +109,17 @@ class SlackConfig:
     and channel are set, else the webhook. ``mode = "webhook"`` or ``"api"``
     forces one. ``rate`` messages per second (``burst`` at once) are sent to
     one Slack channel; more wait their turn instead of provoking HTTP 429.
+
+    ``signing_secret`` (``SLACK_SIGNING_SECRET``) is the Slack app's signing
+    secret. With it, and ``[actions] public_url`` set in the pixalert config,
+    firing alerts carry Acknowledge and Resolve buttons; Slack posts the
+    clicks to ``<public_url>/<channel name>/actions`` (the app's
+    Interactivity Request URL), where each request's signature is checked.
     """
 
     webhook_url: Secret | None = attrs.field(default=None, converter=_optional_secret)
     token: Secret | None = attrs.field(default=None, converter=_optional_secret)
+    signing_secret: Secret | None = attrs.field(default=None, converter=_optional_secret)
     channel: str | None = attrs.field(default=None, converter=_optional_str)
     api_url: str = DEFAULT_API_URL
     mention_on_critical: str | None = attrs.field(default=None, converter=normalize_mention)

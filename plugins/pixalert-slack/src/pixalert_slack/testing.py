@@ -60,9 +60,10 @@ import secrets
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import attrs
+import httpx
 from aiohttp import web
 from pixalert.testing import FakeService, Fault, ReceivedRequest
 
@@ -77,13 +78,20 @@ from ._blocks import (
     unescape,
 )
 
-__all__ = ["InvalidMessage", "SlackMessage", "SlackServer", "check_message"]
+__all__ = ["Click", "InvalidMessage", "SlackMessage", "SlackServer", "check_message"]
 
 #: Aggregate text in blocks above which Slack answers ``msg_blocks_too_long``.
 MAX_BLOCKS_TEXT = 13_000
 MAX_BLOCK_ID = 255
 MAX_CONTEXT_ELEMENTS = 10
 MAX_ATTACHMENTS = 100
+MAX_ACTIONS = 25
+MAX_BUTTON_TEXT = 75
+MAX_ACTION_ID = 255
+MAX_BUTTON_VALUE = 2000
+#: How long a click's ``response_url`` works, and how many times (Slack's limits).
+RESPONSE_URL_TTL = 1800
+RESPONSE_URL_USES = 5
 
 _BLOCK_TYPES = {
     "actions",
@@ -143,12 +151,37 @@ class SlackMessage:
             return attachments[0].get("color")
         return None
 
+    @property
+    def buttons(self) -> list[dict[str, Any]]:
+        """The buttons of the message's actions blocks (with their ``block_id``)."""
+        out = []
+        for block in _all_blocks(self.payload):
+            if block.get("type") == "actions":
+                for element in block.get("elements") or []:
+                    if isinstance(element, dict) and element.get("type") == "button":
+                        out.append({**element, "block_id": block.get("block_id")})
+        return out
+
     def texts(self) -> list[str]:
         """Every text string of the message: ``text``, blocks and fields."""
         out = [self.text] if self.text else []
         for block in _all_blocks(self.payload):
             out.extend(obj["text"] for obj in _text_objects(block))
         return out
+
+
+@attrs.define(eq=False)
+class Click:
+    """A button click :meth:`SlackServer.click` sent: the message, the click's id (in
+    its ``response_url``), the button's ``action_id`` and ``value``, and how often
+    the ``response_url`` was used."""
+
+    message: SlackMessage
+    id: str
+    action_id: str
+    value: str
+    uses: int = 0
+    at: float = attrs.Factory(time.monotonic)
 
 
 class InvalidMessage(Exception):
@@ -259,6 +292,43 @@ def _check_blocks(blocks: Any, where: str) -> int:
                 if isinstance(element, dict) and element.get("type") == "image":
                     continue
                 total += _check_text_object(element, f"{at}/elements/{j}", max_len=MAX_FIELD)
+        elif kind == "actions":
+            total += _check_actions(block, at)
+    return total
+
+
+def _check_actions(block: Mapping[str, Any], at: str) -> int:
+    """An actions block: 1 to 25 elements; buttons with a plain_text text of at most
+    75 characters, an action_id of at most 255 (unique), a value of at most 2000."""
+    elements = block.get("elements")
+    if not isinstance(elements, list) or not 1 <= len(elements) <= MAX_ACTIONS:
+        raise InvalidMessage(
+            "invalid_blocks", f"must have 1 to {MAX_ACTIONS} items [json-pointer:{at}/elements]"
+        )
+    seen: set[str] = set()
+    total = 0
+    for j, element in enumerate(elements):
+        where = f"{at}/elements/{j}"
+        if not isinstance(element, dict) or element.get("type") != "button":
+            continue  # other interactive elements are not checked here
+        total += _check_text_object(
+            element.get("text"), f"{where}/text", max_len=MAX_BUTTON_TEXT, plain_only=True
+        )
+        action_id = element.get("action_id")
+        if action_id is not None:
+            if not isinstance(action_id, str) or not 0 < len(action_id) <= MAX_ACTION_ID:
+                raise InvalidMessage("invalid_blocks", f"invalid action_id [json-pointer:{where}]")
+            if action_id in seen:
+                raise InvalidMessage(
+                    "invalid_blocks", f"action_id {action_id!r} used twice [json-pointer:{where}]"
+                )
+            seen.add(action_id)
+        value = element.get("value")
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_BUTTON_VALUE):
+            raise InvalidMessage("invalid_blocks", f"invalid value [json-pointer:{where}/value]")
+        style = element.get("style")
+        if style is not None and style not in ("primary", "danger"):
+            raise InvalidMessage("invalid_blocks", f"invalid style [json-pointer:{where}/style]")
     return total
 
 
@@ -319,7 +389,7 @@ class SlackServer(FakeService[SlackMessage]):
     """
 
     channel_type = "slack"
-    endpoints = ("webhook", "chat.postMessage", "chat.update")
+    endpoints = ("webhook", "chat.postMessage", "chat.update", "response_url")
     failures = {
         "permanent": {"status": 403, "body": "invalid_token"},
         "retryable": {"status": 503, "body": "service_unavailable"},
@@ -339,6 +409,10 @@ class SlackServer(FakeService[SlackMessage]):
         self.team = "T" + secrets.token_hex(4).upper()
         self.bot = "B" + secrets.token_hex(4).upper()
         self.secret = secrets.token_urlsafe(18)
+        #: The app's signing secret: :meth:`click` signs with it.
+        self.signing_secret = secrets.token_hex(16)
+        #: Every click sent, oldest first.
+        self.clicks: list[Click] = []
         if isinstance(channels, Mapping):
             pairs = dict(channels)
         else:
@@ -374,8 +448,13 @@ class SlackServer(FakeService[SlackMessage]):
         """The Web API base URL, for the channel's ``api_url``."""
         return self.url + "/api"
 
-    def config(self, mode: str = "webhook", **extra: Any) -> dict[str, Any]:
-        """A channel config section for this server: ``mode`` is ``"webhook"`` or ``"api"``."""
+    def config(
+        self, mode: str = "webhook", *, interactive: bool = False, **extra: Any
+    ) -> dict[str, Any]:
+        """A channel config section for this server: ``mode`` is ``"webhook"`` or ``"api"``;
+        ``interactive`` adds the app's ``signing_secret`` (buttons, :meth:`click`)."""
+        if interactive:
+            extra.setdefault("signing_secret", self.signing_secret)
         if mode == "webhook":
             section: dict[str, Any] = {"webhook_url": self.webhook_url}
         elif mode == "api":
@@ -408,11 +487,143 @@ class SlackServer(FakeService[SlackMessage]):
         return [
             ("POST", "/services/{team}/{bot}/{secret}", self._webhook),
             ("POST", "/api/{method}", self._api),
+            ("POST", "/actions/{team}/{click}/{secret}", self._response_url),
         ]
 
     def endpoint(self, request: web.Request) -> str:
-        """``"webhook"``, or the Web API method (``"chat.postMessage"``)."""
+        """``"webhook"``, ``"response_url"``, or the Web API method (``"chat.postMessage"``)."""
+        if "click" in request.match_info:
+            return "response_url"
         return request.match_info.get("method", "webhook")
+
+    # -- buttons ----------------------------------------------------------
+
+    def sign(self, body: bytes, timestamp: int | str, secret: str | None = None) -> dict[str, str]:
+        """The headers Slack signs a request with: ``X-Slack-Request-Timestamp`` and
+        ``X-Slack-Signature`` (``v0=`` + hex HMAC-SHA256 of ``v0:<timestamp>:<body>``)."""
+        import hashlib
+        import hmac
+
+        stamp = str(timestamp)
+        key = (secret if secret is not None else self.signing_secret).encode("utf-8")
+        digest = hmac.new(key, b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+        return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": "v0=" + digest}
+
+    def click_body(
+        self,
+        message: SlackMessage,
+        action: str = "ack",
+        *,
+        user: str = "alice",
+        user_id: str = "U0ALICE",
+    ) -> tuple[bytes, Click]:
+        """The form body Slack posts when ``user`` clicks ``action`` (``"ack"``,
+        ``"resolve"`` or an ``action_id``) on ``message``, and the click's record
+        (whose ``response_url`` this server answers). ``ValueError`` if the message
+        has no such button."""
+        action_id = {"ack": "pixalert_ack", "resolve": "pixalert_resolve"}.get(action, action)
+        button = next((b for b in message.buttons if b.get("action_id") == action_id), None)
+        if button is None:
+            have = [b.get("action_id") for b in message.buttons]
+            raise ValueError(f"the message has no {action_id!r} button (it has {have})")
+        click = Click(message, secrets.token_hex(8), action_id, str(button.get("value", "")))
+        self.clicks.append(click)
+        now = time.time()
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user_id, "username": user, "name": user, "team_id": self.team},
+            "api_app_id": "A0PIXALERT",
+            "token": "deprecated-verification-token",
+            "container": {
+                "type": "message",
+                "message_ts": message.ts,
+                "channel_id": message.channel_id,
+                "is_ephemeral": False,
+            },
+            "trigger_id": f"{int(now)}.{secrets.token_hex(6)}",
+            "team": {"id": self.team, "domain": "pixalert-test"},
+            "channel": {"id": message.channel_id, "name": message.channel.lstrip("#")},
+            "message": {"type": "message", "ts": message.ts, **message.payload},
+            "response_url": f"{self.url}/actions/{self.team}/{click.id}/{self.secret}",
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": button.get("block_id"),
+                    "text": button.get("text"),
+                    "value": button.get("value"),
+                    "action_ts": f"{now:.6f}",
+                }
+            ],
+        }
+        body = urlencode({"payload": json.dumps(payload, separators=(",", ":"))}).encode()
+        return body, click
+
+    async def click(
+        self,
+        message: SlackMessage,
+        action: str = "ack",
+        *,
+        url: str,
+        user: str = "alice",
+        user_id: str = "U0ALICE",
+        timestamp: int | None = None,
+        secret: str | None = None,
+        signed: bool = True,
+    ) -> httpx.Response:
+        """Click ``action`` on ``message`` as Slack does: post the signed form body to
+        ``url`` (the Interactivity Request URL: the receiver's ``/slack/actions``).
+
+        ``timestamp`` (default now), ``secret`` (default :attr:`signing_secret`)
+        and ``signed=False`` make forged, replayed and unsigned requests.
+        """
+        body, _ = self.click_body(message, action, user=user, user_id=user_id)
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+        }
+        if signed:
+            headers.update(
+                self.sign(body, int(time.time()) if timestamp is None else timestamp, secret)
+            )
+        async with httpx.AsyncClient(timeout=10) as client:
+            return await client.post(url, content=body, headers=headers)
+
+    async def _response_url(self, request: web.Request, record: ReceivedRequest) -> web.Response:
+        click = next((c for c in self.clicks if c.id == request.match_info["click"]), None)
+        if request.match_info["secret"] != self.secret or click is None:
+            return self._refuse_json(record, 404, "expired_url")
+        if time.monotonic() - click.at > RESPONSE_URL_TTL:
+            return self._refuse_json(record, 404, "expired_url")
+        if click.uses >= RESPONSE_URL_USES:
+            return self._refuse_json(record, 404, "used_url")
+        if request.content_type != "application/json":
+            return self._refuse_json(record, 400, "invalid_payload")
+        try:
+            payload = json.loads(record.body)
+        except ValueError:
+            return self._refuse_json(record, 400, "invalid_payload")
+        if not isinstance(payload, dict):
+            return self._refuse_json(record, 400, "invalid_payload")
+        control = {"replace_original", "delete_original", "response_type", "thread_ts"}
+        message_body = {k: v for k, v in payload.items() if k not in control}
+        try:
+            check_message(message_body)
+        except InvalidMessage as exc:
+            return self._refuse_json(record, 400, exc.error)
+        click.uses += 1
+        message = click.message
+        if payload.get("replace_original") is True:
+            message.payload = message_body
+            message.updates.append(message_body)
+            self.accept(record, line=f"{message.channel}: updated to {_summary(message_body)}")
+        else:
+            self._accept(record, message_body, message.channel, message.channel_id, "response_url")
+        return web.json_response({"ok": True})
+
+    def _refuse_json(self, record: ReceivedRequest, status: int, error: str) -> web.Response:
+        self.reject(record, error)
+        return web.json_response({"ok": False, "error": error}, status=status)
 
     def _refuse(self, record: ReceivedRequest, status: int, error: str) -> web.Response:
         self.reject(record, error)
