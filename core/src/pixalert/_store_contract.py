@@ -632,11 +632,11 @@ async def _check_held(run: _Run) -> None:
         )
         run.expect(not await store.claim_due(owner="b", lease=_LEASE), "a re-hold was due early")
         run.clock.advance(30)
-        (last,) = await store.claim_due(owner="b", lease=_LEASE) or [None]
-        if last is None:
+        last = await store.claim_due(owner="b", lease=_LEASE)
+        if not last:
             run.problems.append("a re-held delivery was not due at its time")
         else:
-            done = await store.settle([(last, _sent("slack"))])
+            done = await store.settle([(last[0], _sent("slack"))])
             run.expect(done.completed == (alert.id,), "the alert did not finish with its hold")
     firing = run.alert("Held then resolved", key="held-2")
     hold = Planned("pagerduty", run.clock.now() + 120, note="for 2m")
@@ -685,8 +685,8 @@ async def _check_groups(run: _Run) -> None:
     await store.record(third, [member("m3", t0 + 5)], owner="a", lease=_LEASE)
     other = run.alert("other group")
     await store.record(other, [member("o", t0, group="g2")], owner="a", lease=_LEASE)
-    jobs = {j.ref: j.due for j in await store.jobs("group")}
-    run.expect(jobs == {"g1": t0 + 5, "g2": t0}, f"group jobs are due at {jobs}")
+    dues = {j.ref: j.due for j in await store.jobs("group")}
+    run.expect(dues == {"g1": t0 + 5, "g2": t0}, f"group jobs are due at {dues}")
     run.clock.advance(40)
     run.expect(not await store.claim_due(owner="b", lease=_LEASE), "claim_due gave group members")
     await store.cancel_jobs("group", ["g2"])
@@ -721,7 +721,7 @@ async def _check_groups(run: _Run) -> None:
         "expected due with its earliest waiting member (t0+6) and the new payload",
     )
     run.clock.advance(25)  # t0 + 30: every member is due
-    (job,) = await store.claim_jobs(owner="b", lease=_LEASE) or [None]
+    job = next(iter(await store.claim_jobs(owner="b", lease=_LEASE)), None)
     if job is None:
         run.problems.append("the group's job was not claimed again")
         return
@@ -744,7 +744,7 @@ async def _check_groups(run: _Run) -> None:
         "expected kept, due with that member",
     )
     run.clock.advance(60)
-    (job,) = await store.claim_jobs(owner="a", lease=_LEASE) or [None]
+    job = next(iter(await store.claim_jobs(owner="a", lease=_LEASE)), None)
     again = await store.claim_group("g1", owner="a", lease=_LEASE)
     run.expect(
         [c.alert.id for c in again] == [first.id],
