@@ -108,6 +108,7 @@ class NotificationManager:
             timeline=self.timeline,
             store=lambda: self.history_store,
             clock=self.clock,
+            state=lambda: self.state_backend,
         )
         self._home: asyncio.AbstractEventLoop | None = None
         self._started = False
@@ -193,6 +194,7 @@ class NotificationManager:
             self._home = loop
             if self._history is None:
                 self._history = self._open_history(self.settings.history)
+            self.pipeline.noise.check_store(self._history)
             if self._state is None:
                 self._state = self._open_state(self.settings.state_url)
             retention = timedelta(days=self.settings.retention_days)

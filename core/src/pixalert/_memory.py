@@ -257,7 +257,7 @@ class MemoryHistoryStore(BaseHistoryStore):
                 d.status, d.error, d.group = DeliveryStatus.HELD, plan.note, plan.group
                 d.due = now if plan.due is None else plan.due
                 if plan.group is not None:
-                    self._join(plan.group, d.due)
+                    self._join(plan.group, d.due if plan.flush_by is None else plan.flush_by)
                 continue
             d.owner, d.token, d.lease_until = owner, _new_id(), now + lease
             claims.append(Claim(alert, name, d.token, 0, now))

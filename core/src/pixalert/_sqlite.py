@@ -1194,11 +1194,12 @@ def _record(
                 (alert.id, channel, alert.key, plan.note, created, now, due, plan.group),
             ).rowcount
             if inserted and plan.group is not None:
+                flush = due if plan.flush_by is None else float(plan.flush_by)
                 conn.execute(
                     "INSERT INTO jobs (kind, ref, due_at, payload) VALUES (?, ?, ?, '{}') "
                     "ON CONFLICT (kind, ref) DO UPDATE SET due_at = excluded.due_at "
                     "WHERE excluded.due_at < jobs.due_at",
-                    (GROUP_JOB, plan.group, due),
+                    (GROUP_JOB, plan.group, flush),
                 )
             continue
         token = _new_id()

@@ -174,13 +174,17 @@ class Planned:
 
     A held delivery with a ``group`` belongs to the group job
     ``Job(GROUP_JOB, group, ...)``: :meth:`HistoryStore.claim_due` never hands
-    it out; :meth:`HistoryStore.claim_group` does, to the holder of that job.
+    it out; :meth:`HistoryStore.claim_group` does, to the holder of that job,
+    once the member is due. ``flush_by`` is when the group should be notified
+    at the latest because of this member (``due`` when None): recording it
+    puts the group's job on the timeline then, or moves it there if sooner.
     """
 
     channel: str
     due: float | None = None
     group: str | None = None
     note: str | None = None
+    flush_by: float | None = None
 
     def held(self, now: float) -> bool:
         """True if this delivery is recorded held rather than pending."""
@@ -381,8 +385,8 @@ class HistoryStore(Protocol):
     or ``retrying``/``held`` with the next due time.
 
     **Groups.** A held delivery recorded with a ``group`` also puts the group
-    job ``Job(GROUP_JOB, group, due)`` on the timeline in the same write (or
-    moves an existing one sooner, its payload and claim untouched). Only the
+    job ``Job(GROUP_JOB, group, flush_by)`` on the timeline in the same write
+    (or moves an existing one sooner, its payload and claim untouched). Only the
     holder of that job takes the members, with :meth:`claim_group`; a group
     job is never removed while its group has waiting members: finishing it
     (with or without ``next_due``) leaves it due no later than the earliest.

@@ -664,13 +664,13 @@ async def _check_groups(run: _Run) -> None:
         await store.open_owner(owner)
     t0 = run.clock.now()
 
-    def member(title: str, due: float, group: str = "g1") -> Planned:
-        return Planned("slack", due, group=group, note=f"waiting in {group}")
+    def member(title: str, due: float, group: str = "g1", flush: float | None = None) -> Planned:
+        return Planned("slack", due, group=group, note=f"waiting in {group}", flush_by=flush)
 
     first, second = run.alert("m1"), run.alert("m2")
     many = await store.record_many(
         [first, second],
-        [[member("m1", t0 + 30)], [member("m2", t0 + 30)]],
+        [[member("m1", t0 + 30)], [member("m2", t0 + 20, flush=t0 + 30)]],
         owner="a",
         lease=_LEASE,
     )
