@@ -28,6 +28,17 @@ class Channel(Protocol):
     call twice. A channel may also have ``describe() -> str``: one line,
     without secrets, saying what it reaches (``"2 Apprise services: discord,
     mailto"``), which ``pixalert channels`` shows.
+
+    With grouping on (``[grouping]``, a route's ``group_by``), alerts of one
+    group go out as one notification. A channel may render it itself with
+    ``async send_group(group, *, previous=None) -> Receipt | None``: ``group``
+    is a :class:`pixalert.channels.Group` (its alerts sorted by priority, the
+    new ones marked, its labels and reason), ``previous`` the receipt this
+    channel returned for the group's last notification (to update that
+    message in place). It raises :class:`pixalert.DeliveryError` as ``send``
+    does, and keeps within the service's limits (an "and N more" line for
+    what does not fit). A channel without ``send_group`` is sent the group's
+    digest (:meth:`Group.digest`) through ``send``.
     """
 
     name: str

@@ -3,7 +3,9 @@
 A channel plugin declares :class:`ChannelSpec` records from its
 ``pixalert_channels`` hook (marked with :data:`hookimpl`); each spec builds
 :class:`Channel` objects whose ``send`` raises :class:`DeliveryError` on
-failure. Mark secret config fields with :class:`Secret` and durations with
+failure; a channel that renders a :class:`Group` of alerts itself (one
+message for many) adds ``send_group``. Mark secret config fields with
+:class:`Secret` and durations with
 :class:`Duration`, register secrets you derive with :func:`register_secret`,
 and pace sends with :class:`RateLimiter`. :func:`structure_config` builds a
 config class from a mapping with the same error messages the core gives.
@@ -17,6 +19,7 @@ from ._channels import Channel, ChannelSpec, DemoSink, Receipt
 from ._clock import Clock, SystemClock
 from ._durations import Duration
 from ._errors import ConfigError, DeliveryError
+from ._groups import Group
 from ._ratelimit import RateLimiter
 from ._redact import redact, register_secret
 from ._types import Alert, Priority, Secret
@@ -34,6 +37,7 @@ __all__ = [
     "DeliveryError",
     "DemoSink",
     "Duration",
+    "Group",
     "Priority",
     "RateLimiter",
     "Receipt",
