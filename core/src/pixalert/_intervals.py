@@ -107,14 +107,22 @@ class TimeInterval:
         """Instants on local ``day`` where membership may change (range starts and ends,
         midnights, daylight saving jumps)."""
         out: list[float] = []
-        midnight = _instants(self.zone, day, 0)
-        nxt = _instants(self.zone, day + dt.timedelta(days=1), 0)
-        out += midnight + nxt
-        out += _transitions(self.zone, min(midnight), max(nxt))
-        if self.day_matches(day):
+        following = day + dt.timedelta(days=1)
+        matches = self.day_matches(day)
+        if matches != self.day_matches(following):  # the date fields flip at midnight
+            out += _instants(self.zone, following, 0)
+        if matches and self.times:
+            midnight = _instants(self.zone, day, 0)
+            nxt = _instants(self.zone, following, 0)
+            out += midnight + nxt + _transitions(self.zone, min(midnight), max(nxt))
             for start, end in self.times:
                 out += _instants(self.zone, day, start) + _instants(self.zone, day, end)
         return out
+
+    @property
+    def always(self) -> bool:
+        """True if this table sets no field but maybe ``location``: every instant is in it."""
+        return not (self.times or self.weekdays or self.days_of_month or self.months or self.years)
 
 
 def _within(value: int, ranges: Iterable[tuple[int, int]]) -> bool:
@@ -199,21 +207,26 @@ def next_change(
     ``ts`` (None when none comes within :data:`HORIZON_DAYS`)."""
     state = muted(ts, mute, active)
     intervals = [i for s in (*mute, *active) for i in s.intervals]
-    if not intervals:
-        return None
+    if not intervals or any(i.always for s in mute for i in s.intervals):
+        return None  # nothing to change, or muted at every instant
     zones = {id(i.zone): i.zone for i in intervals}
     days = {
         key: dt.datetime.fromtimestamp(ts, zone).date() - dt.timedelta(days=1)
         for key, zone in zones.items()
     }
+    candidates: set[float] = set()
     for step in range(HORIZON_DAYS):
-        candidates: set[float] = set()
+        # Each zone's day is read in its own step; an instant is looked at once every
+        # zone's days up to it have given their boundaries.
+        safe = float("inf")
         for interval in intervals:
             day = days[id(interval.zone)] + dt.timedelta(days=step)
             candidates.update(interval.boundaries(day))
-        for when in sorted(c for c in candidates if c > ts):
+            safe = min(safe, min(_instants(interval.zone, day + dt.timedelta(days=1), 0)))
+        for when in sorted(c for c in candidates if ts < c <= safe):
             if muted(when, mute, active) != state:
                 return when
+        candidates = {c for c in candidates if c > safe}
     return None
 
 

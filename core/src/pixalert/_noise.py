@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -258,7 +259,9 @@ class NoiseControl:
             mute, active = self._sets(key[0]), self._sets(key[1])
             state = muted(ts, mute, active)
             change = next_change(ts, mute, active)
-            end = change if change is not None else ts + 86400.0
+            # No change within the horizon: look again in a day (a whole second, so that
+            # the due time reads back exactly from the store).
+            end = change if change is not None else math.floor(ts) + 86400.0
             self._mute_cache[key] = (ts, end, state)
         if not state:
             return None
