@@ -6,7 +6,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pixalert import Alert, DeliveryError, DeliveryStatus
 from pixalert._clock import to_datetime
 from pixalert.channels import Group, Receipt

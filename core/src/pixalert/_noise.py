@@ -22,8 +22,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
