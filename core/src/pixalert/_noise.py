@@ -58,6 +58,8 @@ FLAPPING_JOB = "flapping"
 #: The metadata key of the note on an alert notified as flapping (or settled).
 FLAPPING_NOTE = "flapping"
 _OCCURRENCE = "not notified yet: occurrence"
+#: Times this close (seconds) count as reached: clocks summed in different orders differ.
+_EPSILON = 0.001
 #: Messages longer than this are cut in a group's saved state.
 _KEEP_MESSAGE = 2000
 
@@ -443,16 +445,16 @@ class NoiseControl:
         labels = dict(gref.labels) if gref is not None else dict(state.get("labels") or {})
         if not members and not active:
             return None
-        if not members and now < repeat_at:
+        if not members and now + _EPSILON < repeat_at:
             return repeat_at, None
-        wait_until = news_at if members and now < news_at else now
+        wait_until = news_at if members and now + _EPSILON < news_at else now
         why = f"held: in group {group_title(labels) or 'all alerts'} on {channel}, "
         why += f"next notification at {_when(wait_until)} (group_interval)"
         if match is not None:
             hold = self.mute_hold(match, wait_until)
             if hold is not None:
                 wait_until, why = hold
-        if wait_until > now:
+        if wait_until > now + _EPSILON:
             if members:
                 await self._hold(members, wait_until, why)
             return wait_until, None
