@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 from pixalert import Alert, DeliveryError
-from pixalert.channels import Clock, RateLimiter, Receipt, redact, register_secret
+from pixalert.channels import Clock, Group, RateLimiter, Receipt, redact, register_secret
 from pixalert.http import (
     Endpoint,
     error_for_exception,
@@ -20,7 +20,7 @@ from pixalert.http import (
     parse_retry_after,
 )
 
-from ._blocks import build_message
+from ._blocks import build_group_message, build_message
 from ._config import SlackConfig
 
 __all__ = ["PERMANENT_UPDATE_ERRORS", "RETRYABLE_API_ERRORS", "SlackChannel"]
@@ -143,6 +143,36 @@ class SlackChannel:
         body = {"channel": channel, "unfurl_links": False, "unfurl_media": False, **message}
         data = await self._call("chat.postMessage", body)
         log.debug("slack %s: alert %s posted as %s", self.name, alert.id, data.get("ts"))
+        return self._receipt(data, channel, None)
+
+    async def send_group(self, group: Group, *, previous: Receipt | None = None) -> Receipt | None:
+        """Post a group of alerts as one message (see :func:`build_group_message`).
+
+        With a bot token the group's message is updated in place
+        (``chat.update``) when ``previous`` names it, so the channel shows one
+        message that changes as alerts join and resolve; a webhook, which
+        answers no message id, posts a new message each time.
+        """
+        if self._closed:
+            raise DeliveryError.permanent(f"slack {self.name}: channel is closed")
+        message = build_group_message(group, mention=self.config.mention_on_critical)
+        if self.mode == "webhook":
+            await self._limiter.acquire("webhook")
+            await self._post_webhook(message)
+            return None
+        channel = self.config.channel
+        assert channel is not None
+        await self._limiter.acquire(channel)
+        if previous and previous.get("ts") and previous.get("channel"):
+            body = {"channel": previous["channel"], "ts": previous["ts"], **message}
+            try:
+                data = await self._call("chat.update", body, update=True)
+            except _UpdateFailed:
+                log.debug("slack %s: group message %s is gone; posting", self.name, body["ts"])
+            else:
+                return self._receipt(data, previous["channel"], previous["ts"])
+        body = {"channel": channel, "unfurl_links": False, "unfurl_media": False, **message}
+        data = await self._call("chat.postMessage", body)
         return self._receipt(data, channel, None)
 
     async def aclose(self) -> None:
