@@ -38,18 +38,18 @@ async def test_an_alertmanager_group_is_kept_as_one_group(am: Any, clock: FakeCl
 
     channel = GroupChannel()
     body = am.json("firing_group")
-    async with make_manager([channel], clock=clock, config=CONFIG) as manager:
-        async with running_server(create_app(manager)) as server:
-            host, port = server.bound
-            async with httpx.AsyncClient() as client:
-                response = await client.post(
-                    f"http://{host}:{port}/webhook/alerts",
-                    content=am.raw("firing_group"),
-                    headers={"Content-Type": "application/json"},
-                )
-                assert response.status_code == 200, response.text
-            await manager.drain()
-            await manager.resume_pending()  # Alertmanager waited its group_wait already
+    manager = make_manager([channel], clock=clock, config=CONFIG)
+    async with manager, running_server(create_app(manager)) as server:
+        host, port = server.bound
+        async with httpx.AsyncClient() as client:
+            response = await client.post(
+                f"http://{host}:{port}/webhook/alerts",
+                content=am.raw("firing_group"),
+                headers={"Content-Type": "application/json"},
+            )
+            assert response.status_code == 200, response.text
+        await manager.drain()
+        await manager.resume_pending()  # Alertmanager waited its group_wait already
     (group,) = channel.groups
     assert group.external_key == body["groupKey"]
     assert group.labels == body["groupLabels"]
