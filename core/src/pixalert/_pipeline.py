@@ -143,6 +143,11 @@ class Pipeline:
         return self._registry
 
     @property
+    def route_table(self) -> RouteTable:
+        """The configured ``[[routes]]``."""
+        return self._routes
+
+    @property
     def timeline(self) -> Timeline:
         """The timeline this pipeline records on."""
         return self._timeline

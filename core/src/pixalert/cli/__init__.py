@@ -42,6 +42,11 @@ _CORE_COMMANDS = {
         "silence",
         "Silence alerts by matchers for a while: silence add|list|remove.",
     ),
+    "routes": (
+        "._routes",
+        "routes",
+        "Which routes, groups and intervals an alert gets: routes test.",
+    ),
 }
 
 
