@@ -46,9 +46,8 @@ def test(
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="LABELS")
         target = fields if key in _FIELDS else metadata
         target[key.strip()] = value
-    for name, value in (("title", title), ("priority", priority), ("source", source)):
-        if value is not None:
-            fields[name] = value
+    options: dict[str, str | None] = {"title": title, "priority": priority, "source": source}
+    fields.update({name: value for name, value in options.items() if value is not None})
     if status is not None:
         fields["status"] = status
     fields.setdefault("title", "routes test")
