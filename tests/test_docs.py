@@ -157,17 +157,32 @@ def _row_for(rows: list[str], key: str) -> str | None:
     return None
 
 
+#: Tables of the core settings, documented key by key (``[[routes]]`` as ``routes[].KEY``).
+_TABLES = ("routing", "delivery", "grouping", "flapping", "routes", "time_intervals")
+#: Keys whose default is described in words rather than as a value.
+_DEFAULT_IN_WORDS = {"history", "routes[].match"}
+
+
 def _core_keys() -> list[tuple[str, Any]]:
     from pixalert._config import DeliveryConfig, RoutingConfig, Settings
+    from pixalert._routes import FlappingConfig, GroupingConfig, RouteConfig
 
     keys: list[tuple[str, Any]] = []
     for field in attrs.fields(Settings):
-        if field.name in ("routing", "delivery", "channels", "plugins", "sources"):
+        if field.name in (*_TABLES, "channels", "plugins", "sources"):
             continue  # tables: their keys are listed below, or belong to plugins
         keys.append((field.name, field.default))
-    for prefix, cls in (("routing", RoutingConfig), ("delivery", DeliveryConfig)):
+    for prefix, cls in (
+        ("routing", RoutingConfig),
+        ("delivery", DeliveryConfig),
+        ("grouping", GroupingConfig),
+        ("flapping", FlappingConfig),
+        ("routes[]", RouteConfig),
+    ):
         for field in attrs.fields(cls):
-            keys.append((f"{prefix}.{field.name}", field.default))
+            keys.append((f"{prefix}.{field.name.rstrip('_')}", field.default))
+    for name in ("times", "weekdays", "days_of_month", "months", "years", "location"):
+        keys.append((f"time_intervals.<name>.{name}", "UTC" if name == "location" else None))
     return keys
 
 
@@ -199,8 +214,8 @@ def test_core_config_key_is_documented_with_its_default(key: str) -> None:
     row = _row_for(rows, key)
     assert row is not None, f"configuration.md has no table row for `{key}`"
     default = dict(_core_keys())[key]
-    if key == "history":
-        return  # a per-user path, described in words
+    if key in _DEFAULT_IN_WORDS or key.startswith("time_intervals."):
+        return  # a per-user path, "every alert", "any"...: described in words
     options = _default_text(default)
     assert any(o.lower() in row.lower() for o in options), (
         f"configuration.md: the row for `{key}` should give its default ({options[0]}): {row}"
@@ -216,11 +231,16 @@ def test_core_tables_are_documented() -> None:
     for heading in (
         "### `[routing]`",
         "### `[delivery]`",
+        "### `[grouping]`",
+        "### `[[routes]]`",
+        "### `[time_intervals.<name>]`",
+        "### `[flapping]`",
         "### `[channels.<name>]`",
         "### `[plugins.<name>]`",
     ):
         assert heading in text, f"configuration.md has no heading {heading}"
     documented = {
+        *_TABLES,
         "routing",
         "delivery",
         "channels",
