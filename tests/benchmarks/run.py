@@ -6,7 +6,7 @@ results table of ``docs/performance.md`` (between its marker comments).
 Exits 1 when a sink's count does not match what was sent (or a contender
 failed), and with ``--strict`` also when a target is missed.
 
-Groups: webhook, apprise, email, core, store, receiver, coldstart, memory.
+Groups: webhook, apprise, email, core, store, receiver, coldstart, memory, noise.
 """
 
 from __future__ import annotations
@@ -30,7 +30,17 @@ sys.path.insert(0, str(HERE))
 from _common import log  # noqa: E402
 from _report import markdown, write_docs  # noqa: E402
 
-GROUPS = ["webhook", "apprise", "email", "core", "store", "receiver", "coldstart", "memory"]
+GROUPS = [
+    "webhook",
+    "apprise",
+    "email",
+    "core",
+    "store",
+    "receiver",
+    "coldstart",
+    "memory",
+    "noise",
+]
 
 PACKAGES = [
     "pixalert",
@@ -142,6 +152,10 @@ def run_group(name: str, quick: bool, rounds: int) -> list[dict[str, Any]]:
         from bench_memory import run_memory
 
         return run_memory(quick, rounds)
+    if name == "noise":
+        from bench_noise import run_noise
+
+        return run_noise(quick, rounds)
     raise ValueError(f"unknown group {name!r}; expected one of {', '.join(GROUPS)}")
 
 

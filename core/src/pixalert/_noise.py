@@ -19,6 +19,7 @@ in one write, so it survives a restart and runs once across instances.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import json
@@ -58,6 +59,8 @@ FLAPPING_JOB = "flapping"
 #: The metadata key of the note on an alert notified as flapping (or settled).
 FLAPPING_NOTE = "flapping"
 _OCCURRENCE = "not notified yet: occurrence"
+#: Groups that take their members from the store at once.
+CLAIMING = 2
 #: Times this close (seconds) count as reached: clocks summed in different orders differ.
 _EPSILON = 0.001
 #: Messages longer than this are cut in a group's saved state.
@@ -116,6 +119,7 @@ class NoiseControl:
         self._store = store
         self._state = state
         self._intervals = settings.time_intervals
+        self._claiming: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._mute_cache: dict[
             tuple[tuple[str, ...], tuple[str, ...]], tuple[float, float, bool]
         ] = {}
@@ -395,10 +399,18 @@ class NoiseControl:
         store = self._store()
         pipeline = self._pipeline
         delivery = self._settings.delivery
-        now = self._clock.now()
         ref = claim.job.ref
         state = dict(claim.job.payload)
-        members = await store.claim_group(ref, owner=pipeline.timeline.owner, lease=delivery.lease)
+        # A few groups take their members at a time: a store that commits queued calls
+        # together would otherwise answer every group of a storm only once all are done.
+        loop = asyncio.get_running_loop()
+        if self._claiming is None or self._claiming[0] is not loop:
+            self._claiming = (loop, asyncio.Semaphore(CLAIMING))
+        async with self._claiming[1]:
+            now = self._clock.now()
+            members = await store.claim_group(
+                ref, owner=pipeline.timeline.owner, lease=delivery.lease
+            )
         pipeline.timeline.track(members)
         try:
             return await self._flush(ref, state, members, now)
@@ -525,6 +537,7 @@ class NoiseControl:
         queued = min(
             (c.queued_at for c in members if c.queued_at), default=float(state.get("since") or now)
         )
+        now = self._clock.now()  # group_interval counts from the notification itself
         result = await pipeline.deliver_group(
             slot, group, previous, attempts=attempts, queued_at=queued
         )

@@ -86,6 +86,8 @@ class SlackChannel:
         # One prepared endpoint per URL (the webhook, or each Web API method).
         self._endpoints: dict[str, Endpoint] = {}
         self._limiter = RateLimiter(config.rate, config.burst, clock=clock)
+        # Turns taken by pace() ahead of a send (the core paces before an attempt's timeout).
+        self._paid: dict[str, int] = {}
         self._closed = False
 
     @staticmethod
@@ -123,14 +125,14 @@ class SlackChannel:
             raise DeliveryError.permanent(f"slack {self.name}: channel is closed")
         message = build_message(alert, mention=self.config.mention_on_critical)
         if self.mode == "webhook":
-            await self._limiter.acquire("webhook")
+            await self._turn("webhook")
             await self._post_webhook(message)
             log.debug("slack %s: alert %s posted to the webhook", self.name, alert.id)
             return None
 
         channel = self.config.channel
         assert channel is not None
-        await self._limiter.acquire(channel)
+        await self._turn(channel)
         if alert.resolved and previous and previous.get("ts") and previous.get("channel"):
             body = {"channel": previous["channel"], "ts": previous["ts"], **message}
             try:
@@ -157,12 +159,12 @@ class SlackChannel:
             raise DeliveryError.permanent(f"slack {self.name}: channel is closed")
         message = build_group_message(group, mention=self.config.mention_on_critical)
         if self.mode == "webhook":
-            await self._limiter.acquire("webhook")
+            await self._turn("webhook")
             await self._post_webhook(message)
             return None
         channel = self.config.channel
         assert channel is not None
-        await self._limiter.acquire(channel)
+        await self._turn(channel)
         if previous and previous.get("ts") and previous.get("channel"):
             body = {"channel": previous["channel"], "ts": previous["ts"], **message}
             try:
@@ -174,6 +176,21 @@ class SlackChannel:
         body = {"channel": channel, "unfurl_links": False, "unfurl_media": False, **message}
         data = await self._call("chat.postMessage", body)
         return self._receipt(data, channel, None)
+
+    async def pace(self, alert: Alert) -> None:
+        """Wait for a posting turn under ``rate`` and ``burst`` (the core calls it before an
+        attempt's timeout starts, so a busy channel is not taken for a slow one); the
+        next send uses the turn."""
+        key = "webhook" if self.mode == "webhook" else str(self.config.channel)
+        await self._limiter.acquire(key)
+        self._paid[key] = self._paid.get(key, 0) + 1
+
+    async def _turn(self, key: str) -> None:
+        """Take a turn paid by :meth:`pace`, or wait for one."""
+        if self._paid.get(key):
+            self._paid[key] -= 1
+            return
+        await self._limiter.acquire(key)
 
     async def aclose(self) -> None:
         """Close the HTTP client; safe to call twice."""
