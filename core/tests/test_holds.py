@@ -207,3 +207,52 @@ def test_config_errors_name_the_key() -> None:
         make_manager(config={"time_intervals": {"x": {"location": "Mars/Base"}}})
     with pytest.raises(ConfigError, match=r"expected a duration .* @ routes\[0\]\.for"):
         make_manager([RecordingChannel("slack")], config=route(**{"for": "soon"}))
+
+
+async def test_a_version_3_sqlite_file_gains_held_deliveries(tmp_path: Any) -> None:
+    import sqlite3
+
+    from pixalert import Alert
+    from pixalert._sqlite import _SCHEMA, SQLiteHistoryStore
+    from pixalert.storage import Planned
+
+    path = tmp_path / "v3.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_SCHEMA)
+    for index in ("deliveries_due_v4", "deliveries_waiting_key_v4", "deliveries_group"):
+        conn.execute(f"DROP INDEX {index}")
+    conn.execute("ALTER TABLE deliveries DROP COLUMN grp")
+    conn.executescript(  # version 3's indexes
+        "CREATE INDEX deliveries_due ON deliveries (due_at) "
+        "WHERE status IN ('pending', 'retrying');"
+        "CREATE INDEX deliveries_waiting_key ON deliveries (key, channel) "
+        "WHERE status IN ('pending', 'retrying');"
+        "INSERT INTO alerts (id, key, created_at, body, state) VALUES "
+        "('a1', 'k', 0, '{\"title\": \"old\", \"id\": \"a1\", \"key\": \"k\", "
+        "\"created_at\": \"2026-01-01T00:00:00+00:00\"}', 'pending');"
+        "INSERT INTO deliveries (alert_id, channel, key, status, created_at, queued_at, due_at)"
+        " VALUES ('a1', 'slack', 'k', 'pending', 0, 0, 0);"
+        "PRAGMA user_version=3;"
+    )
+    conn.commit()
+    conn.close()
+    clock = FakeClock(at(2026, 6, 1, 12, 0))
+    store = SQLiteHistoryStore(f"sqlite:///{path}", clock)
+    try:
+        await store.open_owner("me")
+        (claim,) = await store.claim_due(owner="me", lease=60)
+        assert claim.alert.title == "old"
+        alert = Alert("new", created_at=dt.datetime.now(dt.timezone.utc))
+        plan = Planned("slack", clock.now() + 60, group="g", note="held")
+        recorded = await store.record(alert, [plan], owner="me", lease=60)
+        assert not recorded.claims and [j.ref for j in await store.jobs("group")] == ["g"]
+    finally:
+        await store.aclose()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert {"deliveries_due_v4", "deliveries_group"} <= names
+        assert "deliveries_due" not in names
+    finally:
+        conn.close()
