@@ -228,8 +228,8 @@ async def test_a_version_3_sqlite_file_gains_held_deliveries(tmp_path: Any) -> N
         "CREATE INDEX deliveries_waiting_key ON deliveries (key, channel) "
         "WHERE status IN ('pending', 'retrying');"
         "INSERT INTO alerts (id, key, created_at, body, state) VALUES "
-        "('a1', 'k', 0, '{\"title\": \"old\", \"id\": \"a1\", \"key\": \"k\", "
-        "\"created_at\": \"2026-01-01T00:00:00+00:00\"}', 'pending');"
+        '(\'a1\', \'k\', 0, \'{"title": "old", "id": "a1", "key": "k", '
+        '"created_at": "2026-01-01T00:00:00+00:00"}\', \'pending\');'
         "INSERT INTO deliveries (alert_id, channel, key, status, created_at, queued_at, due_at)"
         " VALUES ('a1', 'slack', 'k', 'pending', 0, 0, 0);"
         "PRAGMA user_version=3;"
