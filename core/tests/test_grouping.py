@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pixalert import Alert, DeliveryError, DeliveryStatus
 from pixalert._clock import to_datetime
 from pixalert.channels import Group, Receipt
@@ -287,16 +288,21 @@ def _two_managers(path: Path, slack: GroupChannel, clock: FakeClock) -> tuple[An
     )
 
 
+@pytest.mark.parametrize("end", ["closed", "abandoned"])
 async def test_a_restart_in_the_middle_of_group_wait_still_flushes_once(
-    clock: FakeClock, tmp_path: Path
+    clock: FakeClock, tmp_path: Path, end: str
 ) -> None:
     slack = GroupChannel()
     first, second = _two_managers(tmp_path / "h.db", slack, clock)
     await first.start()
     for i in range(3):
         await fire(first, f"a{i}")
-    await first.history_store.aclose()  # the process dies mid group_wait (no close_owner)
-    first._history = None
+    if end == "closed":
+        await first.aclose()
+    else:
+        await first.history_store.aclose()  # the process dies mid group_wait (no close_owner)
+        first._history = None
+    assert slack.groups == []
     clock.advance(30)
     async with second:
         await second.resume_pending()
