@@ -156,6 +156,12 @@ def _row_for(rows: list[str], key: str) -> str | None:
     return None
 
 
+#: Tables of the core settings, documented key by key (``[[routes]]`` as ``routes[].KEY``).
+_TABLES = ("routing", "delivery", "grouping", "flapping", "routes", "time_intervals")
+#: Keys whose default is described in words rather than as a value.
+_DEFAULT_IN_WORDS = {"history", "routes[].match"}
+
+
 def _core_keys() -> list[tuple[str, Any]]:
     from pixalert._config import DeliveryConfig, RoutingConfig, Settings
     from pixalert._lifecycle_config import (
@@ -164,6 +170,7 @@ def _core_keys() -> list[tuple[str, Any]]:
         HeartbeatConfig,
         SelfWatchConfig,
     )
+    from pixalert._routes import FlappingConfig, GroupingConfig, RouteConfig
 
     tables: dict[str, Any] = {
         "routing": RoutingConfig,
@@ -172,10 +179,13 @@ def _core_keys() -> list[tuple[str, Any]]:
         "escalation.<name>": EscalationPolicy,
         "heartbeats.<name>": HeartbeatConfig,
         "self_watch": SelfWatchConfig,
+        "grouping": GroupingConfig,
+        "flapping": FlappingConfig,
+        "routes[]": RouteConfig,
     }
     keys: list[tuple[str, Any]] = []
     for field in attrs.fields(Settings):
-        if field.name in ("channels", "plugins", "sources") or any(
+        if field.name in (*_TABLES, "channels", "plugins", "sources") or any(
             t.split(".")[0] == field.name for t in tables
         ):
             continue  # tables: their keys are listed below, or belong to plugins
@@ -185,7 +195,9 @@ def _core_keys() -> list[tuple[str, Any]]:
             default = field.default
             if default is attrs.NOTHING:
                 default = "required"
-            keys.append((f"{prefix}.{field.name}", default))
+            keys.append((f"{prefix}.{field.name.rstrip('_')}", default))
+    for name in ("times", "weekdays", "days_of_month", "months", "years", "location"):
+        keys.append((f"time_intervals.<name>.{name}", "UTC" if name == "location" else None))
     return keys
 
 
@@ -223,8 +235,8 @@ def test_core_config_key_is_documented_with_its_default(key: str) -> None:
     row = _row_for(rows, key)
     assert row is not None, f"configuration.md has no table row for `{key}`"
     default = dict(_core_keys())[key]
-    if key == "history":
-        return  # a per-user path, described in words
+    if key in _DEFAULT_IN_WORDS or key.startswith("time_intervals."):
+        return  # a per-user path, "every alert", "any"...: described in words
     options = _default_text(default)
     assert any(o.lower() in row.lower() for o in options), (
         f"configuration.md: the row for `{key}` should give its default ({options[0]}): {row}"
@@ -240,6 +252,10 @@ def test_core_tables_are_documented() -> None:
     for heading in (
         "### `[routing]`",
         "### `[delivery]`",
+        "### `[grouping]`",
+        "### `[[routes]]`",
+        "### `[time_intervals.<name>]`",
+        "### `[flapping]`",
         "### `[channels.<name>]`",
         "### `[plugins.<name>]`",
         "### `[actions]`",
@@ -249,6 +265,7 @@ def test_core_tables_are_documented() -> None:
     ):
         assert heading in text, f"configuration.md has no heading {heading}"
     documented = {
+        *_TABLES,
         "routing",
         "delivery",
         "channels",

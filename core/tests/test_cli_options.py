@@ -194,6 +194,7 @@ JSON_ARGS = {
     "config check": ["config", "check"],
     "config show": ["config", "show"],
     "escalations": ["escalations"],
+    "routes test": ["routes", "test", "source=db"],
     "heartbeats": ["heartbeats"],
 }
 

@@ -343,7 +343,7 @@ async def test_two_instances_on_one_store_run_each_step_once(clock: FakeClock) -
         ),
         (
             {"escalation": {"db": {"steps": [{"channels": ["email"], "recipients": [3]}]}}},
-            "recipients: expected addresses, got 3",
+            "expected addresses, got 3 @ escalation['db'].steps[0].recipients",
         ),
         ({"escalation": {"db": {"steps": [{"channels": []}]}}}, "expected at least one channel"),
         (

@@ -267,7 +267,7 @@ async def test_unknown_names_and_signals(clock: FakeClock) -> None:
         ({"schedule": "0 0 30 2 *"}, "never fires within 8 years"),
         ({"period": "1m", "timezone": "Mars/Olympus"}, "unknown time zone 'Mars/Olympus'"),
         ({"period": "1m", "channels": ["sms"]}, "channel 'sms' is not configured"),
-        ({"period": "1m", "match": {"alertname": "=~("}}, "match.alertname: expected a regular"),
+        ({"period": "1m", "match": {"alertname": "=~("}}, "expected a regular expression, got '('"),
         ({"period": "1m", "priority": "urgent"}, "unknown priority 'urgent'"),
     ],
 )

@@ -95,7 +95,9 @@ def test_a_route_to_an_unconfigured_channel_is_a_config_error() -> None:
 
 
 def test_a_route_with_a_bad_regex_or_key_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"match.source: expected a regular expression"):
+    with pytest.raises(
+        ConfigError, match=r"expected a regular expression, got .* @ routes\[0\]\.match\.source"
+    ):
         make_manager(config={"routes": [{"match": {"source": "=~("}}]})
     with pytest.raises(
         ConfigError, match=r"unknown key .chanels. \(did you mean .channels.\?\) @ routes\[0\]"

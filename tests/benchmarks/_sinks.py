@@ -124,5 +124,83 @@ class SMTPSink(_Sink):
     target = staticmethod(_serve_smtp)
 
 
+def _serve_slack(
+    port_q: Any, counter: Any, stop: Any, limited: Any, rate: float, burst: int
+) -> None:
+    import time
+
+    from aiohttp import web
+
+    buckets: dict[str, tuple[float, float]] = {}
+
+    async def main() -> None:
+        async def handle(request: web.BaseRequest) -> web.Response:
+            await request.read()
+            now = time.monotonic()
+            tokens, last = buckets.get(request.path, (float(burst), now))
+            tokens = min(float(burst), tokens + (now - last) * rate)
+            # A message up to 250 ms early is a short burst Slack lets through (the
+            # client's own event loop, busy with the storm, bunches its sends a little).
+            if tokens < 1.0 - 0.25 * rate:
+                buckets[request.path] = (tokens, now)
+                limited.value += 1
+                return web.json_response(
+                    {"ok": False, "error": "ratelimited", "retry_after": 1},
+                    status=429,
+                    headers={"Retry-After": "1"},
+                )
+            buckets[request.path] = (tokens - 1.0, now)
+            counter.value += 1
+            return web.Response(text="ok", content_type="text/plain")
+
+        server = web.Server(handle, access_log=None)
+        loop = asyncio.get_running_loop()
+        srv = await loop.create_server(server, "127.0.0.1", 0, backlog=1024)
+        port_q.put(srv.sockets[0].getsockname()[1])
+        await loop.run_in_executor(None, stop.wait)
+        srv.close()
+        await server.shutdown(0.5)
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    asyncio.run(main())
+
+
+class SlackSink(_Sink):
+    """A Slack incoming webhook: ``ok`` for every POST within Slack's posting limit (about
+    ``rate`` messages a second per webhook, ``burst`` at once), 429 with ``Retry-After``
+    beyond it; :attr:`limited` counts those 429s."""
+
+    def __init__(self, rate: float = 1.0, burst: int = 3) -> None:
+        super().__init__()
+        self.limited_counter = _CTX.Value("q", 0, lock=False)
+        self.rate, self.burst = rate, burst
+
+    def __enter__(self) -> SlackSink:
+        self.process = _CTX.Process(
+            target=_serve_slack,
+            args=(
+                self._port_q,
+                self.counter,
+                self._stop,
+                self.limited_counter,
+                self.rate,
+                self.burst,
+            ),
+            daemon=True,
+        )
+        self.process.start()
+        self.port = self._port_q.get(timeout=60)
+        return self
+
+    @property
+    def limited(self) -> int:
+        """Messages answered 429 so far."""
+        return int(self.limited_counter.value)
+
+    def url(self) -> str:
+        """The webhook URL (its path stands for the secret)."""
+        return f"http://127.0.0.1:{self.port}/services/T000/B000/bench-secret"
+
+
 class CountMismatch(AssertionError):
     """A sink did not receive what a contender said it sent: the run fails."""

@@ -6,7 +6,7 @@ results table of ``docs/performance.md`` (between its marker comments).
 Exits 1 when a sink's count does not match what was sent (or a contender
 failed), and with ``--strict`` also when a target is missed.
 
-Groups: webhook, apprise, email, core, store, receiver, coldstart, memory, dashboard.
+Groups: webhook, apprise, email, core, store, receiver, coldstart, memory, dashboard, noise.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ GROUPS = [
     "coldstart",
     "memory",
     "dashboard",
+    "noise",
 ]
 
 PACKAGES = [
@@ -155,6 +156,10 @@ def run_group(name: str, quick: bool, rounds: int) -> list[dict[str, Any]]:
         from bench_dashboard import run_dashboard
 
         return run_dashboard(quick, rounds)
+    if name == "noise":
+        from bench_noise import run_noise
+
+        return run_noise(quick, rounds)
     raise ValueError(f"unknown group {name!r}; expected one of {', '.join(GROUPS)}")
 
 

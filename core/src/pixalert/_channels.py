@@ -58,6 +58,17 @@ class Channel(Protocol):
       it; return a :class:`pixalert.channels.Interaction` (ack or resolve an
       alert), None for a request that asks for nothing, or raise
       :class:`pixalert.channels.InteractionRejected` with the HTTP status.
+
+    With grouping on (``[grouping]``, a route's ``group_by``), alerts of one
+    group go out as one notification. A channel may render it itself with
+    ``async send_group(group, *, previous=None) -> Receipt | None``: ``group``
+    is a :class:`pixalert.channels.Group` (its alerts sorted by priority, the
+    new ones marked, its labels and reason), ``previous`` the receipt this
+    channel returned for the group's last notification (to update that
+    message in place). It raises :class:`pixalert.DeliveryError` as ``send``
+    does, and keeps within the service's limits (an "and N more" line for
+    what does not fit). A channel without ``send_group`` is sent the group's
+    digest (:meth:`Group.digest`) through ``send``.
     """
 
     name: str

@@ -39,6 +39,7 @@ from cattrs.gen import make_dict_structure_fn, override
 from ._channels import ChannelSpec
 from ._durations import Duration
 from ._errors import ConfigError
+from ._intervals import TimeIntervalSet, parse_time_intervals
 from ._lifecycle_config import (
     ActionsConfig,
     EscalationPolicy,
@@ -46,7 +47,7 @@ from ._lifecycle_config import (
     SelfWatchConfig,
     check_heartbeat_name,
 )
-from ._routes import GroupingConfig, RouteConfig
+from ._routes import FlappingConfig, GroupingConfig, RouteConfig
 from ._types import Priority, Secret
 
 if sys.version_info >= (3, 11):
@@ -196,6 +197,8 @@ class Settings:
     escalation: dict[str, EscalationPolicy] = attrs.Factory(dict)
     heartbeats: dict[str, HeartbeatConfig] = attrs.field(factory=dict, validator=_heartbeat_names)
     self_watch: SelfWatchConfig = attrs.Factory(SelfWatchConfig)
+    time_intervals: dict[str, TimeIntervalSet] = attrs.Factory(dict)
+    flapping: FlappingConfig | None = None
     # Raw sections may hold secrets: the repr shows only their names.
     channels: dict[str, dict[str, Any]] = attrs.field(factory=dict, repr=_names_only)
     # Plugins' own settings, raw: ``[plugins.monitoring]`` is ``plugins["monitoring"]``.
@@ -293,6 +296,10 @@ def _make_converter() -> cattrs.Converter:
         ),
     )
 
+    conv.register_structure_hook_func(
+        lambda tp: tp == dict[str, TimeIntervalSet], lambda v, _: parse_time_intervals(v)
+    )
+
     def structure_str_list(value: Any, tp: Any) -> Any:
         # Environment variables hold lists as "a,b,c".
         if isinstance(value, str):
@@ -386,8 +393,9 @@ def unknown_key_message(key: str, known: Iterable[str]) -> str:
     return f"unknown key {key!r}; expected one of: {', '.join(known)}"
 
 
-# "urls[2]: expected ... @ channels.x" names the key itself: "... @ channels.x.urls[2]".
-_FIELD_FIRST = re.compile(r"^(\w+(?:\[\d+\])?): (expected .*) @ (.*)$")
+# "urls[2]: expected ... @ channels.x" names the key itself: "... @ channels.x.urls[2]"
+# (as does a dotted path: "nights.times[0].start_time: expected ... @ time_intervals").
+_FIELD_FIRST = re.compile(r"^([\w-]+(?:\[\d+\])*(?:\.[\w-]+(?:\[\d+\])*)*): (expected .*) @ (.*)$")
 
 
 def _messages(exc: Exception, path: str, source: str | Mapping[str, str]) -> list[str]:
@@ -747,6 +755,7 @@ def read_config(
         errors.extend(_messages(exc, "", sources))
         settings = None
     if settings is not None:
+        errors.extend(_check_interval_names(settings, sources))
         settings.channels = channels
         settings.sources = sources
         if errors:
@@ -783,6 +792,21 @@ def load_settings(
     if loaded.errors or loaded.settings is None:
         raise ConfigError(loaded.errors)
     return loaded.settings
+
+
+def _check_interval_names(settings: Settings, sources: Mapping[str, str]) -> list[str]:
+    """A route naming a time interval that is not configured is a config error."""
+    errors = []
+    known = ", ".join(sorted(settings.time_intervals)) or "none are configured"
+    for i, route in enumerate(settings.routes):
+        for key in ("mute_time_intervals", "active_time_intervals"):
+            for j, name in enumerate(getattr(route, key)):
+                if name not in settings.time_intervals:
+                    errors.append(
+                        f"{_origin_for('routes', sources)}: unknown time interval {name!r} "
+                        f"(expected one of: {known}) @ routes[{i}].{key}[{j}]"
+                    )
+    return errors
 
 
 def channel_type(name: str, section: Mapping[str, Any]) -> str:

@@ -187,10 +187,13 @@ async def deliver(
     clock: Clock,
     attempts: int = 0,
     queued_at: float | None = None,
+    send: Callable[[], Awaitable[Receipt | None]] | None = None,
 ) -> DeliveryResult:
     """Send ``alert`` on one channel: up to ``max_attempts`` quick attempts, then say
     what happened: sent, failed (a permanent error, or given up), or retrying (with
-    when the next round is due). ``attempts`` were made before this round."""
+    when the next round is due). ``attempts`` were made before this round. ``send``
+    replaces the channel's ``send(alert, previous=...)`` for each attempt (a group's
+    notification)."""
     name = slot.name
     queued = clock.now() if queued_at is None else queued_at
     tries = 0
@@ -212,7 +215,8 @@ async def deliver(
             attempt_start = time.perf_counter()
             try:
                 receipt = await _with_timeout(
-                    slot.channel.send(alert, previous=previous), config.timeout
+                    send() if send is not None else slot.channel.send(alert, previous=previous),
+                    config.timeout,
                 )
             except asyncio.TimeoutError:
                 error = DeliveryError(f"timed out after {config.timeout:g}s")

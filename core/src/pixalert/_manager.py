@@ -125,6 +125,7 @@ class NotificationManager:
             timeline=self.timeline,
             store=lambda: self.history_store,
             clock=self.clock,
+            state=lambda: self.state_backend,
         )
         self.lifecycle = Lifecycle(self)
         self.escalation_book = Escalations(self)
@@ -227,6 +228,7 @@ class NotificationManager:
             self._home = loop
             if self._history is None:
                 self._history = self._open_history(self.settings.history)
+            self.pipeline.noise.check_store(self._history)
             if self._state is None:
                 self._state = self._open_state(self.settings.state_url)
             retention = timedelta(days=self.settings.retention_days)

@@ -9,6 +9,7 @@ from typing import Any
 
 from ._clock import Clock, to_datetime
 from ._storage import (
+    GROUP_JOB,
     NEVER_NOTIFIED,
     SUPERSEDED,
     AlertEvent,
@@ -19,9 +20,11 @@ from ._storage import (
     HistoryQuery,
     Job,
     JobClaim,
+    Planned,
     Recorded,
     Settled,
     check_outcome,
+    planned,
     stats_from_results,
 )
 from ._types import Alert, DeliveryResult, DeliveryStatus, _new_id
@@ -96,7 +99,8 @@ class MemoryStateBackend(BaseStateBackend):
         """Nothing to release."""
 
 
-_WAITING = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
+_WAITING = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING, DeliveryStatus.HELD)
+_DUE_SHOWN = (DeliveryStatus.RETRYING, DeliveryStatus.HELD)
 
 
 class _Delivery:
@@ -105,6 +109,7 @@ class _Delivery:
         "channel",
         "due",
         "error",
+        "group",
         "latency",
         "lease_until",
         "owner",
@@ -123,6 +128,7 @@ class _Delivery:
         self.receipt: dict[str, str] | None = None
         self.due = now
         self.queued_at = now
+        self.group: str | None = None
         self.owner: str | None = None
         self.token: str | None = None
         self.lease_until = 0.0
@@ -135,7 +141,7 @@ class _Delivery:
             self.error,
             self.latency,
             self.receipt,
-            to_datetime(self.due) if self.status is DeliveryStatus.RETRYING else None,
+            to_datetime(self.due) if self.status in _DUE_SHOWN else None,
         )
 
 
@@ -227,16 +233,19 @@ class MemoryHistoryStore(BaseHistoryStore):
     # -- alerts and deliveries --------------------------------------------
 
     async def record(
-        self, alert: Alert, channels: Sequence[str], *, owner: str, lease: float
+        self, alert: Alert, channels: Sequence[str | Planned], *, owner: str, lease: float
     ) -> Recorded:
-        """Store ``alert`` with a delivery per channel, claimed by ``owner``."""
+        """Store ``alert`` with a delivery per channel: claimed by ``owner``, or held."""
         now = self._clock.now()
+        plans = planned(channels)
         row = self._db.alerts.get(alert.id)
         if row is None:
             row = self._db.alerts[alert.id] = _AlertRow(alert, next(self._db.seq))
-        superseded = self._supersede(alert, channels, now) if alert.resolved else set()
+        names = [p.channel for p in plans]
+        superseded = self._supersede(alert, names, now) if alert.resolved else set()
         claims = []
-        for name in dict.fromkeys(str(c) for c in channels):
+        for plan in plans:
+            name = plan.channel
             if name in row.deliveries:
                 continue
             d = row.deliveries[name] = _Delivery(name, now)
@@ -244,9 +253,32 @@ class MemoryHistoryStore(BaseHistoryStore):
                 d.status = DeliveryStatus.SUPPRESSED
                 d.error = NEVER_NOTIFIED
                 continue
+            if plan.held(now):
+                d.status, d.error, d.group = DeliveryStatus.HELD, plan.note, plan.group
+                d.due = now if plan.due is None else plan.due
+                if plan.group is not None:
+                    self._join(plan.group, d.due if plan.flush_by is None else plan.flush_by)
+                continue
             d.owner, d.token, d.lease_until = owner, _new_id(), now + lease
             claims.append(Claim(alert, name, d.token, 0, now))
         return Recorded(alert, tuple(claims), frozenset(superseded))
+
+    def _join(self, group: str, due: float) -> None:
+        """Put the group's job on the timeline, or move it to ``due`` if that is sooner."""
+        job_row = self._db.jobs.get((GROUP_JOB, group))
+        if job_row is None:
+            self._db.jobs[(GROUP_JOB, group)] = _JobRow(Job(GROUP_JOB, group, due, {}))
+        elif due < job_row.job.due:
+            job = job_row.job
+            job_row.job = Job(job.kind, job.ref, due, job.payload)
+
+    def _members(self, group: str) -> list[tuple[_AlertRow, _Delivery]]:
+        return [
+            (row, d)
+            for row in self._db.alerts.values()
+            for d in row.deliveries.values()
+            if d.group == group and d.status in _WAITING
+        ]
 
     def _supersede(self, alert: Alert, channels: Sequence[str], now: float) -> set[str]:
         wanted = {str(c) for c in channels}
@@ -268,7 +300,7 @@ class MemoryHistoryStore(BaseHistoryStore):
     async def record_many(
         self,
         alerts: Sequence[Alert],
-        channels: Sequence[Sequence[str]],
+        channels: Sequence[Sequence[str | Planned]],
         *,
         owner: str,
         lease: float,
@@ -296,7 +328,7 @@ class MemoryHistoryStore(BaseHistoryStore):
             d.status, d.attempts, d.error = result.status, result.attempts, result.error
             d.latency = result.latency
             d.receipt = dict(result.receipt) if result.receipt else None
-            if result.status is DeliveryStatus.RETRYING:
+            if result.status in _DUE_SHOWN:
                 assert result.next_attempt_at is not None
                 d.due = result.next_attempt_at.timestamp()
             d.owner = d.token = None
@@ -314,11 +346,31 @@ class MemoryHistoryStore(BaseHistoryStore):
             (d.due, row.seq, row, d)
             for row in self._db.alerts.values()
             for d in row.deliveries.values()
-            if d.status in _WAITING and d.due <= now and self._free(d.owner, d.lease_until, now)
+            if d.status in _WAITING
+            and d.group is None
+            and d.due <= now
+            and self._free(d.owner, d.lease_until, now)
         ]
         due.sort(key=lambda item: (item[0], item[1]))
         claims = []
         for _, _, row, d in due[:limit]:
+            d.owner, d.token, d.lease_until = owner, _new_id(), now + lease
+            claims.append(Claim(row.alert, d.channel, d.token, d.attempts, d.queued_at))
+        return claims
+
+    async def claim_group(
+        self, group: str, *, owner: str, lease: float, limit: int | None = None
+    ) -> list[Claim]:
+        """Claim the group's due waiting members held by no live owner, oldest first."""
+        now = self._clock.now()
+        members = [
+            (row, d)
+            for row, d in self._members(group)
+            if d.due <= now and self._free(d.owner, d.lease_until, now)
+        ]
+        members.sort(key=lambda item: (item[0].alert.created_at, item[0].seq))
+        claims = []
+        for row, d in members[:limit]:
             d.owner, d.token, d.lease_until = owner, _new_id(), now + lease
             claims.append(Claim(row.alert, d.channel, d.token, d.attempts, d.queued_at))
         return claims
@@ -385,6 +437,10 @@ class MemoryHistoryStore(BaseHistoryStore):
         job_row = self._db.jobs.get(key)
         if job_row is None or job_row.token != claim.token:
             return False
+        if claim.job.kind == GROUP_JOB:
+            waiting = [d.due for _, d in self._members(claim.job.ref)]
+            if waiting:
+                next_due = min(waiting) if next_due is None else min(next_due, *waiting)
         if next_due is None:
             del self._db.jobs[key]
             return True

@@ -5,9 +5,12 @@ picks up a retry or a dead process's work):
 
 1. route: the channels an alert goes to (explicit ``channels``, else the
    ``[[routes]]`` that match it, else the priority table), then the
-   ``pixalert_route`` hooks;
+   ``pixalert_route`` hooks; then noise control (``_noise.py``) decides for
+   each delivery: now, held (``for``, a time interval), in a group, or not
+   sent (occurrences, flapping);
 2. record: the alert and one delivery per routed channel, in one write,
-   before any channel is tried (the deliveries come back claimed);
+   before any channel is tried (the deliveries due now come back claimed;
+   held ones wait on the timeline);
 3. suppress: the ``pixalert_suppress`` hooks, silences, cooldown (once per
    alert, when it is accepted; a retry is not suppressed again);
 4. deliver: each claimed delivery to its channel, concurrently (a channel
@@ -22,18 +25,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ._clock import Clock
+import attrs
+
+from ._channels import Receipt
+from ._clock import Clock, to_datetime
 from ._config import Settings
-from ._delivery import deliver
+from ._delivery import ChannelSlot, deliver
 from ._errors import SubmitError
+from ._groups import Group
+from ._noise import FLAPPING_JOB, Decision, NoiseControl
 from ._plugins import PluginManager
 from ._redact import redact
 from ._registry import ChannelRegistry
 from ._routes import RouteMatch, RouteTable
-from ._storage import NEVER_NOTIFIED, ROUTE_LATER, Claim, HistoryStore, Recorded
+from ._storage import (
+    GROUP_JOB,
+    NEVER_NOTIFIED,
+    ROUTE_LATER,
+    Claim,
+    HistoryStore,
+    Planned,
+    Recorded,
+    StateBackend,
+)
 from ._suppression import Suppression, await_me_maybe
 from ._timeline import Timeline
 from ._types import Alert, ChannelName, DeliveryResult, DeliveryStatus
@@ -43,6 +60,52 @@ __all__ = ["Pipeline", "Results"]
 log = logging.getLogger("pixalert")
 
 Results = dict[ChannelName, DeliveryResult]
+
+
+@attrs.frozen
+class _Decided:
+    """Noise control's decisions for one alert, and the suppression reason found first."""
+
+    decisions: Mapping[ChannelName, Decision]
+    reason: str | None = None
+    cooldown_taken: bool = False
+
+    def entries(self, routed: Sequence[ChannelName]) -> list[str | Planned]:
+        """What the store records for each routed channel."""
+        if self.reason is not None:
+            return list(routed)
+        return [self.decisions[n].planned() if n in self.decisions else n for n in routed]
+
+    def notes(self) -> dict[ChannelName, str]:
+        """Channels not sent to, with why (occurrences, flapping)."""
+        if self.reason is not None:
+            return {}
+        return {n: d.drop for n, d in self.decisions.items() if d.drop}
+
+    def held(self, now: float) -> dict[ChannelName, DeliveryResult]:
+        """The held deliveries, as results."""
+        if self.reason is not None:
+            return {}
+        return {
+            n: DeliveryResult(
+                n,
+                DeliveryStatus.HELD,
+                0,
+                d.note,
+                next_attempt_at=to_datetime(now if d.due is None else d.due),
+            )
+            for n, d in self.decisions.items()
+            if d.held
+        }
+
+    def wake(self) -> float | None:
+        """When the first held delivery (or group) is due."""
+        times = [
+            d.flush_by if d.flush_by is not None else d.due
+            for d in self.decisions.values()
+            if d.held and (d.due is not None or d.flush_by is not None)
+        ]
+        return min((t for t in times if t is not None), default=None)
 
 
 class Pipeline:
@@ -58,6 +121,7 @@ class Pipeline:
         timeline: Timeline,
         store: Callable[[], HistoryStore],
         clock: Clock,
+        state: Callable[[], StateBackend] | None = None,
     ) -> None:
         timeline.on_written = self._written  # after-delivery hooks of late writes
         self._settings = settings
@@ -68,6 +132,26 @@ class Pipeline:
         self._store = store
         self._clock = clock
         self._routes = RouteTable(settings.routes, settings.grouping)
+        self.noise = NoiseControl(
+            settings, self, clock=clock, store=store, state=state or _no_state
+        )
+        timeline.handlers.setdefault(GROUP_JOB, self.noise.flush_group)
+        timeline.handlers.setdefault(FLAPPING_JOB, self.noise.settle_flapping)
+
+    @property
+    def registry(self) -> ChannelRegistry:
+        """The configured channels."""
+        return self._registry
+
+    @property
+    def route_table(self) -> RouteTable:
+        """The configured ``[[routes]]``."""
+        return self._routes
+
+    @property
+    def timeline(self) -> Timeline:
+        """The timeline this pipeline records on."""
+        return self._timeline
 
     # -- 1. route -------------------------------------------------------------
 
@@ -102,9 +186,19 @@ class Pipeline:
 
     # -- ways in ----------------------------------------------------------------
 
-    async def send(self, alert: Alert, cooldown: float | None) -> Results:
-        """Route, record, suppress and deliver ``alert``; return every channel's result."""
-        routed = self.route(alert)
+    async def send(self, alert: Alert, cooldown: float | None, *, flapping: bool = True) -> Results:
+        """Route, record, suppress and deliver ``alert``; return every channel's result
+        (a held delivery's says when it is due). ``flapping=False`` skips the flapping
+        check (for the notification of a flapping key that settled)."""
+        if self.noise.enabled:
+            plan = self.plan(alert)
+            decided = await self.noise.decide(alert, plan, flapping=flapping)
+            if decided is not None:
+                alert, decisions = decided
+                return await self._send_decided(alert, list(plan), decisions, cooldown)
+            routed = list(plan)
+        else:
+            routed = self.route(alert)
         store = self._store()
         delivery = self._settings.delivery
         # The record and the suppression check (a cooldown key in the state
@@ -127,24 +221,97 @@ class Pipeline:
             raise
         return await self._process(recorded, routed, reason, cooldown_taken=reason is None)
 
+    async def _send_decided(
+        self,
+        alert: Alert,
+        routed: list[ChannelName],
+        decisions: Mapping[ChannelName, Decision],
+        cooldown: float | None,
+    ) -> Results:
+        """:meth:`send` for an alert noise control has a say on: suppression first (a held
+        delivery is recorded unclaimed, so it must be known not to be suppressed), then
+        one write with the held deliveries, then what is due now."""
+        decided = await self._suppress_first(alert, decisions, cooldown)
+        try:
+            recorded = await self._store().record(
+                alert,
+                decided.entries(routed),
+                owner=self._timeline.owner,
+                lease=self._settings.delivery.lease,
+            )
+        except BaseException:
+            if decided.cooldown_taken:
+                with contextlib.suppress(Exception):
+                    await self._suppression.give_back(alert)
+            raise
+        return await self._process_decided(recorded, routed, decided)
+
+    async def _suppress_first(
+        self, alert: Alert, decisions: Mapping[ChannelName, Decision], cooldown: float | None
+    ) -> _Decided:
+        if decisions and all(d.drop for d in decisions.values()):
+            return _Decided(decisions)  # nothing goes out: no cooldown is taken
+        reason = await self._suppression.reason(alert, cooldown)
+        return _Decided(decisions, reason, cooldown_taken=reason is None)
+
+    async def _process_decided(
+        self, recorded: Recorded, routed: list[ChannelName], decided: _Decided
+    ) -> Results:
+        wake = decided.wake()
+        if wake is not None:
+            self._timeline.wake_at(wake)
+        return await self._process(
+            recorded,
+            routed,
+            decided.reason,
+            cooldown_taken=decided.cooldown_taken,
+            notes=decided.notes(),
+            held=decided.held(self._clock.now()),
+        )
+
     async def submit_many(
         self, alerts: Sequence[Alert], cooldowns: Sequence[float | None]
     ) -> list[str]:
         """Record ``alerts`` in one write, then run each in the background."""
-        routes = [self.route(alert) for alert in alerts]
+        decided: list[_Decided | None] = [None] * len(alerts)
+        if self.noise.enabled:
+            plans = [self.plan(alert) for alert in alerts]
+            routes = [list(plan) for plan in plans]
+            found = await asyncio.gather(
+                *(self.noise.decide(alert, plan) for alert, plan in zip(alerts, plans, strict=True))
+            )
+            alerts = list(alerts)
+            suppressions = []
+            for i, item in enumerate(found):
+                if item is not None:
+                    alerts[i] = item[0]
+                    suppressions.append((i, self._suppress_first(item[0], item[1], cooldowns[i])))
+            for (i, _), result in zip(
+                suppressions, await asyncio.gather(*(s for _, s in suppressions)), strict=True
+            ):
+                decided[i] = result
+        else:
+            routes = [self.route(alert) for alert in alerts]
+        entries: list[Sequence[str | Planned]] = [
+            d.entries(r) if d is not None else r for d, r in zip(decided, routes, strict=True)
+        ]
         try:
             recorded = await self._store().record_many(
                 alerts,
-                routes,
+                entries,
                 owner=self._timeline.owner,
                 lease=self._settings.delivery.lease,
             )
         except SubmitError as exc:
-            self._accept_all(exc.recorded, routes, cooldowns)  # what was kept goes out
+            self._accept_all(exc.recorded, routes, cooldowns, decided)  # what was kept goes out
             raise
         except Exception as exc:
+            for alert, d in zip(alerts, decided, strict=True):
+                if d is not None and d.cooldown_taken:
+                    with contextlib.suppress(Exception):
+                        await self._suppression.give_back(alert)
             raise SubmitError(f"could not store the alerts: {redact(str(exc))}") from exc
-        self._accept_all(recorded, routes, cooldowns)
+        self._accept_all(recorded, routes, cooldowns, decided)
         return [item.alert.id for item in recorded]
 
     def _accept_all(
@@ -152,13 +319,24 @@ class Pipeline:
         recorded: Sequence[Recorded],
         routes: Sequence[list[ChannelName]],
         cooldowns: Sequence[float | None],
+        decided: Sequence[_Decided | None],
     ) -> None:
-        for item, routed, ttl in zip(recorded, routes, cooldowns, strict=False):
-            self._timeline.spawn(self._accept(item, routed, ttl))
+        for item, routed, ttl, d in zip(recorded, routes, cooldowns, decided, strict=False):
+            self._timeline.spawn(self._accept(item, routed, ttl, d))
 
     async def _accept(
-        self, recorded: Recorded, routed: list[ChannelName], ttl: float | None
+        self,
+        recorded: Recorded,
+        routed: list[ChannelName],
+        ttl: float | None,
+        decided: _Decided | None = None,
     ) -> None:
+        if decided is not None:
+            try:
+                await self._process_decided(recorded, routed, decided)
+            except Exception as exc:
+                log.error("alert %s: delivery failed: %s", recorded.alert.id, redact(repr(exc)))
+            return
         try:
             reason = await self._suppression.reason(recorded.alert, ttl)
         except Exception as exc:
@@ -204,9 +382,11 @@ class Pipeline:
         reason: str | None,
         *,
         cooldown_taken: bool,
+        notes: Mapping[ChannelName, str] | None = None,
+        held: Mapping[ChannelName, DeliveryResult] | None = None,
     ) -> Results:
         alert = recorded.alert
-        outcomes, finished = await self._settle(alert, list(recorded.claims), reason)
+        outcomes, finished = await self._settle(alert, list(recorded.claims), reason, notes)
         results: Results = {}
         missing = False
         for name in routed:
@@ -214,6 +394,8 @@ class Pipeline:
                 results[name] = outcomes[name]
             elif name in recorded.superseded:
                 results[name] = DeliveryResult(name, DeliveryStatus.SUPPRESSED, 0, NEVER_NOTIFIED)
+            elif held and name in held:
+                results[name] = held[name]
             else:
                 missing = True
         if missing:  # recorded before (an alert id sent twice): report what the store has
@@ -236,17 +418,21 @@ class Pipeline:
         return results
 
     async def _settle(
-        self, alert: Alert, claims: list[Claim], reason: str | None
+        self,
+        alert: Alert,
+        claims: list[Claim],
+        reason: str | None,
+        notes: Mapping[ChannelName, str] | None = None,
     ) -> tuple[dict[ChannelName, DeliveryResult], bool]:
-        """Deliver (or suppress, or skip) each claim and write the outcomes; return them,
-        and whether every delivery of the alert is now final. Outcomes the store fails
-        to take stay with their claims; the next sweep writes them."""
+        """Deliver (or suppress, or skip, or hold) each claim and write the outcomes;
+        return them, and whether every delivery of the alert is now final. Outcomes the
+        store fails to take stay with their claims; the next sweep writes them."""
         if not claims:
             return {}, False
         store = self._store()
         self._timeline.track(claims)
         try:
-            outcomes = await self._outcomes(alert, claims, reason)
+            outcomes = await self._outcomes(alert, claims, reason, notes or {})
             pairs = [(c, outcomes[ChannelName(c.channel)]) for c in claims]
             try:
                 settled = await store.settle(pairs)
@@ -274,6 +460,10 @@ class Pipeline:
         for alert in alerts:
             await self._finished(alert, None)
 
+    async def finished(self, alert: Alert) -> None:
+        """Run the after-delivery hooks of ``alert``, whose deliveries are all final now."""
+        await self._finished(alert, None)
+
     async def _finished(self, alert: Alert, results: Results | None) -> None:
         """Run the after-delivery hooks of a finished alert (``results``: every
         channel's, or None to read them from the store)."""
@@ -294,7 +484,11 @@ class Pipeline:
                 )
 
     async def _outcomes(
-        self, alert: Alert, claims: list[Claim], reason: str | None
+        self,
+        alert: Alert,
+        claims: list[Claim],
+        reason: str | None,
+        notes: Mapping[ChannelName, str],
     ) -> dict[ChannelName, DeliveryResult]:
         outcomes: dict[ChannelName, DeliveryResult] = {}
         todo: list[Claim] = []
@@ -302,10 +496,14 @@ class Pipeline:
             name = ChannelName(claim.channel)
             if reason is not None:
                 outcomes[name] = DeliveryResult(name, DeliveryStatus.SUPPRESSED, 0, reason)
+            elif name in notes:
+                outcomes[name] = DeliveryResult(name, DeliveryStatus.SUPPRESSED, 0, notes[name])
             elif name not in self._registry.slots:
                 outcomes[name] = DeliveryResult(
                     name, DeliveryStatus.SKIPPED, 0, self._registry.why_not(name)
                 )
+            elif (hold := self.noise.hold_now(alert, name)) is not None:
+                outcomes[name] = attrs.evolve(hold, attempts=claim.attempts)
             else:
                 todo.append(claim)
         if len(todo) == 1:  # no task per channel when there is one
@@ -329,6 +527,41 @@ class Pipeline:
             attempts=claim.attempts,
             queued_at=claim.queued_at or None,
         )
+
+    async def deliver_group(
+        self,
+        slot: ChannelSlot,
+        group: Group,
+        previous: Receipt | None,
+        *,
+        attempts: int,
+        queued_at: float,
+    ) -> DeliveryResult:
+        """Send ``group`` as one notification on ``slot``'s channel, with the retries,
+        timeout and circuit breaker of any delivery: ``send_group`` where the channel
+        has it, else its ``send`` with the group's digest alert."""
+        digest = group.digest()
+        send_group = getattr(slot.channel, "send_group", None)
+
+        async def send() -> Receipt | None:
+            if send_group is not None:
+                return await send_group(group, previous=previous)  # type: ignore[no-any-return]
+            return await slot.channel.send(digest, previous=previous)
+
+        return await deliver(
+            slot,
+            digest,
+            previous=previous,
+            config=self._settings.delivery,
+            clock=self._clock,
+            attempts=attempts,
+            queued_at=queued_at,
+            send=send,
+        )
+
+
+def _no_state() -> StateBackend:
+    raise RuntimeError("noise control needs the state backend (flapping)")
 
 
 def _ignore_outcome(future: asyncio.Future[Any]) -> None:

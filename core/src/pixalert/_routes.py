@@ -32,6 +32,7 @@ from ._types import Alert, Priority
 
 __all__ = [
     "ALERT_FIELDS",
+    "FlappingConfig",
     "GroupingConfig",
     "Matcher",
     "RouteConfig",
@@ -162,6 +163,49 @@ def _optional_duration(value: Any) -> Duration | None:
     return None if value is None else Duration.parse(value)
 
 
+def _duration(value: Any) -> Duration:
+    return Duration.parse(value)
+
+
+def _positive(instance: Any, attribute: Any, value: float | None) -> None:
+    if value is not None and value <= 0:
+        raise ValueError(f"{attribute.name.rstrip('_')}: expected a duration > 0, got {value!r}")
+
+
+def _non_negative(instance: Any, attribute: Any, value: float | None) -> None:
+    if value is not None and value < 0:
+        raise ValueError(f"{attribute.name.rstrip('_')}: expected a duration >= 0, got {value!r}")
+
+
+def _count(minimum: int) -> Any:
+    def check(instance: Any, attribute: Any, value: int | None) -> None:
+        if value is not None and value < minimum:
+            raise ValueError(f"{attribute.name}: expected a count >= {minimum}, got {value!r}")
+
+    return check
+
+
+@attrs.define
+class FlappingConfig:
+    """``[flapping]``: an alert (by key) that changes state (firing, resolved) more than
+    ``changes`` times within ``window`` is *flapping*: the alert that makes it so is
+    notified once, with a note, and later ones are held back (``suppressed``, the
+    history says why) until the key has been quiet for ``settle`` (default:
+    ``window``); then its last state is notified if it differs from the one last told.
+    """
+
+    changes: int = attrs.field(default=4, validator=_count(1))
+    window: Duration = attrs.field(default=Duration(600.0), validator=_positive)
+    settle: Duration | None = attrs.field(
+        default=None, converter=_optional_duration, validator=_positive
+    )
+
+    @property
+    def quiet(self) -> float:
+        """How long a flapping key must be quiet to settle."""
+        return float(self.window if self.settle is None else self.settle)
+
+
 @attrs.define
 class GroupingConfig:
     """``[grouping]`` (and a route's own grouping keys): alerts that share the values
@@ -175,9 +219,9 @@ class GroupingConfig:
     """
 
     group_by: list[str] = attrs.Factory(list)
-    group_wait: Duration = attrs.field(default=Duration(30.0))
-    group_interval: Duration = attrs.field(default=Duration(300.0))
-    repeat_interval: Duration = attrs.field(default=Duration(14400.0))
+    group_wait: Duration = attrs.field(default=Duration(30.0), validator=_non_negative)
+    group_interval: Duration = attrs.field(default=Duration(300.0), validator=_positive)
+    repeat_interval: Duration = attrs.field(default=Duration(14400.0), validator=_positive)
     critical_waits: bool = False
 
 
@@ -190,9 +234,10 @@ class RouteConfig:
     ``continue``: try the next routes too. The other keys set this route's
     policies: grouping (``group_by``, ``group_wait``, ``group_interval``,
     ``repeat_interval``; ``grouping = false`` turns it off here), ``for``
-    (notify only if still firing after that long), time intervals
-    (``mute_time_intervals``, ``active_time_intervals``) and ``escalation``
-    (the name of an ``[escalation.NAME]`` policy).
+    (notify only if still firing after that long), ``occurrences`` (notify
+    only from the Nth firing of the same key within ``occurrences_window``),
+    time intervals (``mute_time_intervals``, ``active_time_intervals``) and
+    ``escalation`` (the name of an ``[escalation.NAME]`` policy).
     """
 
     match: tuple[Matcher, ...] = attrs.field(factory=tuple, converter=_matchers)
@@ -200,10 +245,22 @@ class RouteConfig:
     continue_: bool = False
     grouping: bool | None = None
     group_by: list[str] | None = None
-    group_wait: Duration | None = attrs.field(default=None, converter=_optional_duration)
-    group_interval: Duration | None = attrs.field(default=None, converter=_optional_duration)
-    repeat_interval: Duration | None = attrs.field(default=None, converter=_optional_duration)
-    for_: Duration | None = attrs.field(default=None, converter=_optional_duration)
+    group_wait: Duration | None = attrs.field(
+        default=None, converter=_optional_duration, validator=_non_negative
+    )
+    group_interval: Duration | None = attrs.field(
+        default=None, converter=_optional_duration, validator=_positive
+    )
+    repeat_interval: Duration | None = attrs.field(
+        default=None, converter=_optional_duration, validator=_positive
+    )
+    for_: Duration | None = attrs.field(
+        default=None, converter=_optional_duration, validator=_non_negative
+    )
+    occurrences: int | None = attrs.field(default=None, validator=_count(1))
+    occurrences_window: Duration = attrs.field(
+        default=Duration(3600.0), converter=_duration, validator=_positive
+    )
     mute_time_intervals: list[str] = attrs.Factory(list)
     active_time_intervals: list[str] = attrs.Factory(list)
     escalation: str | None = None

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from ._clock import Clock, to_datetime
 from ._storage import (
+    GROUP_JOB,
     NEVER_NOTIFIED,
     ROUTE_LATER,
     SUPERSEDED,
@@ -37,11 +38,13 @@ from ._storage import (
     HistoryQuery,
     Job,
     JobClaim,
+    Planned,
     Recorded,
     Settled,
     build_stats,
     check_outcome,
     latency_bucket,
+    planned,
 )
 from ._types import Alert, DeliveryResult, _new_id
 
@@ -54,7 +57,7 @@ __all__ = ["SQLiteDatabase", "SQLiteHistoryStore", "SQLiteStateBackend", "sqlite
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -86,12 +89,15 @@ CREATE TABLE IF NOT EXISTS deliveries (
     owner       TEXT,
     token       TEXT,
     lease_until REAL,
+    grp         TEXT,
     PRIMARY KEY (alert_id, channel)
 );
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (due_at)
-    WHERE status IN ('pending', 'retrying');
-CREATE INDEX IF NOT EXISTS deliveries_waiting_key ON deliveries (key, channel)
-    WHERE status IN ('pending', 'retrying');
+CREATE INDEX IF NOT EXISTS deliveries_due_v4 ON deliveries (due_at)
+    WHERE status IN ('pending', 'retrying', 'held') AND grp IS NULL;
+CREATE INDEX IF NOT EXISTS deliveries_waiting_key_v4 ON deliveries (key, channel)
+    WHERE status IN ('pending', 'retrying', 'held');
+CREATE INDEX IF NOT EXISTS deliveries_group ON deliveries (grp, due_at)
+    WHERE grp IS NOT NULL AND status IN ('pending', 'retrying', 'held');
 CREATE INDEX IF NOT EXISTS deliveries_receipt ON deliveries (key, channel, created_at)
     WHERE receipt IS NOT NULL;
 CREATE TABLE IF NOT EXISTS jobs (
@@ -168,6 +174,23 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "WHERE state = 'pending'",
         "DROP TABLE results",
     ),
+    # Version 4: held deliveries (noise control) and groups. A version 3 file
+    # gains the group column; the waiting indexes take 'held' in.
+    4: (
+        "ALTER TABLE deliveries ADD COLUMN grp TEXT",
+        "DROP INDEX IF EXISTS deliveries_due",
+        "DROP INDEX IF EXISTS deliveries_waiting_key",
+        *(
+            statement.strip()
+            for statement in _SCHEMA.split(";")
+            if "INDEX" in statement and "deliveries" in statement and "grp" in statement
+        ),
+        *(
+            statement.strip()
+            for statement in _SCHEMA.split(";")
+            if "deliveries_waiting_key_v4" in statement
+        ),
+    ),
 }
 
 
@@ -187,6 +210,10 @@ def _migrate(conn: sqlite3.Connection) -> None:
         else:
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in _MIGRATIONS.get(step, ()):
+                    if statement.startswith("ALTER TABLE deliveries ADD COLUMN") and (
+                        statement.split()[5] in _columns(conn, "deliveries")
+                    ):
+                        continue  # made by an earlier step from the newest schema
                     conn.execute(statement)
         if version < SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -194,6 +221,10 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
 def _create_private(path: Path) -> None:
@@ -509,7 +540,8 @@ def _minute(ts: float) -> int:
     return int(ts // 60)
 
 
-_WAITING = "('pending', 'retrying')"
+_WAITING = "('pending', 'retrying', 'held')"
+_DUE_SHOWN = ("retrying", "held")
 _FINAL = frozenset({"sent", "failed", "suppressed", "skipped"})
 
 
@@ -669,15 +701,15 @@ class SQLiteHistoryStore(BaseHistoryStore):
     # -- alerts and deliveries --------------------------------------------
 
     async def record(
-        self, alert: Alert, channels: Sequence[str], *, owner: str, lease: float
+        self, alert: Alert, channels: Sequence[str | Planned], *, owner: str, lease: float
     ) -> Recorded:
-        """Store ``alert`` with a delivery per channel, claimed by ``owner``."""
+        """Store ``alert`` with a delivery per channel: claimed by ``owner``, or held."""
         return (await self.record_many([alert], [channels], owner=owner, lease=lease))[0]
 
     async def record_many(
         self,
         alerts: Sequence[Alert],
-        channels: Sequence[Sequence[str]],
+        channels: Sequence[Sequence[str | Planned]],
         *,
         owner: str,
         lease: float,
@@ -686,15 +718,15 @@ class SQLiteHistoryStore(BaseHistoryStore):
         if len(alerts) != len(channels):
             raise ValueError("record_many: expected one channel list per alert")
         now = self._clock.now()
-        planned = [
-            (alert, list(dict.fromkeys(str(c) for c in names)), _alert_row(alert))
+        plans = [
+            (alert, planned(names), _alert_row(alert))
             for alert, names in zip(alerts, channels, strict=True)
         ]
 
         def run(conn: sqlite3.Connection) -> list[Recorded]:
             return [
                 _record(conn, alert, names, row, owner=owner, now=now, until=now + lease)
-                for alert, names, row in planned
+                for alert, names, row in plans
             ]
 
         return await self._db.run(lambda c: _tx(c, run))
@@ -753,26 +785,30 @@ class SQLiteHistoryStore(BaseHistoryStore):
             rows = conn.execute(
                 "SELECT d.alert_id, d.channel, d.attempts, d.queued_at, a.body "
                 "FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
-                f"WHERE d.status IN {_WAITING} AND d.due_at <= ? AND {free} "
+                f"WHERE d.status IN {_WAITING} AND d.grp IS NULL AND d.due_at <= ? AND {free} "
                 "ORDER BY d.due_at LIMIT ?",
                 (now, now, limit),
             ).fetchall()
-            claims = []
-            updates = []
-            alerts: dict[str, Alert] = {}
-            for alert_id, channel, attempts, queued_at, body in rows:
-                alert = alerts.get(alert_id)
-                if alert is None:
-                    alert = alerts[alert_id] = Alert.from_dict(json.loads(body))
-                token = _new_id()
-                claims.append(Claim(alert, channel, token, attempts, queued_at))
-                updates.append((owner, token, now + lease, alert_id, channel))
-            conn.executemany(
-                "UPDATE deliveries SET owner = ?, token = ?, lease_until = ? "
-                "WHERE alert_id = ? AND channel = ?",
-                updates,
-            )
-            return claims
+            return _claim_rows(conn, rows, owner, now + lease)
+
+        return await self._db.run(lambda c: _tx(c, run))
+
+    async def claim_group(
+        self, group: str, *, owner: str, lease: float, limit: int | None = None
+    ) -> list[Claim]:
+        """Claim the group's due waiting members held by no live owner, oldest first."""
+        now = self._clock.now()
+
+        def run(conn: sqlite3.Connection) -> list[Claim]:
+            free = _claimable(conn, self._locks, "deliveries", now, "d.")
+            rows = conn.execute(
+                "SELECT d.alert_id, d.channel, d.attempts, d.queued_at, a.body "
+                "FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
+                f"WHERE d.grp = ? AND d.status IN {_WAITING} AND d.due_at <= ? AND {free} "
+                "ORDER BY d.created_at, d.rowid LIMIT ?",
+                (group, now, now, -1 if limit is None else limit),
+            ).fetchall()
+            return _claim_rows(conn, rows, owner, now + lease)
 
         return await self._db.run(lambda c: _tx(c, run))
 
@@ -877,17 +913,29 @@ class SQLiteHistoryStore(BaseHistoryStore):
     ) -> bool:
         """Remove or reschedule a claimed job, if the claim is still held."""
         job = claim.job
-        if next_due is None:
-            sql = "DELETE FROM jobs WHERE kind = ? AND ref = ? AND token = ?"
-            params: tuple[Any, ...] = (job.kind, job.ref, claim.token)
-        else:
-            body = json.dumps(dict(job.payload if payload is None else payload))
-            sql = (
-                "UPDATE jobs SET due_at = ?, payload = ?, owner = NULL, token = NULL, "
-                "lease_until = NULL WHERE kind = ? AND ref = ? AND token = ?"
-            )
-            params = (float(next_due), body, job.kind, job.ref, claim.token)
-        return await self._db.run(lambda c: c.execute(sql, params).rowcount == 1)
+
+        def run(conn: sqlite3.Connection) -> bool:
+            due = next_due
+            if job.kind == GROUP_JOB:
+                (first,) = conn.execute(
+                    f"SELECT MIN(due_at) FROM deliveries WHERE grp = ? AND status IN {_WAITING}",
+                    (job.ref,),
+                ).fetchone()
+                if first is not None:
+                    due = first if due is None else min(due, first)
+            if due is None:
+                sql = "DELETE FROM jobs WHERE kind = ? AND ref = ? AND token = ?"
+                params: tuple[Any, ...] = (job.kind, job.ref, claim.token)
+            else:
+                body = json.dumps(dict(job.payload if payload is None else payload))
+                sql = (
+                    "UPDATE jobs SET due_at = ?, payload = ?, owner = NULL, token = NULL, "
+                    "lease_until = NULL WHERE kind = ? AND ref = ? AND token = ?"
+                )
+                params = (float(due), body, job.kind, job.ref, claim.token)
+            return bool(conn.execute(sql, params).rowcount == 1)
+
+        return await self._db.run(lambda c: _tx(c, run))
 
     async def jobs(self, kind: str | None = None) -> list[Job]:
         """Scheduled jobs, soonest first."""
@@ -986,12 +1034,12 @@ class SQLiteHistoryStore(BaseHistoryStore):
                 (start, (first + 1) * 60),
             ):
                 _add(counts, histograms, channel, status, _bucket(status, latency), 1)
-            for channel, n in conn.execute(
-                "SELECT channel, COUNT(*) FROM deliveries WHERE status = 'retrying' "
-                "AND created_at >= ? GROUP BY channel",
+            for channel, status, n in conn.execute(
+                "SELECT channel, status, COUNT(*) FROM deliveries "
+                "WHERE status IN ('retrying', 'held') AND created_at >= ? GROUP BY channel, status",
                 (start,),
             ):
-                _add(counts, histograms, channel, "retrying", -1, n)
+                _add(counts, histograms, channel, status, -1, n)
             (alerts,) = conn.execute(
                 "SELECT COALESCE(SUM(n), 0) FROM alert_minutes WHERE minute > ?", (first,)
             ).fetchone()
@@ -1058,6 +1106,28 @@ class SQLiteHistoryStore(BaseHistoryStore):
         await self._db.release()
 
 
+def _claim_rows(
+    conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], owner: str, until: float
+) -> list[Claim]:
+    """Claim the delivery rows ``(alert_id, channel, attempts, queued_at, body)`` for ``owner``."""
+    claims = []
+    updates = []
+    alerts: dict[str, Alert] = {}
+    for alert_id, channel, attempts, queued_at, body in rows:
+        alert = alerts.get(alert_id)
+        if alert is None:
+            alert = alerts[alert_id] = Alert.from_dict(json.loads(body))
+        token = _new_id()
+        claims.append(Claim(alert, channel, token, attempts, queued_at))
+        updates.append((owner, token, until, alert_id, channel))
+    conn.executemany(
+        "UPDATE deliveries SET owner = ?, token = ?, lease_until = ? "
+        "WHERE alert_id = ? AND channel = ?",
+        updates,
+    )
+    return claims
+
+
 def _alert_row(alert: Alert) -> tuple[Any, ...]:
     return (
         alert.id,
@@ -1075,7 +1145,7 @@ def _alert_row(alert: Alert) -> tuple[Any, ...]:
 def _record(
     conn: sqlite3.Connection,
     alert: Alert,
-    channels: list[str],
+    plans: list[Planned],
     row: tuple[Any, ...],
     *,
     owner: str,
@@ -1099,10 +1169,12 @@ def _record(
             "ON CONFLICT (minute) DO UPDATE SET n = n + 1",
             (_minute(created),),
         )
+    channels = [plan.channel for plan in plans]
     superseded = _supersede(conn, alert, channels, now) if alert.resolved and channels else set()
     claims = []
     rollups: collections.Counter[tuple[int, str, str, int]] = collections.Counter()
-    for channel in channels:
+    for plan in plans:
+        channel = plan.channel
         if channel in superseded:
             inserted = conn.execute(
                 "INSERT INTO deliveries (alert_id, channel, key, status, error, created_at, "
@@ -1112,6 +1184,23 @@ def _record(
             ).rowcount
             if inserted:
                 rollups[(_minute(created), channel, "suppressed", -1)] += 1
+            continue
+        if plan.held(now):
+            due = now if plan.due is None else float(plan.due)
+            inserted = conn.execute(
+                "INSERT INTO deliveries (alert_id, channel, key, status, error, created_at, "
+                "queued_at, due_at, grp) VALUES (?, ?, ?, 'held', ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (alert.id, channel, alert.key, plan.note, created, now, due, plan.group),
+            ).rowcount
+            if inserted and plan.group is not None:
+                flush = due if plan.flush_by is None else float(plan.flush_by)
+                conn.execute(
+                    "INSERT INTO jobs (kind, ref, due_at, payload) VALUES (?, ?, ?, '{}') "
+                    "ON CONFLICT (kind, ref) DO UPDATE SET due_at = excluded.due_at "
+                    "WHERE excluded.due_at < jobs.due_at",
+                    (GROUP_JOB, plan.group, flush),
+                )
             continue
         token = _new_id()
         inserted = conn.execute(
@@ -1296,5 +1385,5 @@ def _result(row: Sequence[Any]) -> DeliveryResult:
         error=error,
         latency=latency,
         receipt=json.loads(receipt) if receipt else None,
-        next_attempt_at=to_datetime(due) if status == "retrying" else None,
+        next_attempt_at=to_datetime(due) if status in _DUE_SHOWN else None,
     )

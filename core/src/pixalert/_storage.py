@@ -19,6 +19,7 @@ from ._errors import SubmitError
 from ._types import Alert, DeliveryResult, DeliveryStatus, Priority
 
 __all__ = [
+    "GROUP_JOB",
     "NEVER_NOTIFIED",
     "RESULTS",
     "ROUTE_LATER",
@@ -32,11 +33,13 @@ __all__ = [
     "HistoryStore",
     "Job",
     "JobClaim",
+    "Planned",
     "Recorded",
     "Settled",
     "StateBackend",
     "check_outcome",
     "bucket_upper",
+    "planned",
     "build_stats",
     "latency_bucket",
     "percentiles",
@@ -156,15 +159,57 @@ class Claim:
     queued_at: float = 0.0
 
 
+GROUP_JOB = "group"
+"""The kind of the :class:`Job` that flushes a group of held deliveries."""
+
+
+@attrs.frozen
+class Planned:
+    """How one delivery of an alert is to be recorded (see :meth:`HistoryStore.record`).
+
+    A plain channel name means "due now": the delivery is *pending* and comes
+    back claimed. With ``due`` in the future, or with a ``group``, it is
+    recorded *held* (:attr:`~pixalert.DeliveryStatus.HELD`), unclaimed, due at
+    ``due`` (None: now), with ``note`` (why it is held) as its ``error``.
+
+    A held delivery with a ``group`` belongs to the group job
+    ``Job(GROUP_JOB, group, ...)``: :meth:`HistoryStore.claim_due` never hands
+    it out; :meth:`HistoryStore.claim_group` does, to the holder of that job,
+    once the member is due. ``flush_by`` is when the group should be notified
+    at the latest because of this member (``due`` when None): recording it
+    puts the group's job on the timeline then, or moves it there if sooner.
+    """
+
+    channel: str
+    due: float | None = None
+    group: str | None = None
+    note: str | None = None
+    flush_by: float | None = None
+
+    def held(self, now: float) -> bool:
+        """True if this delivery is recorded held rather than pending."""
+        return self.group is not None or (self.due is not None and self.due > now)
+
+
+def planned(channels: Sequence[str | Planned]) -> list[Planned]:
+    """``channels`` as :class:`Planned` records, one per channel (the first one wins)."""
+    out: dict[str, Planned] = {}
+    for item in channels:
+        plan = item if isinstance(item, Planned) else Planned(str(item))
+        out.setdefault(plan.channel, plan)
+    return list(out.values())
+
+
 @attrs.frozen
 class Recorded:
     """What :meth:`HistoryStore.record` stored for one alert.
 
-    ``claims`` are the deliveries this call created, claimed by the caller.
-    ``superseded`` names the channels on which a firing delivery of the same
-    ``key`` was still waiting when this resolve was recorded: the store has
-    marked that delivery and this resolve's own delivery there ``suppressed``
-    (nothing is sent for an incident that ended before anyone was told).
+    ``claims`` are the deliveries this call created due now, claimed by the
+    caller (held deliveries are not claimed). ``superseded`` names the
+    channels on which a firing delivery of the same ``key`` was still waiting
+    when this resolve was recorded: the store has marked that delivery and
+    this resolve's own delivery there ``suppressed`` (nothing is sent for an
+    incident that ended before anyone was told).
     """
 
     alert: Alert
@@ -268,7 +313,7 @@ def _choice(name: str, allowed: Sequence[str]) -> Any:
     return check
 
 
-RESULTS = ("sent", "failed", "retrying", "pending", "suppressed", "skipped")
+RESULTS = ("sent", "failed", "retrying", "pending", "held", "suppressed", "skipped")
 """The values :attr:`HistoryQuery.result` accepts."""
 
 
@@ -332,10 +377,19 @@ class HistoryStore(Protocol):
 
     **Alerts and deliveries.** :meth:`record` stores an alert together with
     one delivery row per channel it is routed to, in one write, before any
-    channel is tried; the deliveries come back claimed by the caller. A
-    delivery is *pending* (due now), *retrying* (due at its next attempt) or
-    final (sent, failed, suppressed, skipped). :meth:`settle` writes what an
-    attempt came to: a final result, or ``retrying`` with the next due time.
+    channel is tried; the deliveries due now come back claimed by the caller.
+    A delivery is *pending* (due now), *retrying* (due at its next attempt),
+    *held* (kept back by noise control until its due time, maybe as a member
+    of a group; see :class:`Planned`) or final (sent, failed, suppressed,
+    skipped). :meth:`settle` writes what an attempt came to: a final result,
+    or ``retrying``/``held`` with the next due time.
+
+    **Groups.** A held delivery recorded with a ``group`` also puts the group
+    job ``Job(GROUP_JOB, group, flush_by)`` on the timeline in the same write
+    (or moves an existing one sooner, its payload and claim untouched). Only the
+    holder of that job takes the members, with :meth:`claim_group`; a group
+    job is never removed while its group has waiting members: finishing it
+    (with or without ``next_due``) leaves it due no later than the earliest.
 
     **Claims and owners.** Every manager is an *owner* (its instance id), and
     announces itself with :meth:`open_owner`. :meth:`claim_due` hands out due
@@ -348,7 +402,7 @@ class HistoryStore(Protocol):
     still holds.
 
     **Jobs.** Other timed work (group flushes, escalation steps, heartbeat
-    deadlines, held deliveries) is a :class:`Job`, one per ``(kind, ref)``,
+    deadlines) is a :class:`Job`, one per ``(kind, ref)``,
     claimed the same way with :meth:`claim_jobs`.
 
     **Events.** :meth:`add_events` keeps what happened to an alert besides its
@@ -372,21 +426,22 @@ class HistoryStore(Protocol):
         ...
 
     async def record(
-        self, alert: Alert, channels: Sequence[str], *, owner: str, lease: float
+        self, alert: Alert, channels: Sequence[str | Planned], *, owner: str, lease: float
     ) -> Recorded:
-        """Store ``alert`` and a pending delivery per channel, claimed by ``owner``.
+        """Store ``alert`` and a delivery per channel: pending and claimed by ``owner``,
+        or held as its :class:`Planned` record says.
 
         Recording an alert id again adds deliveries for channels it lacks
-        (and claims only those). For a resolved alert, waiting firing
-        deliveries of the same key on the same channels are superseded (see
-        :class:`Recorded`).
+        (and claims only those). For a resolved alert, waiting (pending,
+        retrying or held) firing deliveries of the same key on the same
+        channels that nobody holds are superseded (see :class:`Recorded`).
         """
         ...
 
     async def record_many(
         self,
         alerts: Sequence[Alert],
-        channels: Sequence[Sequence[str]],
+        channels: Sequence[Sequence[str | Planned]],
         *,
         owner: str,
         lease: float,
@@ -398,14 +453,23 @@ class HistoryStore(Protocol):
     async def settle(self, outcomes: Sequence[tuple[Claim, DeliveryResult]]) -> Settled:
         """Write what each claimed delivery came to, if its claim is still held.
 
-        A final status ends the delivery; ``retrying`` puts it back on the
-        timeline at ``result.next_attempt_at`` with the attempts and error so
-        far. Either way the claim is released.
+        A final status ends the delivery; ``retrying`` (or ``held``) puts it
+        back on the timeline at ``result.next_attempt_at`` with the attempts
+        and error so far, in its group if it has one. Either way the claim is
+        released.
         """
         ...
 
     async def claim_due(self, *, owner: str, lease: float, limit: int = 100) -> list[Claim]:
-        """Claim up to ``limit`` due deliveries held by no live owner, soonest first."""
+        """Claim up to ``limit`` due deliveries held by no live owner, soonest first
+        (members of a group excepted: see :meth:`claim_group`)."""
+        ...
+
+    async def claim_group(
+        self, group: str, *, owner: str, lease: float, limit: int | None = None
+    ) -> list[Claim]:
+        """Claim the due waiting members of ``group`` held by no live owner, oldest first
+        (the caller holds the group's job)."""
         ...
 
     async def renew(self, claims: Sequence[Claim], lease: float) -> None:
@@ -440,7 +504,11 @@ class HistoryStore(Protocol):
         payload: Mapping[str, Any] | None = None,
     ) -> bool:
         """Finish a claimed job: remove it, or with ``next_due`` put it back
-        (with ``payload`` if given). False if the claim was no longer held."""
+        (with ``payload`` if given). False if the claim was no longer held.
+
+        A group job whose group still has waiting members is kept, due no
+        later than the earliest of them.
+        """
         ...
 
     async def jobs(self, kind: str | None = None) -> list[Job]:
@@ -506,7 +574,7 @@ class BaseHistoryStore:
         """Nothing to give back here: unfinished claims run out with their lease."""
 
     async def record(
-        self, alert: Alert, channels: Sequence[str], *, owner: str, lease: float
+        self, alert: Alert, channels: Sequence[str | Planned], *, owner: str, lease: float
     ) -> Recorded:  # pragma: no cover - abstract
         """Store ``alert`` and its deliveries (see :meth:`HistoryStore.record`)."""
         raise NotImplementedError
@@ -514,7 +582,7 @@ class BaseHistoryStore:
     async def record_many(
         self,
         alerts: Sequence[Alert],
-        channels: Sequence[Sequence[str]],
+        channels: Sequence[Sequence[str | Planned]],
         *,
         owner: str,
         lease: float,
@@ -550,8 +618,10 @@ def check_outcome(claim: Claim, result: DeliveryResult) -> None:
         )
     if result.status is DeliveryStatus.PENDING:
         raise ValueError("settle: expected a final or retrying result, got pending (use release)")
-    if result.status is DeliveryStatus.RETRYING and result.next_attempt_at is None:
-        raise ValueError("settle: a retrying result needs next_attempt_at")
+    if result.status in (DeliveryStatus.RETRYING, DeliveryStatus.HELD) and (
+        result.next_attempt_at is None
+    ):
+        raise ValueError(f"settle: a {result.status.value} result needs next_attempt_at")
 
 
 ROUTE_LATER = "*"
@@ -568,7 +638,7 @@ NEVER_NOTIFIED = "not sent: the firing notification was never delivered on this 
 
 _BUCKET_BASE = 1e-4  # 0.1 ms
 _BUCKET_GROWTH = 1.05  # each bucket 5 % wider: percentiles within 5 %
-_STATUSES = ("sent", "failed", "suppressed", "skipped", "retrying")
+_STATUSES = ("sent", "failed", "suppressed", "skipped", "retrying", "held")
 
 
 def latency_bucket(seconds: float) -> int:
@@ -611,14 +681,16 @@ def build_stats(
     Shape::
 
         {"since": "...", "alerts": 12,
-         "totals": {"sent": 20, "failed": 1, "suppressed": 3, "skipped": 2, "retrying": 1},
+         "totals": {"sent": 20, "failed": 1, "suppressed": 3, "skipped": 2, "retrying": 1,
+                    "held": 0},
          "channels": {"slack": {"sent": 10, "failed": 1, "suppressed": 2, "skipped": 0,
-                                "retrying": 1,
+                                "retrying": 1, "held": 0,
                                 "success_rate": 0.909,
                                 "latency": {"p50": 0.012, "p95": 0.05, "p99": 0.08}}}}
 
     ``success_rate`` is sent / (sent + failed), None when nothing was tried;
-    ``retrying`` counts deliveries waiting for their next attempt.
+    ``retrying`` counts deliveries waiting for their next attempt, ``held``
+    deliveries noise control keeps back.
     Latencies are in seconds, for sent deliveries.
     """
     channels: dict[str, dict[str, Any]] = {}

@@ -58,6 +58,17 @@ The checks (names as in :data:`STORE_CHECKS`):
 ``retention``
     ``purge`` removes finished alerts older than the cutoff and keeps the rest,
     unfinished ones included.
+``held``
+    A :class:`~pixalert.storage.Planned` delivery due later is recorded
+    ``held`` (with its note as the error and its due time), not claimed, not
+    due before its time, then claimed like any; ``settle`` with a ``held``
+    result holds it again; a resolve supersedes a held firing delivery.
+``groups``
+    Held members of a group put their group's job on the timeline in the same
+    write (a sooner member moves it sooner, even while it is claimed, its
+    payload kept); ``claim_due`` never hands members out; ``claim_group``
+    hands the due ones out, once; finishing the group's job keeps it due no
+    later than its earliest waiting member, and removes it once none waits.
 """
 
 from __future__ import annotations
@@ -82,6 +93,7 @@ from ._storage import (
     HistoryQuery,
     HistoryStore,
     Job,
+    Planned,
 )
 from ._types import Alert, DeliveryResult, DeliveryStatus
 
@@ -100,6 +112,8 @@ STORE_CHECKS = (
     "queries",
     "stats",
     "retention",
+    "held",
+    "groups",
 )
 """The names of the store conformance checks, in the order they run."""
 
@@ -569,6 +583,181 @@ async def _check_retention(run: _Run) -> None:
     )
 
 
+async def _check_held(run: _Run) -> None:
+    store = await run.open()
+    for owner in ("a", "b"):
+        await store.open_owner(owner)
+    now = run.clock.now()
+    alert = run.alert(key="held-1")
+    plans: list[str | Planned] = [Planned("slack", now + 60, note="for 1m"), "email"]
+    recorded = await store.record(alert, plans, owner="a", lease=_LEASE)
+    run.expect(
+        _channels(recorded.claims) == ["email"],
+        f"record claimed {_channels(recorded.claims)}, expected only the due ['email']",
+    )
+    by_channel = {str(r.channel): r for r in await store.results_for(alert.id)}
+    slack = by_channel.get("slack")
+    run.expect(
+        slack is not None
+        and slack.status is DeliveryStatus.HELD
+        and slack.error == "for 1m"
+        and slack.next_attempt_at == to_datetime(now + 60),
+        f"a held delivery reads back as {slack!r}",
+    )
+    await store.settle([(c, _sent(c.channel)) for c in recorded.claims])
+    entry = await store.entry(alert.id)
+    run.expect(
+        entry is not None and entry.state == "pending", "an alert with a held delivery is done"
+    )
+    found = [e.alert.id for e in await store.entries(HistoryQuery(result="held"))]
+    run.expect(found == [alert.id], f"entries(result='held') gave {found}")
+    run.expect(not await store.claim_due(owner="b", lease=_LEASE), "a held delivery was due early")
+    run.clock.advance(60)
+    due = await store.claim_due(owner="b", lease=_LEASE)
+    run.expect(_channels(due) == ["slack"], f"claim_due gave {_channels(due)} for a due hold")
+    if due:
+        again = DeliveryResult(
+            "slack",
+            DeliveryStatus.HELD,
+            0,
+            "muted",
+            next_attempt_at=to_datetime(run.clock.now() + 30),
+        )
+        settled = await store.settle([(due[0], again)])
+        run.expect(settled.accepted == (True,) and not settled.completed, "a re-hold was refused")
+        (result,) = [r for r in await store.results_for(alert.id) if str(r.channel) == "slack"]
+        run.expect(
+            result.status is DeliveryStatus.HELD and result.error == "muted",
+            f"a re-held delivery reads back as {result!r}",
+        )
+        run.expect(not await store.claim_due(owner="b", lease=_LEASE), "a re-hold was due early")
+        run.clock.advance(30)
+        last = await store.claim_due(owner="b", lease=_LEASE)
+        if not last:
+            run.problems.append("a re-held delivery was not due at its time")
+        else:
+            done = await store.settle([(last[0], _sent("slack"))])
+            run.expect(done.completed == (alert.id,), "the alert did not finish with its hold")
+    firing = run.alert("Held then resolved", key="held-2")
+    hold = Planned("pagerduty", run.clock.now() + 120, note="for 2m")
+    await store.record(firing, [hold], owner="a", lease=_LEASE)
+    resolve = firing.resolve()
+    gone = await store.record(resolve, ["pagerduty"], owner="a", lease=_LEASE)
+    run.expect(
+        gone.superseded == frozenset({"pagerduty"}) and not gone.claims,
+        "a resolve did not supersede a held firing delivery "
+        f"(superseded {sorted(gone.superseded)})",
+    )
+    old = await store.entry(firing.id)
+    run.expect(
+        old is not None
+        and old.state == "done"
+        and old.results[0].status is DeliveryStatus.SUPPRESSED
+        and old.results[0].error == SUPERSEDED,
+        f"the superseded held delivery is {old.results if old else None!r}",
+    )
+
+
+async def _check_groups(run: _Run) -> None:
+    store = await run.open()
+    for owner in ("a", "b"):
+        await store.open_owner(owner)
+    t0 = run.clock.now()
+
+    def member(title: str, due: float, group: str = "g1", flush: float | None = None) -> Planned:
+        return Planned("slack", due, group=group, note=f"waiting in {group}", flush_by=flush)
+
+    first, second = run.alert("m1"), run.alert("m2")
+    many = await store.record_many(
+        [first, second],
+        [[member("m1", t0 + 30)], [member("m2", t0 + 20, flush=t0 + 30)]],
+        owner="a",
+        lease=_LEASE,
+    )
+    run.expect(all(not r.claims for r in many), "group members came back claimed")
+    jobs = await store.jobs("group")
+    run.expect(
+        [(j.ref, j.due, dict(j.payload)) for j in jobs] == [("g1", t0 + 30, {})],
+        f"recording members put {[(j.ref, j.due, dict(j.payload)) for j in jobs]} on the "
+        "timeline, expected the group's job due with its first member",
+    )
+    third = run.alert("m3")
+    await store.record(third, [member("m3", t0 + 5)], owner="a", lease=_LEASE)
+    other = run.alert("other group")
+    await store.record(other, [member("o", t0, group="g2")], owner="a", lease=_LEASE)
+    dues = {j.ref: j.due for j in await store.jobs("group")}
+    run.expect(dues == {"g1": t0 + 5, "g2": t0}, f"group jobs are due at {dues}")
+    run.clock.advance(40)
+    run.expect(not await store.claim_due(owner="b", lease=_LEASE), "claim_due gave group members")
+    await store.cancel_jobs("group", ["g2"])
+    run.clock.advance(-35)  # back to t0 + 5
+    claims = await store.claim_jobs(owner="a", lease=_LEASE)
+    job = next((c for c in claims if c.job.ref == "g1"), None)
+    if job is None:
+        run.problems.append("the group's job was not claimed when due")
+        return
+    late = run.alert("m4")
+    await store.record(late, [member("m4", t0 + 6)], owner="b", lease=_LEASE)
+    run.expect(
+        not await store.claim_jobs(owner="b", lease=_LEASE),
+        "a member joining a claimed group job freed its claim",
+    )
+    taken = await store.claim_group("g1", owner="a", lease=_LEASE)
+    run.expect(
+        [c.alert.id for c in taken] == [third.id],
+        f"claim_group gave {[c.alert.title for c in taken]}, expected the one due member m3",
+    )
+    run.expect(
+        not await store.claim_group("g1", owner="b", lease=_LEASE),
+        "claim_group gave a member another live owner holds",
+    )
+    await store.settle([(c, _sent("slack")) for c in taken])
+    ok = await store.finish_job(job, next_due=t0 + 3600, payload={"flushed": 1})
+    run.expect(ok, "finish_job refused the group job's holder")
+    jobs_now = await store.jobs("group")
+    run.expect(
+        [(j.due, dict(j.payload)) for j in jobs_now] == [(t0 + 6, {"flushed": 1})],
+        f"the group's job is {[(j.due, dict(j.payload)) for j in jobs_now]} after a flush, "
+        "expected due with its earliest waiting member (t0+6) and the new payload",
+    )
+    run.clock.advance(25)  # t0 + 30: every member is due
+    job = next(iter(await store.claim_jobs(owner="b", lease=_LEASE)), None)
+    if job is None:
+        run.problems.append("the group's job was not claimed again")
+        return
+    rest = await store.claim_group("g1", owner="b", lease=_LEASE)
+    run.expect(
+        [c.alert.id for c in rest] == [first.id, second.id, late.id],
+        f"claim_group gave {[c.alert.title for c in rest]}, expected m1, m2, m4 oldest first",
+    )
+    if rest:
+        back = DeliveryResult(
+            "slack", DeliveryStatus.HELD, 0, "not yet", next_attempt_at=to_datetime(t0 + 90)
+        )
+        await store.settle([(rest[0], back)] + [(c, _sent("slack")) for c in rest[1:]])
+    kept = await store.finish_job(job)
+    run.expect(kept, "finish_job refused the holder")
+    jobs_now = await store.jobs("group")
+    run.expect(
+        [j.due for j in jobs_now] == [t0 + 90],
+        f"a group job with a member held back was {[j.due for j in jobs_now]}, "
+        "expected kept, due with that member",
+    )
+    run.clock.advance(60)
+    job = next(iter(await store.claim_jobs(owner="a", lease=_LEASE)), None)
+    again = await store.claim_group("g1", owner="a", lease=_LEASE)
+    run.expect(
+        [c.alert.id for c in again] == [first.id],
+        "a member settled held did not come back to its group",
+    )
+    await store.settle([(c, _sent("slack")) for c in again])
+    if job is not None:
+        await store.finish_job(job)
+    run.expect(not await store.jobs("group"), "a group job without members was not removed")
+    entry = await store.entry(first.id)
+    run.expect(entry is not None and entry.state == "done", "a flushed member is not done")
+
+
 _RUNNERS: dict[str, Callable[[_Run], Awaitable[None]]] = {
     "record": _check_record,
     "settle": _check_settle,
@@ -582,6 +771,8 @@ _RUNNERS: dict[str, Callable[[_Run], Awaitable[None]]] = {
     "queries": _check_queries,
     "stats": _check_stats,
     "retention": _check_retention,
+    "held": _check_held,
+    "groups": _check_groups,
 }
 
 
@@ -692,3 +883,11 @@ class StoreContract:
     def test_retention(self) -> None:
         """purge removes old finished alerts only."""
         self.run_check("retention")
+
+    def test_held(self) -> None:
+        """Held deliveries wait for their due time; a resolve supersedes them."""
+        self.run_check("held")
+
+    def test_groups(self) -> None:
+        """Group members belong to their group's job and are claimed through it."""
+        self.run_check("groups")

@@ -10,6 +10,7 @@ the kinds it has handlers for. A sweep claims in batches until nothing is due.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -61,6 +62,8 @@ class Timeline:
         self._unwritten: list[tuple[Claim, DeliveryResult]] = []
         self._orphans: list[Claim] = []
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        # Times asked for by wake_at that a sweep in between must not forget.
+        self._wakes: list[float] = []
         self._sweeping: asyncio.Task[int] | None = None
         self._again = False
         self._running = False
@@ -92,6 +95,7 @@ class Timeline:
         self._inflight.clear()
         self._unwritten.clear()  # their claims are given back with the orphans
         self._timers.clear()
+        self._wakes.clear()
         self._tasks.clear()
         self._sweeping = None
         self._running = False
@@ -159,7 +163,10 @@ class Timeline:
         """Sweep at ``when`` (epoch seconds, on the manager's clock) or sooner."""
         if not self._running or not self._config.recover_interval:
             return
-        self._arm(max(0.0, min(when - self._clock.now(), self._config.recover_interval)))
+        now = self._clock.now()
+        if when > now + self._config.recover_interval:
+            heapq.heappush(self._wakes, when)  # the sweeps before it will come back to it
+        self._arm(max(0.0, min(when - now, self._config.recover_interval)))
 
     def _arm(self, delay: float) -> None:
         try:
@@ -190,11 +197,15 @@ class Timeline:
             log.warning("sweep failed: %s", redact(str(exc)))
         finally:
             self._sweeping = None
+            now = self._clock.now()
             if self._again:
                 self._again = False
-                self.wake_at(self._clock.now())
+                self.wake_at(now)
             else:
-                self.wake_at(self._clock.now() + self._config.recover_interval)
+                while self._wakes and self._wakes[0] <= now:
+                    heapq.heappop(self._wakes)
+                soonest = self._wakes[0] if self._wakes else now + self._config.recover_interval
+                self.wake_at(min(soonest, now + self._config.recover_interval))
         return count
 
     async def sweep(self) -> int:

@@ -115,7 +115,9 @@ class DeliveryStatus(str, enum.Enum):
     ``SENT``, ``FAILED``, ``SUPPRESSED`` and ``SKIPPED`` are final.
     ``PENDING`` is a delivery not tried yet; ``RETRYING`` one that failed for
     a reason worth retrying and waits on the timeline for its next attempt
-    (``DeliveryResult.next_attempt_at``).
+    (``DeliveryResult.next_attempt_at``); ``HELD`` one that noise control
+    keeps back until ``next_attempt_at`` (a ``for`` duration, a mute time
+    interval, a group waiting to be notified), with the reason in ``error``.
     """
 
     SENT = "sent"
@@ -124,11 +126,12 @@ class DeliveryStatus(str, enum.Enum):
     SKIPPED = "skipped"
     PENDING = "pending"
     RETRYING = "retrying"
+    HELD = "held"
 
     @property
     def final(self) -> bool:
         """True once nothing more will be tried for this delivery."""
-        return self not in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
+        return self not in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING, DeliveryStatus.HELD)
 
     __hash__ = str.__hash__
 
@@ -337,7 +340,8 @@ class DeliveryResult:
     ``bool(result)`` is true only when the alert was sent. ``error`` is a
     short reason with no secrets in it. A delivery waiting to be retried has
     status ``retrying``, the attempts made so far, the last error and
-    ``next_attempt_at`` (an aware UTC datetime).
+    ``next_attempt_at`` (an aware UTC datetime); a ``held`` one has the
+    reason it is held in ``error`` and when it is due in ``next_attempt_at``.
     """
 
     channel: ChannelName = attrs.field(converter=ChannelName)

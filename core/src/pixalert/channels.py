@@ -3,8 +3,10 @@
 A channel plugin declares :class:`ChannelSpec` records from its
 ``pixalert_channels`` hook (marked with ``pixalert.hookimpl``); each spec
 builds :class:`Channel` objects whose ``send`` raises
-``pixalert.DeliveryError`` on failure. (The alert types and the errors are
-the application's names, in :mod:`pixalert`.) A spec's :class:`SetupField` records are the questions
+``pixalert.DeliveryError`` on failure; a channel that renders a
+:class:`Group` of alerts itself (one message for many) adds ``send_group``.
+(The alert types and the errors are the application's names, in
+:mod:`pixalert`.) A spec's :class:`SetupField` records are the questions
 ``pixalert init`` asks, and its ``check`` (by default
 :func:`send_test_alert`) tries a configured channel for real. Mark secret
 config fields with :class:`Secret` and durations with :class:`Duration`,
@@ -31,6 +33,7 @@ from ._durations import Duration
 # importable from here, not listed in __all__.
 from ._errors import ConfigError as ConfigError
 from ._errors import DeliveryError as DeliveryError
+from ._groups import Group
 from ._ratelimit import RateLimiter
 from ._redact import mask_loggers, redact, register_secret
 from ._storage import AlertEvent
@@ -51,6 +54,7 @@ __all__ = [
     "Clock",
     "DemoSink",
     "Duration",
+    "Group",
     "Interaction",
     "InteractionRejected",
     "LinkError",

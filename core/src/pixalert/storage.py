@@ -1,7 +1,8 @@
 """What a store author needs: the storage contracts, base classes and helpers.
 
 A backend plugin implements :class:`HistoryStore` (the history and the
-delivery timeline) or :class:`StateBackend` (cooldown, dedup, silences), and
+delivery timeline, held deliveries and groups: :class:`Planned`) or
+:class:`StateBackend` (cooldown, dedup, silences), and
 returns it from the ``pixalert_history_store`` / ``pixalert_state_backend``
 hooks. :class:`BaseHistoryStore` and :class:`BaseStateBackend` give the batch
 forms one-by-one defaults; ``pixalert.testing.check_store_contract`` checks a
@@ -13,6 +14,7 @@ from ._clock import Clock, SystemClock
 from ._errors import StoreUnavailable
 from ._memory import MemoryDatabase, MemoryHistoryStore, MemoryStateBackend
 from ._storage import (
+    GROUP_JOB,
     NEVER_NOTIFIED,
     RESULTS,
     ROUTE_LATER,
@@ -26,6 +28,7 @@ from ._storage import (
     HistoryStore,
     Job,
     JobClaim,
+    Planned,
     Recorded,
     Settled,
     StateBackend,
@@ -34,11 +37,13 @@ from ._storage import (
     check_outcome,
     latency_bucket,
     percentiles,
+    planned,
     stats_from_results,
 )
 from ._urls import mask_url, positive_option, split_url_options
 
 __all__ = [
+    "GROUP_JOB",
     "NEVER_NOTIFIED",
     "RESULTS",
     "ROUTE_LATER",
@@ -56,6 +61,7 @@ __all__ = [
     "MemoryDatabase",
     "MemoryHistoryStore",
     "MemoryStateBackend",
+    "Planned",
     "Recorded",
     "Settled",
     "StateBackend",
@@ -67,6 +73,7 @@ __all__ = [
     "latency_bucket",
     "mask_url",
     "percentiles",
+    "planned",
     "positive_option",
     "split_url_options",
     "stats_from_results",

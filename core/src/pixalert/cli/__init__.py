@@ -77,6 +77,11 @@ _CORE_COMMANDS = {
     "escalations": ("._ack", "escalations", "List the escalations under way."),
     "heartbeat": ("._heartbeat", "heartbeat", "Ping a heartbeat (--start, --fail)."),
     "heartbeats": ("._heartbeat", "heartbeats", "List heartbeats: state, last ping, deadline."),
+    "routes": (
+        "._routes",
+        "routes",
+        "Which routes, groups and intervals an alert gets: routes test.",
+    ),
 }
 
 # ---------------------------------------------------------------------------

@@ -9,10 +9,10 @@ import ssl
 
 import aiosmtplib
 from pixalert import Alert, DeliveryError
-from pixalert.channels import ActionLinks, Receipt, redact, register_secret
+from pixalert.channels import ActionLinks, Group, Receipt, redact, register_secret
 
 from ._config import EmailConfig
-from ._message import build_message, serialise
+from ._message import OutgoingEmail, build_group_message, build_message, serialise
 
 __all__ = ["EmailChannel"]
 
@@ -131,6 +131,47 @@ class EmailChannel:
                     session.drop()
                     raise
                 if cfg.idle_close == 0:
+                    await self._quit(session)
+                else:
+                    self._schedule_idle_close(session)
+            finally:
+                session.busy = False
+        receipt = {"message_id": message_id}
+        if refused:
+            listed = ", ".join(f"{r} ({code})" for r, code in refused.items())
+            log.warning("email %s: some recipients were refused: %s", self.name, listed)
+            receipt["refused"] = listed
+        return receipt
+
+    async def send_group(self, group: Group, *, previous: Receipt | None = None) -> Receipt | None:
+        """Email one digest for a group of alerts; return ``{"message_id": ...}``.
+
+        The digest threads under the group's previous one when ``previous``
+        holds its Message-ID.
+        """
+        cfg = self.config
+        assert cfg.sender is not None
+        msg = build_group_message(
+            group, sender=cfg.sender, recipients=cfg.recipients, previous=previous
+        )
+        return await self._send_message(msg)
+
+    async def _send_message(self, msg: OutgoingEmail) -> Receipt:
+        """Send a built message on a pooled session; return its receipt."""
+        data = serialise(msg)
+        message_id = str(msg["Message-ID"])
+        self._bind_loop()
+        async with self._free:
+            session = self._take()
+            try:
+                session.cancel_idle_timer()
+                session.uses += 1
+                try:
+                    refused = await self._deliver(session, data)
+                except BaseException:
+                    session.drop()
+                    raise
+                if self.config.idle_close == 0:
                     await self._quit(session)
                 else:
                     self._schedule_idle_close(session)

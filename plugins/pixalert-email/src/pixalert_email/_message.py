@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import binascii
 import email.utils
+import hashlib
 import html
 import json
 import random
@@ -35,15 +36,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pixalert import Alert, DeliveryError, Priority
-from pixalert.channels import AlertLinks
+from pixalert.channels import AlertLinks, Group
 
 from ._config import check_address
 
 __all__ = [
     "OutgoingEmail",
+    "build_group_message",
     "build_message",
     "check_header_block",
     "clean_header_text",
+    "group_message_id",
+    "group_subject",
     "message_id_for",
     "serialise",
     "subject_for",
@@ -521,4 +525,129 @@ def serialise(msg: OutgoingEmail) -> bytes:
             delimiter,
             b"--\r\n",
         )
+    )
+
+
+# ---------------------------------------------------------------------------
+# Groups: one digest for many alerts
+# ---------------------------------------------------------------------------
+
+#: Longest Subject of a group digest, in characters (mail clients show ~60).
+MAX_GROUP_SUBJECT = 150
+#: Alerts a digest lists before "and N more".
+MAX_DIGEST_ALERTS = 200
+#: Characters of each alert's message a digest shows.
+MAX_DIGEST_MESSAGE = 500
+
+
+def _cut_text(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def group_subject(group: Group) -> str:
+    """``[FIRING:3] source=db``, cleaned for a header and cut to 150 characters."""
+    return _cut_text(clean_header_text(group.title()), MAX_GROUP_SUBJECT)
+
+
+def group_message_id(group: Group, sender: str) -> str:
+    """A Message-ID for one notification of ``group`` (the same on every retry of it)."""
+    digest = hashlib.sha256(f"{group.key}\0{group.created_at.isoformat()}".encode()).hexdigest()
+    domain = sender.rpartition("@")[2] or "pixalert.invalid"
+    return f"<pixalert.group.{digest[:32]}@{domain}>"
+
+
+def _group_plain(group: Group, subject: str) -> str:
+    lines = [subject, "", group.summary(), ""]
+    shown = group.alerts[:MAX_DIGEST_ALERTS]
+    for alert in shown:
+        lines.append(f"* {group.line(alert)}")
+        message = _body_text(alert.message).strip()
+        if message:
+            for text in _cut_text(message, MAX_DIGEST_MESSAGE).splitlines():
+                lines.append(f"    {text}")
+        lines.append(f"    {alert.created_at.isoformat()}  key {_body_text(alert.key)}")
+    more = len(group.alerts) - len(shown)
+    if more:
+        lines += ["", f"and {more} more"]
+    if group.labels:
+        lines += ["", "Group: " + ", ".join(f"{k}={v}" for k, v in group.labels.items())]
+    lines += ["", "--", f"Sent by pixalert (group {group.key}, {group.reason})."]
+    return "\n".join(lines) + "\n"
+
+
+def _group_html(group: Group, subject: str) -> str:
+    colour = _RESOLVED_COLOUR if group.status == "resolved" else _COLOURS[group.priority]
+    cell = 'align="left" valign="top"'
+    rows = []
+    shown = group.alerts[:MAX_DIGEST_ALERTS]
+    for alert in shown:
+        state = "RESOLVED" if alert.resolved else "FIRING"
+        tone = _RESOLVED_COLOUR if alert.resolved else _COLOURS[alert.priority]
+        new = " <strong>new</strong>" if alert.id in group.new else ""
+        message = _e(_cut_text(alert.message.strip(), MAX_DIGEST_MESSAGE)).replace("\n", "<br>\n")
+        rows.append(
+            f'<tr><td {cell} style="color:{tone};font-weight:bold">{state} '
+            f"[{alert.priority.name}]</td>"
+            f"<td {cell}><strong>{_e(alert.title)}</strong>{new}<br>\n{message}</td>"
+            f"<td {cell}>{_e(alert.source)}</td>"
+            f"<td {cell}>{_e(alert.created_at.isoformat())}</td></tr>"
+        )
+    more = len(group.alerts) - len(shown)
+    tail = f"<p>and {more} more</p>\n" if more else ""
+    labels = ", ".join(f"{k}={v}" for k, v in group.labels.items())
+    group_line = f"<p>Group: {_e(labels)}</p>\n" if labels else ""
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head>\n'
+        '<body style="font-family:sans-serif">\n'
+        f'<div style="border-left:6px solid {colour};padding:8px 12px">\n'
+        f'<h2 style="margin:4px 0 12px">{_e(subject)}</h2>\n'
+        f"<p><strong>{_e(group.summary())}</strong></p>\n"
+        f'<table class="alerts" cellpadding="4">\n'
+        "<tr><th>state</th><th>alert</th><th>source</th><th>time</th></tr>\n"
+        + "\n".join(rows)
+        + f"\n</table>\n{tail}{group_line}</div>\n"
+        f'<p style="color:#777;font-size:small">Sent by pixalert (group {_e(group.key)}, '
+        f"{_e(group.reason)}).</p>\n"
+        "</body></html>\n"
+    )
+
+
+def build_group_message(
+    group: Group,
+    *,
+    sender: str,
+    recipients: Sequence[str],
+    previous: Mapping[str, str] | None = None,
+) -> OutgoingEmail:
+    """One digest email for a group: the counts, then each alert (highest priority first,
+    at most :data:`MAX_DIGEST_ALERTS`, then "and N more"), as text and HTML. It threads
+    under the group's previous digest when ``previous`` names its Message-ID."""
+    try:
+        from_addr = check_address(sender, "sender")
+        to_addrs = [check_address(r, "recipients") for r in recipients]
+    except ValueError as exc:
+        raise DeliveryError.permanent(f"email: {exc}") from None
+    if not to_addrs:
+        raise DeliveryError.permanent("email: no recipients")
+    subject = group_subject(group)
+    headers = [
+        ("Subject", subject),
+        ("From", from_addr),
+        ("To", ", ".join(to_addrs)),
+        ("Date", email.utils.format_datetime(group.created_at)),
+        ("Message-ID", group_message_id(group, from_addr)),
+    ]
+    parent = (previous or {}).get("message_id")
+    if parent and isinstance(parent, str) and _MESSAGE_ID.fullmatch(parent):
+        headers += [("In-Reply-To", parent), ("References", parent)]
+    boundary = f"==============={_boundaries.randrange(10**19):019d}=="
+    headers += [
+        ("Auto-Submitted", "auto-generated"),
+        ("X-Pixalert-Priority", group.priority.name),
+        ("X-Pixalert-Status", group.status),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
+    ]
+    return OutgoingEmail(
+        headers, _group_plain(group, subject), _group_html(group, subject), boundary
     )

@@ -239,6 +239,8 @@ def _parse_grouped(
     common_annotations = _str_map(
         data.get("commonAnnotations"), "commonAnnotations", errors, required=False
     )
+    # What Alertmanager grouped by: pixalert keeps its group when grouping is on.
+    group_labels = _str_map(data.get("groupLabels"), "groupLabels", errors, required=False)
     org_id = data.get("orgId") if kind == "grafana" else None
     info: dict[str, Any] = {
         "receiver": receiver,
@@ -304,6 +306,7 @@ def _parse_grouped(
             "fingerprint": fingerprint,
             "receiver": receiver,
             "group_key": group_key,
+            "group_labels": group_labels,
             "external_url": external_url,
         }
         if kind == "grafana":

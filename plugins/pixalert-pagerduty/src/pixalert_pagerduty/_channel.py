@@ -30,6 +30,7 @@ from pixalert.channels import (
     AlertEvent,
     Channel,
     ChannelSpec,
+    Group,
     RateLimiter,
     Receipt,
     Secret,
@@ -52,8 +53,10 @@ __all__ = [
     "PagerDutyChannel",
     "PagerDutyConfig",
     "build_event",
+    "build_group_event",
     "channel_spec",
     "dedup_key_for",
+    "group_dedup_key",
     "summary_for",
 ]
 
@@ -304,6 +307,79 @@ def build_event(
     return event
 
 
+def group_dedup_key(group: Group) -> str:
+    """``dedup_key`` of a group's incident: ``pixalert-group:`` and a digest of its key
+    (one incident per group, the same for every notification of it)."""
+    return "pixalert-group:" + hashlib.sha256(group.key.encode("utf-8")).hexdigest()[:40]
+
+
+#: Characters of each alert's message listed in a group's ``custom_details``.
+MAX_GROUP_MESSAGE = 300
+
+
+def _group_alert(alert: Alert) -> dict[str, Any]:
+    return {
+        "title": _cut(" ".join(alert.title.split()), MAX_FIELD),
+        "priority": alert.priority.name,
+        "status": alert.status,
+        "source": _cut(alert.source, MAX_FIELD),
+        "message": _cut(alert.message.strip(), MAX_GROUP_MESSAGE),
+        "key": _cut(alert.key, MAX_DEDUP_KEY),
+        "time": _timestamp(alert),
+    }
+
+
+def build_group_event(
+    group: Group, routing_key: str, *, source: str = "pixalert"
+) -> dict[str, Any]:
+    """The Events API v2 event for a group: one incident per group (see
+    :func:`group_dedup_key`), a ``trigger`` while any of its alerts fires (the
+    summary its title and counts, its alerts in ``custom_details`` up to 512 KB,
+    then how many more), a ``resolve`` once every one has resolved."""
+    key = group_dedup_key(group)
+    if not group.firing:
+        return {"routing_key": routing_key, "dedup_key": key, "event_action": "resolve"}
+    details: dict[str, Any] = {
+        "group": dict(group.labels),
+        "counts": group.counts(),
+        "reason": group.reason,
+        "alerts": [_group_alert(a) for a in group.alerts],
+        "more": 0,
+    }
+    if group.external_key:
+        details["group_key"] = _cut(group.external_key, MAX_FIELD)
+    payload: dict[str, Any] = {
+        "summary": _cut(" ".join(f"{group.title()}: {group.summary()}".split()), MAX_SUMMARY),
+        "source": _cut(group.source if group.source != "pixalert" else source, MAX_FIELD),
+        "severity": SEVERITIES[group.priority],
+        "timestamp": group.created_at.astimezone(timezone.utc).isoformat(timespec="milliseconds"),
+        "custom_details": details,
+    }
+    if group.labels:
+        payload["group"] = _cut(", ".join(f"{k}={v}" for k, v in group.labels.items()), MAX_FIELD)
+    event: dict[str, Any] = {
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": key,
+        "client": "pixalert",
+        "payload": payload,
+    }
+    size = len(_encode(event))
+    if size > MAX_EVENT_BYTES:
+        # Keep the first alerts (highest priority first) that fit, and count the rest.
+        alerts = details["alerts"]
+        lo, hi = 0, len(alerts)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            details["alerts"], details["more"] = alerts[:mid], len(alerts) - mid
+            if len(_encode(event)) <= MAX_EVENT_BYTES:
+                lo = mid
+            else:
+                hi = mid - 1
+        details["alerts"], details["more"] = alerts[:lo], len(alerts) - lo
+    return event
+
+
 # ---------------------------------------------------------------------------
 # The channel
 # ---------------------------------------------------------------------------
@@ -450,6 +526,40 @@ class PagerDutyChannel:
             dedup_key,
         )
         return dedup_key
+
+    async def send_group(self, group: Group, *, previous: Receipt | None = None) -> Receipt | None:
+        """Trigger (or update) the group's one incident, or resolve it once every alert of
+        the group has resolved (see :func:`build_group_event`); return ``{"dedup_key"}``."""
+        if self._closed:
+            raise DeliveryError.permanent("pagerduty: channel is closed")
+        event = build_group_event(group, self._routing_key, source=self.config.source)
+        return await self._post_event(event)
+
+    async def _post_event(self, event: Mapping[str, Any]) -> Receipt:
+        """Post one event, paced; raise :class:`pixalert.DeliveryError` as :meth:`send` does."""
+        import aiohttp
+        import httpx
+        from pixalert.http import error_for_exception
+
+        body = _encode(event)
+        await self.limiter.acquire(self._pace_key)
+        failure: DeliveryError | None = None
+        response: httpx.Response | None = None
+        try:
+            response = await self._http().send(body)
+            await response.aread()
+        except (httpx.HTTPError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            failure = error_for_exception(exc, SERVICE)
+        if failure is not None:
+            raise failure
+        assert response is not None
+        if not 200 <= response.status_code < 300:
+            raise self._error(response)
+        answer = _json(response)
+        dedup_key = str(event["dedup_key"])
+        if isinstance(answer, dict) and isinstance(answer.get("dedup_key"), str):
+            dedup_key = answer["dedup_key"]
+        return {"dedup_key": dedup_key}
 
     def _error(self, response: httpx.Response) -> DeliveryError:
         from pixalert.http import error_for_response

@@ -6,7 +6,7 @@ Posts alerts as Block Kit messages through an incoming webhook
 --help`` imports it): the HTTP code is imported when a channel is built.
 
 Public names: :class:`SlackConfig`, :class:`SlackChannel`,
-:func:`build_message`, :func:`escape`; the local test server is in
+:func:`build_message`, :func:`build_group_message`, :func:`escape`; the local test server is in
 :mod:`pixalert_slack.testing`.
 """
 
@@ -18,7 +18,7 @@ from pixalert import hookimpl
 from pixalert.channels import Channel, ChannelSpec, DemoSink, SetupField
 
 if TYPE_CHECKING:
-    from ._blocks import build_message, escape
+    from ._blocks import build_group_message, build_message, escape
     from ._channel import SlackChannel
     from ._config import SlackConfig
 
@@ -29,6 +29,7 @@ __all__ = [
     "SlackChannel",
     "SlackConfig",
     "__version__",
+    "build_group_message",
     "build_message",
     "escape",
     "pixalert_channels",
@@ -64,6 +65,7 @@ _LAZY = {
     "SlackChannel": "._channel",
     "SlackConfig": "._config",
     "build_message": "._blocks",
+    "build_group_message": "._blocks",
     "escape": "._blocks",
 }
 

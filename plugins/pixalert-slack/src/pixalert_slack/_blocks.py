@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pixalert import Alert, Priority
-from pixalert.channels import AlertEvent
+from pixalert.channels import AlertEvent, Group
 
 __all__ = [
     "COLOURS",
@@ -41,8 +41,10 @@ __all__ = [
     "RESOLVED_COLOUR",
     "RESOLVE_ACTION",
     "action_block_id",
+    "build_group_message",
     "build_message",
     "escape",
+    "group_line",
     "slack_len",
     "summary",
     "truncate_escaped",
@@ -290,3 +292,94 @@ def _acknowledged_text(event: AlertEvent) -> str:
 def unescape(text: str) -> str:
     """Undo :func:`escape` (for showing received text)."""
     return re.sub(r"&(amp|lt|gt);", lambda m: {"amp": "&", "lt": "<", "gt": ">"}[m[1]], text)
+
+
+# ---------------------------------------------------------------------------
+# Groups: one message for many alerts
+# ---------------------------------------------------------------------------
+
+#: Characters of alert lines one group message holds at most (under Slack's
+#: ~13,000-character aggregate for blocks, with room for the header and context).
+GROUP_LINES_BUDGET = 9000
+#: Longest line for one alert of a group (title and the start of its message).
+MAX_GROUP_LINE = 300
+MAX_LINE_MESSAGE = 120
+
+
+def group_line(group: Group, alert: Alert) -> str:
+    """One alert of ``group`` as an mrkdwn line: ``• *[HIGH]* Disk full — 95% used``."""
+    state = ":white_check_mark: " if alert.resolved else ""
+    new = " :new:" if alert.id in group.new else ""
+    title = " ".join(alert.title.split())
+    text = f"{state}*[{alert.priority.name}]* {escape(title)}"
+    message = " ".join(alert.message.split())
+    if message:
+        text += " — " + truncate_escaped(message, MAX_LINE_MESSAGE)
+    if alert.source and alert.source != group.source:
+        text += f" _({escape(alert.source)})_"
+    return "• " + _cut_line(text + new, MAX_GROUP_LINE)
+
+
+def _cut_line(text: str, limit: int) -> str:
+    if slack_len(text) <= limit:
+        return text
+    return truncate_plain(text, limit)
+
+
+def build_group_message(group: Group, *, mention: str | None = None) -> dict[str, Any]:
+    """The Slack message for a group of alerts: one header with the counts, one line per
+    alert (highest priority first, new ones marked), as many as fit in Slack's limits
+    (50 blocks, 3,000 characters a section, ~13,000 in all), then "and N more".
+
+    ``mention`` is added when a CRITICAL alert is new in the group.
+    """
+    head = group.title()
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": _text("plain_text", truncate_plain(head, MAX_HEADER))}
+    ]
+    pinging = (
+        mention
+        if mention
+        and any(a.priority is Priority.CRITICAL and a.id in group.new for a in group.firing)
+        else None
+    )
+    if pinging:
+        blocks.append({"type": "section", "text": _text("mrkdwn", f"{pinging} critical alert")})
+    details: list[dict[str, Any]] = [
+        {"type": "section", "text": _text("mrkdwn", f"*{escape(group.summary())}*")}
+    ]
+    # Room for the summary, the "and N more" context and the closing context.
+    max_sections = MAX_BLOCKS - len(details) - 2
+    sections: list[list[str]] = []
+    used = 0
+    shown = 0
+    for alert in group.alerts:
+        line = group_line(group, alert)
+        size = slack_len(line) + 1
+        if used + size > GROUP_LINES_BUDGET:
+            break
+        if sections and sum(slack_len(x) + 1 for x in sections[-1]) + size <= MAX_SECTION:
+            sections[-1].append(line)
+        elif len(sections) < max_sections:
+            sections.append([line])
+        else:
+            break
+        used += size
+        shown += 1
+    for lines in sections:
+        details.append({"type": "section", "text": _text("mrkdwn", "\n".join(lines))})
+    more = len(group.alerts) - shown
+    if more:
+        details.append({"type": "context", "elements": [_text("mrkdwn", f"_and {more} more_")]})
+    context = [_text("mrkdwn", _time_text(group.created_at))]
+    if group.labels:
+        labels = ", ".join(f"{k}={v}" for k, v in group.labels.items())
+        context.insert(0, _text("mrkdwn", "*Group:* " + truncate_escaped(labels, MAX_SOURCE)))
+    if group.status == "resolved":
+        context.insert(0, _text("mrkdwn", ":white_check_mark: *Resolved*"))
+    details.append({"type": "context", "elements": context})
+    fallback = f"{head}: {group.summary()}"
+    prefix = f"{pinging} " if pinging else ""
+    text = prefix + truncate_escaped(fallback, MAX_SECTION)
+    colour = RESOLVED_COLOUR if group.status == "resolved" else COLOURS[group.priority]
+    return {"text": text, "blocks": blocks, "attachments": [{"color": colour, "blocks": details}]}

@@ -19,6 +19,7 @@ from pixalert.channels import (
     ActionLinks,
     AlertEvent,
     Clock,
+    Group,
     Interaction,
     InteractionRejected,
     RateLimiter,
@@ -36,7 +37,14 @@ from pixalert.http import (
     parse_retry_after,
 )
 
-from ._blocks import ACK_ACTION, ACTIONS_BLOCK, RESOLVE_ACTION, action_block_id, build_message
+from ._blocks import (
+    ACK_ACTION,
+    ACTIONS_BLOCK,
+    RESOLVE_ACTION,
+    action_block_id,
+    build_group_message,
+    build_message,
+)
 from ._config import SlackConfig
 
 __all__ = [
@@ -351,6 +359,35 @@ class SlackChannel:
             detail=code or _error_code(response.text) or "",
             secrets=self._secrets,
         )
+
+    async def send_group(self, group: Group, *, previous: Receipt | None = None) -> Receipt | None:
+        """Post a group of alerts as one message (see :func:`build_group_message`).
+
+        With a bot token the group's message is updated in place
+        (``chat.update``) when ``previous`` names it, so the channel shows one
+        message that changes as alerts join and resolve; a webhook, which
+        answers no message id, posts a new message each time. Like
+        :meth:`send`, it does not wait for a turn: see :meth:`pace`.
+        """
+        if self._closed:
+            raise DeliveryError.permanent(f"slack {self.name}: channel is closed")
+        message = build_group_message(group, mention=self.config.mention_on_critical)
+        if self.mode == "webhook":
+            await self._post_webhook(message)
+            return None
+        channel = self.config.channel
+        assert channel is not None
+        if previous and previous.get("ts") and previous.get("channel"):
+            body = {"channel": previous["channel"], "ts": previous["ts"], **message}
+            try:
+                data = await self._call("chat.update", body, update=True)
+            except _UpdateFailed:
+                log.debug("slack %s: group message %s is gone; posting", self.name, body["ts"])
+            else:
+                return self._receipt(data, previous["channel"], previous["ts"])
+        body = {"channel": channel, "unfurl_links": False, "unfurl_media": False, **message}
+        data = await self._call("chat.postMessage", body)
+        return self._receipt(data, channel, None)
 
     async def aclose(self) -> None:
         """Close the HTTP client; safe to call twice."""

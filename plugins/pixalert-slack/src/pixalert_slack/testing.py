@@ -43,6 +43,12 @@ function of the request), ``hang`` and ``drop``; and one of Slack's own,
 :meth:`~SlackServer.api_error` (HTTP 200 ``"ok": false``, the Web API's way
 of failing).
 
+With ``rate_limit=(per_second, burst)`` it also enforces Slack's posting
+limit per channel (about one message a second, short bursts allowed): a
+message over it is answered ``429`` with ``Retry-After`` and Slack's
+``{"ok": false, "error": "ratelimited"}``, and counted in
+:attr:`SlackServer.rate_limited`.
+
 Every request is kept in ``requests`` (with its ``endpoint``, what was
 answered and, for refusals, Slack's error string as ``reason``); accepted
 messages in ``received`` (:class:`SlackMessage`, updated in place by
@@ -80,6 +86,8 @@ from ._blocks import (
 
 __all__ = ["Click", "InvalidMessage", "SlackMessage", "SlackServer", "check_message"]
 
+#: Seconds a message may arrive early for ``rate_limit`` (the network's jitter).
+RATE_JITTER = 0.1
 #: Aggregate text in blocks above which Slack answers ``msg_blocks_too_long``.
 MAX_BLOCKS_TEXT = 13_000
 MAX_BLOCK_ID = 255
@@ -403,8 +411,13 @@ class SlackServer(FakeService[SlackMessage]):
         channels: Mapping[str, str] | Iterable[str] = ("alerts",),
         webhook_channel: str = "#alerts",
         demo_mode: str = "api",
+        rate_limit: tuple[float, int] | None = None,
     ) -> None:
         super().__init__()
+        self.rate_limit = rate_limit
+        #: Messages answered 429 because they came faster than ``rate_limit`` allows.
+        self.rate_limited = 0
+        self._buckets: dict[str, tuple[float, float]] = {}
         self.token = token or "xoxb-" + secrets.token_hex(12)
         self.team = "T" + secrets.token_hex(4).upper()
         self.bot = "B" + secrets.token_hex(4).upper()
@@ -625,6 +638,26 @@ class SlackServer(FakeService[SlackMessage]):
         self.reject(record, error)
         return web.json_response({"ok": False, "error": error}, status=status)
 
+    def _over_rate(self, record: ReceivedRequest, channel: str) -> web.Response | None:
+        """429 as Slack answers it when ``channel`` posts faster than ``rate_limit``."""
+        if self.rate_limit is None:
+            return None
+        rate, burst = self.rate_limit
+        now = time.monotonic()
+        tokens, last = self._buckets.get(channel, (float(burst), now))
+        tokens = min(float(burst), tokens + (now - last) * rate)
+        if tokens < 1.0 - RATE_JITTER * rate:  # a message a little early is network jitter
+            self._buckets[channel] = (tokens, now)
+            self.rate_limited += 1
+            self.mark(record, "rate_limited", f"more than {rate:g} messages a second")
+            return web.json_response(
+                {"ok": False, "error": "ratelimited", "retry_after": 1},
+                status=429,
+                headers={"Retry-After": "1"},
+            )
+        self._buckets[channel] = (tokens - 1.0, now)
+        return None
+
     def _refuse(self, record: ReceivedRequest, status: int, error: str) -> web.Response:
         self.reject(record, error)
         return web.Response(status=status, text=error, content_type="text/plain")
@@ -642,6 +675,9 @@ class SlackServer(FakeService[SlackMessage]):
             check_message(payload)
         except InvalidMessage as exc:
             return self._refuse(record, 400, exc.error)
+        limited = self._over_rate(record, self.webhook_channel)
+        if limited is not None:
+            return limited
         self._accept(record, payload, self.webhook_channel, self.webhook_channel, "webhook")
         return web.Response(text="ok", content_type="text/plain")
 
@@ -673,6 +709,9 @@ class SlackServer(FakeService[SlackMessage]):
             warnings.extend(check_message(payload))
         except InvalidMessage as exc:
             return self._api_error(record, exc.error, exc.detail, warnings)
+        limited = self._over_rate(record, channel_id)
+        if limited is not None:
+            return limited
         if method == "chat.update":
             ts = payload.get("ts")
             for message in self.received:

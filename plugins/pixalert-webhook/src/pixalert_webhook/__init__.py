@@ -2,8 +2,10 @@
 
 The channel type ``webhook`` POSTs each alert as a versioned JSON document
 (see :mod:`pixalert_webhook._payload` and ``docs/webhook-payload.schema.json``)
-to every configured URL. Receivers check requests with :func:`verify`; tests
-and ``pixalert demo`` use the local receiver in :mod:`pixalert_webhook.testing`.
+to every configured URL, and a group of alerts as one body with an ``alerts``
+list (``docs/webhook-group-payload.schema.json``). Receivers check requests
+with :func:`verify`; tests and ``pixalert demo`` use the local receiver in
+:mod:`pixalert_webhook.testing`.
 
 This module stays light (``pixalert --help`` loads it): the channel and its
 HTTP client are imported inside the hooks, or on first attribute access.
@@ -21,7 +23,13 @@ from ._signing import WebhookVerificationError, generate_secret, sign, verify
 
 if TYPE_CHECKING:
     from ._channel import WebhookChannel, WebhookConfig
-    from ._payload import PAYLOAD_VERSION, build_payload, payload_schema
+    from ._payload import (
+        PAYLOAD_VERSION,
+        build_group_payload,
+        build_payload,
+        group_payload_schema,
+        payload_schema,
+    )
 
 __version__ = "0.1.0"
 
@@ -31,8 +39,10 @@ __all__ = [
     "WebhookConfig",
     "WebhookVerificationError",
     "__version__",
+    "build_group_payload",
     "build_payload",
     "generate_secret",
+    "group_payload_schema",
     "payload_schema",
     "pixalert_channels",
     "pixalert_demo_sinks",
@@ -58,6 +68,8 @@ _LAZY = {
     "WebhookConfig": "._channel",
     "PAYLOAD_VERSION": "._payload",
     "build_payload": "._payload",
+    "build_group_payload": "._payload",
+    "group_payload_schema": "._payload",
     "payload_schema": "._payload",
 }
 

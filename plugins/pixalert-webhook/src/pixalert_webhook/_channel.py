@@ -17,11 +17,11 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 import attrs
 from pixalert import Alert, DeliveryError
-from pixalert.channels import Receipt, Secret, register_secret
+from pixalert.channels import Group, Receipt, Secret, register_secret
 from pixalert.storage import Clock, SystemClock
 
 from . import __version__
-from ._payload import build_payload, encode_payload
+from ._payload import build_group_payload, build_payload, encode_payload
 from ._signing import _Signer, decode_secret
 
 if TYPE_CHECKING:
@@ -322,9 +322,18 @@ class WebhookChannel:
         :class:`pixalert.DeliveryError` naming the failed targets by number
         (never by URL); it is retryable when any failure may pass on retry.
         """
-        body = encode_payload(build_payload(alert))
-        done = self._progress_for(alert.id)
-        ids = self._webhook_ids(alert.id)
+        return await self._post(encode_payload(build_payload(alert)), alert.id)
+
+    async def send_group(self, group: Group, *, previous: Receipt | None = None) -> Receipt | None:
+        """POST one body for a group of alerts (see :func:`build_group_payload`) to every
+        target; its ``webhook-id`` is the same on every retry of one notification."""
+        ident = f"group\0{group.key}\0{group.created_at.isoformat()}"
+        return await self._post(encode_payload(build_group_payload(group)), ident)
+
+    async def _post(self, body: bytes, ident: str) -> Receipt:
+        """POST ``body`` to every target that has not accepted ``ident`` yet."""
+        done = self._progress_for(ident)
+        ids = self._webhook_ids(ident)
         retryable: dict[int, DeliveryError] = {}
         if len(done) < len(ids):
             endpoints = self._get_endpoints()

@@ -22,13 +22,28 @@ from functools import lru_cache
 from typing import Any
 
 from pixalert import Alert
+from pixalert.channels import Group
 
-__all__ = ["PAYLOAD_VERSION", "SCHEMA_FILE", "build_payload", "encode_payload", "payload_schema"]
+__all__ = [
+    "GROUP_SCHEMA_FILE",
+    "MAX_GROUP_BODY",
+    "PAYLOAD_VERSION",
+    "SCHEMA_FILE",
+    "build_group_payload",
+    "build_payload",
+    "encode_payload",
+    "group_payload_schema",
+    "payload_schema",
+]
 
 PAYLOAD_VERSION = "1"
 """The version of the JSON document the channel posts (its ``version`` field); see
 ``payload_schema()``."""
 SCHEMA_FILE = "webhook-payload.schema.json"
+#: The JSON Schema of a group's body (also ``docs/webhook-group-payload.schema.json``).
+GROUP_SCHEMA_FILE = "webhook-group-payload.schema.json"
+#: Largest group body sent, in bytes: alerts beyond it are counted in ``truncated``.
+MAX_GROUP_BODY = 1_000_000
 
 
 def _iso(moment: datetime) -> str:
@@ -75,4 +90,65 @@ def _schema_text() -> str:
 def payload_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of the webhook body, as a new dict."""
     schema: dict[str, Any] = json.loads(_schema_text())
+    return schema
+
+
+def build_group_payload(group: Group) -> dict[str, Any]:
+    """The JSON-safe body for a group of alerts notified together::
+
+        {"type": "group.firing" | "group.resolved", "timestamp": ..., "version": "1",
+         "data": {"group": {"key", "labels", "status", "priority", "reason", "counts",
+                            "external_key"},
+                  "alerts": [{...the alert's fields..., "new": bool}, ...],
+                  "truncated": 0}}
+
+    Alerts come firing first, each part highest priority first; past
+    :data:`MAX_GROUP_BODY` bytes the rest are counted in ``truncated``.
+    """
+    alerts = []
+    for alert in group.alerts:
+        data = build_payload(alert)["data"]
+        data["new"] = alert.id in group.new
+        alerts.append(data)
+    body: dict[str, Any] = {
+        "type": f"group.{group.status}",
+        "timestamp": _iso(group.created_at),
+        "version": PAYLOAD_VERSION,
+        "data": {
+            "group": {
+                "key": group.key,
+                "labels": dict(group.labels),
+                "status": group.status,
+                "priority": group.priority.name,
+                "reason": group.reason,
+                "counts": group.counts(),
+                "external_key": group.external_key,
+            },
+            "alerts": alerts,
+            "truncated": 0,
+        },
+    }
+    if len(encode_payload(body)) > MAX_GROUP_BODY:
+        lo, hi = 0, len(alerts)
+        while lo < hi:  # the most alerts that fit
+            mid = (lo + hi + 1) // 2
+            body["data"]["alerts"] = alerts[:mid]
+            if len(encode_payload(body)) <= MAX_GROUP_BODY:
+                lo = mid
+            else:
+                hi = mid - 1
+        body["data"]["alerts"], body["data"]["truncated"] = alerts[:lo], len(alerts) - lo
+    return body
+
+
+@lru_cache(maxsize=1)
+def _group_schema_text() -> str:
+    from importlib.resources import files
+
+    return (files(__package__) / GROUP_SCHEMA_FILE).read_text(encoding="utf-8")
+
+
+def group_payload_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a group's body, as a new dict."""
+    schema: dict[str, Any] = json.loads(_group_schema_text())
     return schema

@@ -9,8 +9,9 @@ careful receiver checks:
 - with ``secret=``: the Standard Webhooks signature and timestamp, with
   :func:`pixalert_webhook.verify` (else 401);
 - with ``token=``: a ``?token=`` query parameter equal to it (else 401);
-- the body against the payload's JSON Schema (else 400; needs ``jsonschema``,
-  from ``pip install pixalert-webhook[testing]``).
+- the body against the payload's JSON Schema: the single-alert one, or for
+  ``group.*`` bodies the group one (else 400; needs ``jsonschema``, from
+  ``pip install pixalert-webhook[testing]``).
 
 A delivery whose ``webhook-id`` was already accepted is answered 200 with the
 outcome ``duplicate``, not delivered twice. Accepted deliveries are in
@@ -45,7 +46,7 @@ import attrs
 from aiohttp import web
 from pixalert.testing import FakeService, ReceivedRequest
 
-from ._payload import payload_schema
+from ._payload import group_payload_schema, payload_schema
 from ._signing import SecretLike, WebhookVerificationError, verify
 
 __all__ = ["Delivery", "WebhookReceiver"]
@@ -65,8 +66,14 @@ class Delivery:
 
     @property
     def type(self) -> str:
-        """The event type, ``alert.firing`` or ``alert.resolved``."""
+        """The event type, ``alert.firing`` or ``alert.resolved`` (``group.firing`` or
+        ``group.resolved`` for a group)."""
         return str(self.payload["type"])
+
+    @property
+    def is_group(self) -> bool:
+        """True for a group's body (``data`` has ``group``, ``alerts`` and ``truncated``)."""
+        return self.type.startswith("group.")
 
     @property
     def data(self) -> dict[str, Any]:
@@ -77,6 +84,12 @@ class Delivery:
     def line(self) -> str:
         """``POST /hook alert.firing HIGH Disk full (signed)``."""
         mark = "signed" if self.signed else "unsigned"
+        if self.is_group:
+            group = self.data["group"]
+            count = len(self.data["alerts"]) + self.data["truncated"]
+            labels = ", ".join(f"{k}={v}" for k, v in group["labels"].items())
+            what = f"{group['priority']} {count} alerts {labels}".rstrip()
+            return f"POST {self.path} {self.type} {what} ({mark})"
         return f"POST {self.path} {self.type} {self.data['priority']} {self.data['title']} ({mark})"
 
 
@@ -121,6 +134,7 @@ class WebhookReceiver(FakeService[Delivery]):
         self.success_status = success_status
         self._seen: set[str] = set()
         self._validator = self._make_validator()
+        self._group_validator = self._make_validator(group=True)
 
     def config(self) -> dict[str, Any]:
         """The channel config section for this receiver: ``urls``, and ``secret`` if a string."""
@@ -144,7 +158,7 @@ class WebhookReceiver(FakeService[Delivery]):
 
     # -- serving -------------------------------------------------------------
 
-    def _make_validator(self) -> Any:
+    def _make_validator(self, *, group: bool = False) -> Any:
         if self.validate_schema is False:
             return None
         try:
@@ -156,7 +170,7 @@ class WebhookReceiver(FakeService[Delivery]):
                     "pip install 'pixalert-webhook[testing]'"
                 ) from None
             return None
-        schema = payload_schema()
+        schema = group_payload_schema() if group else payload_schema()
         cls = jsonschema.validators.validator_for(schema)
         return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
@@ -220,10 +234,12 @@ class WebhookReceiver(FakeService[Delivery]):
     def _schema_problem(self, payload: Any) -> str | None:
         if not isinstance(payload, Mapping):
             return "schema: expected a JSON object"
-        if self._validator is None:
+        grouped = str(payload.get("type", "")).startswith("group.")
+        validator = self._group_validator if grouped else self._validator
+        if validator is None:
             missing = {"type", "timestamp", "version", "data"} - set(payload)
             return f"schema: missing {sorted(missing)}" if missing else None
-        errors = sorted(self._validator.iter_errors(payload), key=lambda e: list(e.path))
+        errors = sorted(validator.iter_errors(payload), key=lambda e: list(e.path))
         if not errors:
             return None
         first = errors[0]
