@@ -47,13 +47,16 @@ class TcpProxy:
 
     async def cut(self) -> None:
         """Stop listening and drop every open connection (both ends see a reset)."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()  # no new connections
         for writer in list(self._pipes):
             writer.transport.abort()
         self._pipes.clear()
+        if server is not None:
+            # Since Python 3.12.1 this waits for the connections the server made to
+            # close too: they are aborted first, or it would wait forever.
+            await server.wait_closed()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def aclose(self) -> None:
