@@ -17,7 +17,7 @@ from typing import Any
 import pixalert_postgres
 import pytest
 from pixalert import Alert, DeliveryResult
-from pixalert.storage import HistoryQuery, HistoryStore, MemoryHistoryStore
+from pixalert.storage import HistoryQuery, HistoryStore, MemoryHistoryStore, Planned
 from pixalert.testing import FakeClock
 from pixalert_postgres import PostgresHistoryStore
 
@@ -247,10 +247,12 @@ async def test_health_counts_waiting_work(
             ),
         ]
     )
+    later = Planned("slack", clock.now() + 60, group="slack|db", note="group_wait")
+    await store.record_many([alert(2)], [[later]], owner="i1", lease=60)
     health = await store.health()
     assert health["status"] == "ok"
     assert health["backend"] == "postgresql"
-    assert (health["pending"], health["retrying"]) == (1, 1)
+    assert (health["pending"], health["retrying"], health["held"]) == (2, 1, 1)
     assert health["schema"] == schema
     assert (health["owners"], health["liveness"]) == (1, "locked")
 
@@ -264,9 +266,15 @@ ALERTS = [alert(i, minutes=i % 10, title=f"a{i}") for i in range(40)]
 
 
 async def _fill(store: Any) -> None:
+    """40 alerts on slack and one other channel, settled; every fifth one also held on
+    the webhook (half of those in a group)."""
     await store.open_owner("i1")
     for i, a in enumerate(ALERTS):
-        channels = ["slack", ("email", "email", "pagerduty", "email")[i % 4]]
+        channels: list[str | Planned] = ["slack", ("email", "email", "pagerduty", "email")[i % 4]]
+        if i % 5 == 0:
+            due = (T0 + timedelta(hours=1 + i % 2)).timestamp()
+            group = "webhook|db" if i % 10 == 0 else None
+            channels.append(Planned("webhook", due, group=group, note=f"held {i}"))
         (recorded,) = await store.record_many([a], [channels], owner="i1", lease=60)
         by = {c.channel: c for c in recorded.claims}
         outcomes = [(by["slack"], sent("slack", 0.01 * (i + 1)))]
@@ -316,6 +324,7 @@ async def test_stats_numbers(store: PostgresHistoryStore) -> None:
         "suppressed": 10,
         "skipped": 10,
         "retrying": 0,
+        "held": 8,
     }
     slack = stats["channels"]["slack"]
     assert slack["sent"] == 40
@@ -326,6 +335,8 @@ async def test_stats_numbers(store: PostgresHistoryStore) -> None:
     assert (email["sent"], email["failed"], email["suppressed"]) == (10, 10, 10)
     assert email["success_rate"] == 0.5
     assert stats["channels"]["pagerduty"]["latency"] == {"p50": None, "p95": None, "p99": None}
+    webhook = stats["channels"]["webhook"]
+    assert (webhook["held"], webhook["sent"], webhook["success_rate"]) == (8, 0, None)
 
 
 async def test_entries_match_the_reference_store(store: PostgresHistoryStore) -> None:
@@ -337,6 +348,8 @@ async def test_entries_match_the_reference_store(store: PostgresHistoryStore) ->
         HistoryQuery(since=EPOCH, limit=7),
         HistoryQuery(since=EPOCH, channel="email", result="failed"),
         HistoryQuery(since=EPOCH, result="skipped"),
+        HistoryQuery(since=EPOCH, result="held"),
+        HistoryQuery(since=EPOCH, channel="webhook", result="held", limit=3),
         HistoryQuery(since=EPOCH, search="A1"),
         HistoryQuery(since=T0 + timedelta(minutes=3), until=T0 + timedelta(minutes=6)),
     ]

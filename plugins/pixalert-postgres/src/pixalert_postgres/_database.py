@@ -368,11 +368,13 @@ class Database:
         try:
             if backend == "history":
                 rows = await self.fetch(
-                    "SELECT count(DISTINCT alert_id), count(*) FILTER (WHERE status = 'retrying') "
-                    "FROM {s}.deliveries WHERE status IN ('pending', 'retrying')"
+                    "SELECT count(DISTINCT alert_id), count(*) FILTER (WHERE status = 'retrying'), "
+                    "count(*) FILTER (WHERE status = 'held') "
+                    "FROM {s}.deliveries WHERE status IN ('pending', 'retrying', 'held')"
                 )
                 report["pending"] = int(rows[0][0])
                 report["retrying"] = int(rows[0][1])
+                report["held"] = int(rows[0][2])
             else:
                 await self.fetch("SELECT 1")
         except StoreUnavailable as exc:
