@@ -21,6 +21,8 @@ from pixalert.storage import HistoryQuery, HistoryStore, MemoryHistoryStore, Pla
 from pixalert.testing import FakeClock
 from pixalert_postgres import PostgresHistoryStore
 
+from .conftest import Calls
+
 pytestmark = pytest.mark.services
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
@@ -36,30 +38,6 @@ def alert(n: int = 0, *, minutes: float = 0, **kwargs: Any) -> Alert:
 
 def sent(channel: str, latency: float = 0.1, receipt: dict[str, str] | None = None) -> Any:
     return DeliveryResult(channel, "sent", 1, None, latency, receipt)
-
-
-class Calls:
-    """Counts the statements and transactions a store sends (each one round trip)."""
-
-    def __init__(self, store: PostgresHistoryStore) -> None:
-        self.count = 0
-        db = store.database
-        fetch, transaction = db.fetch, db.transaction
-
-        async def counted_fetch(*args: Any, **kwargs: Any) -> Any:
-            self.count += 1
-            return await fetch(*args, **kwargs)
-
-        async def counted_transaction(*args: Any, **kwargs: Any) -> Any:
-            self.count += 1
-            return await transaction(*args, **kwargs)
-
-        db.fetch = counted_fetch  # type: ignore[method-assign]
-        db.transaction = counted_transaction  # type: ignore[method-assign]
-
-    def take(self) -> int:
-        count, self.count = self.count, 0
-        return count
 
 
 async def test_hook_handles_postgres_urls_only() -> None:
