@@ -381,3 +381,25 @@ async def test_a_row_this_version_cannot_read_fails_alone(
     assert result.error is not None and result.error.startswith("unreadable alert: TypeError")
     clock.advance(120)
     assert [c.alert.id for c in await store.claim_due(owner="i1", lease=60)] == [readable.id]
+
+
+async def test_a_job_due_after_year_9999_is_kept_and_never_due(
+    store: PostgresHistoryStore, clock: FakeClock
+) -> None:
+    """Escalations keep a finished incident's state in a job due at a time that never
+    comes (``1e15``, beyond what PostgreSQL and Python can hold): it is kept, due at
+    the end of year 9999, and never claimed."""
+    from pixalert.storage import Job
+    from pixalert_postgres._database import LATEST
+
+    await store.open_owner("i1")
+    assert await store.schedule([Job("escalation", "db", 1e15, {"state": "done"})]) == [True]
+    assert [(j.ref, j.due, dict(j.payload)) for j in await store.jobs()] == [
+        ("db", LATEST.timestamp(), {"state": "done"})
+    ]
+    await store.schedule([Job("escalation", "db", clock.now(), {"state": "active"})])
+    (claim,) = await store.claim_jobs(owner="i1", lease=60)
+    assert await store.finish_job(claim, next_due=1e15, payload={"state": "acknowledged"})
+    clock.advance(10 * 365 * 86400)
+    assert await store.claim_jobs(owner="i1", lease=60) == []
+    assert [dict(j.payload) for j in await store.jobs("escalation")] == [{"state": "acknowledged"}]
