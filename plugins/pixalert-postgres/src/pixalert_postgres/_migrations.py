@@ -15,10 +15,11 @@ delivered (see :data:`MIGRATIONS`).
 
 Version 5 is additive: held deliveries and groups (noise control) and two
 lookup indexes. Instances of the previous release keep working on it during
-a rolling upgrade, with two limits until every instance runs it: they do not
-see held deliveries as waiting (their ``purge`` may remove an alert whose
-only waiting deliveries are held, if it is older than the retention), and
-their sweeps no longer have the index of due deliveries they used.
+a rolling upgrade, with one limit until every instance runs it: they do not
+see held deliveries as waiting (they do not supersede them, and their
+``purge`` may remove an alert whose only waiting deliveries are held, if it
+is older than the retention). Their sweeps find due work through the new
+index of waiting deliveries by key (it holds every waiting delivery).
 """
 
 from __future__ import annotations
