@@ -53,12 +53,24 @@ def schema() -> Iterator[str]:
 
 
 async def test_the_store_holds_and_groups(schema: str) -> None:
+    import psycopg
     from pixalert_postgres import PostgresHistoryStore
+    from psycopg import sql
+
+    made: set[str] = set()
 
     def make(clock: Any, name: str) -> Any:
+        made.add(f"{schema}_{name[-6:]}")
         return PostgresHistoryStore(f"{PG_URL}?schema={schema}_{name[-6:]}", clock=clock)
 
-    await check_store_contract(make, checks=["held", "groups"])
+    try:
+        await check_store_contract(make, checks=["held", "groups"])
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            for name in made:  # the schema fixture drops only its own
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name))
+                )
 
 
 class GroupChannel(RecordingChannel):

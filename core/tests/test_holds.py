@@ -250,7 +250,7 @@ async def test_a_version_3_sqlite_file_gains_held_deliveries(tmp_path: Any) -> N
         await store.aclose()
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         assert {"deliveries_due_v4", "deliveries_group"} <= names
         assert "deliveries_due" not in names

@@ -360,7 +360,7 @@ async def test_an_old_sqlite_file_gains_the_value_column(tmp_path: Path, clock: 
         await state.aclose()
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         columns = [row[1] for row in conn.execute("PRAGMA table_info(state)")]
     finally:
         conn.close()

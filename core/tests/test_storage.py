@@ -195,6 +195,48 @@ async def test_an_old_file_keeps_its_unfinished_alerts_and_delivers_them(
     assert entry["state"] == "done" and set(entry["results"]) == {"slack", "email"}
 
 
+async def test_a_version_4_file_gains_the_index_of_alerts_by_key(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Version 5 adds ``alerts (key, created_at)``: acknowledgements, resolves and
+    heartbeats look the newest alerts of a key up without scanning the history."""
+    from pixalert._sqlite import _SCHEMA
+
+    path = tmp_path / "v4.db"
+    alert = Alert("old", "m", "high", key="db", created_at=to_datetime(clock.now()))
+    conn = sqlite3.connect(path)
+    conn.executescript(_SCHEMA)
+    conn.execute("DROP INDEX alerts_key_created")
+    conn.execute(
+        "INSERT INTO alerts (id, key, created_at, body, state, priority, status, source, title,"
+        " message) VALUES (?, 'db', ?, ?, 'done', 3, 'firing', '', 'old', 'm')",
+        (alert.id, alert.created_at.timestamp(), json.dumps(alert.to_dict())),
+    )
+    conn.execute("PRAGMA user_version=4")
+    conn.commit()
+    conn.close()
+    store = SQLiteHistoryStore(f"sqlite:///{path}", clock)
+    try:
+        found = await store.entries(HistoryQuery(key="db", limit=5))
+    finally:
+        await store.aclose()
+    assert [e.alert for e in found] == [alert]
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        plan = " ".join(
+            str(row[-1])
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT id FROM alerts a WHERE a.key = ? "
+                "ORDER BY created_at DESC LIMIT 5",
+                ("db",),
+            )
+        )
+    finally:
+        conn.close()
+    assert "alerts_key_created" in plan
+
+
 V2_SCHEMA = """
 CREATE TABLE alerts (id TEXT PRIMARY KEY, key TEXT NOT NULL, created_at REAL NOT NULL,
     body TEXT NOT NULL, state TEXT NOT NULL, owner TEXT, token TEXT, lease_until REAL);

@@ -57,7 +57,7 @@ __all__ = ["SQLiteDatabase", "SQLiteHistoryStore", "SQLiteStateBackend", "sqlite
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     message     TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS alerts_created ON alerts (created_at);
+CREATE INDEX IF NOT EXISTS alerts_key_created ON alerts (key, created_at);
 CREATE INDEX IF NOT EXISTS alerts_waiting ON alerts (state) WHERE state = 'pending';
 CREATE TABLE IF NOT EXISTS deliveries (
     alert_id    TEXT NOT NULL,
@@ -191,6 +192,9 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             if "deliveries_waiting_key_v4" in statement
         ),
     ),
+    # Version 5: the newest alerts of a key (acknowledgements, resolves, heartbeats,
+    # flapping and `for` look an incident up by key).
+    5: ("CREATE INDEX IF NOT EXISTS alerts_key_created ON alerts (key, created_at)",),
 }
 
 

@@ -117,3 +117,27 @@ async def make_state(
     yield make
     for backend in made:
         await backend.aclose()
+
+
+class Calls:
+    """Counts the statements and transactions a store sends (each one round trip)."""
+
+    def __init__(self, store: PostgresHistoryStore) -> None:
+        self.count = 0
+        db = store.database
+        fetch, transaction = db.fetch, db.transaction
+
+        async def counted_fetch(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return await fetch(*args, **kwargs)
+
+        async def counted_transaction(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return await transaction(*args, **kwargs)
+
+        db.fetch = counted_fetch  # type: ignore[method-assign]
+        db.transaction = counted_transaction  # type: ignore[method-assign]
+
+    def take(self) -> int:
+        count, self.count = self.count, 0
+        return count

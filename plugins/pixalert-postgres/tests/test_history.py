@@ -17,9 +17,11 @@ from typing import Any
 import pixalert_postgres
 import pytest
 from pixalert import Alert, DeliveryResult
-from pixalert.storage import HistoryQuery, HistoryStore, MemoryHistoryStore
+from pixalert.storage import HistoryQuery, HistoryStore, MemoryHistoryStore, Planned
 from pixalert.testing import FakeClock
 from pixalert_postgres import PostgresHistoryStore
+
+from .conftest import Calls
 
 pytestmark = pytest.mark.services
 
@@ -36,30 +38,6 @@ def alert(n: int = 0, *, minutes: float = 0, **kwargs: Any) -> Alert:
 
 def sent(channel: str, latency: float = 0.1, receipt: dict[str, str] | None = None) -> Any:
     return DeliveryResult(channel, "sent", 1, None, latency, receipt)
-
-
-class Calls:
-    """Counts the statements and transactions a store sends (each one round trip)."""
-
-    def __init__(self, store: PostgresHistoryStore) -> None:
-        self.count = 0
-        db = store.database
-        fetch, transaction = db.fetch, db.transaction
-
-        async def counted_fetch(*args: Any, **kwargs: Any) -> Any:
-            self.count += 1
-            return await fetch(*args, **kwargs)
-
-        async def counted_transaction(*args: Any, **kwargs: Any) -> Any:
-            self.count += 1
-            return await transaction(*args, **kwargs)
-
-        db.fetch = counted_fetch  # type: ignore[method-assign]
-        db.transaction = counted_transaction  # type: ignore[method-assign]
-
-    def take(self) -> int:
-        count, self.count = self.count, 0
-        return count
 
 
 async def test_hook_handles_postgres_urls_only() -> None:
@@ -247,10 +225,12 @@ async def test_health_counts_waiting_work(
             ),
         ]
     )
+    later = Planned("slack", clock.now() + 60, group="slack|db", note="group_wait")
+    await store.record_many([alert(2)], [[later]], owner="i1", lease=60)
     health = await store.health()
     assert health["status"] == "ok"
     assert health["backend"] == "postgresql"
-    assert (health["pending"], health["retrying"]) == (1, 1)
+    assert (health["pending"], health["retrying"], health["held"]) == (2, 1, 1)
     assert health["schema"] == schema
     assert (health["owners"], health["liveness"]) == (1, "locked")
 
@@ -264,9 +244,15 @@ ALERTS = [alert(i, minutes=i % 10, title=f"a{i}") for i in range(40)]
 
 
 async def _fill(store: Any) -> None:
+    """40 alerts on slack and one other channel, settled; every fifth one also held on
+    the webhook (half of those in a group)."""
     await store.open_owner("i1")
     for i, a in enumerate(ALERTS):
-        channels = ["slack", ("email", "email", "pagerduty", "email")[i % 4]]
+        channels: list[str | Planned] = ["slack", ("email", "email", "pagerduty", "email")[i % 4]]
+        if i % 5 == 0:
+            due = (T0 + timedelta(hours=1 + i % 2)).timestamp()
+            group = "webhook|db" if i % 10 == 0 else None
+            channels.append(Planned("webhook", due, group=group, note=f"held {i}"))
         (recorded,) = await store.record_many([a], [channels], owner="i1", lease=60)
         by = {c.channel: c for c in recorded.claims}
         outcomes = [(by["slack"], sent("slack", 0.01 * (i + 1)))]
@@ -316,6 +302,7 @@ async def test_stats_numbers(store: PostgresHistoryStore) -> None:
         "suppressed": 10,
         "skipped": 10,
         "retrying": 0,
+        "held": 8,
     }
     slack = stats["channels"]["slack"]
     assert slack["sent"] == 40
@@ -326,6 +313,8 @@ async def test_stats_numbers(store: PostgresHistoryStore) -> None:
     assert (email["sent"], email["failed"], email["suppressed"]) == (10, 10, 10)
     assert email["success_rate"] == 0.5
     assert stats["channels"]["pagerduty"]["latency"] == {"p50": None, "p95": None, "p99": None}
+    webhook = stats["channels"]["webhook"]
+    assert (webhook["held"], webhook["sent"], webhook["success_rate"]) == (8, 0, None)
 
 
 async def test_entries_match_the_reference_store(store: PostgresHistoryStore) -> None:
@@ -337,6 +326,8 @@ async def test_entries_match_the_reference_store(store: PostgresHistoryStore) ->
         HistoryQuery(since=EPOCH, limit=7),
         HistoryQuery(since=EPOCH, channel="email", result="failed"),
         HistoryQuery(since=EPOCH, result="skipped"),
+        HistoryQuery(since=EPOCH, result="held"),
+        HistoryQuery(since=EPOCH, channel="webhook", result="held", limit=3),
         HistoryQuery(since=EPOCH, search="A1"),
         HistoryQuery(since=T0 + timedelta(minutes=3), until=T0 + timedelta(minutes=6)),
     ]
@@ -390,3 +381,25 @@ async def test_a_row_this_version_cannot_read_fails_alone(
     assert result.error is not None and result.error.startswith("unreadable alert: TypeError")
     clock.advance(120)
     assert [c.alert.id for c in await store.claim_due(owner="i1", lease=60)] == [readable.id]
+
+
+async def test_a_job_due_after_year_9999_is_kept_and_never_due(
+    store: PostgresHistoryStore, clock: FakeClock
+) -> None:
+    """Escalations keep a finished incident's state in a job due at a time that never
+    comes (``1e15``, beyond what PostgreSQL and Python can hold): it is kept, due at
+    the end of year 9999, and never claimed."""
+    from pixalert.storage import Job
+    from pixalert_postgres._database import LATEST
+
+    await store.open_owner("i1")
+    assert await store.schedule([Job("escalation", "db", 1e15, {"state": "done"})]) == [True]
+    assert [(j.ref, j.due, dict(j.payload)) for j in await store.jobs()] == [
+        ("db", LATEST.timestamp(), {"state": "done"})
+    ]
+    await store.schedule([Job("escalation", "db", clock.now(), {"state": "active"})])
+    (claim,) = await store.claim_jobs(owner="i1", lease=60)
+    assert await store.finish_job(claim, next_due=1e15, payload={"state": "acknowledged"})
+    clock.advance(10 * 365 * 86400)
+    assert await store.claim_jobs(owner="i1", lease=60) == []
+    assert [dict(j.payload) for j in await store.jobs("escalation")] == [{"state": "acknowledged"}]

@@ -290,3 +290,95 @@ async def test_schemas_are_independent(pg_url: str, schema: str) -> None:
     finally:
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(other)))
+
+
+def _indexes(pg_url: str, schema: str) -> set[str]:
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", (schema,))
+        return {row[0] for row in rows.fetchall()}
+
+
+async def test_a_version_4_schema_gains_held_deliveries_keeping_its_timeline(
+    pg_url: str, schema: str, schema_url: str
+) -> None:
+    """Version 5 is additive: what version 4 stored is kept and claimed as before, rows
+    written as version 4 writes them still work, and held deliveries and groups work."""
+    from pixalert import DeliveryResult
+    from pixalert.storage import Planned
+
+    waiting = Alert("waiting", "left pending by a dead instance", "high", created_at=T0)
+    retrying = Alert("retrying", "due again later", "high", created_at=T0)
+    done = Alert("done", "finished", "high", key="k-done", created_at=T0)
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as aconn:
+        assert await migrate(aconn, schema, MIGRATIONS[:4]) == (4, [1, 2, 3, 4])
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for a in (waiting, retrying, done):
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {}.alerts (id, key, created_at, status, priority, body, "
+                    "recorded_at) VALUES (%s, %s, %s, 'firing', 3, %s, %s)"
+                ).format(sql.Identifier(schema)),
+                (a.id, a.key, a.created_at, Jsonb(a.to_dict()), a.created_at),
+            )
+        for a, status, due, owner in (
+            (waiting, "pending", T0, "old-instance"),
+            (retrying, "retrying", T0 + timedelta(hours=2), None),
+            (done, "sent", T0, None),
+        ):
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {}.deliveries (alert_id, channel, key, status, attempts, "
+                    "receipt, created_at, queued_at, due_at, owner, token, lease_until) "
+                    "VALUES (%s, 'slack', %s, %s, 1, %s, %s, %s, %s, %s, %s, %s)"
+                ).format(sql.Identifier(schema)),
+                (
+                    a.id,
+                    a.key,
+                    status,
+                    Jsonb({"ts": "1.2"}) if status == "sent" else None,
+                    a.created_at,
+                    a.created_at,
+                    due,
+                    owner,
+                    "old-token" if owner else None,
+                    T0 + timedelta(minutes=2) if owner else None,
+                ),
+            )
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {}.jobs (kind, ref, due_at, payload) "
+                "VALUES ('escalation', 'k1', %s, '{{\"step\": 2}}')"
+            ).format(sql.Identifier(schema)),
+            (T0 + timedelta(hours=1),),
+        )
+    clock = FakeClock(T0.timestamp() + 3600)
+    store = PostgresHistoryStore(schema_url, clock=clock)
+    try:
+        await store.open_owner("new")
+        (claim,) = await store.claim_due(owner="new", lease=60)
+        assert claim.alert == waiting and claim.attempts == 1
+        assert [(j.kind, j.ref, dict(j.payload)) for j in await store.jobs()] == [
+            ("escalation", "k1", {"step": 2})
+        ]
+        assert await store.last_receipt("k-done", "slack") == {"ts": "1.2"}
+        assert (await store.entry(retrying.id)).state == "pending"  # type: ignore[union-attr]
+        # Held deliveries and groups, on the migrated schema.
+        new = Alert("new", "m", "high", created_at=T0 + timedelta(hours=1))
+        plan = Planned("slack", clock.now() + 30, group="slack|db", note="group_wait")
+        recorded = await store.record(new, [plan], owner="new", lease=60)
+        assert not recorded.claims
+        assert [(j.kind, j.ref) for j in await store.jobs("group")] == [("group", "slack|db")]
+        clock.advance(30)
+        (member,) = await store.claim_group("slack|db", owner="new", lease=60)
+        assert member.alert == new
+        await store.settle([(member, DeliveryResult("slack", "sent", 1, None, 0.1))])
+        health = await store.health()
+    finally:
+        await store.aclose()
+    assert health["schema_version"] == 5
+    assert (health["pending"], health["retrying"], health["held"]) == (2, 1, 0)
+    assert versions(pg_url, schema) == [1, 2, 3, 4, 5]
+    indexes = _indexes(pg_url, schema)
+    assert {"deliveries_due_v5", "deliveries_group", "deliveries_waiting_key_v5"} <= indexes
+    assert {"alerts_key_created_at", "events_alert"} <= indexes
+    assert not {"deliveries_due", "deliveries_waiting_key"} & indexes

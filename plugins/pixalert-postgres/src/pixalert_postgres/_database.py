@@ -31,6 +31,7 @@ from pixalert.storage import SystemClock, mask_url, positive_option, split_url_o
 from ._migrations import MIGRATIONS, migrate
 
 __all__ = [
+    "LATEST",
     "PROBE_INTERVAL",
     "RECONNECT_TIMEOUT",
     "Database",
@@ -103,8 +104,16 @@ def parse_url(url: str) -> tuple[str, dict[str, Any]]:
     return libpq_url, options
 
 
+#: The latest time a datetime can hold (the end of year 9999, UTC).
+LATEST = datetime.max.replace(tzinfo=timezone.utc)
+_LATEST_SECONDS = LATEST.timestamp()
+
+
 def dt(seconds: float) -> datetime:
-    """An aware UTC datetime for epoch ``seconds``."""
+    """An aware UTC datetime for epoch ``seconds``; times after year 9999 (a due time
+    that never comes, as escalations keep a finished one) become :data:`LATEST`."""
+    if seconds >= _LATEST_SECONDS:
+        return LATEST
     return datetime.fromtimestamp(seconds, timezone.utc)
 
 
@@ -368,11 +377,13 @@ class Database:
         try:
             if backend == "history":
                 rows = await self.fetch(
-                    "SELECT count(DISTINCT alert_id), count(*) FILTER (WHERE status = 'retrying') "
-                    "FROM {s}.deliveries WHERE status IN ('pending', 'retrying')"
+                    "SELECT count(DISTINCT alert_id), count(*) FILTER (WHERE status = 'retrying'), "
+                    "count(*) FILTER (WHERE status = 'held') "
+                    "FROM {s}.deliveries WHERE status IN ('pending', 'retrying', 'held')"
                 )
                 report["pending"] = int(rows[0][0])
                 report["retrying"] = int(rows[0][1])
+                report["held"] = int(rows[0][2])
             else:
                 await self.fetch("SELECT 1")
         except StoreUnavailable as exc:

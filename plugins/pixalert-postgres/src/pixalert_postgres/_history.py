@@ -7,8 +7,12 @@ size: ``record_many`` inserts every alert and delivery of a batch with
 one ``UPDATE ... FROM unnest(...)``, ``claim_due`` takes due work with one
 ``SELECT ... FOR UPDATE SKIP LOCKED``. Every write of a holder checks its
 claim token in the same statement, so a stale holder's late result is
-refused. An alert is *pending* while any of its deliveries waits (there is no
-state column to keep in step).
+refused. An alert is *pending* while any of its deliveries waits (pending,
+retrying or held; there is no state column to keep in step).
+
+A held delivery with a group (``grp``) is left to its group's job (kind
+``group``): ``claim_due`` skips it, ``claim_group`` hands it to the job's
+holder. Recording a member puts the job on the timeline in the same statement.
 
 Lease and due times come from the manager's clock: keep the instances' clocks
 in sync (NTP), well within the lease. Owner liveness (see
@@ -26,6 +30,7 @@ from typing import Any
 
 from pixalert import Alert, DeliveryResult, StoreUnavailable
 from pixalert.storage import (
+    GROUP_JOB,
     NEVER_NOTIFIED,
     ROUTE_LATER,
     SUPERSEDED,
@@ -36,10 +41,12 @@ from pixalert.storage import (
     HistoryQuery,
     Job,
     JobClaim,
+    Planned,
     Recorded,
     Settled,
     build_stats,
     check_outcome,
+    planned,
 )
 
 from ._database import Database, dt
@@ -49,7 +56,10 @@ __all__ = ["PostgresHistoryStore"]
 
 log = logging.getLogger("pixalert.postgres")
 
-_WAITING = "('pending', 'retrying')"
+_WAITING = "('pending', 'retrying', 'held')"
+_WAITING_STATES = frozenset({"pending", "retrying", "held"})
+#: Statuses whose due time a result shows as ``next_attempt_at``.
+_DUE_SHOWN = frozenset({"retrying", "held"})
 # A claim nobody live holds: no owner, its lease over, or its owner known dead.
 _FREE = "({t}.owner IS NULL OR {t}.lease_until <= %(now)s OR {t}.owner IN (SELECT owner FROM dead))"
 
@@ -92,7 +102,10 @@ def _token() -> str:
 # The alerts (v) and the deliveries wanted (w) come in as arrays. A resolve
 # first supersedes the firing deliveries of its key still waiting on the same
 # channels (sup); its own delivery there is then stored suppressed. An alert
-# recorded again gets only the channels it lacked, and loses its '*' row.
+# recorded again gets only the channels it lacked, and loses its '*' row. A
+# delivery planned held is stored unclaimed, due at its time, its note as the
+# error; a held member of a group puts the group's job on the timeline, or
+# moves it sooner (jobs_due: its payload and claim untouched).
 _RECORD_HEAD = """
 WITH v AS (
     SELECT * FROM unnest(%(a_id)s::text[], %(a_key)s::text[], %(a_created)s::timestamptz[],
@@ -103,8 +116,11 @@ WITH v AS (
 w AS (
     SELECT * FROM unnest(%(w_ord)s::int[], %(w_alert)s::text[], %(w_channel)s::text[],
                          %(w_key)s::text[], %(w_resolved)s::bool[], %(w_token)s::text[],
-                         %(w_created)s::timestamptz[])
-        AS w (ord, alert_id, channel, key, resolved, token, created_at)
+                         %(w_created)s::timestamptz[], %(w_held)s::bool[],
+                         %(w_due)s::timestamptz[], %(w_grp)s::text[], %(w_note)s::text[],
+                         %(w_flush)s::timestamptz[])
+        AS w (ord, alert_id, channel, key, resolved, token, created_at, held, due, grp, note,
+              flush)
 ),
 """
 
@@ -143,7 +159,7 @@ _NO_SUPERSEDE = """
 sup AS (SELECT NULL::text AS alert_id, NULL::text AS channel, NULL::text AS by_alert WHERE false),
 """
 
-_RECORD_TAIL = """
+_RECORD_INSERTS = """
 new AS (
     INSERT INTO {s}.alerts (id, key, created_at, status, priority, body, source, title_fold,
                             message_fold, recorded_at)
@@ -155,20 +171,26 @@ new AS (
 ),
 ins AS (
     INSERT INTO {s}.deliveries (alert_id, channel, key, status, error, created_at, queued_at,
-                                due_at, owner, token, lease_until)
+                                due_at, owner, token, lease_until, grp)
     SELECT w.alert_id, w.channel, w.key,
-           CASE WHEN s.by_alert IS NULL THEN 'pending' ELSE 'suppressed' END,
-           CASE WHEN s.by_alert IS NULL THEN NULL ELSE %(never)s END,
-           w.created_at, %(now)s, %(now)s,
-           CASE WHEN s.by_alert IS NULL THEN %(owner)s END,
-           CASE WHEN s.by_alert IS NULL THEN w.token END,
-           CASE WHEN s.by_alert IS NULL THEN %(until)s::timestamptz END
+           CASE WHEN s.by_alert IS NOT NULL THEN 'suppressed'
+                WHEN w.held THEN 'held' ELSE 'pending' END,
+           CASE WHEN s.by_alert IS NOT NULL THEN %(never)s WHEN w.held THEN w.note END,
+           w.created_at, %(now)s,
+           CASE WHEN s.by_alert IS NULL AND w.held THEN w.due ELSE %(now)s END,
+           CASE WHEN s.by_alert IS NULL AND NOT w.held THEN %(owner)s END,
+           CASE WHEN s.by_alert IS NULL AND NOT w.held THEN w.token END,
+           CASE WHEN s.by_alert IS NULL AND NOT w.held THEN %(until)s::timestamptz END,
+           CASE WHEN s.by_alert IS NULL AND w.held THEN w.grp END
     FROM w LEFT JOIN (SELECT DISTINCT by_alert, channel FROM sup) s
         ON s.by_alert = w.alert_id AND s.channel = w.channel
     ORDER BY w.ord
     ON CONFLICT (alert_id, channel) DO NOTHING
-    RETURNING alert_id, channel, status
+    RETURNING alert_id, channel, status, grp
 ),
+"""
+
+_RECORD_END = """
 star AS (
     DELETE FROM {s}.deliveries x
     WHERE x.channel = %(route_later)s AND x.alert_id IN (
@@ -180,8 +202,36 @@ UNION ALL SELECT 'd', alert_id, channel FROM ins WHERE status = 'pending'
 UNION ALL SELECT 's', by_alert, channel FROM sup
 """
 
-_RECORD = _RECORD_HEAD + _NO_SUPERSEDE + _RECORD_TAIL
-_RECORD_RESOLVES = _RECORD_HEAD + _SUPERSEDE + _RECORD_TAIL
+# Only when a batch has members of groups: one job per group, rows in the order
+# of their keys (so that batches racing for the same groups lock them in one order).
+_GROUP_JOBS = """
+jobs_due AS (
+    INSERT INTO {s}.jobs AS j (kind, ref, due_at, payload)
+    SELECT %(group_kind)s, ins.grp, min(coalesce(w.flush, w.due)), jsonb_build_object()
+    FROM ins JOIN w ON w.alert_id = ins.alert_id AND w.channel = ins.channel
+    WHERE ins.grp IS NOT NULL
+    GROUP BY ins.grp
+    ORDER BY ins.grp
+    ON CONFLICT (kind, ref) DO UPDATE SET due_at = EXCLUDED.due_at
+        WHERE EXCLUDED.due_at < j.due_at
+    RETURNING 1
+),
+"""
+
+
+def _record_sql(resolves: bool, groups: bool) -> str:
+    """The recording statement: with the supersede step when the batch has resolves,
+    with the group jobs' step when it has members of groups."""
+    return (
+        _RECORD_HEAD
+        + (_SUPERSEDE if resolves else _NO_SUPERSEDE)
+        + _RECORD_INSERTS
+        + (_GROUP_JOBS if groups else "")
+        + _RECORD_END
+    )
+
+
+_RECORDS = {(r, g): _record_sql(r, g) for r in (False, True) for g in (False, True)}
 
 # ---------------------------------------------------------------------------
 # Settling, claiming, renewing, releasing
@@ -219,14 +269,15 @@ WHERE NOT EXISTS (SELECT 1 FROM {{s}}.deliveries d
                   WHERE d.alert_id = a.id AND d.status IN {_WAITING})
 """
 
-_CLAIM_DUE = (
+# Claiming: the due rows (soonest first), then the claim, in one statement.
+_CLAIM = (
     "WITH "
     + DEAD_OWNERS.strip()
     + f""",
 due AS (
     SELECT d.alert_id, d.channel FROM {{s}}.deliveries d
-    WHERE d.status IN {_WAITING} AND d.due_at <= %(now)s AND {_FREE.format(t="d")}
-    ORDER BY d.due_at, d.seq
+    WHERE d.status IN {_WAITING} AND {{which}} AND d.due_at <= %(now)s AND {_FREE.format(t="d")}
+    ORDER BY {{order}}
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
@@ -235,8 +286,14 @@ SET owner = %(owner)s, lease_until = %(until)s,
     token = replace(gen_random_uuid()::text, '-', '')
 FROM due, {{s}}.alerts a
 WHERE d.alert_id = due.alert_id AND d.channel = due.channel AND a.id = d.alert_id
-RETURNING d.alert_id, d.channel, d.token, d.attempts, d.queued_at, d.due_at, d.seq, a.body
+RETURNING d.alert_id, d.channel, d.token, d.attempts, d.queued_at, {{order}}, a.body
 """
+)
+# claim_due(): due deliveries outside groups, soonest first.
+_CLAIM_DUE = _CLAIM.replace("{which}", "d.grp IS NULL").replace("{order}", "d.due_at, d.seq")
+# claim_group(): the group's due members, oldest first (LIMIT NULL: all of them).
+_CLAIM_GROUP = _CLAIM.replace("{which}", "d.grp = %(group)s").replace(
+    "{order}", "d.created_at, d.seq"
 )
 
 _RENEW = f"""
@@ -319,6 +376,38 @@ RETURNING j.kind, j.ref, j.due_at, j.payload, j.token
 """
 )
 
+# Finishing a group's job: its row is locked first, so that the members read
+# next include those of every recording that moved the job before (a member
+# recorded later finds the job, or puts it back). The job is kept, due no later
+# than its earliest waiting member, while any waits.
+_LOCK_JOB = """
+SELECT 1 FROM {s}.jobs WHERE kind = %(kind)s AND ref = %(ref)s AND token = %(token)s
+FOR UPDATE
+"""
+
+_FINISH_GROUP = f"""
+WITH first AS (
+    SELECT min(d.due_at) AS due FROM {{s}}.deliveries d
+    WHERE d.grp = %(ref)s AND d.status IN {_WAITING}
+),
+kept AS (
+    UPDATE {{s}}.jobs j
+    SET due_at = LEAST(%(due)s::timestamptz, first.due), payload = %(payload)s::jsonb,
+        owner = NULL, token = NULL, lease_until = NULL
+    FROM first
+    WHERE j.kind = %(kind)s AND j.ref = %(ref)s AND j.token = %(token)s
+      AND (first.due IS NOT NULL OR %(due)s::timestamptz IS NOT NULL)
+    RETURNING 1
+),
+gone AS (
+    DELETE FROM {{s}}.jobs j USING first
+    WHERE j.kind = %(kind)s AND j.ref = %(ref)s AND j.token = %(token)s
+      AND first.due IS NULL AND %(due)s::timestamptz IS NULL
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM kept) + (SELECT count(*) FROM gone)
+"""
+
 # ---------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------
@@ -390,7 +479,7 @@ def _result(row: Sequence[Any]) -> DeliveryResult:
         error=error,
         latency=latency,
         receipt=dict(receipt) if receipt else None,
-        next_attempt_at=dt(float(due)) if status == "retrying" else None,
+        next_attempt_at=dt(float(due)) if status in _DUE_SHOWN else None,
     )
 
 
@@ -403,7 +492,7 @@ def _entries(
     results: dict[str, list[DeliveryResult]] = {}
     waiting: set[str] = set()
     for alert_id, channel, status, *rest in deliveries:
-        if status in ("pending", "retrying"):
+        if status in _WAITING_STATES:
             waiting.add(alert_id)
         if channel != ROUTE_LATER:
             results.setdefault(alert_id, []).append(_result((channel, status, *rest)))
@@ -558,20 +647,22 @@ class PostgresHistoryStore(BaseHistoryStore):
     # -- alerts and deliveries ---------------------------------------------
 
     async def record(
-        self, alert: Alert, channels: Sequence[str], *, owner: str, lease: float
+        self, alert: Alert, channels: Sequence[str | Planned], *, owner: str, lease: float
     ) -> Recorded:
-        """Store ``alert`` with a delivery per channel, claimed by ``owner``."""
+        """Store ``alert`` with a delivery per channel: claimed by ``owner``, or held
+        as its :class:`~pixalert.storage.Planned` record says."""
         return (await self.record_many([alert], [channels], owner=owner, lease=lease))[0]
 
     async def record_many(
         self,
         alerts: Sequence[Alert],
-        channels: Sequence[Sequence[str]],
+        channels: Sequence[Sequence[str | Planned]],
         *,
         owner: str,
         lease: float,
     ) -> list[Recorded]:
-        """:meth:`record` for each alert, all in one statement (all or none)."""
+        """:meth:`record` for each alert, all in one statement (all or none), the jobs
+        of the groups its held deliveries join included."""
         if len(alerts) != len(channels):
             raise ValueError("record_many: expected one channel list per alert")
         if not alerts:
@@ -585,11 +676,15 @@ class PostgresHistoryStore(BaseHistoryStore):
             )
         }
         w: dict[str, list[Any]] = {
-            name: [] for name in ("ord", "alert", "channel", "key", "resolved", "token", "created")
+            name: []
+            for name in (
+                *("ord", "alert", "channel", "key", "resolved", "token", "created"),
+                *("held", "due", "grp", "note", "flush"),
+            )
         }
         wanted: list[list[str]] = []
         tokens: dict[tuple[str, str], str] = {}
-        resolves = False
+        resolves = groups = False
         for alert, names in zip(alerts, channels, strict=True):
             a["id"].append(_text(alert.id))
             a["key"].append(_text(alert.key))
@@ -601,11 +696,15 @@ class PostgresHistoryStore(BaseHistoryStore):
             a["title"].append(_text(alert.title.casefold()))
             a["message"].append(_text(alert.message.casefold()))
             mine = []
-            for name in dict.fromkeys(_text(str(c)) for c in names):
+            plans: dict[str, Planned] = {}
+            for plan in planned(names):  # one per channel, the first one wins
+                plans.setdefault(_text(str(plan.channel)), plan)
+            for name, plan in plans.items():
                 mine.append(name)
                 if (alert.id, name) in tokens:
-                    continue  # the same alert twice in one batch: its first time claims
+                    continue  # the same alert twice in one batch: its first time counts
                 tokens[(alert.id, name)] = token = _token()
+                held = plan.held(now)
                 w["ord"].append(len(w["ord"]))
                 w["alert"].append(_text(alert.id))
                 w["channel"].append(name)
@@ -613,7 +712,15 @@ class PostgresHistoryStore(BaseHistoryStore):
                 w["resolved"].append(alert.resolved)
                 w["token"].append(token)
                 w["created"].append(alert.created_at)
+                w["held"].append(held)
+                w["due"].append(dt(now if plan.due is None else float(plan.due)) if held else None)
+                w["grp"].append(_maybe(plan.group) if held else None)
+                w["note"].append(_maybe(plan.note) if held else None)
+                w["flush"].append(
+                    dt(float(plan.flush_by)) if held and plan.flush_by is not None else None
+                )
                 resolves = resolves or alert.resolved
+                groups = groups or (held and plan.group is not None)
             wanted.append(mine)
         params: dict[str, Any] = {f"a_{k}": v for k, v in a.items()}
         params.update({f"w_{k}": v for k, v in w.items()})
@@ -624,10 +731,11 @@ class PostgresHistoryStore(BaseHistoryStore):
             never=NEVER_NOTIFIED,
             superseded=SUPERSEDED,
             route_later=ROUTE_LATER,
+            group_kind=GROUP_JOB,
             **self._owners(),
         )
         try:
-            rows = await self._db.fetch(_RECORD_RESOLVES if resolves else _RECORD, params)
+            rows = await self._db.fetch(_RECORDS[(resolves, groups)], params)
         except StoreUnavailable:
             # Perhaps stored all the same (the answer was lost): free its claims later.
             self._unwritten(w["alert"], w["channel"], w["token"])
@@ -692,18 +800,38 @@ class PostgresHistoryStore(BaseHistoryStore):
         return Settled(accepted, completed)
 
     async def claim_due(self, *, owner: str, lease: float, limit: int = 100) -> list[Claim]:
-        """Claim up to ``limit`` due deliveries held by no live owner, soonest first."""
+        """Claim up to ``limit`` due deliveries held by no live owner, soonest first
+        (members of groups excepted: see :meth:`claim_group`)."""
         if limit <= 0:
             return []
+        return await self._claim(_CLAIM_DUE, owner=owner, lease=lease, limit=limit)
+
+    async def claim_group(
+        self, group: str, *, owner: str, lease: float, limit: int | None = None
+    ) -> list[Claim]:
+        """Claim the due waiting members of ``group`` held by no live owner, oldest first
+        (one statement; the caller holds the group's job)."""
+        if limit is not None and limit <= 0:
+            return []
+        return await self._claim(
+            _CLAIM_GROUP, owner=owner, lease=lease, limit=limit, group=_text(group)
+        )
+
+    async def _claim(
+        self, sql: str, *, owner: str, lease: float, limit: int | None, **extra: Any
+    ) -> list[Claim]:
+        """Run a claiming statement; its claims in its order. A delivery whose alert this
+        version cannot read fails (logged) rather than block the others."""
         await self._give_back_unwritten()
         now = self._db.clock.now()
         rows = await self._db.fetch(
-            _CLAIM_DUE,
+            sql,
             {
                 "now": dt(now),
                 "until": dt(now + lease),
                 "owner": owner,
                 "limit": limit,
+                **extra,
                 **self._owners(),
             },
         )
@@ -821,9 +949,24 @@ class PostgresHistoryStore(BaseHistoryStore):
         next_due: float | None = None,
         payload: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Remove a claimed job, or put it back at ``next_due``; False if no longer held."""
+        """Remove a claimed job, or put it back at ``next_due``; False if no longer held.
+
+        A group's job is kept while members of its group wait, due no later than the
+        earliest of them (one transaction).
+        """
         job = claim.job
         params: dict[str, Any] = {"kind": job.kind, "ref": job.ref, "token": claim.token}
+        if job.kind == GROUP_JOB:
+            params["due"] = None if next_due is None else dt(float(next_due))
+            params["payload"] = _json(dict(job.payload if payload is None else payload))
+            try:
+                _, (row,) = await self._db.transaction(
+                    [(_LOCK_JOB, params), (_FINISH_GROUP, params)]
+                )
+            except StoreUnavailable:
+                self._limbo_jobs[(job.kind, job.ref, claim.token)] = None
+                raise
+            return bool(row[0] == 1)
         if next_due is None:
             sql = (
                 "DELETE FROM {s}.jobs WHERE kind = %(kind)s AND ref = %(ref)s AND token = %(token)s"

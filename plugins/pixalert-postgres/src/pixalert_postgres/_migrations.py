@@ -12,6 +12,14 @@ every instance must run a pixalert-postgres that knows version 4 (stop the
 old ones, then start the new ones). Nothing is lost on the way: each result
 becomes a delivery row, and the alerts the old schema had left pending are
 delivered (see :data:`MIGRATIONS`).
+
+Version 5 is additive: held deliveries and groups (noise control) and two
+lookup indexes. Instances of the previous release keep working on it during
+a rolling upgrade, with one limit until every instance runs it: they do not
+see held deliveries as waiting (they do not supersede them, and their
+``purge`` may remove an alert whose only waiting deliveries are held, if it
+is older than the retention). Their sweeps find due work through the new
+index of waiting deliveries by key (it holds every waiting delivery).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import attrs
 __all__ = ["LOCK_CLASS", "MIGRATIONS", "Migration", "migrate"]
 
 _WAITING = "('pending', 'retrying')"
+_WAITING_5 = "('pending', 'retrying', 'held')"
 
 # First key of the advisory lock taken while migrating ('pixa' as an int4);
 # the second is hashtext(schema), so different schemas migrate independently.
@@ -239,6 +248,37 @@ MIGRATIONS: tuple[Migration, ...] = (
             )
             """,
             "CREATE INDEX events_alert ON {s}.events (alert_id)",
+        ),
+    ),
+    # Version 5: held deliveries (kept back by noise control until their due time)
+    # and groups. 'held' is a waiting status as pending and retrying are; a held
+    # delivery may belong to a group (grp), whose job (kind 'group') claims it.
+    Migration(
+        5,
+        "held deliveries and groups; alerts by key, newest first",
+        (
+            "ALTER TABLE {s}.deliveries ADD COLUMN grp text",
+            # claim_due(): waiting deliveries outside groups, soonest first; with the
+            # group index below, every waiting delivery (close_owner, health).
+            f"""
+            CREATE INDEX deliveries_due_v5 ON {{s}}.deliveries (due_at)
+                INCLUDE (alert_id, owner) WHERE status IN {_WAITING_5} AND grp IS NULL
+            """,
+            # claim_group() and a group job's earliest waiting member.
+            f"""
+            CREATE INDEX deliveries_group ON {{s}}.deliveries (grp, due_at)
+                INCLUDE (alert_id, owner) WHERE grp IS NOT NULL AND status IN {_WAITING_5}
+            """,
+            # A resolve looks for the firing deliveries of its key still waiting.
+            f"""
+            CREATE INDEX deliveries_waiting_key_v5 ON {{s}}.deliveries (key, channel)
+                WHERE status IN {_WAITING_5}
+            """,
+            "DROP INDEX {s}.deliveries_due",
+            "DROP INDEX {s}.deliveries_waiting_key",
+            # The newest alerts of a key: acknowledgements, resolves, heartbeats,
+            # flapping and `for` look an incident up by key.
+            "CREATE INDEX alerts_key_created_at ON {s}.alerts (key, created_at)",
         ),
     ),
 )

@@ -80,7 +80,7 @@ _PRUNE = (
 DELETE FROM {s}.owners o USING dead
 WHERE o.owner = dead.owner
   AND NOT EXISTS (SELECT 1 FROM {s}.deliveries d
-                  WHERE d.owner = o.owner AND d.status IN ('pending', 'retrying'))
+                  WHERE d.owner = o.owner AND d.status IN ('pending', 'retrying', 'held'))
   AND NOT EXISTS (SELECT 1 FROM {s}.jobs j WHERE j.owner = o.owner)
 """
 )
