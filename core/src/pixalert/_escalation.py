@@ -42,8 +42,9 @@ log = logging.getLogger("pixalert")
 KIND = "escalation"
 #: The policy CRITICAL alerts get when no route names one.
 DEFAULT_POLICY = "default"
-#: A due time that never comes (year 33658): the job only keeps the incident's state.
-FAR = 1e15
+#: A due time that never comes (the last second of year 9999, the latest time a
+#: datetime, SQLite and PostgreSQL all hold): the job only keeps the incident's state.
+FAR = 253402300799.0
 
 
 class Escalations:
