@@ -101,7 +101,10 @@ def isolated(session: nox.Session, dist: str) -> None:
     if dist == "pixalert":
         # pip and hatchling: the plugin-discovery test pip-installs real distributions.
         # pexpect: the pixalert init tests type into a real pseudo-terminal.
-        session.install("./core[http]", *TEST_TOOLS, "hatchling", "pip", "pexpect")
+        # hypothesis: the noise-control property tests.
+        session.install(
+            "./core[http]", *TEST_TOOLS, "hatchling", "pip", "pexpect", "hypothesis>=6.100,<7"
+        )
         tests_dir = "core/tests"
     else:
         session.install("./core[http]")
