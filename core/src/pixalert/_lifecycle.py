@@ -148,15 +148,7 @@ class AckOutcome:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict."""
         return {
-            "alert_id": self.alert_id,
-            "key": self.key,
-            "changed": self.changed,
-            "state": self.state,
-            "detail": self.detail,
-            "by": self.by,
-            "at": self.at.isoformat() if self.at else None,
-            "via": self.via,
-            "note": self.note,
+            **_outcome_dict(self),
             "channels": dict(self.channels),
             "escalation_stopped": self.escalation_stopped,
         }
@@ -186,18 +178,25 @@ class ResolveOutcome:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict."""
         return {
-            "alert_id": self.alert_id,
-            "key": self.key,
-            "changed": self.changed,
-            "state": self.state,
-            "detail": self.detail,
-            "by": self.by,
-            "at": self.at.isoformat() if self.at else None,
-            "via": self.via,
-            "note": self.note,
+            **_outcome_dict(self),
             "resolve_id": self.resolve_id,
             "results": {str(k): v.to_dict() for k, v in self.results.items()},
         }
+
+
+def _outcome_dict(outcome: AckOutcome | ResolveOutcome) -> dict[str, Any]:
+    """The fields an ack's and a resolve's outcome share, JSON-safe."""
+    return {
+        "alert_id": outcome.alert_id,
+        "key": outcome.key,
+        "changed": outcome.changed,
+        "state": outcome.state,
+        "detail": outcome.detail,
+        "by": outcome.by,
+        "at": outcome.at.isoformat() if outcome.at else None,
+        "via": outcome.via,
+        "note": outcome.note,
+    }
 
 
 def _is_notice(alert: Alert) -> bool:

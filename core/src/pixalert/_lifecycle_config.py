@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from ._durations import Duration
-from ._routes import Matcher
+from ._routes import parse_matchers
 from ._types import Priority, Secret
 
 __all__ = [
@@ -232,20 +232,6 @@ def check_heartbeat_name(name: str) -> str:
     return name
 
 
-def _matchers(value: Any) -> tuple[Matcher, ...]:
-    if isinstance(value, tuple) and all(isinstance(m, Matcher) for m in value):
-        return value
-    if not isinstance(value, Mapping):
-        raise ValueError(f'match: expected a table of label = "matcher", got {value!r}')
-    out = []
-    for name, text in value.items():
-        try:
-            out.append(Matcher.parse(str(name), text))
-        except ValueError as exc:
-            raise ValueError(f"match.{name}: {exc}") from None
-    return tuple(out)
-
-
 def _zone(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"timezone: expected a time zone name such as Europe/Paris, got {value!r}")
@@ -290,7 +276,7 @@ class HeartbeatConfig:
     priority: Priority = attrs.field(default=Priority.HIGH, converter=_priority)
     channels: list[str] | None = attrs.field(default=None, converter=_optional_channels)
     # Typed Any for the config loader: the converter reads the matchers.
-    match: Any = attrs.field(factory=tuple, converter=_matchers)
+    match: Any = attrs.field(factory=tuple, converter=parse_matchers)
 
     def __attrs_post_init__(self) -> None:
         if (self.period is None) == (self.schedule is None):

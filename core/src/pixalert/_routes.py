@@ -145,11 +145,13 @@ class Matcher:
         )
 
 
-def _matchers(value: Any) -> tuple[Matcher, ...]:
+def parse_matchers(value: Any) -> tuple[Matcher, ...]:
+    """A table of ``label = "matcher"`` as :class:`Matcher` records (kept if parsed already)."""
     if isinstance(value, tuple) and all(isinstance(m, Matcher) for m in value):
         return value
     if not isinstance(value, Mapping):
-        raise ValueError(f'expected a table of label = "matcher", got {type(value).__name__}')
+        kind = type(value).__name__
+        raise ValueError(f'match: expected a table of label = "matcher", got {kind}')
     out = []
     for name, text in value.items():
         try:
@@ -240,7 +242,7 @@ class RouteConfig:
     ``escalation`` (the name of an ``[escalation.NAME]`` policy).
     """
 
-    match: tuple[Matcher, ...] = attrs.field(factory=tuple, converter=_matchers)
+    match: tuple[Matcher, ...] = attrs.field(factory=tuple, converter=parse_matchers)
     channels: list[str] | None = None
     continue_: bool = False
     grouping: bool | None = None

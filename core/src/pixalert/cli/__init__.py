@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import attrs
@@ -42,6 +42,7 @@ __all__ = [
     "json_option",
     "main",
     "run_async",
+    "with_manager",
 ]
 
 EXIT_OK = 0
@@ -239,6 +240,7 @@ def _json_param(*, supported: bool, expose: bool | None = None) -> click.Option:
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def json_option(f: F) -> F:
@@ -507,6 +509,29 @@ def run_async(coro: Any) -> Any:
         except BaseException as exc:
             held.drop_repeating(exc)
             raise
+
+
+def with_manager(call: Callable[[NotificationManager], Awaitable[T]], hint: str = "") -> T:
+    """Run ``call(manager)`` on a manager built for a moment (no sweeps) and return its result.
+
+    An unknown alert or heartbeat, or another refusal of pixalert's, exits with
+    status 2 and its message (plus ``hint``); a configuration or store error
+    reaches the command line's handler (one line, its exit code).
+    """
+    from .._errors import ConfigError, PixalertError, StoreUnavailable
+
+    manager = build_manager(sweep=False)
+
+    async def go() -> T:
+        async with manager:
+            return await call(manager)
+
+    try:
+        return run_async(go())  # type: ignore[no-any-return, unused-ignore]
+    except (ConfigError, StoreUnavailable):
+        raise
+    except PixalertError as exc:
+        fail(f"{exc}{hint}")
 
 
 def main() -> None:

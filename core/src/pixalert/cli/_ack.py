@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import getpass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import build_manager, fail, json_option, run_async
+from . import json_option, with_manager
 from ._output import print_json, print_table
+
+if TYPE_CHECKING:
+    from .._manager import NotificationManager
 
 _json_option = json_option
 _by_option = click.option("--by", default=None, help="Who (default: your user name).")
@@ -23,21 +26,11 @@ def _default_user() -> str | None:
 
 
 def _act(action: str, alert_id: str, by: str | None, note: str | None) -> Any:
-    from .._errors import AlertNotFound, PixalertError
+    async def act(manager: NotificationManager) -> Any:
+        call = manager.ack if action == "ack" else manager.resolve
+        return await call(alert_id, by=by or _default_user(), note=note, via="cli")
 
-    manager = build_manager(sweep=False)
-
-    async def go() -> Any:
-        async with manager:
-            call = manager.ack if action == "ack" else manager.resolve
-            return await call(alert_id, by=by or _default_user(), note=note, via="cli")
-
-    try:
-        return run_async(go())
-    except AlertNotFound as exc:
-        fail(f"{exc} (see 'pixalert history')")
-    except (PixalertError, ValueError, RuntimeError, OSError) as exc:
-        fail(str(exc))
+    return with_manager(act, hint=" (see 'pixalert history')")
 
 
 def _report(outcome: Any, as_json: bool) -> None:
@@ -84,18 +77,7 @@ def resolve(alert_id: str, by: str | None, note: str | None, as_json: bool) -> N
 @_json_option
 def escalations(include_stopped: bool, as_json: bool) -> None:
     """List the escalations under way: each alert's next step and when it is due."""
-    from .._errors import PixalertError
-
-    manager = build_manager(sweep=False)
-
-    async def go() -> Any:
-        async with manager:
-            return await manager.escalations(include_stopped=include_stopped)
-
-    try:
-        found = run_async(go())
-    except (PixalertError, ValueError, RuntimeError, OSError) as exc:
-        fail(str(exc))
+    found = with_manager(lambda manager: manager.escalations(include_stopped=include_stopped))
     if as_json:
         print_json(found)
         return

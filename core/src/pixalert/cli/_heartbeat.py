@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import build_manager, fail, json_option, run_async
+from . import json_option, with_manager
 from ._output import Styled, print_json, print_table
 
 if TYPE_CHECKING:
@@ -31,21 +31,8 @@ def heartbeat(name: str, signal: str | None, note: str | None, as_json: bool) ->
 
     For a cron job:  backup.sh && pixalert heartbeat backup || pixalert heartbeat backup --fail
     """
-    from .._errors import HeartbeatNotFound, PixalertError
-
     what: Signal = "start" if signal == "start" else "fail" if signal == "fail" else "success"
-    manager = build_manager(sweep=False)
-
-    async def go() -> Any:
-        async with manager:
-            return await manager.heartbeat_ping(name, what, note=note, via="cli")
-
-    try:
-        state = run_async(go())
-    except HeartbeatNotFound as exc:
-        fail(str(exc))
-    except (PixalertError, ValueError, RuntimeError, OSError) as exc:
-        fail(str(exc))
+    state = with_manager(lambda manager: manager.heartbeat_ping(name, what, note=note, via="cli"))
     if as_json:
         print_json(state)
         return
@@ -61,18 +48,7 @@ def heartbeat(name: str, signal: str | None, note: str | None, as_json: bool) ->
 @_json_option
 def heartbeats(as_json: bool) -> None:
     """List the heartbeats: state, last ping, last run's duration, next deadline."""
-    from .._errors import PixalertError
-
-    manager = build_manager(sweep=False)
-
-    async def go() -> Any:
-        async with manager:
-            return await manager.heartbeats()
-
-    try:
-        found = run_async(go())
-    except (PixalertError, ValueError, RuntimeError, OSError) as exc:
-        fail(str(exc))
+    found = with_manager(lambda manager: manager.heartbeats())
     if as_json:
         print_json(found)
         return
