@@ -47,7 +47,7 @@ import json
 import re
 import secrets
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeGuard
 
@@ -169,14 +169,7 @@ def _check_payload(payload: Any) -> list[str]:
         )
     if not _filled(payload.get("source")):
         errors.append("'payload.source' is missing or blank")
-    severity = payload.get("severity")
-    if not _filled(severity):
-        errors.append("'payload.severity' is missing or blank")
-    elif severity not in SEVERITIES:
-        errors.append(
-            f"'payload.severity' is invalid (must be one of: {', '.join(SEVERITIES)}; "
-            f"got {severity!r})"
-        )
+    _check_choice(payload.get("severity"), "payload.severity", SEVERITIES, errors)
     timestamp = payload.get("timestamp")
     if timestamp is not None and (not isinstance(timestamp, str) or not _is_iso_8601(timestamp)):
         errors.append(f"'payload.timestamp' is not an ISO 8601 timestamp: {timestamp!r}")
@@ -186,6 +179,14 @@ def _check_payload(payload: Any) -> list[str]:
     if "custom_details" in payload and not isinstance(payload["custom_details"], dict):
         errors.append("'payload.custom_details' must be an object")
     return errors + _check_unknown(payload, _PAYLOAD_KEYS, "payload.")
+
+
+def _check_choice(value: Any, name: str, choices: Sequence[str], errors: list[str]) -> None:
+    """PagerDuty's errors for a required field that takes one of ``choices``."""
+    if not _filled(value):
+        errors.append(f"'{name}' is missing or blank")
+    elif value not in choices:
+        errors.append(f"'{name}' is invalid (must be one of: {', '.join(choices)}; got {value!r})")
 
 
 def validate_event(event: Any) -> list[str]:
@@ -199,13 +200,7 @@ def validate_event(event: Any) -> list[str]:
     elif len(routing_key) != 32:
         errors.append("Length of 'routing_key' is incorrect (should be 32 characters)")
     action = event.get("event_action")
-    if not _filled(action):
-        errors.append("'event_action' is missing or blank")
-    elif action not in EVENT_ACTIONS:
-        errors.append(
-            f"'event_action' is invalid (must be one of: {', '.join(EVENT_ACTIONS)}; "
-            f"got {action!r})"
-        )
+    _check_choice(action, "event_action", EVENT_ACTIONS, errors)
     dedup_key = event.get("dedup_key")
     if dedup_key is not None:
         if not isinstance(dedup_key, str):
