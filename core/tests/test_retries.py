@@ -239,15 +239,7 @@ async def test_failed_half_open_trial_opens_the_circuit_again(clock: FakeClock) 
         assert (await manager.health())["channels"]["slack"]["circuit"] == "open"
 
 
-async def test_a_delivery_held_while_the_half_open_trial_is_out_is_not_due_at_once(
-    clock: FakeClock,
-) -> None:
-    """While the trial call is out, a held delivery waits a moment (TRIAL_WAIT): were it
-    due at once, a sweep would claim it, hold it, and claim it again, without end."""
-    from pixalert._delivery import TRIAL_WAIT
-
-    gate, trying = asyncio.Event(), asyncio.Event()
-
+def _gated_trial_channel(gate: asyncio.Event, trying: asyncio.Event) -> RecordingChannel:
     class Slow(RecordingChannel):
         async def send(self, alert: Alert, *, previous: Any = None) -> Any:
             if alert.title == "trial":
@@ -255,17 +247,66 @@ async def test_a_delivery_held_while_the_half_open_trial_is_out_is_not_due_at_on
                 await gate.wait()
             return await super().send(alert, previous=previous)
 
-    slack = Slow("slack", fail=[DeliveryError("down"), DeliveryError("down")])
-    config = {
-        "cooldown_minutes": 0,
-        "delivery": {
-            "max_attempts": 1,
-            "circuit_failures": 2,
-            "circuit_reset": 10,
-            "retry_schedule": ["1h"],
-        },
-    }
-    async with make_manager([slack], clock=clock, config=config) as manager:
+    return Slow("slack", fail=[DeliveryError("down"), DeliveryError("down")])
+
+
+_TRIAL_CONFIG = {
+    "cooldown_minutes": 0,
+    "delivery": {
+        "max_attempts": 1,
+        "circuit_failures": 2,
+        "circuit_reset": 10,
+        "retry_schedule": ["1h"],
+    },
+}
+
+
+async def test_a_delivery_waits_for_the_half_open_trial_of_its_process(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delivery that finds the trial call out waits for its outcome (at most an
+    attempt's timeout) and goes right after a trial that succeeds."""
+    from pixalert._delivery import CircuitBreaker
+
+    gate, trying, waiting = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    wait_for_trial = CircuitBreaker.trial_finished
+
+    async def spy(self: CircuitBreaker, timeout: float) -> bool:
+        waiting.set()
+        return await wait_for_trial(self, timeout)
+
+    monkeypatch.setattr(CircuitBreaker, "trial_finished", spy)
+    slack = _gated_trial_channel(gate, trying)
+    async with make_manager([slack], clock=clock, config=_TRIAL_CONFIG) as manager:
+        await manager.send_alert("a", "m", "low")
+        await manager.send_alert("b", "m", "low")
+        clock.advance(11)  # half-open: the next call is the trial
+        trial = asyncio.ensure_future(manager.send_alert("trial", "m", "low"))
+        await trying.wait()
+        later = asyncio.ensure_future(manager.send_alert("c", "m", "low"))
+        await waiting.wait()
+        gate.set()
+        assert (await trial)["slack"].status == "sent"
+        sent = (await later)["slack"]
+        assert sent.status == "sent" and sent.attempts == 1
+        assert await manager.resume_pending() == 0
+    assert sorted(a.title for a in slack.sent) == ["c", "trial"]
+
+
+async def test_a_delivery_held_while_the_half_open_trial_is_out_is_not_due_at_once(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the trial outlasts the wait, a held delivery waits a moment (TRIAL_WAIT):
+    were it due at once, a sweep would claim it, hold it, and claim it again, without end."""
+    from pixalert._delivery import TRIAL_WAIT, CircuitBreaker
+
+    async def outlasted(self: CircuitBreaker, timeout: float) -> bool:
+        return False  # as when the trial is still out after an attempt's timeout
+
+    monkeypatch.setattr(CircuitBreaker, "trial_finished", outlasted)
+    gate, trying = asyncio.Event(), asyncio.Event()
+    slack = _gated_trial_channel(gate, trying)
+    async with make_manager([slack], clock=clock, config=_TRIAL_CONFIG) as manager:
         await manager.send_alert("a", "m", "low")
         await manager.send_alert("b", "m", "low")
         clock.advance(11)  # half-open: the next call is the trial

@@ -48,6 +48,7 @@ class CircuitBreaker:
     opened_at: float | None = None
     trial: bool = False
     failing_since: float | None = None
+    _trial_over: asyncio.Event | None = attrs.field(default=None, init=False, repr=False)
 
     def state(self, now: float) -> str:
         """``closed``, ``open`` or ``half-open``."""
@@ -62,8 +63,26 @@ class CircuitBreaker:
             return True
         if state == "half-open" and not self.trial:
             self.trial = True
+            self._trial_over = asyncio.Event()
             return True
         return False
+
+    async def trial_finished(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the half-open trial call that is out
+        to end; False at once if none is out."""
+        event = self._trial_over
+        if not self.trial or event is None:
+            return False
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def _end_trial(self) -> None:
+        if self._trial_over is not None:
+            self._trial_over.set()
+            self._trial_over = None
 
     def success(self) -> None:
         """Record a success: close the circuit."""
@@ -71,6 +90,7 @@ class CircuitBreaker:
         self.opened_at = None
         self.trial = False
         self.failing_since = None
+        self._end_trial()
 
     def failure(self, now: float) -> None:
         """Record a failure: open the circuit at the threshold or after a failed trial."""
@@ -80,6 +100,7 @@ class CircuitBreaker:
         if self.trial or self.failures >= self.threshold:
             self.opened_at = now
         self.trial = False
+        self._end_trial()
 
     def reopens_at(self, now: float) -> float:
         """When the next call may go out: when it half-opens if the circuit is open,
@@ -199,9 +220,14 @@ async def deliver(
     tries = 0
     error: DeliveryError | None = None
     started = time.perf_counter()
+    waited = False
     while tries < config.max_attempts:
         now = clock.now()
         if not slot.breaker.allow(now):
+            # The half-open trial of this process is out: its outcome decides, soon.
+            if not waited and await slot.breaker.trial_finished(config.timeout + 1):
+                waited = True
+                continue
             reason = "circuit open after repeated failures"
             if error is not None:
                 reason += f"; last error: {redact(error.message)}"
