@@ -300,6 +300,28 @@ class _Subject:
                 "send", [f"send did not finish within {_GUARD:g}s (is it waiting for nothing?)"]
             ) from None
 
+    async def send_ok(
+        self,
+        channel: Channel,
+        alert: Alert,
+        failure: str,
+        previous: Mapping[str, str] | None = None,
+        problems: list[str] | None = None,
+    ) -> tuple[bool, Any]:
+        """``(True, receipt)`` if ``send`` succeeds; else ``(False, None)``, with the
+        problem ``failure`` followed by the error (in ``problems``, default this
+        subject's)."""
+        try:
+            return True, await self.send(channel, alert, previous)
+        except ContractViolation:
+            raise
+        except Exception as exc:
+            self.check_error("the error from send()", exc)
+            (self.problems if problems is None else problems).append(
+                f"{failure} {type(exc).__name__}: {self.scrub(str(exc))}"
+            )
+            return False, None
+
     async def close(self, channel: Channel) -> None:
         try:
             await asyncio.wait_for(channel.aclose(), _GUARD)
@@ -448,15 +470,8 @@ async def _check_sends(s: _Subject) -> str:
             return ""
         alert = _alert("sends")
         before = s.count()
-        try:
-            receipt = await s.send(channel, alert)
-        except ContractViolation:
-            raise
-        except Exception as exc:
-            s.check_error("the error from send()", exc)
-            s.problems.append(
-                f"send() of a good alert raised {type(exc).__name__}: {s.scrub(str(exc))}"
-            )
+        sent, receipt = await s.send_ok(channel, alert, "send() of a good alert raised")
+        if not sent:
             return ""
         _check_receipt(s, receipt, "send()")
         after = s.count()
@@ -464,16 +479,12 @@ async def _check_sends(s: _Subject) -> str:
             s.problems.append(
                 f"the server counted {after} messages after one send; expected {before + 1}"
             )
-        try:
-            await s.send(channel, alert.resolve(), previous=receipt)
-        except ContractViolation:
-            raise
-        except Exception as exc:
-            s.check_error("the error from send()", exc)
-            s.problems.append(
-                f"send() of the resolved alert (with previous=<receipt>) raised "
-                f"{type(exc).__name__}: {s.scrub(str(exc))}"
-            )
+        await s.send_ok(
+            channel,
+            alert.resolve(),
+            "send() of the resolved alert (with previous=<receipt>) raised",
+            previous=receipt,
+        )
         return f"receipt: {sorted(receipt) if receipt else None}"
     finally:
         await s.close(channel)
@@ -506,16 +517,9 @@ async def _expect_failure(s: _Subject, kind: str, *, retryable: bool) -> Deliver
             )
         else:
             s.problems.append(f"send() succeeded although the service failed ({kind})")
-        try:
-            await s.send(channel, _alert(f"{kind}-after"))
-        except ContractViolation:
-            raise
-        except Exception as exc:
-            s.check_error("the error from send()", exc)
-            s.problems.append(
-                f"after a {kind} failure the channel no longer sends: "
-                f"{type(exc).__name__}: {s.scrub(str(exc))}"
-            )
+        await s.send_ok(
+            channel, _alert(f"{kind}-after"), f"after a {kind} failure the channel no longer sends:"
+        )
         return error
     finally:
         await s.close(channel)
@@ -567,16 +571,11 @@ async def _check_timeout(s: _Subject) -> str:
             )
         else:
             s.problems.append("send() succeeded although the service never answered")
-        try:
-            await s.send(channel, _alert("timeout-after"))
-        except ContractViolation:
-            raise
-        except Exception as exc:
-            s.check_error("the error from send()", exc)
-            s.problems.append(
-                "after a cancelled send the channel no longer sends (is send cancellation-safe?): "
-                f"{type(exc).__name__}: {s.scrub(str(exc))}"
-            )
+        await s.send_ok(
+            channel,
+            _alert("timeout-after"),
+            "after a cancelled send the channel no longer sends (is send cancellation-safe?):",
+        )
         return outcome
     finally:
         await s.close(channel)
@@ -630,13 +629,7 @@ def _closes(s: _Subject, problems: list[str]) -> Awaitable[None]:
         await s.close(unused)
         await s.close(unused)
         used = s.build()
-        try:
-            await s.send(used, _alert("aclose"))
-        except ContractViolation:
-            raise
-        except Exception as exc:
-            s.check_error("the error from send()", exc)
-            problems.append(f"send() raised {type(exc).__name__}: {s.scrub(str(exc))}")
+        await s.send_ok(used, _alert("aclose"), "send() raised", problems=problems)
         await s.close(used)
         await s.close(used)
 
