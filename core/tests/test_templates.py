@@ -305,7 +305,8 @@ async def test_template_files_are_read_relative_to_the_config_file(
         ),
         (
             {"templates": {"t": {}}},
-            "arguments: expected 'title' or 'body' (or 'title_file', 'body_file') @ templates.t",
+            "arguments: expected 'title', 'body' or 'html' (or 'title_file', 'body_file', "
+            "'html_file') @ templates.t",
         ),
         (
             {"templates": {"t": {"title": "x", "title_file": "t.j2"}}},

@@ -56,21 +56,25 @@ log = logging.getLogger("pixalert.templates")
 MARKUPS = ("text", "html", "mrkdwn")
 
 #: The parts of a template, in the order they are checked.
-PARTS = ("title", "body")
+PARTS = ("title", "body", "html")
 
 _MAX_TITLE = 1000
 
 
 @attrs.define
 class TemplateConfig:
-    """One ``[templates.NAME]`` table: ``title`` and ``body`` are Jinja2 source,
-    ``title_file`` and ``body_file`` name files holding it (relative to the config
-    file). A part given both ways, or a template with neither part, is an error."""
+    """One ``[templates.NAME]`` table: ``title``, ``body`` and ``html`` are Jinja2
+    source, ``title_file``, ``body_file`` and ``html_file`` name files holding it
+    (relative to the config file). ``html`` is the body of an HTML channel (an email's
+    HTML part; default: ``body``, its lines kept with ``<br>``). A part given both
+    ways, or a template with neither a title nor a body, is an error."""
 
     title: str | None = None
     body: str | None = None
+    html: str | None = None
     title_file: str | None = None
     body_file: str | None = None
+    html_file: str | None = None
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -82,8 +86,9 @@ def escape_mrkdwn(text: str) -> str:
 def rendered_message(alert: Alert, markup: str) -> str | None:
     """The alert's message as a template rendered it for ``markup`` (``"html"``,
     ``"mrkdwn"``): values inserted are escaped for it, the template's own text is as
-    written. The channel inserts it as it is (escaping it again would show ``&amp;lt;``).
-    None when no template rendered one: escape ``alert.message`` as usual."""
+    written (for ``html``: the template's ``html`` part, else its ``body`` with its lines
+    joined by ``<br>``). The channel inserts it as it is (escaping it again would show
+    ``&amp;lt;``). None when no template rendered one: escape ``alert.message`` as usual."""
     rendered = alert.rendered
     if not rendered:
         return None
@@ -267,10 +272,10 @@ def compile_templates(
                 errors.append(f"{where}: template syntax error: {message} @ {path}.{key}")
                 continue
             parts[part] = _Part(source, origin, f"{path}.{key}", bool(from_file))
-        if config.title is None and config.body is None:
+        if config.title is None and config.body is None and config.html is None:
             errors.append(
-                f"{origin_for(path)}: expected 'title' or 'body' (or 'title_file', "
-                f"'body_file') @ {path}"
+                f"{origin_for(path)}: expected 'title', 'body' or 'html' (or 'title_file', "
+                f"'body_file', 'html_file') @ {path}"
             )
         compiled[name] = CompiledTemplate(name, parts)
     return compiled, errors
@@ -399,8 +404,14 @@ class Templates:
                 changes["title"] = title[:_MAX_TITLE]
             if template.has("body"):
                 changes["message"] = template.render("body", ctx, "text").strip("\n")
-                if markup != "text":
-                    changes["rendered"] = {markup: template.render("body", ctx, markup).strip("\n")}
+            if markup == "html" and template.has("html"):
+                changes["rendered"] = {"html": template.render("html", ctx, "html").strip("\n")}
+            elif markup == "html" and template.has("body"):
+                # A text body in HTML: escaped values, its lines kept.
+                lines = template.render("body", ctx, "html").strip("\n").split("\n")
+                changes["rendered"] = {"html": "<br>\n".join(lines)}
+            elif markup != "text" and template.has("body"):
+                changes["rendered"] = {markup: template.render("body", ctx, markup).strip("\n")}
         except Exception as exc:
             from ._redact import redact
 

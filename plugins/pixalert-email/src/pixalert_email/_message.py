@@ -196,7 +196,7 @@ def _html(alert: Alert, subject_title: str, links: AlertLinks | None = None) -> 
     status = "RESOLVED" if alert.resolved else "FIRING"
     templated = rendered_message(alert, "html")
     if templated is not None:  # a message template's HTML: its values are escaped already
-        message = templated.replace("\n", "<br>\n") or "<em>(no message)</em>"
+        message = templated or "<em>(no message)</em>"
     else:
         message = _e(alert.message).replace("\n", "<br>\n") or "<em>(no message)</em>"
     facts = [
