@@ -400,3 +400,28 @@ def test_templates_compile_once_per_markup() -> None:
     alert = templates.prepare(Alert("a<b"), "x")
     assert alert.message == "a<b" and rendered_message(alert, "mrkdwn") == "a&lt;b"
     assert alert.resolve().rendered is None
+
+
+async def test_an_acknowledgement_shows_the_alert_with_its_template() -> None:
+    class AckChannel(RecordingChannel):
+        def __init__(self, name: str) -> None:
+            super().__init__(name, receipt=lambda alert: {"ts": "1"})
+            self.acknowledged: list[Alert] = []
+
+        async def acknowledge(self, alert: Alert, *, event: Any, previous: Any = None) -> bool:
+            self.acknowledged.append(alert)
+            return True
+
+    channel = AckChannel("chat")
+    config = {
+        "templates": {"t": {"title": "T {{ alert.title }}"}},
+        "routes": [{"match": {}, "channels": ["chat"], "template": "t"}],
+    }
+    async with make_manager([channel], config=config) as m:
+        results = await m.send_alert("Disk full", "m", "high")
+        assert results["chat"].status is DeliveryStatus.SENT
+        alert_id = (await m.history())[0]["id"]
+        await m.ack(alert_id, by="alice")
+        await m.drain()
+    assert [a.title for a in channel.sent] == ["T Disk full"]
+    assert [a.title for a in channel.acknowledged] == ["T Disk full"]
