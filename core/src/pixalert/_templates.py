@@ -357,6 +357,8 @@ class Templates:
     ) -> Templates:
         """The templates of ``settings`` (a :class:`pixalert.Settings`), compiled;
         :class:`pixalert.ConfigError` for a broken one (a Settings built by hand)."""
+        if not settings.templates:  # Jinja2 is imported only when templates are configured
+            return cls({}, template_of, markup_of)
         from ._config import _origin_for
         from ._errors import ConfigError
 
