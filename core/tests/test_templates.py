@@ -425,3 +425,42 @@ async def test_an_acknowledgement_shows_the_alert_with_its_template() -> None:
         await m.drain()
     assert [a.title for a in channel.sent] == ["T Disk full"]
     assert [a.title for a in channel.acknowledged] == ["T Disk full"]
+
+
+def test_routes_test_names_the_template_each_channel_gets(monkeypatch: pytest.MonkeyPatch) -> None:
+    pm = _plugins.get_plugin_manager(entrypoints=False, plugins=[Plugins()])
+    monkeypatch.setattr(_plugins, "_default", pm)
+    config = """
+[templates.short]
+title = "{{ alert.title }}"
+[templates.page]
+title = "PAGE {{ alert.title }}"
+[channels.ops]
+type = "recording"
+template = "short"
+[channels.pager]
+type = "recording"
+[[routes]]
+match = { team = "db" }
+channels = ["ops", "pager"]
+template = "page"
+[[routes]]
+match = {}
+channels = ["ops"]
+"""
+    path = Path("pixalert.toml")
+    path.write_text(config, encoding="utf-8")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--config", str(path), "routes", "test", "team=db", "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    report = json.loads(result.stdout)
+    assert report["routes"][0]["template"] == "page"
+    assert {n: c["template"] for n, c in report["channels"].items()} == {
+        "ops": "page",
+        "pager": "page",
+    }
+    result = runner.invoke(cli, ["--config", str(path), "routes", "test", "team=web"])
+    assert result.exit_code == 0, result.output
+    assert "ops: message template short" in result.stdout
