@@ -171,6 +171,7 @@ def _core_keys() -> list[tuple[str, Any]]:
         SelfWatchConfig,
     )
     from pixalert._routes import FlappingConfig, GroupingConfig, RouteConfig
+    from pixalert._templates import TemplateConfig
 
     tables: dict[str, Any] = {
         "routing": RoutingConfig,
@@ -182,6 +183,7 @@ def _core_keys() -> list[tuple[str, Any]]:
         "grouping": GroupingConfig,
         "flapping": FlappingConfig,
         "routes[]": RouteConfig,
+        "templates.<name>": TemplateConfig,
     }
     keys: list[tuple[str, Any]] = []
     for field in attrs.fields(Settings):
@@ -262,6 +264,7 @@ def test_core_tables_are_documented() -> None:
         "### `[escalation.<name>]`",
         "### `[heartbeats.<name>]`",
         "### `[self_watch]`",
+        "### `[templates.<name>]`",
     ):
         assert heading in text, f"configuration.md has no heading {heading}"
     documented = {
@@ -281,6 +284,7 @@ def test_core_tables_are_documented() -> None:
         "escalation",
         "heartbeats",
         "self_watch",
+        "templates",
     }
     assert set(attrs.fields_dict(Settings)) <= documented, "a new core setting: document it"
 

@@ -148,6 +148,11 @@ async def send_test_alert(channel: Channel, alert: Alert) -> str:
     return "sent and resolved"
 
 
+def _check_markup(instance: Any, attribute: Any, value: str) -> None:
+    if value not in ("text", "html", "mrkdwn"):
+        raise ValueError(f"markup: expected 'text', 'html' or 'mrkdwn', got {value!r}")
+
+
 def _setup_tuple(value: Iterable[SetupField]) -> tuple[SetupField, ...]:
     return tuple(value)
 
@@ -185,6 +190,11 @@ class ChannelSpec:
     - ``recipients_field``: the config field that lists who gets a message
       (an email channel's addresses), if the channel has one: an escalation
       step's ``recipients`` replace it for that step.
+    - ``markup``: how the channel shows message text: ``"text"`` (the
+      default), ``"html"`` or ``"mrkdwn"`` (Slack). A message template's body
+      is rendered for it with every inserted value escaped for that markup,
+      and handed over as :func:`pixalert.channels.rendered_message`;
+      ``alert.message`` always holds the body as plain text.
 
     A ``setup`` field naming a field ``config_type`` does not have, two
     ``setup`` fields for one config field, or an ``env`` name that fills two
@@ -202,6 +212,7 @@ class ChannelSpec:
     check: Callable[[Channel, Alert], Awaitable[str]] | None = None
     check_prompt: str = ""
     recipients_field: str | None = None
+    markup: str = attrs.field(default="text", validator=_check_markup)
 
     def __attrs_post_init__(self) -> None:
         env = dict(self.env)

@@ -48,6 +48,7 @@ from ._lifecycle_config import (
     check_heartbeat_name,
 )
 from ._routes import FlappingConfig, GroupingConfig, RouteConfig
+from ._templates import TemplateConfig
 from ._types import Priority, Secret
 
 if sys.version_info >= (3, 11):
@@ -199,6 +200,7 @@ class Settings:
     self_watch: SelfWatchConfig = attrs.Factory(SelfWatchConfig)
     time_intervals: dict[str, TimeIntervalSet] = attrs.Factory(dict)
     flapping: FlappingConfig | None = None
+    templates: dict[str, TemplateConfig] = attrs.Factory(dict)
     # Raw sections may hold secrets: the repr shows only their names.
     channels: dict[str, dict[str, Any]] = attrs.field(factory=dict, repr=_names_only)
     # Plugins' own settings, raw: ``[plugins.monitoring]`` is ``plugins["monitoring"]``.
@@ -756,6 +758,7 @@ def read_config(
         settings = None
     if settings is not None:
         errors.extend(_check_interval_names(settings, sources))
+        errors.extend(_check_templates(settings, channels, sources, here))
         settings.channels = channels
         settings.sources = sources
         if errors:
@@ -809,6 +812,31 @@ def _check_interval_names(settings: Settings, sources: Mapping[str, str]) -> lis
     return errors
 
 
+def _check_templates(
+    settings: Settings,
+    channels: Mapping[str, Mapping[str, Any]],
+    sources: Mapping[str, str],
+    cwd: Path,
+) -> list[str]:
+    """Read the template files, check every template's syntax, and check that each
+    template a channel table or a route names is configured."""
+    from ._templates import check_template_names, compile_templates, load_template_files
+
+    def origin(path: str) -> str:
+        return _origin_for(path, sources)
+
+    errors = load_template_files(settings.templates, origin, cwd)
+    if settings.templates:
+        _, found = compile_templates(settings.templates, origin)
+        errors.extend(found)
+    errors.extend(check_template_names(channels, settings.routes, settings.templates, origin))
+    return errors
+
+
+#: Keys of a channel table that the core reads itself: never given to the plugin.
+CORE_CHANNEL_KEYS = ("type", "template")
+
+
 def channel_type(name: str, section: Mapping[str, Any]) -> str:
     """The channel type of section ``name``: its ``type`` key, else the name itself."""
     kind = section.get("type", name)
@@ -837,7 +865,7 @@ def build_channel_configs(
                 f"no installed plugin provides channel type {kind!r} (pip install pixalert-{kind})"
             )
             continue
-        data = {k: v for k, v in section.items() if k != "type"}
+        data = {k: v for k, v in section.items() if k not in CORE_CHANNEL_KEYS}
         try:
             configured[name] = (
                 spec,

@@ -65,7 +65,13 @@ class Group:
       joined or resolved) or ``"reminder"`` (``repeat_interval``);
     - ``external_key``: Alertmanager's ``groupKey`` when the group came
       grouped from Alertmanager, else None;
-    - ``created_at``: when this notification was made.
+    - ``created_at``: when this notification was made;
+    - ``templated``: when a message template applies, the group's digest as
+      the template rendered it (an :class:`~pixalert.Alert`: its ``title`` and
+      ``message`` in plain text, and the body for the channel's markup in
+      :func:`pixalert.channels.rendered_message`); a channel's ``send_group``
+      shows that title and body in place of its own heading and alert lines.
+      None otherwise.
     """
 
     key: str
@@ -75,6 +81,7 @@ class Group:
     reason: str = "new"
     external_key: str | None = None
     created_at: datetime = attrs.field(factory=lambda: datetime.now(timezone.utc))
+    templated: Alert | None = attrs.field(default=None, eq=False, repr=False, kw_only=True)
 
     @property
     def firing(self) -> tuple[Alert, ...]:

@@ -355,7 +355,10 @@ class Lifecycle:
             previous = await self._store.last_receipt(alert.key, channel)
             await slot.pace(alert)  # as for a send: the turn is waited for before the timeout
             done = await asyncio.wait_for(
-                slot.channel.acknowledge(alert, event=event, previous=previous),
+                # The message it updates was sent with its template: shown with it again.
+                slot.channel.acknowledge(
+                    self._m.pipeline.prepare(alert, channel), event=event, previous=previous
+                ),
                 float(self._m.settings.delivery.timeout),
             )
         except DeliveryError as exc:

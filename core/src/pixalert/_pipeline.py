@@ -52,6 +52,7 @@ from ._storage import (
     StateBackend,
 )
 from ._suppression import Suppression, await_me_maybe
+from ._templates import Templates
 from ._timeline import Timeline
 from ._types import Alert, ChannelName, DeliveryResult, DeliveryStatus
 
@@ -60,6 +61,8 @@ __all__ = ["Pipeline", "Results"]
 log = logging.getLogger("pixalert")
 
 Results = dict[ChannelName, DeliveryResult]
+
+_ROUTE_OF_ALERT = object()
 
 
 @attrs.frozen
@@ -132,6 +135,8 @@ class Pipeline:
         self._store = store
         self._clock = clock
         self._routes = RouteTable(settings.routes, settings.grouping)
+        #: The message templates (``[templates.NAME]``), applied by :meth:`prepare`.
+        self.templates = Templates.from_settings(settings, registry.template_of, registry.markup_of)
         self.noise = NoiseControl(
             settings, self, clock=clock, store=store, state=state or _no_state
         )
@@ -183,6 +188,36 @@ class Pipeline:
         if changed is not None:
             planned = {ChannelName(str(c)): planned.get(ChannelName(str(c))) for c in changed}
         return planned
+
+    def route_of(self, alert: Alert, channel: str) -> RouteMatch | None:
+        """The route that sent ``alert`` to ``channel`` (the first matching route that
+        names it), or None (explicit channels, the priority table)."""
+        if alert.channels is not None or not self._routes:
+            return None
+        table = self._registry.expand(self._settings.routing.for_priority(alert.priority))
+        for match in self._routes.match(alert, table):
+            if channel in self._registry.expand(match.channels):
+                return match
+        return None
+
+    def prepare(
+        self,
+        alert: Alert,
+        channel: str,
+        *,
+        group: Group | None = None,
+        route: RouteMatch | object | None = _ROUTE_OF_ALERT,
+    ) -> Alert:
+        """The alert as ``channel`` is handed it: with the message template of its
+        route (``route``; by default the route ``alert`` matched for ``channel``) or of
+        the channel applied, if any (see :class:`pixalert._templates.Templates`). The one
+        place templates apply: deliveries, group notifications and previews call it.
+        ``group``: the group whose digest ``alert`` is."""
+        if not self.templates:
+            return alert
+        match = self.route_of(alert, channel) if route is _ROUTE_OF_ALERT else route
+        assert match is None or isinstance(match, RouteMatch)
+        return self.templates.prepare(alert, channel, match, group)
 
     # -- ways in ----------------------------------------------------------------
 
@@ -520,7 +555,7 @@ class Pipeline:
             previous = await self._store().last_receipt(alert.key, claim.channel)
         return await deliver(
             slot,
-            alert,
+            self.prepare(alert, claim.channel),
             previous=previous,
             config=self._settings.delivery,
             clock=self._clock,
@@ -536,11 +571,19 @@ class Pipeline:
         *,
         attempts: int,
         queued_at: float,
+        route: RouteMatch | None = None,
     ) -> DeliveryResult:
         """Send ``group`` as one notification on ``slot``'s channel, with the retries,
         timeout and circuit breaker of any delivery: ``send_group`` where the channel
-        has it, else its ``send`` with the group's digest alert."""
+        has it, else its ``send`` with the group's digest alert. With a message
+        template (``route``'s, else the channel's), the digest is rendered by it and
+        ``send_group`` is given the group with that digest as ``templated``."""
         digest = group.digest()
+        if self.templates:
+            prepared = self.prepare(digest, slot.name, group=group, route=route)
+            if prepared is not digest:
+                digest = prepared
+                group = attrs.evolve(group, templated=prepared)
         send_group = getattr(slot.channel, "send_group", None)
 
         async def send() -> Receipt | None:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ._channels import Channel, ChannelSpec
-from ._config import Settings, build_channel_configs, structure_config
+from ._config import CORE_CHANNEL_KEYS, Settings, build_channel_configs, structure_config
 from ._delivery import ChannelSlot
 from ._errors import ConfigError
 from ._plugins import PluginManager
@@ -100,13 +100,31 @@ class ChannelRegistry:
         spec, _ = found
         if spec.recipients_field is None:
             return False
-        section = {k: v for k, v in self._settings.channels[base].items() if k != "type"}
+        section = {
+            k: v for k, v in self._settings.channels[base].items() if k not in CORE_CHANNEL_KEYS
+        }
         section[spec.recipients_field] = list(recipients)
         config = structure_config(spec.config_type, section, path=where, source="config")
         self._configured[name] = (spec, config)
         self.slots[ChannelName(name)] = self._slot(name, spec, _build(spec, name, config))
         self.derived[ChannelName(name)] = base
         return True
+
+    def spec_of(self, name: str) -> ChannelSpec | None:
+        """The spec of configured channel ``name`` (None for one given as an object)."""
+        found = self._configured.get(name)
+        return None if found is None else found[0]
+
+    def template_of(self, name: str) -> str | None:
+        """The template channel ``name``'s table names (a derived channel: its base's)."""
+        section = self._settings.channels.get(self.derived.get(ChannelName(name), name))
+        value = None if section is None else section.get("template")
+        return value if isinstance(value, str) else None
+
+    def markup_of(self, name: str) -> str:
+        """The markup channel ``name`` shows text in: its spec's, else ``"text"``."""
+        spec = self.spec_of(name)
+        return "text" if spec is None else spec.markup
 
     @property
     def channels(self) -> dict[ChannelName, Channel]:

@@ -239,7 +239,9 @@ class RouteConfig:
     (notify only if still firing after that long), ``occurrences`` (notify
     only from the Nth firing of the same key within ``occurrences_window``),
     time intervals (``mute_time_intervals``, ``active_time_intervals``) and
-    ``escalation`` (the name of an ``[escalation.NAME]`` policy).
+    ``escalation`` (the name of an ``[escalation.NAME]`` policy); ``template``
+    (the name of a ``[templates.NAME]`` message template, used for the alerts this
+    route matched instead of their channel's).
     """
 
     match: tuple[Matcher, ...] = attrs.field(factory=tuple, converter=parse_matchers)
@@ -266,6 +268,7 @@ class RouteConfig:
     mute_time_intervals: list[str] = attrs.Factory(list)
     active_time_intervals: list[str] = attrs.Factory(list)
     escalation: str | None = None
+    template: str | None = None
 
     def matches(self, alert: Alert) -> bool:
         """True if every matcher holds for ``alert``."""

@@ -270,6 +270,12 @@ class Alert:
     ``key`` identifies the incident for cooldown, dedup and resolve; when not
     given it is derived from ``source`` and ``title``. ``channels`` overrides
     priority routing when set.
+
+    ``rendered`` is set only on the alert a channel is handed when a message
+    template applied (see :func:`pixalert.channels.rendered_message`): the
+    message rendered for the channel's markup (``{"html": ...}`` or
+    ``{"mrkdwn": ...}``), its values escaped for it. It is not stored, not
+    compared and not part of :meth:`to_dict`.
     """
 
     title: str = attrs.field(validator=_check_title)
@@ -282,6 +288,9 @@ class Alert:
     channels: tuple[ChannelName, ...] | None = attrs.field(default=None, converter=_channels)
     id: str = attrs.field(factory=_new_id)
     created_at: datetime = attrs.field(factory=_utcnow, validator=_check_aware)
+    rendered: Mapping[str, str] | None = attrs.field(
+        default=None, eq=False, repr=False, kw_only=True
+    )
 
     @key.default
     def _default_key(self) -> str:
@@ -301,6 +310,7 @@ class Alert:
             message=self.message if message is None else message,
             id=_new_id(),
             created_at=_utcnow(),
+            rendered=None,
         )
 
     def to_dict(self) -> dict[str, Any]:

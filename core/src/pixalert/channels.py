@@ -18,6 +18,10 @@ A channel that can show an acknowledgement, or carry buttons and links to
 act on an alert, uses :class:`AlertEvent`, :class:`ActionLinks` (with
 :class:`AlertLinks`) and :class:`Interaction` / :class:`InteractionRejected`
 (see the :class:`Channel` protocol's optional methods).
+
+A channel whose spec declares a ``markup`` (``"html"``, ``"mrkdwn"``) reads a
+message template's body rendered for it with :func:`rendered_message` and
+inserts it as it is; :func:`escape_mrkdwn` is Slack's escaping of untrusted text.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from ._groups import Group
 from ._ratelimit import RateLimiter
 from ._redact import mask_loggers, redact, register_secret
 from ._storage import AlertEvent
+from ._templates import escape_mrkdwn, rendered_message
 from ._types import Alert as Alert
 from ._types import Priority as Priority
 from ._types import Secret
@@ -63,9 +68,11 @@ __all__ = [
     "Secret",
     "SetupField",
     "SystemClock",
+    "escape_mrkdwn",
     "mask_loggers",
     "redact",
     "register_secret",
+    "rendered_message",
     "send_test_alert",
     "structure_config",
 ]

@@ -312,11 +312,13 @@ def _effective(read: _Read) -> dict[str, Any]:
         kind = channel_type(name, section)
         type_origin = sources.get(prefix + "type", "default (the section's name)")
         table: dict[str, Any] = {"type": _Leaf(kind, type_origin)}
+        if "template" in section:
+            table["template"] = _Leaf(section["template"], sources.get(prefix + "template", ""))
         built = (read.configured or {}).get(name)
         if built is not None:
             table.update(_attrs_tree(built[1], prefix, sources))
         else:
-            rest = {k: v for k, v in section.items() if k != "type"}
+            rest = {k: v for k, v in section.items() if k not in ("type", "template")}
             table.update(_raw_tree(rest, prefix, sources))
             table["#"] = read.unavailable.get(name, "not used")
         channels[name] = table

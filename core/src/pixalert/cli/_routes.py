@@ -103,6 +103,7 @@ def explain(manager: Any, alert: Any) -> dict[str, Any]:
                 else None
             ),
             "escalation": route.escalation,
+            "template": route.template,
             "grouping": _grouping(noise, alert, match, match.grouping),
             "mute_time_intervals": [_interval(settings, n, now) for n in route.mute_time_intervals],
             "active_time_intervals": [
@@ -128,6 +129,7 @@ def explain(manager: Any, alert: Any) -> dict[str, Any]:
             "route": None if match is None else match.index,
             "configured": configured,
             "why_not": None if configured else manager.registry.why_not(ChannelName(name)),
+            "template": pipeline.templates.name_for(str(name), match),
         }
     return {
         "alert": {
@@ -212,6 +214,8 @@ def _print_tree(report: dict[str, Any]) -> None:
     for name, info in report["channels"].items():
         if not info["configured"]:
             tree.add(f"[yellow]{escape(name)}: skipped[/yellow] ({escape(info['why_not'] or '')})")
+        elif info["template"]:
+            tree.add(f"{escape(name)}: message template {escape(info['template'])}")
     if report["flapping"]:
         f = report["flapping"]
         tree.add(
@@ -240,6 +244,8 @@ def _policies(branch: Any, route: dict[str, Any]) -> None:
         branch.add(f"[yellow]{escape(route['muted_now']['why'])}[/yellow]")
     if route["escalation"]:
         branch.add(f"escalation: {escape(route['escalation'])}")
+    if route["template"]:
+        branch.add(f"message template: {escape(route['template'])}")
 
 
 def _group_node(branch: Any, grouping: dict[str, Any]) -> None:

@@ -79,6 +79,7 @@ def email_channel_spec() -> ChannelSpec:
         check=_check,
         check_prompt="Check the SMTP login now by sending a test email?",
         recipients_field="recipients",
+        markup="html",
     )
 
 

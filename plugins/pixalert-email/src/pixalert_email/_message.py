@@ -36,7 +36,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pixalert import Alert, DeliveryError, Priority
-from pixalert.channels import AlertLinks, Group
+from pixalert.channels import AlertLinks, Group, rendered_message
 
 from ._config import check_address
 
@@ -194,7 +194,11 @@ def _links_html(links: AlertLinks | None, colour: str) -> str:
 def _html(alert: Alert, subject_title: str, links: AlertLinks | None = None) -> str:
     colour = _RESOLVED_COLOUR if alert.resolved else _COLOURS[alert.priority]
     status = "RESOLVED" if alert.resolved else "FIRING"
-    message = _e(alert.message).replace("\n", "<br>\n") or "<em>(no message)</em>"
+    templated = rendered_message(alert, "html")
+    if templated is not None:  # a message template's HTML: its values are escaped already
+        message = templated or "<em>(no message)</em>"
+    else:
+        message = _e(alert.message).replace("\n", "<br>\n") or "<em>(no message)</em>"
     facts = [
         ("Priority", alert.priority.name),
         ("Status", alert.status),
@@ -629,7 +633,12 @@ def build_group_message(
         raise DeliveryError.permanent(f"email: {exc}") from None
     if not to_addrs:
         raise DeliveryError.permanent("email: no recipients")
-    subject = group_subject(group)
+    templated = group.templated
+    subject = (
+        group_subject(group)
+        if templated is None
+        else _cut_text(clean_header_text(templated.title), MAX_GROUP_SUBJECT)
+    )
     headers = [
         ("Subject", subject),
         ("From", from_addr),
@@ -648,6 +657,11 @@ def build_group_message(
         ("MIME-Version", "1.0"),
         ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
     ]
+    if templated is not None:
+        # A message template made the digest: its text and HTML, in the usual frame.
+        return OutgoingEmail(
+            headers, _plain(templated, subject), _html(templated, subject), boundary
+        )
     return OutgoingEmail(
         headers, _group_plain(group, subject), _group_html(group, subject), boundary
     )

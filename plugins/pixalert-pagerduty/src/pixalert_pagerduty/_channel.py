@@ -334,8 +334,9 @@ def build_group_event(
 ) -> dict[str, Any]:
     """The Events API v2 event for a group: one incident per group (see
     :func:`group_dedup_key`), a ``trigger`` while any of its alerts fires (the
-    summary its title and counts, its alerts in ``custom_details`` up to 512 KB,
-    then how many more), a ``resolve`` once every one has resolved."""
+    summary its title and counts, or what a message template rendered, its alerts in
+    ``custom_details`` up to 512 KB, then how many more), a ``resolve`` once every one
+    has resolved."""
     key = group_dedup_key(group)
     if not group.firing:
         return {"routing_key": routing_key, "dedup_key": key, "event_action": "resolve"}
@@ -349,7 +350,9 @@ def build_group_event(
     if group.external_key:
         details["group_key"] = _cut(group.external_key, MAX_FIELD)
     payload: dict[str, Any] = {
-        "summary": _cut(" ".join(f"{group.title()}: {group.summary()}".split()), MAX_SUMMARY),
+        "summary": _cut(" ".join(f"{group.title()}: {group.summary()}".split()), MAX_SUMMARY)
+        if group.templated is None
+        else summary_for(group.templated),
         "source": _cut(group.source if group.source != "pixalert" else source, MAX_FIELD),
         "severity": SEVERITIES[group.priority],
         "timestamp": group.created_at.astimezone(timezone.utc).isoformat(timespec="milliseconds"),

@@ -90,6 +90,7 @@ def pixalert_channels() -> list[ChannelSpec]:
             title="Slack",
             setup=SETUP,
             check_prompt="Send a test message to Slack now?",
+            markup="mrkdwn",
         )
     ]
 

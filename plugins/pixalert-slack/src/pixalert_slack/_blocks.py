@@ -13,7 +13,10 @@ Layout (the same for webhooks, ``chat.postMessage`` and ``chat.update``)::
                  with the source and the time
 
 Only ``&``, ``<`` and ``>`` are escaped in user text, so an alert cannot ping
-``<!channel>`` or a user, and nothing else is entity-encoded.
+``<!channel>`` or a user, and nothing else is entity-encoded. A message
+template's body (:func:`pixalert.channels.rendered_message` for ``mrkdwn``)
+comes with its values already escaped and its own mrkdwn as written: it is
+inserted as it is.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pixalert import Alert, Priority
-from pixalert.channels import AlertEvent, Group
+from pixalert.channels import AlertEvent, Group, rendered_message
 
 __all__ = [
     "COLOURS",
@@ -48,6 +51,7 @@ __all__ = [
     "slack_len",
     "summary",
     "truncate_escaped",
+    "truncate_markup",
     "truncate_plain",
 ]
 
@@ -121,6 +125,14 @@ def truncate_escaped(text: str, limit: int) -> str:
     """
     head = text[: limit + 1]  # every character counts at least 1: nothing further fits
     return _cut([_ESCAPES.get(ch, ch) for ch in head], limit, longer=len(text) > len(head))
+
+
+def truncate_markup(text: str, limit: int) -> str:
+    """Already escaped mrkdwn ``text`` cut to at most ``limit`` (ending in "…" when cut),
+    never splitting an entity such as ``&amp;``."""
+    head = text[: limit + 1]
+    pieces = re.findall(r"&(?:amp|lt|gt);|.", head, re.DOTALL)
+    return _cut(pieces, limit, longer=len(text) > len(head))
 
 
 def truncate_plain(text: str, limit: int) -> str:
@@ -237,7 +249,12 @@ def build_message(
         blocks.append(_actions(alert, acknowledged is not None))
 
     details: list[dict[str, Any]] = []
-    if message:
+    templated = rendered_message(alert, "mrkdwn")
+    if templated is not None and templated.strip():
+        details.append(
+            {"type": "section", "text": _text("mrkdwn", truncate_markup(templated, MAX_SECTION))}
+        )
+    elif message:
         details.append(
             {"type": "section", "text": _text("mrkdwn", truncate_escaped(message, MAX_SECTION))}
         )
@@ -333,7 +350,8 @@ def build_group_message(group: Group, *, mention: str | None = None) -> dict[str
 
     ``mention`` is added when a CRITICAL alert is new in the group.
     """
-    head = group.title()
+    templated = group.templated
+    head = group.title() if templated is None else templated.title
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _text("plain_text", truncate_plain(head, MAX_HEADER))}
     ]
@@ -345,6 +363,8 @@ def build_group_message(group: Group, *, mention: str | None = None) -> dict[str
     )
     if pinging:
         blocks.append({"type": "section", "text": _text("mrkdwn", f"{pinging} critical alert")})
+    if templated is not None:
+        return _templated_group_message(group, templated, head, blocks, pinging)
     details: list[dict[str, Any]] = [
         {"type": "section", "text": _text("mrkdwn", f"*{escape(group.summary())}*")}
     ]
@@ -379,6 +399,34 @@ def build_group_message(group: Group, *, mention: str | None = None) -> dict[str
         context.insert(0, _text("mrkdwn", ":white_check_mark: *Resolved*"))
     details.append({"type": "context", "elements": context})
     fallback = f"{head}: {group.summary()}"
+    prefix = f"{pinging} " if pinging else ""
+    text = prefix + truncate_escaped(fallback, MAX_SECTION)
+    colour = RESOLVED_COLOUR if group.status == "resolved" else COLOURS[group.priority]
+    return {"text": text, "blocks": blocks, "attachments": [{"color": colour, "blocks": details}]}
+
+
+def _templated_group_message(
+    group: Group,
+    templated: Alert,
+    head: str,
+    blocks: list[dict[str, Any]],
+    pinging: str | None,
+) -> dict[str, Any]:
+    """A group's message whose body a message template made: the template's mrkdwn in
+    place of the alert lines (values escaped by the template, not here)."""
+    body = rendered_message(templated, "mrkdwn")
+    if body is None:
+        body = escape(templated.message)
+    details: list[dict[str, Any]] = []
+    if body.strip():
+        details.append(
+            {"type": "section", "text": _text("mrkdwn", truncate_markup(body, MAX_SECTION))}
+        )
+    context = [_text("mrkdwn", _time_text(group.created_at))]
+    if group.status == "resolved":
+        context.insert(0, _text("mrkdwn", ":white_check_mark: *Resolved*"))
+    details.append({"type": "context", "elements": context})
+    fallback = head + (f": {templated.message}" if templated.message.strip() else "")
     prefix = f"{pinging} " if pinging else ""
     text = prefix + truncate_escaped(fallback, MAX_SECTION)
     colour = RESOLVED_COLOUR if group.status == "resolved" else COLOURS[group.priority]

@@ -103,7 +103,9 @@ def build_group_payload(group: Group) -> dict[str, Any]:
                   "truncated": 0}}
 
     Alerts come firing first, each part highest priority first; past
-    :data:`MAX_GROUP_BODY` bytes the rest are counted in ``truncated``.
+    :data:`MAX_GROUP_BODY` bytes the rest are counted in ``truncated``. When a
+    message template applies, ``group`` also has the ``title`` and ``message`` it
+    rendered.
     """
     alerts = []
     for alert in group.alerts:
@@ -128,6 +130,9 @@ def build_group_payload(group: Group) -> dict[str, Any]:
             "truncated": 0,
         },
     }
+    if group.templated is not None:  # a message template's title and body for the group
+        body["data"]["group"]["title"] = group.templated.title
+        body["data"]["group"]["message"] = group.templated.message
     if len(encode_payload(body)) > MAX_GROUP_BODY:
         lo, hi = 0, len(alerts)
         while lo < hi:  # the most alerts that fit
