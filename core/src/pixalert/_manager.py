@@ -731,12 +731,15 @@ class NotificationManager:
         entry = await self.history_store.entry(alert_id)
         return entry.to_dict() if entry else None
 
-    async def stats(self, hours: float = 24) -> dict[str, Any]:
+    async def stats(
+        self, hours: float | None = None, *, since: datetime | str | None = None
+    ) -> dict[str, Any]:
         """Per-channel sent, failed, suppressed, skipped, retrying, success rate and
-        latency percentiles (seconds) over the last ``hours``."""
+        latency percentiles (seconds) over the last ``hours`` (default 24), or
+        from ``since`` (as in :meth:`history`) to now."""
+        start, _ = self._window(hours, since, None)
         await self.start()
-        since = to_datetime(self.clock.now()) - timedelta(hours=hours)
-        return await self.history_store.stats(since)
+        return await self.history_store.stats(start)
 
     async def stats_by(
         self,
