@@ -127,3 +127,25 @@ async def test_stats_by() -> None:
         assert plain["alerts"] == 2 and plain["channels"]["slack"]["sent"] == 2
         with pytest.raises(ValueError, match="by: expected one of channel, priority"):
             await manager.stats_by("colour")
+
+
+async def test_stats_by_on_a_store_without_it_counts_from_its_entries() -> None:
+    """A store written before stats_by (no BaseHistoryStore) still answers."""
+    from pixalert.storage import MemoryHistoryStore
+
+    clock = FakeClock(NOW)
+    inner = MemoryHistoryStore(clock)
+
+    class OldStore:
+        """Every method of the memory store but stats_by."""
+
+        def __getattr__(self, name: str) -> Any:
+            if name == "stats_by":
+                raise AttributeError(name)
+            return getattr(inner, name)
+
+    manager = make_manager([RecordingChannel("slack")], clock=clock, history=OldStore())
+    async with manager:
+        await manager.send_alert("one", "text", "high", ["slack"])
+        stats = await manager.stats_by("channel")
+    assert stats["alerts"] == 1 and stats["groups"]["slack"]["sent"] == 1

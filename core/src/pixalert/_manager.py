@@ -40,7 +40,13 @@ from ._redact import redact
 from ._registry import ChannelRegistry
 from ._selfwatch import SelfWatch
 from ._silences import Silence, SilenceBook
-from ._storage import HistoryQuery, HistoryStore, StateBackend, check_stats_by
+from ._storage import (
+    HistoryQuery,
+    HistoryStore,
+    StateBackend,
+    check_stats_by,
+    stats_by_from_entries,
+)
 from ._suppression import Suppression
 from ._sync import SyncRunner
 from ._timeline import Timeline
@@ -758,7 +764,11 @@ class NotificationManager:
         check_stats_by(by)
         start, end = self._window(hours, since, until)
         await self.start()
-        return await self.history_store.stats_by(start, end, by)
+        store = self.history_store
+        if not callable(getattr(store, "stats_by", None)):  # a store older than stats_by
+            found = await store.entries(HistoryQuery(since=start, until=end, limit=None))
+            return stats_by_from_entries(start, end, by, found)
+        return await store.stats_by(start, end, by)
 
     async def health(self) -> dict[str, Any]:
         """``{"status": "ok" | "degraded", "channels": ..., "history": ..., "state": ...}``."""
