@@ -19,8 +19,10 @@ else:
     _TimeType = click.ParamType
 
 __all__ = [
+    "Moment",
     "Window",
     "hour_chart",
+    "hour_label",
     "parse_priorities",
     "resolve_window",
     "window_options",
