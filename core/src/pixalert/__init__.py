@@ -17,6 +17,7 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from ._durations import parse_time
 from ._errors import (
     AlertNotFound,
     ConfigError,
@@ -74,6 +75,7 @@ __all__ = [
     "__version__",
     "hookimpl",
     "load_settings",
+    "parse_time",
 ]
 
 # Heavier parts (cattrs, the manager) load on first use, so that importing a

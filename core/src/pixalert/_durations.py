@@ -1,11 +1,13 @@
-"""Durations: ``"30s"``, ``"5m"``, ``"1h30m"`` or a number of seconds."""
+"""Durations: ``"30s"``, ``"5m"``, ``"1h30m"`` or a number of seconds; and moments
+given as a duration ago or an ISO 8601 time (:func:`parse_time`)."""
 
 from __future__ import annotations
 
 import math
 import re
+from datetime import datetime, timedelta, timezone
 
-__all__ = ["Duration", "check_duration", "parse_duration"]
+__all__ = ["Duration", "check_duration", "parse_duration", "parse_time"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|[smhdw])")
@@ -96,3 +98,55 @@ def parse_duration(text: str) -> float:
     as on a command line, where a bare ``2`` is ambiguous); ``ValueError`` otherwise."""
     expected = "a duration such as 90s, 30m, 2h, 1d or 1h30m"
     return check_duration(_parse_units(text.strip().lower(), text, expected), "duration")
+
+
+_TIME_EXPECTED = (
+    "a duration ago such as 90m, 2h, 7d, or an ISO 8601 time such as 2026-12-01T09:30+01:00"
+)
+
+
+def parse_time(value: str | datetime, *, now: float | datetime | None = None) -> datetime:
+    """A moment written the way an operator writes one, as an aware UTC datetime.
+
+    ``value`` is a duration ago (``"90m"``, ``"2h"``, ``"7d"``, ``"1h30m"``: that long
+    before ``now``), ``"now"``, or an ISO 8601 time (``"2026-12-01T09:30:00+01:00"``,
+    ``"2026-12-01T08:30Z"``, ``"2026-12-01"``). A time without a UTC offset is
+    read as UTC (the history shows its times in UTC). A ``datetime`` is taken as
+    it is (naive: UTC). ``now`` is epoch seconds or a datetime (default: the
+    system clock). Anything else, a negative duration included, is a
+    ``ValueError`` saying what was expected.
+    """
+    if isinstance(value, datetime):
+        return _utc(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected {_TIME_EXPECTED}, got {type(value).__name__}")
+    if now is None:
+        moment = datetime.now(timezone.utc)
+    elif isinstance(now, datetime):
+        moment = _utc(now)
+    else:
+        moment = datetime.fromtimestamp(float(now), timezone.utc)
+    text = value.strip()
+    if text.lower() == "now":
+        return moment
+    if text.startswith("-") and _PART.match(text[1:].lower()):
+        raise ValueError(f"expected a duration ago >= 0 (such as 2h), got {value!r}")
+    if text and _PART.match(text.lower()):
+        try:
+            seconds = _parse_units(text.lower(), value, _TIME_EXPECTED)
+        except ValueError:
+            pass
+        else:
+            return moment - timedelta(seconds=seconds)
+    iso = text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
+    try:
+        parsed = datetime.fromisoformat(iso)
+    except ValueError:
+        raise ValueError(f"expected {_TIME_EXPECTED}, got {value!r}") from None
+    return _utc(parsed)
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import sys
 import uuid
@@ -26,6 +27,7 @@ from ._actions import ActionLinks, Interaction
 from ._channels import Channel
 from ._clock import Clock, SystemClock, to_datetime
 from ._config import Settings, load_settings
+from ._durations import parse_time
 from ._errors import ConfigError
 from ._escalation import KIND as ESCALATION_KIND
 from ._escalation import Escalations
@@ -38,7 +40,13 @@ from ._redact import redact
 from ._registry import ChannelRegistry
 from ._selfwatch import SelfWatch
 from ._silences import Silence, SilenceBook
-from ._storage import HistoryQuery, HistoryStore, StateBackend
+from ._storage import (
+    HistoryQuery,
+    HistoryStore,
+    StateBackend,
+    check_stats_by,
+    stats_by_from_entries,
+)
 from ._suppression import Suppression
 from ._sync import SyncRunner
 from ._timeline import Timeline
@@ -640,12 +648,51 @@ class NotificationManager:
     # History and health
     # ------------------------------------------------------------------
 
+    def _window(
+        self,
+        hours: float | None,
+        since: datetime | str | None,
+        until: datetime | str | None,
+    ) -> tuple[datetime, datetime | None]:
+        """``(since, until)`` of a history window, checked (see :meth:`history`)."""
+        now = to_datetime(self.clock.now())
+        end = None
+        if until is not None:
+            try:
+                end = parse_time(until, now=now)
+            except ValueError as exc:
+                raise ValueError(f"until: {exc}") from None
+        if since is not None and hours is not None:
+            raise ValueError("since: give since or hours, not both")
+        if since is not None:
+            try:
+                start = parse_time(since, now=now)
+            except ValueError as exc:
+                raise ValueError(f"since: {exc}") from None
+        elif hours is not None:
+            if (
+                isinstance(hours, bool)
+                or not isinstance(hours, (int, float))
+                or not math.isfinite(hours)
+                or hours <= 0
+            ):
+                raise ValueError(f"hours: expected a finite number > 0, got {hours!r}")
+            start = now - timedelta(hours=hours)
+        else:
+            start = (end or now) - timedelta(hours=24)
+        if end is not None and end <= start:
+            raise ValueError(
+                f"until: expected a time after since ({start.isoformat()}), got {end.isoformat()}"
+            )
+        return start, end
+
     async def history(
         self,
-        hours: float = 24,
+        hours: float | None = None,
         *,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
         limit: int | None = 1000,
-        until: datetime | None = None,
         priorities: Iterable[Priority | str | int] | None = None,
         status: str | None = None,
         channel: str | None = None,
@@ -654,18 +701,24 @@ class NotificationManager:
         source: str | None = None,
         key: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Alerts of the last ``hours``, newest first (at most ``limit``; None for all).
+        """Alerts of a window, newest first (at most ``limit``; None for all).
+
+        The window: from ``since``, or ``hours`` back from now (not both), to
+        ``until`` (exclusive; None: no end); with neither ``since`` nor
+        ``hours``, the 24 hours before ``until`` (or now). ``since`` and
+        ``until`` are datetimes or strings :func:`pixalert.parse_time` reads
+        (``"2h"``: two hours ago; an ISO 8601 time, UTC when it has no offset).
 
         The other arguments filter (see :class:`pixalert.storage.HistoryQuery`):
-        ``priorities``, ``status`` (firing, resolved), ``channel``, ``result``
-        (sent, failed, retrying, pending, suppressed, skipped), ``search`` (in the
-        title or message), ``source``, ``key``; ``until`` ends the window.
+        ``priorities``, ``status`` (firing, resolved, acknowledged), ``channel``,
+        ``result`` (sent, failed, retrying, pending, held, suppressed, skipped),
+        ``search`` (in the title or message), ``source``, ``key``. A bad value is
+        a ``ValueError`` naming the argument.
         """
-        await self.start()
-        since = to_datetime(self.clock.now()) - timedelta(hours=hours)
+        start, end = self._window(hours, since, until)
         query = HistoryQuery(
-            since=since,
-            until=until,
+            since=start,
+            until=end,
             limit=limit,
             priorities=priorities,
             status=status,
@@ -675,6 +728,7 @@ class NotificationManager:
             source=source,
             key=key,
         )
+        await self.start()
         return [e.to_dict() for e in await self.history_store.entries(query)]
 
     async def get_alert(self, alert_id: str) -> dict[str, Any] | None:
@@ -683,12 +737,38 @@ class NotificationManager:
         entry = await self.history_store.entry(alert_id)
         return entry.to_dict() if entry else None
 
-    async def stats(self, hours: float = 24) -> dict[str, Any]:
+    async def stats(
+        self, hours: float | None = None, *, since: datetime | str | None = None
+    ) -> dict[str, Any]:
         """Per-channel sent, failed, suppressed, skipped, retrying, success rate and
-        latency percentiles (seconds) over the last ``hours``."""
+        latency percentiles (seconds) over the last ``hours`` (default 24), or
+        from ``since`` (as in :meth:`history`) to now."""
+        start, _ = self._window(hours, since, None)
         await self.start()
-        since = to_datetime(self.clock.now()) - timedelta(hours=hours)
-        return await self.history_store.stats(since)
+        return await self.history_store.stats(start)
+
+    async def stats_by(
+        self,
+        by: str = "channel",
+        hours: float | None = None,
+        *,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> dict[str, Any]:
+        """Alert and delivery counts of a window grouped ``by`` ``"channel"``,
+        ``"priority"``, ``"source"`` or ``"hour"`` (UTC), each group with sent,
+        failed, suppressed, skipped, retrying, held, success rate and latency
+        percentiles; the window as in :meth:`history`. The shape of
+        :func:`pixalert.storage.build_stats_by`; ``ValueError`` for a bad argument.
+        """
+        check_stats_by(by)
+        start, end = self._window(hours, since, until)
+        await self.start()
+        store = self.history_store
+        if not callable(getattr(store, "stats_by", None)):  # a store older than stats_by
+            found = await store.entries(HistoryQuery(since=start, until=end, limit=None))
+            return stats_by_from_entries(start, end, by, found)
+        return await store.stats_by(start, end, by)
 
     async def health(self) -> dict[str, Any]:
         """``{"status": "ok" | "degraded", "channels": ..., "history": ..., "state": ...}``."""

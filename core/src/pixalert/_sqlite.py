@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from ._clock import Clock, to_datetime
 from ._storage import (
+    ACKNOWLEDGED,
     GROUP_JOB,
     NEVER_NOTIFIED,
     ROUTE_LATER,
@@ -42,11 +43,14 @@ from ._storage import (
     Recorded,
     Settled,
     build_stats,
+    build_stats_by,
     check_outcome,
+    check_stats_by,
+    hour_key,
     latency_bucket,
     planned,
 )
-from ._types import Alert, DeliveryResult, _new_id
+from ._types import Alert, DeliveryResult, Priority, _new_id
 
 try:
     import fcntl as _fcntl
@@ -295,6 +299,7 @@ class SQLiteDatabase:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
             conn.create_function("pixalert_fold", 1, _fold, deterministic=True)
+            conn.create_function("pixalert_bucket", 1, latency_bucket, deterministic=True)
             if self.path != ":memory:":
                 for suffix in ("-wal", "-shm"):  # alert text can be sensitive: owner-only
                     with contextlib.suppress(OSError):
@@ -1055,6 +1060,45 @@ class SQLiteHistoryStore(BaseHistoryStore):
 
         return await self._db.run(run)
 
+    async def stats_by(self, since: datetime, until: datetime | None, by: str) -> dict[str, Any]:
+        """Counts per channel, priority, source or hour of the alerts created in
+        ``[since, until)``, grouped in SQL over the window's alerts and deliveries."""
+        group = _STATS_GROUPS[check_stats_by(by)]
+        where, params = _where(HistoryQuery(since=since, until=until, limit=None))
+        join = (
+            f"FROM alerts a JOIN deliveries d ON d.alert_id = a.id AND d.channel != '{ROUTE_LATER}'"
+        )
+        per_group = (
+            f"SELECT d.channel, COUNT(DISTINCT d.alert_id) {join} WHERE {where} GROUP BY 1"
+            if by == "channel"
+            else f"SELECT {group}, COUNT(*) FROM alerts a WHERE {where} GROUP BY 1"
+        )
+        bucket = "CASE WHEN d.status = 'sent' AND d.latency IS NOT NULL "
+        bucket += "THEN pixalert_bucket(d.latency) ELSE -1 END"
+        per_status = (
+            f"SELECT {group}, d.status, {bucket}, COUNT(*) {join} WHERE {where} GROUP BY 1, 2, 3"
+        )
+
+        def name(value: Any) -> str:
+            if by == "priority":
+                return Priority(int(value)).name
+            if by == "hour":
+                return hour_key(int(value) * 3600)
+            return str(value)
+
+        def run(conn: sqlite3.Connection) -> dict[str, Any]:
+            (alerts,) = conn.execute(
+                f"SELECT COUNT(*) FROM alerts a WHERE {where}", params
+            ).fetchone()
+            groups = {name(g): int(n) for g, n in conn.execute(per_group, params)}
+            counts: dict[tuple[str, str], int] = {}
+            histograms: dict[str, dict[int, int]] = {}
+            for g, status, bucket, n in conn.execute(per_status, params):
+                _add(counts, histograms, name(g), status, bucket, n)
+            return build_stats_by(since, until, by, int(alerts), groups, counts, histograms)
+
+        return await self._db.run(run)
+
     async def purge(self, before: datetime) -> int:
         """Delete finished alerts (with their deliveries, events and rollups) created before
         ``before``, and expired state keys."""
@@ -1276,6 +1320,15 @@ def _add_rollups(
         )
 
 
+#: ``stats_by``'s grouping expressions (on ``alerts a`` joined with ``deliveries d``).
+_STATS_GROUPS = {
+    "channel": "d.channel",
+    "priority": "a.priority",
+    "source": "a.source",
+    "hour": "CAST(a.created_at / 3600 AS INTEGER)",
+}
+
+
 def _where(query: HistoryQuery) -> tuple[str, list[Any]]:
     """The WHERE clause (on ``alerts a``) and parameters of a history query."""
     clauses = ["1 = 1"]
@@ -1289,9 +1342,12 @@ def _where(query: HistoryQuery) -> tuple[str, list[Any]]:
     if query.priorities is not None:
         clauses.append(f"a.priority IN ({','.join('?' * len(query.priorities))})")
         params.extend(sorted(int(p) for p in query.priorities))
+    if query.status == ACKNOWLEDGED:
+        clauses.append("EXISTS (SELECT 1 FROM events e WHERE e.alert_id = a.id AND e.kind = ?)")
+        params.append(ACKNOWLEDGED)
     for column in ("status", "source", "key"):
         value = getattr(query, column)
-        if value is not None:
+        if value is not None and not (column == "status" and value == ACKNOWLEDGED):
             clauses.append(f"a.{column} = ?")
             params.append(value)
     if query.search is not None:

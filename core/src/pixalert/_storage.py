@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -23,6 +23,8 @@ __all__ = [
     "NEVER_NOTIFIED",
     "RESULTS",
     "ROUTE_LATER",
+    "STATS_BY",
+    "STATUSES",
     "SUPERSEDED",
     "AlertEvent",
     "BaseHistoryStore",
@@ -38,11 +40,15 @@ __all__ = [
     "Settled",
     "StateBackend",
     "check_outcome",
+    "check_stats_by",
     "bucket_upper",
+    "hour_key",
     "planned",
     "build_stats",
+    "build_stats_by",
     "latency_bucket",
     "percentiles",
+    "stats_by_from_entries",
     "stats_from_results",
 ]
 
@@ -316,6 +322,14 @@ def _choice(name: str, allowed: Sequence[str]) -> Any:
 RESULTS = ("sent", "failed", "retrying", "pending", "held", "suppressed", "skipped")
 """The values :attr:`HistoryQuery.result` accepts."""
 
+STATUSES = ("firing", "resolved", "acknowledged")
+"""The values :attr:`HistoryQuery.status` accepts: the alert's own status
+(``firing``, ``resolved``), or ``acknowledged``: alerts an acknowledgement was
+recorded on (an :class:`AlertEvent` of kind ``acknowledged``, as ``manager.ack``
+records on the alert it is given)."""
+
+ACKNOWLEDGED = "acknowledged"
+
 
 @attrs.frozen
 class HistoryQuery:
@@ -328,15 +342,14 @@ class HistoryQuery:
     and ``result`` alerts with a delivery in that state (on ``channel`` when
     both are given); ``search`` is a case-insensitive substring of the title
     or the message. ``limit`` caps the number of entries (None: all).
+    ``status`` may also be ``"acknowledged"`` (see :data:`STATUSES`).
     """
 
     since: datetime | None = None
     until: datetime | None = None
     limit: int | None = 1000
     priorities: frozenset[Priority] | None = attrs.field(default=None, converter=_priorities)
-    status: str | None = attrs.field(
-        default=None, validator=_choice("status", ("firing", "resolved"))
-    )
+    status: str | None = attrs.field(default=None, validator=_choice("status", STATUSES))
     channel: str | None = None
     result: str | None = attrs.field(default=None, validator=_choice("result", RESULTS))
     search: str | None = None
@@ -352,7 +365,10 @@ class HistoryQuery:
             return False
         if self.priorities is not None and alert.priority not in self.priorities:
             return False
-        if self.status is not None and alert.status != self.status:
+        if self.status == ACKNOWLEDGED:
+            if not any(event.kind == ACKNOWLEDGED for event in entry.events):
+                return False
+        elif self.status is not None and alert.status != self.status:
             return False
         if self.source is not None and alert.source != self.source:
             return False
@@ -539,6 +555,12 @@ class HistoryStore(Protocol):
         """Per-channel counts and latency percentiles since ``since`` (see :func:`build_stats`)."""
         ...
 
+    async def stats_by(self, since: datetime, until: datetime | None, by: str) -> dict[str, Any]:
+        """Counts per group of the alerts created in ``[since, until)`` (``until``
+        None: no end), ``by`` one of :data:`STATS_BY`: the shape of
+        :func:`build_stats_by`. ``ValueError`` for another ``by``."""
+        ...
+
     async def purge(self, before: datetime) -> int:
         """Delete finished alerts created before ``before``; return how many.
 
@@ -607,6 +629,18 @@ class BaseHistoryStore:
     async def entry(self, alert_id: str) -> HistoryEntry | None:  # pragma: no cover - abstract
         """One alert by id, or None."""
         raise NotImplementedError
+
+    async def entries(self, query: HistoryQuery) -> list[HistoryEntry]:  # pragma: no cover
+        """The alerts ``query`` selects, newest first (see :class:`HistoryQuery`)."""
+        raise NotImplementedError
+
+    async def stats_by(self, since: datetime, until: datetime | None, by: str) -> dict[str, Any]:
+        """Grouped counts (see :meth:`HistoryStore.stats_by`) computed from
+        :meth:`entries` of the window: correct for any store, but it reads every
+        alert of the window; a store with a query language should override it."""
+        check_stats_by(by)
+        found = await self.entries(HistoryQuery(since=since, until=until, limit=None))
+        return stats_by_from_entries(since, until, by, found)
 
 
 def check_outcome(claim: Claim, result: DeliveryResult) -> None:
@@ -726,3 +760,123 @@ def stats_from_results(
             bucket = latency_bucket(result.latency)
             hist[bucket] = hist.get(bucket, 0) + 1
     return build_stats(since, alerts, counts, histograms)
+
+
+STATS_BY = ("channel", "priority", "source", "hour")
+"""The groupings :meth:`HistoryStore.stats_by` knows: each delivery's channel, the
+alert's priority, its source, or the UTC hour it was created in."""
+
+
+def check_stats_by(by: object) -> str:
+    """``by`` if it is one of :data:`STATS_BY`, else ``ValueError`` naming them."""
+    if not isinstance(by, str) or by not in STATS_BY:
+        raise ValueError(f"by: expected one of {', '.join(STATS_BY)}, got {by!r}")
+    return by
+
+
+def hour_key(moment: datetime | float) -> str:
+    """The ``stats_by(by="hour")`` group of a time: the start of its UTC hour, ISO 8601."""
+    seconds = moment.timestamp() if isinstance(moment, datetime) else float(moment)
+    start = math.floor(seconds / 3600) * 3600
+    return datetime.fromtimestamp(start, timezone.utc).isoformat()
+
+
+def _group_order(by: str, name: str) -> tuple[int, str]:
+    if by == "priority":
+        member = Priority.__members__.get(name)
+        return (int(member) if member is not None else 99, name)
+    return (0, name)
+
+
+def build_stats_by(
+    since: datetime,
+    until: datetime | None,
+    by: str,
+    alerts: int,
+    group_alerts: Mapping[str, int],
+    counts: Mapping[tuple[str, str], int],
+    histograms: Mapping[str, Mapping[int, int]],
+) -> dict[str, Any]:
+    """The ``stats_by()`` dict from the window's alert count, the alerts per group,
+    per-(group, status) delivery counts and per-group latency histograms.
+
+    Shape::
+
+        {"since": "...", "until": "..." or None, "by": "priority", "alerts": 12,
+         "totals": {"sent": 20, "failed": 1, "suppressed": 3, "skipped": 2,
+                    "retrying": 1, "held": 0},
+         "groups": {"HIGH": {"alerts": 4, "sent": 7, "failed": 1, "suppressed": 0,
+                             "skipped": 0, "retrying": 0, "held": 0,
+                             "success_rate": 0.875,
+                             "latency": {"p50": 0.012, "p95": 0.05, "p99": 0.08}}}}
+
+    Groups are channel names, priority names (``LOW`` to ``CRITICAL``, in that
+    order), sources, or hours (the start of each UTC hour, ISO 8601, oldest
+    first; see :func:`hour_key`); only groups with an alert appear. A group's
+    ``alerts`` counts its alerts (by channel: the alerts with a delivery on that
+    channel, so those add up to more than ``alerts`` when alerts go to several).
+    ``success_rate`` and latencies are as in :func:`build_stats`, over the group's
+    deliveries.
+    """
+    check_stats_by(by)
+    names = set(group_alerts) | {group for group, _ in counts}
+    totals = dict.fromkeys(_STATUSES, 0)
+    groups: dict[str, dict[str, Any]] = {}
+    for name in sorted(names, key=lambda n: _group_order(by, n)):
+        row: dict[str, Any] = {"alerts": int(group_alerts.get(name, 0))}
+        row.update(dict.fromkeys(_STATUSES, 0))
+        groups[name] = row
+    for (name, status), n in counts.items():
+        if status in totals:
+            groups[name][status] += n
+            totals[status] += n
+    for name, row in groups.items():
+        tried = row["sent"] + row["failed"]
+        row["success_rate"] = round(row["sent"] / tried, 4) if tried else None
+        row["latency"] = percentiles(histograms.get(name, {}))
+    return {
+        "since": since.isoformat(),
+        "until": until.isoformat() if until is not None else None,
+        "by": by,
+        "alerts": alerts,
+        "totals": totals,
+        "groups": groups,
+    }
+
+
+def _alert_group(by: str, alert: Alert) -> str:
+    if by == "priority":
+        return alert.priority.name
+    if by == "source":
+        return alert.source
+    return hour_key(alert.created_at)
+
+
+def stats_by_from_entries(
+    since: datetime, until: datetime | None, by: str, entries: Iterable[HistoryEntry]
+) -> dict[str, Any]:
+    """:func:`build_stats_by` from the history entries of the window (the in-memory
+    store, and :class:`BaseHistoryStore`'s default)."""
+    check_stats_by(by)
+    alerts = 0
+    group_alerts: dict[str, int] = {}
+    counts: dict[tuple[str, str], int] = {}
+    histograms: dict[str, dict[int, int]] = {}
+    for entry in entries:
+        alerts += 1
+        fixed = None if by == "channel" else _alert_group(by, entry.alert)
+        if fixed is not None:
+            group_alerts[fixed] = group_alerts.get(fixed, 0) + 1
+        seen: set[str] = set()
+        for result in entry.results:
+            name = fixed if fixed is not None else str(result.channel)
+            if fixed is None and name not in seen:
+                seen.add(name)
+                group_alerts[name] = group_alerts.get(name, 0) + 1
+            key = (name, result.status.value)
+            counts[key] = counts.get(key, 0) + 1
+            if result.status is DeliveryStatus.SENT and result.latency is not None:
+                hist = histograms.setdefault(name, {})
+                bucket = latency_bucket(result.latency)
+                hist[bucket] = hist.get(bucket, 0) + 1
+    return build_stats_by(since, until, by, alerts, group_alerts, counts, histograms)

@@ -49,12 +49,18 @@ The checks (names as in :data:`STORE_CHECKS`):
 ``events``
     Events are kept with their alert and come back in its history entry.
 ``queries``
-    ``entries`` filters by time, priority, status, channel, result, search
-    text, source and key, newest first, up to ``limit``; ``entry`` and
+    ``entries`` filters by time, priority, status (``acknowledged`` included:
+    the alerts with an acknowledgement event), channel, result, search text,
+    source and key, newest first, up to ``limit``; ``entry`` and
     ``last_receipt`` find what they should.
 ``stats``
     ``stats`` counts each channel's results (retrying included) with success
     rates.
+``stats_by``
+    ``stats_by`` counts the alerts and deliveries of a window (``until``
+    exclusive, or open) per channel, priority (in priority order), source and
+    UTC hour, with success rates and latency percentiles; an unknown grouping
+    is a ``ValueError``.
 ``retention``
     ``purge`` removes finished alerts older than the cutoff and keeps the rest,
     unfinished ones included.
@@ -111,6 +117,7 @@ STORE_CHECKS = (
     "events",
     "queries",
     "stats",
+    "stats_by",
     "retention",
     "held",
     "groups",
@@ -495,6 +502,9 @@ async def _check_queries(run: _Run) -> None:
         await store.settle(outcomes)
         run.clock.advance(60)
     ids = [a.id for a in alerts]
+    acked = to_datetime(run.clock.now())
+    await store.add_events([AlertEvent(ids[0], "acknowledged", acked, "alice", "cli")])
+    await store.add_events([AlertEvent(ids[1], "note", acked, "bob", "cli", "acknowledged?")])
 
     async def titles(**kwargs: Any) -> list[str]:
         found = await store.entries(HistoryQuery(**kwargs))
@@ -507,6 +517,9 @@ async def _check_queries(run: _Run) -> None:
         ({"until": alerts[1].created_at}, ids[:1]),
         ({"priorities": ["high", "critical"]}, [ids[2], ids[0]]),
         ({"status": "resolved"}, [ids[2]]),
+        ({"status": "firing"}, [ids[1], ids[0]]),
+        ({"status": "acknowledged"}, [ids[0]]),
+        ({"status": "acknowledged", "priorities": ["low"]}, []),
         ({"source": "api"}, [ids[1]]),
         ({"key": "k1"}, [ids[0]]),
         ({"search": "disk FULL"}, [ids[2], ids[0]]),
@@ -559,6 +572,93 @@ async def _check_stats(run: _Run) -> None:
         f"webhook stats are {webhook}",
     )
     run.expect(slack.get("latency", {}).get("p50") is not None, "no latency percentiles for sent")
+
+
+async def _check_stats_by(run: _Run) -> None:
+    store = await run.open()
+    await store.open_owner("a")
+    start = to_datetime(run.clock.now())  # the start of a UTC hour
+    # (priority, source, {channel: sent?}, seconds after start)
+    made = [
+        ("high", "db", {"slack": True, "email": False}, 0),
+        ("low", "api", {"slack": True}, 60),
+        ("critical", "db", {"slack": False, "email": True}, 3660),
+        ("low", "db", {"slack": True}, 7300),  # after `until`
+    ]
+    for i, (priority, source, channels, at) in enumerate(made):
+        run.clock.advance(at - (run.clock.now() - start.timestamp()))
+        alert = run.alert(f"s{i}", priority=priority, source=source)
+        recorded = await store.record(alert, list(channels), owner="a", lease=_LEASE)
+        await store.settle(
+            [
+                (
+                    claim,
+                    _sent(claim.channel)
+                    if channels[claim.channel]
+                    else DeliveryResult(claim.channel, DeliveryStatus.FAILED, 3, "HTTP 500"),
+                )
+                for claim in recorded.claims
+            ]
+        )
+    until = start + timedelta(seconds=7200)
+    hour0, hour1 = start.isoformat(), (start + timedelta(hours=1)).isoformat()
+    hour2 = (start + timedelta(hours=2)).isoformat()
+
+    def counts(groups: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+        return {
+            name: (g.get("alerts"), g.get("sent"), g.get("failed"), g.get("success_rate"))
+            for name, g in groups.items()
+        }
+
+    expected: dict[str, dict[str, tuple[Any, ...]]] = {
+        "channel": {"email": (2, 1, 1, 0.5), "slack": (3, 2, 1, 0.6667)},
+        "priority": {"LOW": (1, 1, 0, 1.0), "HIGH": (1, 1, 1, 0.5), "CRITICAL": (1, 1, 1, 0.5)},
+        "source": {"api": (1, 1, 0, 1.0), "db": (2, 2, 2, 0.5)},
+        "hour": {hour0: (2, 2, 1, 0.6667), hour1: (1, 1, 1, 0.5)},
+    }
+    for by, groups in expected.items():
+        stats = await store.stats_by(start, until, by)
+        got = counts(stats.get("groups", {}))
+        run.expect(
+            got == groups and list(got) == list(groups),
+            f"stats_by({by!r}) groups are {got}, expected {groups} in that order",
+        )
+        run.expect(
+            stats.get("alerts") == 3 and stats.get("by") == by,
+            f"stats_by({by!r}) counted {stats.get('alerts')} alerts, expected 3",
+        )
+        run.expect(
+            stats.get("until") == until.isoformat() and stats.get("since") == start.isoformat(),
+            f"stats_by({by!r}) gave the window {stats.get('since')} to {stats.get('until')}",
+        )
+        totals = stats.get("totals", {})
+        run.expect(
+            totals.get("sent") == 3 and totals.get("failed") == 2,
+            f"stats_by({by!r}) totals are {totals}",
+        )
+        sent = [g for g in stats.get("groups", {}).values() if g.get("sent")]
+        run.expect(
+            all(g.get("latency", {}).get("p50") is not None for g in sent),
+            f"stats_by({by!r}) has no latency percentiles for a group that sent",
+        )
+    open_ended = await store.stats_by(start, None, "hour")
+    got = counts(open_ended.get("groups", {}))
+    run.expect(
+        list(got) == [hour0, hour1, hour2] and got[hour2] == (1, 1, 0, 1.0),
+        f"stats_by without until gave the hours {got}",
+    )
+    run.expect(open_ended.get("until") is None, "stats_by without until shows an until")
+    later = await store.stats_by(start + timedelta(hours=5), None, "channel")
+    run.expect(
+        later.get("alerts") == 0 and later.get("groups") == {},
+        f"stats_by of an empty window gave {later}",
+    )
+    try:
+        await store.stats_by(start, until, "colour")
+    except ValueError:
+        pass
+    else:
+        run.expect(False, "stats_by('colour') did not raise ValueError")
 
 
 async def _check_retention(run: _Run) -> None:
@@ -770,6 +870,7 @@ _RUNNERS: dict[str, Callable[[_Run], Awaitable[None]]] = {
     "events": _check_events,
     "queries": _check_queries,
     "stats": _check_stats,
+    "stats_by": _check_stats_by,
     "retention": _check_retention,
     "held": _check_held,
     "groups": _check_groups,
@@ -879,6 +980,10 @@ class StoreContract:
     def test_stats(self) -> None:
         """Stats count each channel's results, retrying included."""
         self.run_check("stats")
+
+    def test_stats_by(self) -> None:
+        """stats_by groups a window's counts by channel, priority, source and hour."""
+        self.run_check("stats_by")
 
     def test_retention(self) -> None:
         """purge removes old finished alerts only."""

@@ -7,7 +7,7 @@ returns it from the ``pixalert_history_store`` / ``pixalert_state_backend``
 hooks. :class:`BaseHistoryStore` and :class:`BaseStateBackend` give the batch
 forms one-by-one defaults; ``pixalert.testing.check_store_contract`` checks a
 store against the whole contract. :func:`build_stats` gives ``stats()`` its
-one shape everywhere.
+one shape everywhere, :func:`build_stats_by` ``stats_by()`` its own.
 """
 
 from ._clock import Clock, SystemClock
@@ -18,6 +18,8 @@ from ._storage import (
     NEVER_NOTIFIED,
     RESULTS,
     ROUTE_LATER,
+    STATS_BY,
+    STATUSES,
     SUPERSEDED,
     AlertEvent,
     BaseHistoryStore,
@@ -34,10 +36,14 @@ from ._storage import (
     StateBackend,
     bucket_upper,
     build_stats,
+    build_stats_by,
     check_outcome,
+    check_stats_by,
+    hour_key,
     latency_bucket,
     percentiles,
     planned,
+    stats_by_from_entries,
     stats_from_results,
 )
 from ._urls import mask_url, positive_option, split_url_options
@@ -47,6 +53,8 @@ __all__ = [
     "NEVER_NOTIFIED",
     "RESULTS",
     "ROUTE_LATER",
+    "STATS_BY",
+    "STATUSES",
     "SUPERSEDED",
     "AlertEvent",
     "BaseHistoryStore",
@@ -69,12 +77,16 @@ __all__ = [
     "SystemClock",
     "bucket_upper",
     "build_stats",
+    "build_stats_by",
     "check_outcome",
+    "check_stats_by",
+    "hour_key",
     "latency_bucket",
     "mask_url",
     "percentiles",
     "planned",
     "positive_option",
     "split_url_options",
+    "stats_by_from_entries",
     "stats_from_results",
 ]

@@ -121,6 +121,10 @@ async def test_filters_reach_the_history(open_receiver: httpx.AsyncClient, manag
     assert "Critical one" in body and "Low one" not in body
     body = (await open_receiver.get("/alerts", params={"search": "low"})).text
     assert "Low one" in body and "Critical one" not in body
+    low = (await manager.history(search="Low one"))[0]
+    await manager.ack(low["id"], by="ada")
+    body = (await open_receiver.get("/alerts", params={"status": "acknowledged"})).text
+    assert "Low one" in body and "Critical one" not in body
 
 
 async def test_with_a_token_the_data_needs_it(

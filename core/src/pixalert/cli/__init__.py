@@ -57,7 +57,11 @@ _CORE_COMMANDS = {
     "channels": ("._commands", "channels", "List configured channels (--check to try each)."),
     "plugins": ("._commands", "plugins", "List installed plugins, their channels and errors."),
     "history": ("._commands", "history", "Show recent alerts and what happened to them."),
-    "stats": ("._commands", "stats", "Per-channel delivery statistics."),
+    "stats": (
+        "._commands",
+        "stats",
+        "Delivery statistics: per channel, or --by priority|source|hour.",
+    ),
     "config": ("._config_cmd", "config", "Check the config, or show it with each value's origin."),
     "demo": ("._demo", "demo", "Run the whole system on local sinks: no credentials needed."),
     "init": ("._init", "init", "Set up channels interactively and write the config."),

@@ -7,9 +7,19 @@ from typing import Any
 
 import click
 
+from .._storage import RESULTS, STATS_BY, STATUSES
 from . import EXIT_DELIVERY_FAILED, build_manager, fail, json_option, run_async
+from ._history import (
+    Window,
+    hour_chart,
+    hour_label,
+    parse_priorities,
+    resolve_window,
+    window_options,
+)
 from ._output import (
     Styled,
+    console,
     escape,
     fmt_latency,
     print_json,
@@ -20,15 +30,6 @@ from ._output import (
 from ._params import FiniteFloat, WholeNumber
 
 _json_option = json_option
-
-
-_HOURS = click.option(
-    "--hours",
-    type=FiniteFloat(0, min_open=True),
-    default=24,
-    show_default=True,
-    help="How far back, in hours (> 0).",
-)
 
 
 def _read_message() -> str:
@@ -245,8 +246,33 @@ def plugins(as_json: bool) -> None:
         click.echo(f"error: {error}", err=True)
 
 
+def _history_results(results: dict[str, Any]) -> Styled:
+    return Styled(", ".join(f"{escape(c)}: {status_text(r['status'])}" for c, r in results.items()))
+
+
 @click.command()
-@_HOURS
+@window_options
+@click.option(
+    "-p",
+    "--priority",
+    "priorities",
+    multiple=True,
+    help="Only this priority (repeatable, or a comma list: -p high,critical).",
+)
+@click.option(
+    "--status",
+    type=click.Choice(STATUSES),
+    help="firing, resolved, or acknowledged (an ack was recorded on the alert).",
+)
+@click.option("-c", "--channel", help="Only alerts with a delivery on this channel.")
+@click.option(
+    "--result",
+    type=click.Choice(RESULTS),
+    help="Only alerts with a delivery in this state (on --channel if given).",
+)
+@click.option("--search", metavar="TEXT", help="Text in the title or message (any case).")
+@click.option("--source", help="Only alerts from this source.")
+@click.option("--key", help="Only alerts with this incident key.")
 @click.option(
     "--limit",
     type=WholeNumber(1),
@@ -255,57 +281,148 @@ def plugins(as_json: bool) -> None:
     help="At most this many alerts (>= 1).",
 )
 @_json_option
-def history(hours: float, limit: int, as_json: bool) -> None:
-    """Show the alerts of the last HOURS and what each channel did."""
+def history(
+    since: Any,
+    until: Any,
+    hours: float | None,
+    priorities: tuple[str, ...],
+    status: str | None,
+    channel: str | None,
+    result: str | None,
+    search: str | None,
+    source: str | None,
+    key: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Show the alerts of a time window (default: the last 24 h), newest first, and
+    what each channel did. Times are UTC."""
+    window = resolve_window(since, until, hours)
+    levels = parse_priorities(priorities)
     manager = build_manager(sweep=False)
 
     async def go() -> list[dict[str, Any]]:
         async with manager:
-            return await manager.history(hours, limit=limit)
+            return await manager.history(
+                since=window.since,
+                until=window.until,
+                limit=limit,
+                priorities=levels,
+                status=status,
+                channel=channel,
+                result=result,
+                search=search,
+                source=source,
+                key=key,
+            )
 
     entries = run_async(go())
     if as_json:
         print_json(entries)
         return
+    filters = [
+        f"{name} {value}"
+        for name, value in (
+            ("priority", ",".join(p.name.lower() for p in levels or ())),
+            ("status", status),
+            ("channel", channel),
+            ("result", result),
+            ("search", repr(search) if search is not None else None),
+            ("source", source),
+            ("key", key),
+        )
+        if value
+    ]
+    matching = f" matching {', '.join(filters)}" if filters else ""
     if not entries:
-        click.echo(f"No alerts in the last {hours:g} hours.")
+        click.echo(f"No alerts{matching} {window.label}.")
         return
     print_table(
-        f"Alerts of the last {hours:g} h (newest first)",
-        ["time", "priority", "status", "title", "channels"],
+        f"Alerts{matching} {window.label} (newest first)",
+        ["time (UTC)", "priority", "status", "title", "channels"],
         (
             (
                 e["created_at"][:19].replace("T", " "),
                 e["priority"],
-                e["status"],
+                "acknowledged"
+                if e["status"] == "firing" and any(v["kind"] == "acknowledged" for v in e["events"])
+                else e["status"],
                 e["title"],
-                Styled(
-                    ", ".join(
-                        f"{escape(c)}: {status_text(r['status'])}" for c, r in e["results"].items()
-                    )
-                ),
+                _history_results(e["results"]),
             )
             for e in entries
         ),
     )
 
 
+def _rate(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:.1f}%"
+
+
 @click.command()
-@_HOURS
+@window_options
+@click.option(
+    "--by",
+    type=click.Choice(STATS_BY),
+    help="Group by channel, priority, source or UTC hour (hour: with a chart).",
+)
 @_json_option
-def stats(hours: float, as_json: bool) -> None:
-    """Per-channel counts, success rate and latency percentiles."""
+def stats(since: Any, until: Any, hours: float | None, by: str | None, as_json: bool) -> None:
+    """Delivery counts, success rate and latency percentiles: per channel, or --by
+    priority, source or hour (with a chart of alerts per hour)."""
+    window = resolve_window(since, until, hours)
+    if by is None and window.until is not None:
+        by = "channel"  # stats() has no end; the grouped form has
     manager = build_manager(sweep=False)
 
     async def go() -> dict[str, Any]:
         async with manager:
-            return await manager.stats(hours)
+            if by is None:
+                return await manager.stats(since=window.since)
+            return await manager.stats_by(by, since=window.since, until=window.until)
 
     data = run_async(go())
     if as_json:
         print_json(data)
         return
-    click.echo(f"{data['alerts']} alerts in the last {hours:g} h")
+    if by is None:
+        _print_channel_stats(data, window)
+        return
+    click.echo(f"{data['alerts']} alerts {window.label}")
+    if not data["groups"]:
+        return
+    label = {"channel": "channel", "priority": "priority", "source": "source"}.get(by, "hour (UTC)")
+    print_table(
+        f"By {by}",
+        [label, "alerts", "sent", "failed", "suppressed", "success", "p50", "p99"],
+        (
+            (
+                hour_label(name) if by == "hour" else name,
+                g["alerts"],
+                g["sent"],
+                g["failed"],
+                g["suppressed"],
+                _rate(g["success_rate"]),
+                fmt_latency(g["latency"]["p50"]),
+                fmt_latency(g["latency"]["p99"]),
+            )
+            for name, g in data["groups"].items()
+        ),
+    )
+    if by == "hour":
+        terminal = sys.stdout.isatty()
+        lines = ["Alerts per hour (UTC)", *hour_chart(data, window, terminal=terminal)]
+        if terminal:
+            out = console()
+            for line in lines:
+                out.print(line)
+        else:
+            for line in lines:
+                click.echo(line)
+
+
+def _print_channel_stats(data: dict[str, Any], window: Window) -> None:
+    click.echo(f"{data['alerts']} alerts {window.label}")
     if not data["channels"]:
         return
     print_table(
@@ -318,7 +435,7 @@ def stats(hours: float, as_json: bool) -> None:
                 c["failed"],
                 c["suppressed"],
                 c["skipped"],
-                "" if c["success_rate"] is None else f"{c['success_rate'] * 100:.1f}%",
+                _rate(c["success_rate"]),
                 fmt_latency(c["latency"]["p50"]),
                 fmt_latency(c["latency"]["p95"]),
                 fmt_latency(c["latency"]["p99"]),

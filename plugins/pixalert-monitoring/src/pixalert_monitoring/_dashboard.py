@@ -321,7 +321,7 @@ def _history_filters(request: Request) -> dict[str, Any]:
             raise ValueError(f"priority: expected one of {names}, got {priority.lower()!r}")
     filters["priorities"] = priorities or None
     for name, allowed in (
-        ("status", ("firing", "resolved")),
+        ("status", ("firing", "resolved", "acknowledged")),
         ("result", ("sent", "failed", "retrying", "pending", "suppressed", "skipped")),
     ):
         value = params.get(name) or None

@@ -30,12 +30,15 @@ import hmac
 import json
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import attrs
-from pixalert import SubmitError
+from pixalert import Priority, SubmitError, parse_time
 from pixalert.channels import Secret, redact
+from pixalert.storage import RESULTS, STATUSES
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -65,6 +68,7 @@ __all__ = [
     "Reject",
     "authorized",
     "create_app",
+    "history_filters",
     "receiver_state",
 ]
 
@@ -207,16 +211,97 @@ async def prometheus_metrics(request: Request) -> Response:
 
 
 async def api_alerts(request: Request) -> Response:
-    """``GET /api/alerts?hours=24&limit=1000``: the history as JSON."""
+    """``GET /api/alerts``: the history as JSON, filtered by the query parameters
+    ``priority`` (repeatable, or a comma list), ``status``, ``channel``, ``result``,
+    ``search``, ``source``, ``key``, ``since``/``until`` (a duration ago such as
+    ``2h`` or an ISO 8601 time, UTC without an offset), ``hours`` and ``limit``.
+    A bad value is a 400 naming the parameter."""
     state = authorized(request)
-    hours = _number_param(request, "hours", 24.0, 0, _MAX_HOURS)
-    limit = int(_number_param(request, "limit", 1000, 1, 10_000, whole=True))
+    filters = history_filters(request, state.manager)
+    shown_hours = filters.pop("_hours")
     try:
-        alerts = await state.manager.history(hours, limit=limit)
+        alerts = await state.manager.history(**filters)
+    except ValueError as exc:
+        raise Reject(400, "invalid query", redact(str(exc))) from None
     except Exception as exc:
         log.error("receiver: could not read history: %s", redact(str(exc)))
         raise Reject(503, "could not read the history", type(exc).__name__, _RETRY) from None
-    return JSONResponse({"hours": hours, "count": len(alerts), "alerts": alerts})
+    since, until = filters["since"], filters["until"]
+    return JSONResponse(
+        {
+            "hours": shown_hours,
+            "since": since.isoformat(),
+            "until": until.isoformat() if until is not None else None,
+            "count": len(alerts),
+            "alerts": alerts,
+        }
+    )
+
+
+_MAX_TEXT = 500
+
+
+def history_filters(request: Request, manager: Any) -> dict[str, Any]:
+    """The query parameters of ``GET /api/alerts``, checked: the keyword arguments
+    of ``manager.history`` (and ``_hours``, for the answer); a 400 :class:`Reject`
+    naming the first bad parameter."""
+    params = request.query_params
+    clock = getattr(manager, "clock", None)
+    now = _from_epoch(clock.now() if clock is not None else time.time())
+
+    def moment(name: str) -> datetime | None:
+        raw = params.get(name)
+        if raw is None or not raw.strip():
+            return None
+        try:
+            return parse_time(raw, now=now)
+        except ValueError as exc:
+            raise Reject(400, f"invalid {name}", str(exc)[:300]) from None
+
+    until = moment("until")
+    since = moment("since")
+    hours: float | None = None
+    if params.get("hours") is not None:
+        if since is not None:
+            raise Reject(400, "invalid since", "give since or hours, not both")
+        hours = _number_param(request, "hours", 24.0, 0, _MAX_HOURS)
+        since = now - timedelta(hours=hours)
+    elif since is None:
+        hours = 24.0
+        since = (until or now) - timedelta(hours=hours)
+    if until is not None and until <= since:
+        raise Reject(
+            400,
+            "invalid until",
+            f"expected a time after since ({since.isoformat()}), got {until.isoformat()}",
+        )
+    priorities: list[Priority] = []
+    for raw in params.getlist("priority"):
+        for item in raw.split(","):
+            if item.strip():
+                try:
+                    priorities.append(Priority.parse(item))
+                except ValueError as exc:
+                    raise Reject(400, "invalid priority", str(exc)[:300]) from None
+    filters: dict[str, Any] = {
+        "since": since,
+        "until": until,
+        "limit": int(_number_param(request, "limit", 1000, 0, 10_000, whole=True)),
+        "priorities": priorities or None,
+        "_hours": hours,
+    }
+    for name, allowed in (("status", STATUSES), ("result", RESULTS)):
+        value = params.get(name) or None
+        if value is not None and value not in allowed:
+            detail = f"expected one of {', '.join(allowed)}, got {value[:32]!r}"
+            raise Reject(400, f"invalid {name}", detail)
+        filters[name] = value
+    for name in ("channel", "search", "source", "key"):
+        value = params.get(name)
+        if value is not None and len(value) > _MAX_TEXT:
+            raise Reject(400, f"invalid {name}", f"at most {_MAX_TEXT} characters")
+        filters[name] = value or None
+    return filters
 
 
 #: The receiver's routes (``create_app`` adds the lifecycle's after them).
@@ -385,6 +470,11 @@ def _non_finite_paths(value: Any) -> list[tuple[str, _NonFinite]]:
         elif type(item) is list:
             stack.extend((f"{where}[{i}]", v) for i, v in reversed(list(enumerate(item))))
     return found
+
+
+def _from_epoch(seconds: float) -> datetime:
+    """Epoch ``seconds`` as an aware UTC datetime."""
+    return datetime.fromtimestamp(seconds, timezone.utc)
 
 
 def _number_param(

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pixalert import Alert, DeliveryResult, StoreUnavailable
+from pixalert import Alert, DeliveryResult, Priority, StoreUnavailable
 from pixalert.storage import (
     GROUP_JOB,
     NEVER_NOTIFIED,
@@ -45,7 +45,10 @@ from pixalert.storage import (
     Recorded,
     Settled,
     build_stats,
+    build_stats_by,
     check_outcome,
+    check_stats_by,
+    hour_key,
     planned,
 )
 
@@ -512,6 +515,18 @@ def _entries(
     ]
 
 
+#: The status filter that selects alerts with an acknowledgement event.
+_ACKNOWLEDGED = "acknowledged"
+
+#: ``stats_by``'s grouping expressions (on ``alerts a`` joined with ``deliveries d``).
+_STATS_GROUPS = {
+    "channel": "d.channel",
+    "priority": "a.priority",
+    "source": "a.source",
+    "hour": "floor(extract(epoch FROM a.created_at) / 3600)::bigint",
+}
+
+
 def _where(query: HistoryQuery) -> tuple[str, dict[str, Any]]:
     """The WHERE clause (on ``alerts a``) and parameters of a history query."""
     clauses = ["true"]
@@ -525,9 +540,14 @@ def _where(query: HistoryQuery) -> tuple[str, dict[str, Any]]:
     if query.priorities is not None:
         clauses.append("a.priority = ANY(%(priorities)s::smallint[])")
         params["priorities"] = sorted(int(p) for p in query.priorities)
+    if query.status == _ACKNOWLEDGED:
+        clauses.append(
+            "EXISTS (SELECT 1 FROM {s}.events e WHERE e.alert_id = a.id AND e.kind = %(acked)s)"
+        )
+        params["acked"] = _ACKNOWLEDGED
     for column in ("status", "source", "key"):
         value = getattr(query, column)
-        if value is not None:
+        if value is not None and not (column == "status" and value == _ACKNOWLEDGED):
             clauses.append(f"a.{column} = %({column})s")
             params[column] = _text(value)
     if query.search is not None:
@@ -1068,6 +1088,63 @@ class PostgresHistoryStore(BaseHistoryStore):
         for channel, status, _, values in rows:
             if status == "sent" and values and values[0] is not None:
                 stats["channels"][channel]["latency"] = {
+                    "p50": round(values[0], 6),
+                    "p95": round(values[1], 6),
+                    "p99": round(values[2], 6),
+                }
+        return stats
+
+    async def stats_by(self, since: datetime, until: datetime | None, by: str) -> dict[str, Any]:
+        """Counts per channel, priority, source or hour of the alerts created in
+        ``[since, until)``: the shape of :func:`pixalert.storage.build_stats_by`,
+        grouped in the database (one snapshot); percentiles are exact
+        nearest-rank values (``percentile_disc``)."""
+        group = _STATS_GROUPS[check_stats_by(by)]
+        where, params = _where(HistoryQuery(since=since, until=until, limit=None))
+        join = (
+            "FROM {s}.alerts a JOIN {s}.deliveries d "
+            "ON d.alert_id = a.id AND d.channel <> %(route_later)s"
+        )
+        per_group = (
+            f"SELECT d.channel, count(DISTINCT d.alert_id) {join} WHERE {where} GROUP BY 1"
+            if by == "channel"
+            else f"SELECT {group}, count(*) FROM {{s}}.alerts a WHERE {where} GROUP BY 1"
+        )
+        per_status = (
+            f"SELECT {group}, d.status, count(*), "
+            "percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY d.latency) "
+            "FILTER (WHERE d.status = 'sent' AND d.latency IS NOT NULL) "
+            f"{join} WHERE {where} GROUP BY 1, 2"
+        )
+        total, groups, rows = await self._db.transaction(
+            [
+                (f"SELECT count(*) FROM {{s}}.alerts a WHERE {where}", params),
+                (per_group, params),
+                (per_status, params),
+            ],
+            snapshot=True,
+        )
+
+        def name(value: Any) -> str:
+            if by == "priority":
+                return Priority(int(value)).name
+            if by == "hour":
+                return hour_key(int(value) * 3600)
+            return str(value)
+
+        counts = {(name(g), status): int(n) for g, status, n, _ in rows}
+        stats: dict[str, Any] = build_stats_by(
+            since,
+            until,
+            by,
+            int(total[0][0]),
+            {name(g): int(n) for g, n in groups},
+            counts,
+            {},
+        )
+        for g, status, _, values in rows:
+            if status == "sent" and values and values[0] is not None:
+                stats["groups"][name(g)]["latency"] = {
                     "p50": round(values[0], 6),
                     "p95": round(values[1], 6),
                     "p99": round(values[2], 6),
