@@ -44,6 +44,7 @@ from ._receiver import (
     authorized,
     check_content_type,
     parse_body,
+    query_number,
     read_body,
     receiver_state,
 )
@@ -289,30 +290,14 @@ def _text(data: Mapping[str, Any], name: str, default: str = "", limit: int = 50
 # ---------------------------------------------------------------------------
 
 
-def _number(
-    request: Request, name: str, default: float, low: float, high: float, *, whole: bool = False
-) -> float:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not (low < value <= high) or (whole and not value.is_integer()):
-        kind = "a whole number" if whole else "a number"
-        raise ValueError(f"{name}: expected {kind} > {low:g} and <= {high:g}, got {raw[:32]!r}")
-    return int(value) if whole else value
-
-
 def _history_filters(request: Request) -> dict[str, Any]:
     """The Alerts page's filters, checked: the keyword arguments of ``manager.history``."""
     from datetime import datetime
 
     params = request.query_params
     filters: dict[str, Any] = {
-        "hours": _number(request, "hours", 24.0, 0, _MAX_HOURS),
-        "limit": _number(request, "limit", 100, 0, 1000, whole=True),
+        "hours": query_number(request, "hours", 24.0, 0, _MAX_HOURS),
+        "limit": query_number(request, "limit", 100, 0, 1000, whole=True),
     }
     priorities = [p.strip().upper() for p in params.getlist("priority") if p.strip()]
     for priority in priorities:
@@ -457,8 +442,8 @@ def _not_found(
 
 
 async def _now(request: Request, state: ReceiverState) -> dict[str, Any]:
-    hours = _number(request, "hours", 24.0, 0, _MAX_HOURS)
-    scan = _number(request, "scan", 2000, 0, 50_000, whole=True)
+    hours = query_number(request, "hours", 24.0, 0, _MAX_HOURS)
+    scan = query_number(request, "scan", 2000, 0, 50_000, whole=True)
     return await _views.now_view(state.manager, hours=hours, scan=int(scan))
 
 

@@ -477,11 +477,13 @@ def _from_epoch(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc)
 
 
-def _number_param(
+def query_number(
     request: Request, name: str, default: float, low: float, high: float, *, whole: bool = False
 ) -> float:
+    """Query parameter ``name`` as a number in (``low``, ``high``] (a whole one with
+    ``whole``), ``default`` when absent or empty; ``ValueError`` naming it otherwise."""
     raw = request.query_params.get(name)
-    if raw is None:
+    if raw is None or raw == "":
         return default
     try:
         value = float(raw)
@@ -489,10 +491,18 @@ def _number_param(
         value = float("nan")
     if not (low < value <= high) or (whole and not value.is_integer()):
         kind = "a whole number" if whole else "a number"
-        raise Reject(
-            400, f"invalid {name}", f"expected {kind} > {low:g} and <= {high:g}, got {raw[:32]!r}"
-        )
-    return value
+        raise ValueError(f"{name}: expected {kind} > {low:g} and <= {high:g}, got {raw[:32]!r}")
+    return int(value) if whole else value
+
+
+def _number_param(
+    request: Request, name: str, default: float, low: float, high: float, *, whole: bool = False
+) -> float:
+    """:func:`query_number`, its error a 400 answer."""
+    try:
+        return query_number(request, name, default, low, high, whole=whole)
+    except ValueError as exc:
+        raise Reject(400, f"invalid {name}", str(exc).removeprefix(f"{name}: ")) from None
 
 
 # ---------------------------------------------------------------------------
