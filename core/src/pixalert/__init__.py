@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from ._config import Settings, load_settings
     from ._lifecycle import AckOutcome, ResolveOutcome
     from ._manager import NotificationManager
+    from ._render import ChannelRender, RenderDecision, RenderResult
 
 __version__ = "0.1.0"
 
@@ -53,6 +54,7 @@ __all__ = [
     "Alert",
     "AlertNotFound",
     "ChannelName",
+    "ChannelRender",
     "ConfigError",
     "DeliveryError",
     "DeliveryResult",
@@ -65,6 +67,8 @@ __all__ = [
     "PixalertError",
     "PluginError",
     "Priority",
+    "RenderDecision",
+    "RenderResult",
     "ResolveOutcome",
     "SecretFilter",
     "Settings",
@@ -84,6 +88,9 @@ _LAZY = {
     "NotificationManager": "._manager",
     "AckOutcome": "._lifecycle",
     "ResolveOutcome": "._lifecycle",
+    "ChannelRender": "._render",
+    "RenderDecision": "._render",
+    "RenderResult": "._render",
 }
 
 # Names that lived here before each audience got its own module: still found,

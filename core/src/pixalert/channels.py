@@ -18,6 +18,11 @@ A channel that can show an acknowledgement, or carry buttons and links to
 act on an alert, uses :class:`AlertEvent`, :class:`ActionLinks` (with
 :class:`AlertLinks`) and :class:`Interaction` / :class:`InteractionRejected`
 (see the :class:`Channel` protocol's optional methods).
+
+A channel shows what it would send, without sending, with an optional
+``render(alert)`` (and ``render_group(group)``) returning a :class:`Preview`
+(``pixalert render``); :func:`generic_preview` is what a channel without
+one gets.
 """
 
 from __future__ import annotations
@@ -25,7 +30,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._actions import ActionLinks, AlertLinks, Interaction, InteractionRejected, LinkError
-from ._channels import Channel, ChannelSpec, DemoSink, Receipt, SetupField, send_test_alert
+from ._channels import (
+    Channel,
+    ChannelSpec,
+    DemoSink,
+    Preview,
+    Receipt,
+    SetupField,
+    generic_preview,
+    send_test_alert,
+)
 from ._clock import Clock, SystemClock
 from ._durations import Duration
 
@@ -40,6 +54,7 @@ from ._storage import AlertEvent
 from ._types import Alert as Alert
 from ._types import Priority as Priority
 from ._types import Secret
+from ._urls import mask_secret_url
 from .hookspecs import hookimpl as hookimpl
 
 if TYPE_CHECKING:
@@ -58,14 +73,17 @@ __all__ = [
     "Interaction",
     "InteractionRejected",
     "LinkError",
+    "Preview",
     "RateLimiter",
     "Receipt",
     "Secret",
     "SetupField",
     "SystemClock",
     "mask_loggers",
+    "mask_secret_url",
     "redact",
     "register_secret",
+    "generic_preview",
     "send_test_alert",
     "structure_config",
 ]
