@@ -462,8 +462,8 @@ class PagerDutyChannel:
 
     def render(self, alert: Alert) -> Preview:
         """What :meth:`send` would post for ``alert`` (:meth:`event_for`): the events
-        ``url``, ``headers`` and the event as ``body`` (the routing key masked by the
-        core), and a plain-text sketch. Sends nothing."""
+        ``url``, ``headers`` and the event as ``body`` (its routing key masked), and
+        a plain-text sketch. Sends nothing."""
         return self._preview(self.event_for(alert))
 
     def render_group(self, group: Group) -> Preview:
@@ -475,7 +475,8 @@ class PagerDutyChannel:
             "method": "POST",
             "url": self.config.url,
             "headers": {"Content-Type": "application/json"},
-            "body": dict(event),
+            # The routing key is the secret: shown masked (the rest is as sent).
+            "body": {**event, "routing_key": redact(str(event["routing_key"]))},
         }
         payload = event.get("payload") or {}
         lines = [f"PagerDuty {event['event_action']} (dedup_key {event['dedup_key']})"]

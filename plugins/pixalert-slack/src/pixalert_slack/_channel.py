@@ -244,7 +244,7 @@ class SlackChannel:
             url, body = f"{self.config.api_url}/chat.postMessage", self._post_body(message)
         headers = dict(_JSON)
         if self.config.token is not None and self.mode == "api":
-            headers["Authorization"] = "Bearer " + self.config.token.get()  # masked by the core
+            headers["Authorization"] = "Bearer " + redact(self.config.token.get())
         content = {
             "mode": self.mode,
             "method": "POST",

@@ -18,7 +18,15 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 import attrs
 from pixalert import Alert, DeliveryError
-from pixalert.channels import Group, Preview, Receipt, Secret, mask_secret_url, register_secret
+from pixalert.channels import (
+    Group,
+    Preview,
+    Receipt,
+    Secret,
+    mask_secret_url,
+    redact,
+    register_secret,
+)
 from pixalert.storage import Clock, SystemClock
 
 from . import __version__
@@ -343,7 +351,8 @@ class WebhookChannel:
         for index, (target, msg_id) in enumerate(
             zip(self._targets, self._webhook_ids(ident), strict=True)
         ):
-            headers = dict(self._headers)
+            # Credential-like headers are secrets: shown masked.
+            headers = {k: redact(v, self._secrets) for k, v in self._headers.items()}
             headers.update(
                 (k.decode(), v.decode()) for k, v in self._request_headers(msg_id, timestamp, body)
             )
