@@ -147,9 +147,12 @@ def _print(result: Any, written: Mapping[str, str]) -> None:
             if isinstance(value, str) and "\n" not in value:
                 out.print(f" {escape(value)}", soft_wrap=True)
                 continue
-            text = (
-                value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
-            )
+            if _pairs(value):  # headers as (name, value) pairs
+                text = "\n".join(f"{k}: {v}" for k, v in value)
+            elif isinstance(value, str):
+                text = value
+            else:
+                text = json.dumps(value, indent=2, ensure_ascii=False)
             out.print()
             out.print(_indent(text, "    "), markup=False, highlight=False, soft_wrap=True)
         out.print("  [bold]sketch[/bold]:")
@@ -158,6 +161,17 @@ def _print(result: Any, written: Mapping[str, str]) -> None:
         )
         if str(name) in written:
             out.print(f"  written to {escape(written[str(name)])}")
+
+
+def _pairs(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+            for p in value
+        )
+    )
 
 
 def _decision_text(r: Any) -> str:

@@ -415,4 +415,15 @@ def sketch(message: Mapping[str, Any]) -> str:
             lines.append(sketch({"blocks": [block]}))
     if not lines:
         lines.append(str(message.get("text", "")))
-    return "\n".join(line for line in lines if line != "")
+    return _plain("\n".join(line for line in lines if line != ""))
+
+
+_DATE_TOKEN = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
+_LINK_TOKEN = re.compile(r"<([^|>!]+)\|([^>]*)>")
+
+
+def _plain(text: str) -> str:
+    """Slack markup as people read it: dates and links by their text, entities decoded."""
+    text = _DATE_TOKEN.sub(r"\1", text)
+    text = _LINK_TOKEN.sub(r"\2 (\1)", text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
