@@ -76,7 +76,7 @@ def test_render_json_shows_every_channel_and_nothing_secret(tmp_path: Path) -> N
     assert event["event_action"] == "trigger" and event["payload"]["severity"] == "error"
     [target] = channels["webhook"]["preview"]["content"]["targets"]
     assert target["headers"]["webhook-signature"].startswith("v1,")
-    assert target["url"] == "https://hooks.example.com/\u2026"
+    assert target["url"].startswith("https:/") and target["url"].endswith("/\u2026")
     for secret in SECRETS:
         assert secret not in out + err
     assert history(path) == []  # nothing written
