@@ -156,16 +156,16 @@ async def test_a_channel_that_cannot_build_its_message_says_why(clock: FakeClock
     assert result["broken"].preview is None
 
 
-async def test_send_and_render_hand_the_channel_the_same_outgoing_alert(
+async def test_send_and_render_hand_the_channel_the_same_prepared_alert(
     clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The one step that turns (alert, channel) into what ``send`` gets is shared."""
-    from pixalert import _delivery
+    from pixalert._pipeline import Pipeline
 
-    def outgoing(slot: Any, alert: Alert) -> Alert:
-        return attrs.evolve(alert, title=f"{alert.title} via {slot.name}")
+    def prepare(self: Any, alert: Alert, channel: str, **kwargs: Any) -> Alert:
+        return attrs.evolve(alert, title=f"{alert.title} via {channel}")
 
-    monkeypatch.setattr(_delivery, "outgoing", outgoing)
+    monkeypatch.setattr(Pipeline, "prepare", prepare)
     hook = RenderingChannel()
     async with make_manager([hook], clock=clock) as manager:
         result = await manager.render(Alert("Disk full", channels=["hook"]))

@@ -28,7 +28,6 @@ __all__ = [
     "CircuitBreaker",
     "deliver",
     "next_round",
-    "outgoing",
     "preview",
     "preview_group",
 ]
@@ -188,18 +187,11 @@ class ChannelSlot:
             await self.pacer(alert)
 
 
-def outgoing(slot: ChannelSlot, alert: Alert) -> Alert:
-    """``alert`` as ``slot``'s channel is handed it: the one step between the pipeline
-    and a channel's ``send`` (a group's digest included), which previews take too, so
-    whatever changes an alert per channel here shows in ``render`` as it is sent."""
-    return alert
-
-
 async def preview(slot: ChannelSlot, alert: Alert) -> Preview:
-    """What ``slot``'s channel would send for ``alert``: its ``render`` of the alert as
-    :func:`outgoing` makes it, else the generic preview; registered secrets masked.
-    Raises what the channel's ``render`` raises (a ``DeliveryError`` it would send)."""
-    alert = outgoing(slot, alert)
+    """What ``slot``'s channel would send for ``alert`` (as the pipeline prepared it for
+    the channel: :meth:`Pipeline.prepare`): its ``render``, else the generic preview;
+    registered secrets masked. Raises what the channel's ``render`` raises (a
+    ``DeliveryError`` its ``send`` would raise)."""
     render = getattr(slot.channel, "render", None)
     if callable(render):
         found = render(alert)
@@ -214,9 +206,9 @@ async def preview(slot: ChannelSlot, alert: Alert) -> Preview:
     return _masked(generic_preview(alert, slot.type))
 
 
-async def preview_group(slot: ChannelSlot, group: Group) -> Preview:
+async def preview_group(slot: ChannelSlot, group: Group, digest: Alert) -> Preview:
     """What ``slot``'s channel would send for ``group``: its ``render_group``, else the
-    preview of the group's digest (as :meth:`Pipeline.deliver_group` sends it)."""
+    preview of the group's ``digest`` (as :meth:`Pipeline.deliver_group` sends it)."""
     render_group = getattr(slot.channel, "render_group", None)
     if callable(render_group) and callable(getattr(slot.channel, "send_group", None)):
         found = render_group(group)
@@ -224,7 +216,7 @@ async def preview_group(slot: ChannelSlot, group: Group) -> Preview:
             found = await found
         if isinstance(found, Preview):
             return _masked(found)
-    return await preview(slot, group.digest())
+    return await preview(slot, digest)
 
 
 def _masked(found: Preview) -> Preview:
@@ -279,9 +271,7 @@ async def deliver(
             attempt_start = time.perf_counter()
             try:
                 receipt = await _with_timeout(
-                    send()
-                    if send is not None
-                    else slot.channel.send(outgoing(slot, alert), previous=previous),
+                    send() if send is not None else slot.channel.send(alert, previous=previous),
                     config.timeout,
                 )
             except asyncio.TimeoutError:

@@ -549,7 +549,7 @@ class NoiseControl:
         )
         now = self._clock.now()  # group_interval counts from the notification itself
         result = await pipeline.deliver_group(
-            slot, group, previous, attempts=attempts, queued_at=queued
+            slot, group, previous, attempts=attempts, queued_at=queued, route=match
         )
         interval, repeat = float(grouping.group_interval), float(grouping.repeat_interval)
         if result.status is DeliveryStatus.RETRYING:

@@ -33,7 +33,7 @@ import attrs
 from ._channels import Receipt
 from ._clock import Clock, to_datetime
 from ._config import Settings
-from ._delivery import ChannelSlot, deliver, outgoing, preview, preview_group
+from ._delivery import ChannelSlot, deliver, preview, preview_group
 from ._errors import DeliveryError, SubmitError
 from ._groups import Group
 from ._noise import FLAPPING_JOB, Decision, NoiseControl
@@ -61,6 +61,8 @@ __all__ = ["Pipeline", "Results"]
 log = logging.getLogger("pixalert")
 
 Results = dict[ChannelName, DeliveryResult]
+
+_ROUTE_OF_ALERT = object()
 
 
 @attrs.frozen
@@ -185,6 +187,32 @@ class Pipeline:
             planned = {ChannelName(str(c)): planned.get(ChannelName(str(c))) for c in changed}
         return planned
 
+    def route_of(self, alert: Alert, channel: str) -> RouteMatch | None:
+        """The route that sent ``alert`` to ``channel`` (the first matching route that
+        names it), or None (explicit channels, the priority table)."""
+        if alert.channels is not None or not self._routes:
+            return None
+        table = self._registry.expand(self._settings.routing.for_priority(alert.priority))
+        for match in self._routes.match(alert, table):
+            if channel in self._registry.expand(match.channels):
+                return match
+        return None
+
+    def prepare(
+        self,
+        alert: Alert,
+        channel: str,
+        *,
+        group: Group | None = None,
+        route: RouteMatch | object | None = _ROUTE_OF_ALERT,
+    ) -> Alert:
+        """The alert as ``channel`` is handed it: the one step between the pipeline and
+        a channel, which deliveries, group notifications and previews (:meth:`render`)
+        all take, so whatever changes an alert per channel (message templates) shows in
+        a preview as it is sent. ``route``: the route it came by (by default the one
+        ``alert`` matched for ``channel``); ``group``: the group whose digest it is."""
+        return alert
+
     # -- previews ---------------------------------------------------------------
 
     async def render(
@@ -192,7 +220,7 @@ class Pipeline:
     ) -> RenderResult:
         """Steps 1 and 3 for ``alert`` without sending or writing anything: each routed
         channel's decision (noise control and suppression, read only) and the preview of
-        what it would send (what :func:`outgoing` hands the channel). ``only``: just that
+        what it would send (the alert as :meth:`prepare` hands it). ``only``: just that
         channel (``not_routed`` if the alert does not go there)."""
         plan = self.plan(alert)
         decisions: Mapping[ChannelName, Decision] = {}
@@ -261,9 +289,11 @@ class Pipeline:
             return base
         try:
             if base.decision is RenderDecision.GROUPED:
-                shown = await preview_group(slot, self._preview_group(alert, name, match))
+                group = self._preview_group(alert, name, match)
+                digest = self.prepare(group.digest(), name, group=group, route=match)
+                shown = await preview_group(slot, group, digest)
             else:
-                shown = await preview(slot, alert)
+                shown = await preview(slot, self.prepare(alert, name))
         except DeliveryError as exc:
             return attrs.evolve(base, error=redact(exc.message))
         except Exception as exc:
@@ -621,7 +651,7 @@ class Pipeline:
             previous = await self._store().last_receipt(alert.key, claim.channel)
         return await deliver(
             slot,
-            alert,
+            self.prepare(alert, claim.channel),
             previous=previous,
             config=self._settings.delivery,
             clock=self._clock,
@@ -637,17 +667,18 @@ class Pipeline:
         *,
         attempts: int,
         queued_at: float,
+        route: RouteMatch | None = None,
     ) -> DeliveryResult:
         """Send ``group`` as one notification on ``slot``'s channel, with the retries,
         timeout and circuit breaker of any delivery: ``send_group`` where the channel
         has it, else its ``send`` with the group's digest alert."""
-        digest = group.digest()
+        digest = self.prepare(group.digest(), slot.name, group=group, route=route)
         send_group = getattr(slot.channel, "send_group", None)
 
         async def send() -> Receipt | None:
             if send_group is not None:
                 return await send_group(group, previous=previous)  # type: ignore[no-any-return]
-            return await slot.channel.send(outgoing(slot, digest), previous=previous)
+            return await slot.channel.send(digest, previous=previous)
 
         return await deliver(
             slot,
