@@ -287,7 +287,7 @@ def test_the_scaffolds_own_tests_pass_in_its_environment(scaffold):
         cwd=scaffold["project"],
     )
     assert tested.returncode == 0, tested.stdout + tested.stderr
-    assert "16 passed" in tested.stdout
+    assert "17 passed" in tested.stdout
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,8 @@ EXIT_CODES = {0, 1, 2, 3}
 # Every command that can meet a store, with arguments that are right.
 COMMANDS = [
     ["send", "Disk full", "-p", "low"],
+    ["render", "Disk full", "-p", "low"],
+    ["send", "Disk full", "-p", "low", "--dry-run"],
     ["history"],
     ["stats"],
     ["channels"],
@@ -39,6 +41,9 @@ COMMANDS = [
 # The ones that really open the history or state store (channels --check does not).
 STORE_COMMANDS = [
     ["send", "Disk full", "-p", "low"],
+    ["render", "Disk full", "-p", "low"],
+    ["render", "Disk full", "-p", "low"],
+    ["send", "Disk full", "-p", "low", "--dry-run"],
     ["history"],
     ["stats"],
     ["silence", "add", "key=x", "--for", "1h"],

@@ -183,6 +183,7 @@ def test_verbose_after_the_command_logs_to_stderr(plugins: Any, config: Path) ->
 
 JSON_ARGS = {
     "send": ["send", "Disk full", "-p", "low"],
+    "render": ["render", "Disk full", "-p", "low"],
     "channels": ["channels", "--check"],
     "plugins": ["plugins"],
     "history": ["history"],

@@ -585,3 +585,43 @@ def test_make_config_is_required():
 
     with pytest.raises(NotImplementedError, match=r"Incomplete.make_config\(server\) is required"):
         Incomplete().run_check("sends")
+
+
+# ---------------------------------------------------------------------------
+# render
+# ---------------------------------------------------------------------------
+
+
+class RenderingChannel(GoodChannel):
+    def render(self, alert: Alert) -> Any:
+        from pixalert.channels import Preview
+
+        return Preview("fake", {"body": {"title": alert.title}}, alert.title)
+
+
+class LeakyRenderChannel(GoodChannel):
+    def render(self, alert: Alert) -> Any:
+        from pixalert.channels import Preview
+
+        return Preview("fake", {"headers": {"Authorization": self.config.token.get()}})
+
+
+class SendingRenderChannel(GoodChannel):
+    def render(self, alert: Alert) -> Any:
+        self.service.received.append(alert)
+        return {"title": alert.title}
+
+
+async def test_a_channel_with_a_good_render_passes():
+    report = await run_suite(RenderingChannel, checks=["render"])
+    assert [r.name for r in report.passed] == ["render"]
+
+
+async def test_render_must_not_show_a_secret():
+    failed = await failed_checks(LeakyRenderChannel, checks=["render"])
+    assert "render()'s preview contains" in failed["render"]
+
+
+async def test_render_must_send_nothing_and_return_a_preview():
+    failed = await failed_checks(SendingRenderChannel, checks=["render"])
+    assert "not a Preview" in failed["render"] and "render() sent something" in failed["render"]

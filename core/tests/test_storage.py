@@ -339,3 +339,24 @@ async def test_a_resolve_that_supersedes_every_delivery_is_done_and_observed(
     assert health["history"]["pending"] == 0
     assert observer.seen == [("db down", {"slack": "suppressed"})]
     assert flaky.sent == []
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_is_set_reads_a_key_without_taking_it(
+    kind: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    from pixalert._memory import MemoryStateBackend
+
+    state: Any = (
+        MemoryStateBackend(clock)
+        if kind == "memory"
+        else SQLiteStateBackend(f"sqlite:///{tmp_path}/s.db", clock)
+    )
+    assert await state.is_set("cooldown:k") is False
+    assert await state.acquire("cooldown:k", 60) is True  # is_set took nothing
+    assert await state.is_set("cooldown:k") is True
+    await state.put("silence:s", "v", 60)
+    assert await state.is_set("silence:s") is True
+    clock.advance(61)
+    assert await state.is_set("cooldown:k") is False
+    await state.aclose()

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from ._config import Settings, load_settings
     from ._lifecycle import AckOutcome, ResolveOutcome
     from ._manager import NotificationManager
+    from ._render import ChannelRender, RenderDecision, RenderResult
 
 __version__ = "0.1.0"
 
@@ -54,6 +55,7 @@ __all__ = [
     "Alert",
     "AlertNotFound",
     "ChannelName",
+    "ChannelRender",
     "ConfigError",
     "DeliveryError",
     "DeliveryResult",
@@ -66,6 +68,8 @@ __all__ = [
     "PixalertError",
     "PluginError",
     "Priority",
+    "RenderDecision",
+    "RenderResult",
     "ResolveOutcome",
     "SecretFilter",
     "Settings",
@@ -86,6 +90,9 @@ _LAZY = {
     "NotificationManager": "._manager",
     "AckOutcome": "._lifecycle",
     "ResolveOutcome": "._lifecycle",
+    "ChannelRender": "._render",
+    "RenderDecision": "._render",
+    "RenderResult": "._render",
 }
 
 # Names that lived here before each audience got its own module: still found,

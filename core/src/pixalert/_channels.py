@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
@@ -10,7 +11,16 @@ import attrs
 
 from ._types import Alert
 
-__all__ = ["Channel", "ChannelSpec", "DemoSink", "Receipt", "SetupField", "send_test_alert"]
+__all__ = [
+    "Channel",
+    "ChannelSpec",
+    "DemoSink",
+    "Preview",
+    "Receipt",
+    "SetupField",
+    "generic_preview",
+    "send_test_alert",
+]
 
 Receipt = Mapping[str, str]
 """What a channel may return from ``send``: small string facts about the delivery (a Slack
@@ -69,6 +79,14 @@ class Channel(Protocol):
     does, and keeps within the service's limits (an "and N more" line for
     what does not fit). A channel without ``send_group`` is sent the group's
     digest (:meth:`Group.digest`) through ``send``.
+
+    Previews (``pixalert render``, ``pixalert send --dry-run``,
+    ``NotificationManager.render``): a channel may have ``render(alert) ->
+    Preview`` (and ``render_group(group) -> Preview``), which builds exactly
+    what ``send`` (``send_group``) would put on the wire, with the same
+    builder, and sends nothing: no connection, no state changed. A channel
+    without it is shown a generic preview (:func:`generic_preview`). The
+    core masks every registered secret in what it returns.
     """
 
     name: str
@@ -80,6 +98,60 @@ class Channel(Protocol):
     async def aclose(self) -> None:
         """Release any connection or pool this channel holds."""
         ...
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` as JSON types (anything else as its text)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+@attrs.frozen
+class Preview:
+    """What a channel would send for one alert (or group), built without sending it.
+
+    - ``channel_type``: the channel's type (``"slack"``).
+    - ``content``: what goes on the wire, as JSON types: a request's
+      ``body`` and ``headers``, an email's ``headers``, ``text`` and
+      ``html``... (each channel documents its keys).
+    - ``sketch``: the message as plain text, roughly as people will see it.
+    - ``raw``: the exact bytes, where they are a file of their own (an
+      email's ``.eml``), with their ``media_type`` (``"message/rfc822"``).
+    """
+
+    channel_type: str
+    content: Mapping[str, Any] = attrs.field(factory=dict, converter=_json_safe)
+    sketch: str = ""
+    raw: bytes | None = None
+    media_type: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (``raw`` as text, or None)."""
+        return {
+            "channel_type": self.channel_type,
+            "content": dict(self.content),
+            "sketch": self.sketch,
+            "media_type": self.media_type,
+            "raw": None if self.raw is None else self.raw.decode("utf-8", "replace"),
+        }
+
+
+def generic_preview(alert: Alert, channel_type: str) -> Preview:
+    """The preview of a channel that has no ``render``: the alert's fields and a
+    plain-text sketch of its title and message."""
+    content = {
+        "title": alert.title,
+        "message": alert.message,
+        "priority": alert.priority.name,
+        "status": alert.status,
+        "source": alert.source,
+        "key": alert.key,
+        "metadata": dict(alert.metadata),
+    }
+    lines = [f"[{alert.priority.name}] {alert.title}" + (" (resolved)" if alert.resolved else "")]
+    if alert.message:
+        lines += ["", alert.message]
+    lines += [f"{k}: {v}" for k, v in alert.metadata.items()]
+    return Preview(channel_type, content, "\n".join(lines))
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

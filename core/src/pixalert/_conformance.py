@@ -71,6 +71,12 @@ The checks (names as in :data:`CHECKS`):
     (``channels.<name>.<key>``); each of ``bad_configs`` (``{"what the error
     must mention": {overrides}}``) does too; a rejected secret value is not
     echoed; validators raise ``ValueError``, not other exceptions.
+``render``
+    If the channel has ``render(alert)``: it returns a
+    :class:`pixalert.channels.Preview` of a firing alert and of its resolve,
+    sends nothing (with ``delivered``, the server saw no message), and shows
+    no configured secret (in ``content``, ``sketch`` or ``raw``). A channel
+    without it passes (previews show the generic one).
 ``manager``
     Through a real :class:`pixalert.NotificationManager` (with
     :func:`pixalert.testing.make_manager`): the alert is ``sent``; a permanent
@@ -127,6 +133,7 @@ CHECKS = (
     "secrets",
     "aclose",
     "config_errors",
+    "render",
     "manager",
 )
 
@@ -623,6 +630,39 @@ async def _check_secrets(s: _Subject) -> str:
     return f"{len(secrets)} secret strings searched for"
 
 
+async def _check_render(s: _Subject) -> str:
+    from ._channels import Preview
+
+    channel = s.build()
+    try:
+        render = getattr(channel, "render", None)
+        if not callable(render):
+            return "no render(): previews show the generic one"
+        before = s.count()
+        alert = _alert("render")
+        for shown in (alert, alert.resolve()):
+            try:
+                found = render(shown)
+                if inspect.isawaitable(found):
+                    found = await found
+            except Exception as exc:
+                s.check_error("the error from render()", exc)
+                s.problems.append(f"render() raised {type(exc).__name__}: {s.scrub(str(exc))}")
+                continue
+            if not isinstance(found, Preview):
+                s.problems.append(f"render() returned {type(found).__name__}, not a Preview")
+                continue
+            s.check_text("render()'s preview", json.dumps(found.to_dict()))
+        after = s.count()
+        if before is not None and after is not None and after != before:
+            s.problems.append(
+                f"render() sent something: the server saw {after - before} message(s)"
+            )
+    finally:
+        await s.close(channel)
+    return ""
+
+
 def _closes(s: _Subject, problems: list[str]) -> Awaitable[None]:
     async def run() -> None:
         unused = s.build()
@@ -849,6 +889,7 @@ _RUNNERS: dict[str, Callable[[_Subject], Awaitable[str]]] = {
     "secrets": _check_secrets,
     "aclose": _check_aclose,
     "config_errors": _check_config_errors,
+    "render": _check_render,
     "manager": _check_manager,
 }
 
@@ -1118,6 +1159,10 @@ class ChannelContract:
     def test_config_errors_name_the_key(self) -> None:
         """Config mistakes raise ConfigError naming channels.<name>.<key>."""
         self.run_check("config_errors")
+
+    def test_render_sends_nothing_and_shows_no_secret(self) -> None:
+        """render(), if the channel has it: a Preview, nothing sent, no secret shown."""
+        self.run_check("render")
 
     def test_works_through_the_manager(self) -> None:
         """Through a NotificationManager: sent, not retried when permanent, retried when not."""

@@ -4,24 +4,33 @@ the circuit breaker, and when to try again on the timeline."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import random
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import attrs
 
-from ._channels import Channel, Receipt
+from ._channels import Channel, Preview, Receipt, generic_preview
 from ._clock import Clock, to_datetime
 from ._config import DeliveryConfig
 from ._durations import format_duration
 from ._errors import DeliveryError
+from ._groups import Group
 from ._redact import redact
 from ._types import Alert, ChannelName, DeliveryResult, DeliveryStatus
 
-__all__ = ["CircuitBreaker", "ChannelSlot", "deliver", "next_round"]
+__all__ = [
+    "ChannelSlot",
+    "CircuitBreaker",
+    "deliver",
+    "next_round",
+    "preview",
+    "preview_group",
+]
 
 T = TypeVar("T")
 
@@ -197,6 +206,53 @@ class ChannelSlot:
         """Wait until the service's rate limit allows sending ``alert``."""
         if self.pacer is not None:
             await self.pacer(alert)
+
+
+async def preview(slot: ChannelSlot, alert: Alert) -> Preview:
+    """What ``slot``'s channel would send for ``alert`` (as the pipeline prepared it for
+    the channel: :meth:`Pipeline.prepare`): its ``render``, else the generic preview;
+    registered secrets masked. Raises what the channel's ``render`` raises (a
+    ``DeliveryError`` its ``send`` would raise)."""
+    render = getattr(slot.channel, "render", None)
+    if callable(render):
+        found = render(alert)
+        if inspect.isawaitable(found):
+            found = await found
+        if not isinstance(found, Preview):
+            raise TypeError(
+                f"channel {slot.name}: render() returned {type(found).__name__}, "
+                "expected a pixalert.channels.Preview"
+            )
+        return _masked(found)
+    return _masked(generic_preview(alert, slot.type))
+
+
+async def preview_group(slot: ChannelSlot, group: Group, digest: Alert) -> Preview:
+    """What ``slot``'s channel would send for ``group``: its ``render_group``, else the
+    preview of the group's ``digest`` (as :meth:`Pipeline.deliver_group` sends it)."""
+    render_group = getattr(slot.channel, "render_group", None)
+    if callable(render_group) and callable(getattr(slot.channel, "send_group", None)):
+        found = render_group(group)
+        if inspect.isawaitable(found):
+            found = await found
+        if isinstance(found, Preview):
+            return _masked(found)
+    return await preview(slot, digest)
+
+
+def _masked(found: Preview) -> Preview:
+    """``found`` with every registered secret masked in its content and sketch."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return redact(value)
+        if isinstance(value, Mapping):
+            return {redact(str(k)): clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    return attrs.evolve(found, content=clean(found.content), sketch=redact(found.sketch))
 
 
 async def deliver(

@@ -113,9 +113,10 @@ class Heartbeats:
         """True if ``alert`` is a heartbeat's ping rather than an alert to deliver."""
         return bool(self.config) and bool(self.signal_names(alert))
 
-    async def suppress(self, alert: Alert) -> str | None:
+    async def suppress(self, alert: Alert, *, record: bool = True) -> str | None:
         """The suppression reason of an alert that is a heartbeat's ping (after
-        recording the ping), else None. A resolved one is no ping, and not sent either."""
+        recording the ping, unless ``record`` is False: a preview), else None. A
+        resolved one is no ping, and not sent either."""
         if not self.config:
             return None
         names = self.signal_names(alert)
@@ -123,6 +124,8 @@ class Heartbeats:
             return None
         if alert.resolved:
             return f"heartbeat signal for {', '.join(names)}: resolved, so no ping"
+        if not record:
+            return f"heartbeat ping for {', '.join(names)}"
         for name in names:
             await self.ping(name, "success", via=alert.source or "alert")
         return f"heartbeat ping for {', '.join(names)}"

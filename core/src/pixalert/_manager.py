@@ -38,6 +38,7 @@ from ._pipeline import Pipeline, Results
 from ._plugins import PluginManager, default_plugin_manager
 from ._redact import redact
 from ._registry import ChannelRegistry
+from ._render import RenderResult
 from ._selfwatch import SelfWatch
 from ._silences import Silence, SilenceBook
 from ._storage import (
@@ -472,6 +473,56 @@ class NotificationManager:
         """
         await self.start()
         return await self.timeline.sweep()
+
+    # ------------------------------------------------------------------
+    # Previews
+    # ------------------------------------------------------------------
+
+    async def render(
+        self,
+        alert: Alert,
+        *,
+        channel: str | None = None,
+        cooldown: float | None = None,
+    ) -> RenderResult:
+        """What would happen to ``alert``, without sending it or writing anything.
+
+        Runs routing, suppression (silences, ``pixalert_suppress`` hooks,
+        the cooldown: read, never taken) and noise control (time intervals,
+        ``for``, grouping, occurrences, flapping: read only), and returns a
+        :class:`~pixalert.RenderResult`: for each routed channel its
+        :class:`~pixalert.ChannelRender` (the decision, and the
+        :class:`~pixalert.channels.Preview` of what it would put on the wire,
+        built by the channel's own ``render``). ``channel`` shows that channel
+        only; ``cooldown`` is :meth:`send_alert`'s. The history gets no alert
+        and no cooldown is taken; channels open no connection.
+        Raises ``ValueError`` for a channel that is not known.
+        """
+        if not isinstance(alert, Alert):
+            raise TypeError(f"render: expected an Alert, got {type(alert).__name__}")
+        self.registry.check(alert)
+        only = None
+        if channel is not None:
+            only = ChannelName(str(channel))
+            if only not in self.registry.slots and not self.registry.known(only):
+                raise ValueError(f"channel: {channel!r} is not a configured channel")
+        self._open_stores()
+        return await self.pipeline.render(alert, cooldown, only=only)
+
+    def render_sync(
+        self, alert: Alert, *, channel: str | None = None, cooldown: float | None = None
+    ) -> RenderResult:
+        """:meth:`render` for code that is not async."""
+        return self.run_sync(self.render(alert, channel=channel, cooldown=cooldown))
+
+    def _open_stores(self) -> None:
+        """Open the history store and state backend for reading, without starting
+        (no retention purge, no timeline, no heartbeat deadlines)."""
+        if self._history is None:
+            self._history = self._open_history(self.settings.history)
+            self.pipeline.noise.check_store(self._history)
+        if self._state is None:
+            self._state = self._open_state(self.settings.state_url)
 
     # ------------------------------------------------------------------
     # Receiver idempotency

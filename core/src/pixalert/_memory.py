@@ -75,6 +75,10 @@ class MemoryStateBackend(BaseStateBackend):
         if len(self._keys) > 10_000:
             self._prune(now)
 
+    async def is_set(self, key: str) -> bool:
+        """True if ``key`` is live (set by ``acquire`` or ``put``); changes nothing."""
+        return self._keys.get(key, 0.0) > self._clock.now()
+
     async def get(self, key: str) -> str | None:
         """The value of ``key`` if it is live."""
         value = self._values.get(key)

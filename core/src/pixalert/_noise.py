@@ -156,15 +156,21 @@ class NoiseControl:
     # -- deciding ---------------------------------------------------------------
 
     async def decide(
-        self, alert: Alert, plan: Mapping[ChannelName, RouteMatch | None], *, flapping: bool = True
+        self,
+        alert: Alert,
+        plan: Mapping[ChannelName, RouteMatch | None],
+        *,
+        flapping: bool = True,
+        dry: bool = False,
     ) -> tuple[Alert, dict[ChannelName, Decision]] | None:
         """Each channel's decision for ``alert`` (and the alert, with a flapping note if it
-        starts flapping); None when every delivery goes out now as usual."""
+        starts flapping); None when every delivery goes out now as usual. ``dry`` (a
+        preview) decides the same but writes nothing (no flapping mark, no job)."""
         now = self._clock.now()
         decisions: dict[ChannelName, Decision] = {}
         flap_note = None
         if flapping and self._settings.flapping is not None and plan:
-            flap = await self._flapping(alert, now)
+            flap = await self._flapping(alert, now, dry=dry)
             if flap is not None and flap[0] == "drop":
                 return alert, {name: Decision(name, drop=flap[1]) for name in plan}
             if flap is not None:
@@ -323,9 +329,11 @@ class NoiseControl:
             return None
         return f"{_OCCURRENCE} {count} of {needed} within {format_duration(window)} (occurrences)"
 
-    async def _flapping(self, alert: Alert, now: float) -> tuple[str, str] | None:
+    async def _flapping(
+        self, alert: Alert, now: float, *, dry: bool = False
+    ) -> tuple[str, str] | None:
         """``("drop", note)`` while ``alert.key`` flaps, ``("note", note)`` for the alert
-        that makes it flap, else None."""
+        that makes it flap, else None (``dry``: without writing the mark or the job)."""
         config = self._settings.flapping
         assert config is not None
         state = self._state()
@@ -333,10 +341,11 @@ class NoiseControl:
         current = await state.get(mark)
         window = format_duration(config.window)
         if current is not None:
-            await state.put(mark, current, config.quiet)
-            await self._pipeline.timeline.schedule(
-                [self._flap_job(alert, now + config.quiet, current)]
-            )
+            if not dry:
+                await state.put(mark, current, config.quiet)
+                await self._pipeline.timeline.schedule(
+                    [self._flap_job(alert, now + config.quiet, current)]
+                )
             return (
                 "drop",
                 f"not sent: flapping (changed state more than {config.changes} times within "
@@ -353,10 +362,11 @@ class NoiseControl:
         changes = sum(1 for a, b in itertools.pairwise(states) if a != b)
         if changes <= config.changes:
             return None
-        await state.put(mark, alert.status, config.quiet)
-        await self._pipeline.timeline.schedule(
-            [self._flap_job(alert, now + config.quiet, alert.status)]
-        )
+        if not dry:
+            await state.put(mark, alert.status, config.quiet)
+            await self._pipeline.timeline.schedule(
+                [self._flap_job(alert, now + config.quiet, alert.status)]
+            )
         return (
             "note",
             f"flapping: changed state {changes} times within {window}; further changes are "

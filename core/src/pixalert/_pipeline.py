@@ -33,13 +33,14 @@ import attrs
 from ._channels import Receipt
 from ._clock import Clock, to_datetime
 from ._config import Settings
-from ._delivery import ChannelSlot, deliver
-from ._errors import SubmitError
+from ._delivery import ChannelSlot, deliver, preview, preview_group
+from ._errors import DeliveryError, SubmitError
 from ._groups import Group
 from ._noise import FLAPPING_JOB, Decision, NoiseControl
 from ._plugins import PluginManager
 from ._redact import redact
 from ._registry import ChannelRegistry
+from ._render import ChannelRender, RenderDecision, RenderResult
 from ._routes import RouteMatch, RouteTable
 from ._storage import (
     GROUP_JOB,
@@ -218,6 +219,111 @@ class Pipeline:
         match = self.route_of(alert, channel) if route is _ROUTE_OF_ALERT else route
         assert match is None or isinstance(match, RouteMatch)
         return self.templates.prepare(alert, channel, match, group)
+
+    # -- previews ---------------------------------------------------------------
+
+    async def render(
+        self, alert: Alert, cooldown: float | None, *, only: ChannelName | None = None
+    ) -> RenderResult:
+        """Steps 1 and 3 for ``alert`` without sending or writing anything: each routed
+        channel's decision (noise control and suppression, read only) and the preview of
+        what it would send (the alert as :meth:`prepare` hands it). ``only``: just that
+        channel (``not_routed`` if the alert does not go there)."""
+        plan = self.plan(alert)
+        decisions: Mapping[ChannelName, Decision] = {}
+        if self.noise.enabled:
+            decided = await self.noise.decide(alert, plan, dry=True)
+            if decided is not None:
+                alert, decisions = decided
+        reason = None
+        if not (decisions and all(d.drop for d in decisions.values())):
+            reason = await self._suppression.reason(alert, cooldown, dry=True)
+        names = list(plan) if only is None else [only]
+        out: dict[ChannelName, ChannelRender] = {}
+        for name in names:
+            out[name] = await self._render_one(alert, name, plan, decisions.get(name), reason)
+        return RenderResult(alert, out)
+
+    async def _render_one(
+        self,
+        alert: Alert,
+        name: ChannelName,
+        plan: Mapping[ChannelName, RouteMatch | None],
+        decision: Decision | None,
+        reason: str | None,
+    ) -> ChannelRender:
+        slot = self._registry.slots.get(name)
+        match = plan.get(name)
+        base = ChannelRender(
+            name,
+            RenderDecision.SEND,
+            type=None if slot is None else slot.type,
+            route=None if match is None else match.index,
+        )
+        if name not in plan:
+            base = attrs.evolve(
+                base, decision=RenderDecision.NOT_ROUTED, reason="the alert is not routed here"
+            )
+        elif reason is not None:
+            base = attrs.evolve(base, decision=RenderDecision.SUPPRESSED, reason=reason)
+        elif decision is not None and decision.drop:
+            base = attrs.evolve(base, decision=RenderDecision.SUPPRESSED, reason=decision.drop)
+        elif slot is None:
+            return attrs.evolve(
+                base, decision=RenderDecision.SKIPPED, reason=self._registry.why_not(name)
+            )
+        elif decision is not None and decision.group is not None:
+            due = decision.flush_by if decision.flush_by is not None else decision.due
+            base = attrs.evolve(
+                base,
+                decision=RenderDecision.GROUPED,
+                reason=decision.note,
+                group_key=decision.group,
+                due=None if due is None else to_datetime(due),
+            )
+        elif decision is not None and decision.due is not None:
+            base = attrs.evolve(
+                base,
+                decision=RenderDecision.HELD,
+                reason=decision.note,
+                due=to_datetime(decision.due),
+            )
+        elif (hold := self.noise.hold_now(alert, name)) is not None:
+            base = attrs.evolve(
+                base, decision=RenderDecision.HELD, reason=hold.error, due=hold.next_attempt_at
+            )
+        if slot is None:
+            return base
+        try:
+            if base.decision is RenderDecision.GROUPED:
+                group = self._preview_group(alert, name, match)
+                plain = group.digest()
+                digest = self.prepare(plain, name, group=group, route=match)
+                if digest is not plain:  # a template made it: as deliver_group hands it
+                    group = attrs.evolve(group, templated=digest)
+                shown = await preview_group(slot, group, digest)
+            else:
+                shown = await preview(slot, self.prepare(alert, name))
+        except DeliveryError as exc:
+            return attrs.evolve(base, error=redact(exc.message))
+        except Exception as exc:
+            return attrs.evolve(base, error=redact(f"{type(exc).__name__}: {exc}"))
+        return attrs.evolve(base, preview=shown)
+
+    def _preview_group(self, alert: Alert, name: ChannelName, match: RouteMatch | None) -> Group:
+        """The group notification ``alert`` would be in on ``name``, as its first member."""
+        grouping = match.grouping if match is not None else self._settings.grouping
+        assert grouping is not None
+        ref = self.noise.group_ref(alert, name, match, grouping)
+        return Group(
+            key=ref.ref,
+            labels=ref.labels,
+            alerts=(alert,),
+            new={alert.id},
+            reason="new",
+            external_key=ref.external,
+            created_at=to_datetime(self._clock.now()),
+        )
 
     # -- ways in ----------------------------------------------------------------
 

@@ -494,6 +494,18 @@ class SQLiteStateBackend(BaseStateBackend):
             )
         )
 
+    async def is_set(self, key: str) -> bool:
+        """True if ``key`` is live (set by ``acquire`` or ``put``); changes nothing."""
+        now = self._clock.now()
+
+        def run(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT 1 FROM state WHERE key = ? AND expires > ?", (key, now)
+            ).fetchone()
+            return row is not None
+
+        return await self._db.run(run)
+
     async def get(self, key: str) -> str | None:
         """The value of ``key`` if it is live."""
         now = self._clock.now()

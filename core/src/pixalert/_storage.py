@@ -83,6 +83,12 @@ class StateBackend(Protocol):
     (the core uses ``cooldown:``/``dedup:`` with ``acquire``, ``silence:``
     and ``inhibit:`` with ``put``). :class:`BaseStateBackend` gives
     ``acquire_many`` a one-by-one default.
+
+    Optional: ``async is_set(key) -> bool``, True if ``key`` is live whichever
+    method set it, changing nothing. Previews (``NotificationManager.render``)
+    use it to tell whether an alert is in its cooldown without taking it; a
+    backend without it is asked ``get(key)``, which misses keys set by
+    ``acquire`` (a preview then says an alert in cooldown would be sent).
     """
 
     #: True if the backend's connections belong to the event loop that opened them

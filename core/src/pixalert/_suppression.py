@@ -46,22 +46,26 @@ class Suppression:
         self._plugins = plugins
         self._silences = silences
         self._state = state
-        #: The core's own checks, tried first: each returns a reason or None.
-        self.checks: list[Callable[[Alert], Awaitable[str | None]]] = []
+        #: The core's own checks, tried first: each returns a reason or None;
+        #: called with ``record=False`` for a preview (it must then change nothing).
+        self.checks: list[Callable[..., Awaitable[str | None]]] = []
 
     @staticmethod
     def cooldown_key(alert: Alert) -> str:
         """The state key of ``alert``'s cooldown (an escalation or a resolve is news)."""
         return f"cooldown:{alert.key}:{alert.status}:{alert.priority.name}"
 
-    async def reason(self, alert: Alert, cooldown: float | None) -> str | None:
+    async def reason(
+        self, alert: Alert, cooldown: float | None, *, dry: bool = False
+    ) -> str | None:
         """Why ``alert`` is suppressed, or None to send it (taking its cooldown if any).
 
         ``cooldown`` (seconds) overrides ``cooldown_minutes`` for this alert.
+        ``dry`` (a preview) only looks: no cooldown is taken, no ping recorded.
         """
         for check in self.checks:
             try:
-                found = await check(alert)
+                found = await (check(alert, record=False) if dry else check(alert))
             except Exception as exc:
                 log.warning("suppression check failed: %s", redact(str(exc)))
                 continue
@@ -83,9 +87,23 @@ class Suppression:
                 comment = f": {silence.comment}" if silence.comment else ""
                 return f"silenced by {silence.id}{comment}"
         ttl = self._settings.cooldown_minutes * 60 if cooldown is None else cooldown
-        if ttl > 0 and not await self._state().acquire(self.cooldown_key(alert), ttl):
-            return f"in cooldown (same key within {ttl:g}s)"
-        return None
+        if ttl <= 0:
+            return None
+        if dry:
+            held = await self.cooling(alert)
+        else:
+            held = not await self._state().acquire(self.cooldown_key(alert), ttl)
+        return f"in cooldown (same key within {ttl:g}s)" if held else None
+
+    async def cooling(self, alert: Alert) -> bool:
+        """True if ``alert``'s cooldown is taken now, read without taking it: the state
+        backend's ``is_set`` where it has one, else whether ``get`` finds the key."""
+        state = self._state()
+        key = self.cooldown_key(alert)
+        is_set = getattr(state, "is_set", None)
+        if callable(is_set):
+            return bool(await is_set(key))
+        return await state.get(key) is not None
 
     async def give_back(self, alert: Alert) -> None:
         """Lift ``alert``'s cooldown: nothing went out, so the next try must not be swallowed."""

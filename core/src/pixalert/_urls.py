@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ._redact import register_secret
 
-__all__ = ["mask_url", "positive_option", "split_url_options"]
+__all__ = ["mask_secret_url", "mask_url", "positive_option", "split_url_options"]
 
 
 def mask_url(url: str) -> str:
@@ -22,6 +22,22 @@ def mask_url(url: str) -> str:
         return url
     netloc = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{netloc}"))
+
+
+def mask_secret_url(url: str) -> str:
+    """``url`` reduced to its scheme, host and port, with the rest masked
+    (``https://hooks.slack.com/…``): for URLs whose path or query is the secret."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<unparseable url>"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None else f"{host}:{port}"
+    rest = "/\u2026" if (parts.path.strip("/") or parts.query or parts.username) else ""
+    return f"{parts.scheme}://{netloc}{rest}"
 
 
 def split_url_options(url: str, names: Iterable[str]) -> tuple[str, dict[str, str]]:

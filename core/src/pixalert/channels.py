@@ -22,6 +22,11 @@ act on an alert, uses :class:`AlertEvent`, :class:`ActionLinks` (with
 A channel whose spec declares a ``markup`` (``"html"``, ``"mrkdwn"``) reads a
 message template's body rendered for it with :func:`rendered_message` and
 inserts it as it is; :func:`escape_mrkdwn` is Slack's escaping of untrusted text.
+
+A channel shows what it would send, without sending, with an optional
+``render(alert)`` (and ``render_group(group)``) returning a :class:`Preview`
+(``pixalert render``); :func:`generic_preview` is what a channel without
+one gets.
 """
 
 from __future__ import annotations
@@ -29,7 +34,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._actions import ActionLinks, AlertLinks, Interaction, InteractionRejected, LinkError
-from ._channels import Channel, ChannelSpec, DemoSink, Receipt, SetupField, send_test_alert
+from ._channels import (
+    Channel,
+    ChannelSpec,
+    DemoSink,
+    Preview,
+    Receipt,
+    SetupField,
+    generic_preview,
+    send_test_alert,
+)
 from ._clock import Clock, SystemClock
 from ._durations import Duration
 
@@ -45,6 +59,7 @@ from ._templates import escape_mrkdwn, rendered_message
 from ._types import Alert as Alert
 from ._types import Priority as Priority
 from ._types import Secret
+from ._urls import mask_secret_url
 from .hookspecs import hookimpl as hookimpl
 
 if TYPE_CHECKING:
@@ -63,13 +78,16 @@ __all__ = [
     "Interaction",
     "InteractionRejected",
     "LinkError",
+    "Preview",
     "RateLimiter",
     "Receipt",
     "Secret",
     "SetupField",
     "SystemClock",
     "escape_mrkdwn",
+    "generic_preview",
     "mask_loggers",
+    "mask_secret_url",
     "redact",
     "register_secret",
     "rendered_message",

@@ -159,7 +159,10 @@ def pixalert_suppress(alert: Alert) -> str | Awaitable[str | None] | None:
     Called once for each new alert, after it is recorded and before silences
     and its cooldown are checked; not called again when a delivery is retried
     or taken over after a crash. An exception (raised, or while awaiting the
-    result) is logged with the plugin's name and its answer ignored.
+    result) is logged with the plugin's name and its answer ignored. Previews
+    (``NotificationManager.render``, ``pixalert render``) call it too, for an
+    alert that is not recorded and will not be sent: deciding must not change
+    anything (count, record) then, so keep side effects out of it.
 
     :param alert: the alert about to be delivered.
     :return: a short reason (``"silenced by maintenance window"``) to suppress
@@ -169,6 +172,8 @@ def pixalert_suppress(alert: Alert) -> str | Awaitable[str | None] | None:
         cooldown is not touched.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.1
+       Also called for previews (``render``), which record nothing.
     """
     raise NotImplementedError
 

@@ -194,3 +194,15 @@ async def test_expired_keys_are_cleaned_up(
             sql.SQL("SELECT key FROM {}.state_keys").format(sql.Identifier(schema))
         ).fetchall()
     assert [row[0] for row in rows] == ["new"]
+
+
+async def test_is_set_reads_a_key_without_taking_it(
+    make_state: Callable[..., PostgresStateBackend], clock: FakeClock
+) -> None:
+    backend = make_state()
+    assert await backend.is_set("cooldown:peek") is False
+    assert await backend.is_set("cooldown:peek") is False
+    assert await backend.acquire("cooldown:peek", 60) is True  # is_set took nothing
+    assert await backend.is_set("cooldown:peek") is True
+    clock.advance(61)
+    assert await backend.is_set("cooldown:peek") is False

@@ -149,3 +149,14 @@ async def test_redis_py_query_options_still_work(
 ) -> None:
     backend = make_backend("timeout=1&health_check_interval=5")
     assert await backend.acquire("x", 10) is True
+
+
+async def test_is_set_reads_a_key_without_taking_it(backend: RedisStateBackend) -> None:
+    assert await backend.is_set("cooldown:peek") is False
+    assert await backend.acquire("cooldown:peek", 60) is True
+    assert await backend.is_set("cooldown:peek") is True
+    await backend.put("silence:peek", "v", 60)
+    assert await backend.is_set("silence:peek") is True
+    await backend.release("cooldown:peek")
+    assert await backend.is_set("cooldown:peek") is False
+    assert await backend.acquire("cooldown:peek", 60) is True  # is_set took nothing

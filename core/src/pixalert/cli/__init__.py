@@ -53,7 +53,12 @@ EXIT_INTERNAL = 4
 
 # name -> (module, attribute, one-line help): listed without importing the module.
 _CORE_COMMANDS = {
-    "send": ("._commands", "send", "Send an alert."),
+    "send": ("._commands", "send", "Send an alert (--dry-run: show what would be sent)."),
+    "render": (
+        "._commands",
+        "render",
+        "Show what each channel would send for an alert, without sending.",
+    ),
     "channels": ("._commands", "channels", "List configured channels (--check to try each)."),
     "plugins": ("._commands", "plugins", "List installed plugins, their channels and errors."),
     "history": ("._commands", "history", "Show recent alerts and what happened to them."),

@@ -54,52 +54,50 @@ def _parse_meta(items: tuple[str, ...]) -> dict[str, str]:
     return meta
 
 
-@click.command()
-@click.argument("title")
-@click.argument("message", required=False, default="")
-@click.option(
-    "-p", "--priority", default="medium", show_default=True, help="low, medium, high or critical."
-)
-@click.option(
-    "-c",
-    "--channel",
-    "channels",
-    multiple=True,
-    help="Send to this channel only (repeatable); overrides priority routing.",
-)
-@click.option(
-    "-m",
-    "--meta",
-    multiple=True,
-    help="Metadata KEY=VALUE (repeatable); '-m -' reads MESSAGE from stdin.",
-)
-@click.option("--source", help="Where the alert comes from.")
-@click.option(
-    "--key", help="Incident key for cooldown and resolve (default: from source and title)."
-)
-@click.option("--resolved", is_flag=True, help="Send the resolve of an earlier alert (same --key).")
-@click.option(
-    "--cooldown",
-    type=FiniteFloat(0),
-    help="Cooldown in seconds for this alert (0 disables).",
-)
-@_json_option
-def send(
-    title: str,
-    message: str,
-    priority: str,
-    channels: tuple[str, ...],
-    meta: tuple[str, ...],
-    source: str | None,
-    key: str | None,
-    resolved: bool,
-    cooldown: float | None,
-    as_json: bool,
-) -> None:
-    """Send an alert. Exit 1 if a channel failed or nothing was delivered.
+def _alert_options(f: Any) -> Any:
+    """The options that describe an alert, shared by ``send`` and ``render``."""
+    for option in reversed(
+        [
+            click.argument("title"),
+            click.argument("message", required=False, default=""),
+            click.option(
+                "-p",
+                "--priority",
+                default="medium",
+                show_default=True,
+                help="low, medium, high or critical.",
+            ),
+            click.option(
+                "-m",
+                "--meta",
+                multiple=True,
+                help="Metadata KEY=VALUE (repeatable); '-m -' reads MESSAGE from stdin.",
+            ),
+            click.option("--source", help="Where the alert comes from."),
+            click.option(
+                "--key",
+                help="Incident key for cooldown and resolve (default: from source and title).",
+            ),
+            click.option(
+                "--resolved",
+                is_flag=True,
+                help="Send the resolve of an earlier alert (same --key).",
+            ),
+            click.option(
+                "--cooldown",
+                type=FiniteFloat(0),
+                help="Cooldown in seconds for this alert (0 disables).",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
 
-    MESSAGE '-' (or '-m -') reads the message from standard input.
-    """
+
+def _alert_fields(
+    title: str, message: str, priority: str, meta: tuple[str, ...]
+) -> tuple[Any, str, dict[str, str]]:
+    """The priority, message (read from stdin for ``-``) and metadata of the command line."""
     from .._types import Priority
 
     try:
@@ -112,6 +110,69 @@ def send(
     metadata = _parse_meta(tuple(m for m in meta if m != "-"))
     if from_stdin:
         message = _read_message()
+    return level, message, metadata
+
+
+@click.command()
+@_alert_options
+@click.option(
+    "-c",
+    "--channel",
+    "channels",
+    multiple=True,
+    help="Send to this channel only (repeatable); overrides priority routing.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Send nothing and write no history: show what each channel would send.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=True, file_okay=True, writable=True),
+    help="With --dry-run: write file previews (an email's .eml) to this file or directory.",
+)
+@_json_option
+def send(
+    title: str,
+    message: str,
+    priority: str,
+    channels: tuple[str, ...],
+    meta: tuple[str, ...],
+    source: str | None,
+    key: str | None,
+    resolved: bool,
+    cooldown: float | None,
+    dry_run: bool,
+    out: str | None,
+    as_json: bool,
+) -> None:
+    """Send an alert. Exit 1 if a channel failed or nothing was delivered.
+
+    MESSAGE '-' (or '-m -') reads the message from standard input. --dry-run
+    shows what would be sent instead (as 'pixalert render' does).
+    """
+    if out is not None and not dry_run:
+        raise click.UsageError("--out goes with --dry-run")
+    level, message, metadata = _alert_fields(title, message, priority, meta)
+    if dry_run:
+        from ._render import run_render
+
+        run_render(
+            title,
+            message,
+            level,
+            list(channels) or None,
+            metadata,
+            source=source,
+            key=key,
+            resolved=resolved,
+            cooldown=cooldown,
+            only=None,
+            out=out,
+            as_json=as_json,
+        )
+        return
     manager = build_manager(sweep=False)
 
     async def go() -> Any:
@@ -141,6 +202,59 @@ def send(
     statuses = [r.status.value for r in results.values()]
     if "failed" in statuses or not any(s in ("sent", "suppressed") for s in statuses):
         sys.exit(EXIT_DELIVERY_FAILED)
+
+
+@click.command()
+@_alert_options
+@click.option(
+    "-c",
+    "--channel",
+    "only",
+    metavar="NAME",
+    help="Show this channel only (routing, suppression and grouping still apply).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=True, file_okay=True, writable=True),
+    help="Write file previews (an email's .eml) to this file or directory.",
+)
+@_json_option
+def render(
+    title: str,
+    message: str,
+    priority: str,
+    meta: tuple[str, ...],
+    source: str | None,
+    key: str | None,
+    resolved: bool,
+    cooldown: float | None,
+    only: str | None,
+    out: str | None,
+    as_json: bool,
+) -> None:
+    """Show what each routed channel would send for an alert, and whether it would
+    be sent now, suppressed, held or grouped; send nothing, write no history.
+
+    Exit 1 if a channel could not build its message or nothing would be sent
+    or suppressed, as 'pixalert send' would.
+    """
+    from ._render import run_render
+
+    level, message, metadata = _alert_fields(title, message, priority, meta)
+    run_render(
+        title,
+        message,
+        level,
+        None,
+        metadata,
+        source=source,
+        key=key,
+        resolved=resolved,
+        cooldown=cooldown,
+        only=only,
+        out=out,
+        as_json=as_json,
+    )
 
 
 def _describe(channel: Any) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pixalert_ntfy
+from pixalert import Alert
 from pixalert.testing import ChannelContract, make_manager
 from pixalert_ntfy.testing import NtfyServer
 
@@ -38,3 +39,18 @@ async def test_a_critical_alert_reaches_ntfy() -> None:
         assert results["ntfy"]
         assert ntfy.lines() == [f"{ntfy.topic}: [CRITICAL] Disk full"]
         assert ntfy.received[0]["priority"] == 5
+
+
+async def test_the_preview_is_what_ntfy_receives() -> None:
+    async with NtfyServer() as ntfy:
+        manager = make_manager(
+            plugins=[pixalert_ntfy], config={"channels": {"ntfy": ntfy.config()}}
+        )
+        async with manager:
+            alert = Alert("Disk full", "/ is 97% full", "critical", channels=["ntfy"])
+            preview = (await manager.render(alert))["ntfy"].preview
+            assert ntfy.received == []  # rendering publishes nothing
+            await manager.send_notification(alert)
+        assert preview is not None and ntfy.topic not in str(preview.to_dict())
+        received = dict(ntfy.received[0])
+        assert {**received, "topic": preview.content["body"]["topic"]} == preview.content["body"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 from pixalert import Alert, DeliveryError
-from pixalert.channels import Receipt, redact
+from pixalert.channels import Preview, Receipt, redact
 
 from . import _logs
 from ._config import AppriseConfig, _apprise, scheme_of
@@ -216,9 +216,7 @@ class AppriseChannel:
         pending = [t for t in self._targets if t.index not in done]
         retryable: dict[int, DeliveryError] = {}
         if pending:
-            title = render_title(alert)
-            kind = notify_type(alert)
-            bodies = {fmt: render_body(alert, fmt) for fmt in {t.body_format for t in pending}}
+            title, kind, bodies = self._notification(alert, pending)
             if len(pending) == 1:
                 outcomes = [await self._deliver(pending[0], title, bodies, kind, done)]
             else:
@@ -238,6 +236,29 @@ class AppriseChannel:
                 "targets": str(len(self._targets)),
             }
         raise self._combine(failed, retryable)
+
+    @staticmethod
+    def _notification(alert: Alert, targets: Sequence[_Target]) -> tuple[str, str, dict[str, str]]:
+        """The title, notify type and body (per body format of ``targets``) of ``alert``."""
+        bodies = {fmt: render_body(alert, fmt) for fmt in {t.body_format for t in targets}}
+        return render_title(alert), notify_type(alert), bodies
+
+    def render(self, alert: Alert) -> Preview:
+        """What :meth:`send` would hand Apprise for ``alert``: the ``title``, the
+        ``notify_type`` and, per service (by scheme: never a URL), its
+        ``body_format`` and ``body``; the sketch is the plain-text form. Sends nothing."""
+        title, kind, bodies = self._notification(alert, self._targets)
+        services = [
+            {
+                "service": t.index + 1,
+                "scheme": t.scheme,
+                "body_format": t.body_format,
+                "body": bodies[t.body_format],
+            }
+            for t in self._targets
+        ]
+        content = {"title": title, "notify_type": kind, "services": services}
+        return Preview("apprise", content, f"{title}\n\n{render_body(alert, 'text')}")
 
     def _combine(
         self, failed: dict[int, str], retryable: dict[int, DeliveryError]

@@ -9,7 +9,7 @@ import ssl
 
 import aiosmtplib
 from pixalert import Alert, DeliveryError
-from pixalert.channels import ActionLinks, Group, Receipt, redact, register_secret
+from pixalert.channels import ActionLinks, Group, Preview, Receipt, redact, register_secret
 
 from ._config import EmailConfig
 from ._message import OutgoingEmail, build_group_message, build_message, serialise
@@ -110,38 +110,41 @@ class EmailChannel:
         A resolved alert whose ``previous`` receipt holds a Message-ID replies
         to it, so mail clients show the resolve in the alert's thread.
         """
+        return await self._send_message(self.message_for(alert, previous))
+
+    def message_for(self, alert: Alert, previous: Receipt | None = None) -> OutgoingEmail:
+        """The message :meth:`send` sends for ``alert`` (``previous``: the receipt it
+        threads under)."""
         cfg = self.config
         assert cfg.sender is not None  # the config guarantees it
         links = self._actions.links(alert) if self._actions is not None else None
-        msg = build_message(
+        return build_message(
             alert, sender=cfg.sender, recipients=cfg.recipients, previous=previous, links=links
         )
+
+    def render(self, alert: Alert) -> Preview:
+        """What :meth:`send` would send for ``alert``: its ``headers`` (name and value
+        pairs, in order), ``text`` and ``html`` parts and the SMTP ``envelope``; the
+        exact bytes as ``raw`` (an ``.eml`` file). Connects to nothing."""
+        return self._preview(self.message_for(alert))
+
+    def render_group(self, group: Group) -> Preview:
+        """What :meth:`send_group` would send for ``group`` (see :meth:`render`)."""
+        return self._preview(self._group_message(group, None))
+
+    def _preview(self, msg: OutgoingEmail) -> Preview:
         data = serialise(msg)
-        message_id = str(msg["Message-ID"])
-        self._bind_loop()
-        async with self._free:
-            session = self._take()
-            try:
-                session.cancel_idle_timer()
-                session.uses += 1
-                try:
-                    refused = await self._deliver(session, data)
-                except BaseException:
-                    # Whatever state the session is in now, it is not to be trusted.
-                    session.drop()
-                    raise
-                if cfg.idle_close == 0:
-                    await self._quit(session)
-                else:
-                    self._schedule_idle_close(session)
-            finally:
-                session.busy = False
-        receipt = {"message_id": message_id}
-        if refused:
-            listed = ", ".join(f"{r} ({code})" for r, code in refused.items())
-            log.warning("email %s: some recipients were refused: %s", self.name, listed)
-            receipt["refused"] = listed
-        return receipt
+        content = {
+            "envelope": {"from": self.config.sender, "to": list(self.config.recipients)},
+            "server": self._where,
+            "headers": [[name, value] for name, value in msg.headers],
+            "text": msg.text,
+            "html": msg.html,
+        }
+        head = "\n".join(
+            f"{name}: {msg[name]}" for name in ("From", "To", "Subject") if msg[name] is not None
+        )
+        return Preview("email", content, f"{head}\n\n{msg.text}", data, "message/rfc822")
 
     async def send_group(self, group: Group, *, previous: Receipt | None = None) -> Receipt | None:
         """Email one digest for a group of alerts; return ``{"message_id": ...}``.
@@ -149,12 +152,14 @@ class EmailChannel:
         The digest threads under the group's previous one when ``previous``
         holds its Message-ID.
         """
+        return await self._send_message(self._group_message(group, previous))
+
+    def _group_message(self, group: Group, previous: Receipt | None) -> OutgoingEmail:
         cfg = self.config
         assert cfg.sender is not None
-        msg = build_group_message(
+        return build_group_message(
             group, sender=cfg.sender, recipients=cfg.recipients, previous=previous
         )
-        return await self._send_message(msg)
 
     async def _send_message(self, msg: OutgoingEmail) -> Receipt:
         """Send a built message on a pooled session; return its receipt."""

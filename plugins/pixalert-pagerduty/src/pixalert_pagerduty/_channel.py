@@ -31,6 +31,7 @@ from pixalert.channels import (
     Channel,
     ChannelSpec,
     Group,
+    Preview,
     RateLimiter,
     Receipt,
     Secret,
@@ -461,6 +462,33 @@ class PagerDutyChannel:
             "dedup_key": _earlier(previous) or dedup_key_for(alert),
             "event_action": "acknowledge",
         }
+
+    def render(self, alert: Alert) -> Preview:
+        """What :meth:`send` would post for ``alert`` (:meth:`event_for`): the events
+        ``url``, ``headers`` and the event as ``body`` (its routing key masked), and
+        a plain-text sketch. Sends nothing."""
+        return self._preview(self.event_for(alert))
+
+    def render_group(self, group: Group) -> Preview:
+        """What :meth:`send_group` would post for ``group`` (see :meth:`render`)."""
+        return self._preview(build_group_event(group, self._routing_key, source=self.config.source))
+
+    def _preview(self, event: Mapping[str, Any]) -> Preview:
+        content = {
+            "method": "POST",
+            "url": self.config.url,
+            "headers": {"Content-Type": "application/json"},
+            # The routing key is the secret: shown masked (the rest is as sent).
+            "body": {**event, "routing_key": redact(str(event["routing_key"]))},
+        }
+        payload = event.get("payload") or {}
+        lines = [f"PagerDuty {event['event_action']} (dedup_key {event['dedup_key']})"]
+        if payload:
+            lines.append(f"[{payload.get('severity')}] {payload.get('summary')}")
+            lines.append(f"source: {payload.get('source')}")
+            for name, value in (payload.get("custom_details") or {}).items():
+                lines.append(f"{name}: {value}")
+        return Preview("pagerduty", content, "\n".join(lines))
 
     async def acknowledge(
         self, alert: Alert, *, event: AlertEvent, previous: Receipt | None = None

@@ -48,6 +48,8 @@ SELECT value FROM {s}.state_keys
 WHERE key = %(key)s AND expires_at > %(now)s AND value IS NOT NULL
 """
 
+_IS_SET = "SELECT 1 FROM {s}.state_keys WHERE key = %(key)s AND expires_at > %(now)s"
+
 _ITEMS = """
 SELECT key, value FROM {s}.state_keys
 WHERE starts_with(key, %(prefix)s) AND expires_at > %(now)s AND value IS NOT NULL
@@ -120,6 +122,11 @@ class PostgresStateBackend(BaseStateBackend):
             return
         until = dt(self._db.clock.now() + ttl)
         await self._db.fetch(_PUT, {"key": key, "until": until, "value": value})
+
+    async def is_set(self, key: str) -> bool:
+        """True if ``key`` is live (set by ``acquire`` or ``put``); changes nothing."""
+        rows = await self._db.fetch(_IS_SET, {"key": key, "now": self._db.now()})
+        return bool(rows)
 
     async def get(self, key: str) -> str | None:
         """The value of ``key`` if it is live."""

@@ -280,6 +280,20 @@ class RedisStateBackend(BaseStateBackend):
             return
         self._recovered()
 
+    async def is_set(self, key: str) -> bool:
+        """True if ``key`` is live (``EXISTS``); False too when Redis is unreachable."""
+        if not self._available():
+            return False
+        from redis.exceptions import RedisError
+
+        try:
+            found = await self._call(self._client.exists(self._key(key)))
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            self._failed(exc)
+            return False
+        self._recovered()
+        return bool(found)
+
     async def get(self, key: str) -> str | None:
         """The value of ``key`` if it is live; None too when Redis is unreachable (fail open)."""
         if not self._available():

@@ -431,3 +431,47 @@ def _templated_group_message(
     text = prefix + truncate_escaped(fallback, MAX_SECTION)
     colour = RESOLVED_COLOUR if group.status == "resolved" else COLOURS[group.priority]
     return {"text": text, "blocks": blocks, "attachments": [{"color": colour, "blocks": details}]}
+
+
+def sketch(message: Mapping[str, Any]) -> str:
+    """A plain-text sketch of a Slack ``message`` (its blocks, one line or paragraph
+    each; buttons as ``[Label]``), for previews."""
+    lines: list[str] = []
+
+    def text_of(item: Any) -> str:
+        return str(item.get("text", "")) if isinstance(item, Mapping) else ""
+
+    for block in message.get("blocks") or ():
+        kind = block.get("type")
+        if kind == "header":
+            lines += [text_of(block.get("text")), "=" * min(60, len(text_of(block.get("text"))))]
+        elif kind == "section":
+            if block.get("text"):
+                lines.append(text_of(block.get("text")))
+            for field in block.get("fields") or ():
+                lines.append(text_of(field))
+        elif kind == "context":
+            lines.append("  ".join(text_of(e) for e in block.get("elements") or ()))
+        elif kind == "actions":
+            lines.append(
+                " ".join(f"[{text_of(e.get('text'))}]" for e in block.get("elements") or ())
+            )
+        elif kind == "divider":
+            lines.append("---")
+    for attachment in message.get("attachments") or ():
+        for block in attachment.get("blocks") or ():
+            lines.append(sketch({"blocks": [block]}))
+    if not lines:
+        lines.append(str(message.get("text", "")))
+    return _plain("\n".join(line for line in lines if line != ""))
+
+
+_DATE_TOKEN = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
+_LINK_TOKEN = re.compile(r"<([^|>!]+)\|([^>]*)>")
+
+
+def _plain(text: str) -> str:
+    """Slack markup as people read it: dates and links by their text, entities decoded."""
+    text = _DATE_TOKEN.sub(r"\1", text)
+    text = _LINK_TOKEN.sub(r"\2 (\1)", text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

@@ -22,9 +22,11 @@ from pixalert.channels import (
     Group,
     Interaction,
     InteractionRejected,
+    Preview,
     RateLimiter,
     Receipt,
     SystemClock,
+    mask_secret_url,
     redact,
     register_secret,
 )
@@ -44,6 +46,7 @@ from ._blocks import (
     action_block_id,
     build_group_message,
     build_message,
+    sketch,
 )
 from ._config import SlackConfig
 
@@ -196,9 +199,7 @@ class SlackChannel:
         """
         if self._closed:
             raise DeliveryError.permanent(f"slack {self.name}: channel is closed")
-        message = build_message(
-            alert, mention=self.config.mention_on_critical, buttons=self.buttons
-        )
+        message = self.message_for(alert)
         if self.mode == "webhook":
             if alert.resolved and await self._respond(alert.key, message):
                 log.debug("slack %s: alert %s updated the clicked message", self.name, alert.id)
@@ -218,10 +219,51 @@ class SlackChannel:
             else:
                 log.debug("slack %s: alert %s updated message %s", self.name, alert.id, body["ts"])
                 return self._receipt(data, previous["channel"], previous["ts"])
-        body = {"channel": channel, "unfurl_links": False, "unfurl_media": False, **message}
-        data = await self._call("chat.postMessage", body)
+        data = await self._call("chat.postMessage", self._post_body(message))
         log.debug("slack %s: alert %s posted as %s", self.name, alert.id, data.get("ts"))
         return self._receipt(data, channel, None)
+
+    def message_for(self, alert: Alert) -> dict[str, Any]:
+        """The message :meth:`send` posts for ``alert`` (blocks, attachments, text)."""
+        return build_message(alert, mention=self.config.mention_on_critical, buttons=self.buttons)
+
+    def _post_body(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The ``chat.postMessage`` body of ``message``."""
+        return {
+            "channel": self.config.channel,
+            "unfurl_links": False,
+            "unfurl_media": False,
+            **message,
+        }
+
+    def _preview(self, message: dict[str, Any]) -> Preview:
+        if self.mode == "webhook":
+            assert self.config.webhook_url is not None
+            url, body = mask_secret_url(self.config.webhook_url.get()), message
+        else:
+            url, body = f"{self.config.api_url}/chat.postMessage", self._post_body(message)
+        headers = dict(_JSON)
+        if self.config.token is not None and self.mode == "api":
+            headers["Authorization"] = "Bearer " + redact(self.config.token.get())
+        content = {
+            "mode": self.mode,
+            "method": "POST",
+            "url": url,
+            "headers": headers,
+            "body": body,
+        }
+        return Preview("slack", content, sketch(message))
+
+    def render(self, alert: Alert) -> Preview:
+        """What :meth:`send` would post for ``alert`` (a new message: a resolve that
+        updates an earlier one sends the same blocks): the request's ``url`` (a
+        webhook's secret path masked), ``headers`` and JSON ``body``, and a
+        plain-text sketch of the blocks. Sends nothing."""
+        return self._preview(self.message_for(alert))
+
+    def render_group(self, group: Group) -> Preview:
+        """What :meth:`send_group` would post for ``group`` (see :meth:`render`)."""
+        return self._preview(build_group_message(group, mention=self.config.mention_on_critical))
 
     async def acknowledge(
         self, alert: Alert, *, event: AlertEvent, previous: Receipt | None = None
@@ -385,8 +427,7 @@ class SlackChannel:
                 log.debug("slack %s: group message %s is gone; posting", self.name, body["ts"])
             else:
                 return self._receipt(data, previous["channel"], previous["ts"])
-        body = {"channel": channel, "unfurl_links": False, "unfurl_media": False, **message}
-        data = await self._call("chat.postMessage", body)
+        data = await self._call("chat.postMessage", self._post_body(message))
         return self._receipt(data, channel, None)
 
     async def aclose(self) -> None:

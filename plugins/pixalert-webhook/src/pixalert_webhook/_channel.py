@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import re
 from collections import OrderedDict
@@ -17,7 +18,15 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 import attrs
 from pixalert import Alert, DeliveryError
-from pixalert.channels import Group, Receipt, Secret, register_secret
+from pixalert.channels import (
+    Group,
+    Preview,
+    Receipt,
+    Secret,
+    mask_secret_url,
+    redact,
+    register_secret,
+)
 from pixalert.storage import Clock, SystemClock
 
 from . import __version__
@@ -324,11 +333,57 @@ class WebhookChannel:
         """
         return await self._post(encode_payload(build_payload(alert)), alert.id)
 
+    def render(self, alert: Alert) -> Preview:
+        """What :meth:`send` would POST for ``alert``: the JSON ``body`` (the payload)
+        and, per target, its ``url`` (scheme and host only: the rest may be a secret)
+        and ``headers``, ``webhook-signature`` included, signed as a send now would be.
+        Sends nothing."""
+        return self._preview(build_payload(alert), alert.id)
+
+    def render_group(self, group: Group) -> Preview:
+        """What :meth:`send_group` would POST for ``group`` (see :meth:`render`)."""
+        return self._preview(build_group_payload(group), self._group_ident(group))
+
+    def _preview(self, payload: dict[str, Any], ident: str) -> Preview:
+        body = encode_payload(payload)
+        timestamp = b"%d" % int(self._clock.now())
+        targets = []
+        for index, (target, msg_id) in enumerate(
+            zip(self._targets, self._webhook_ids(ident), strict=True)
+        ):
+            # Credential-like headers are secrets: shown masked.
+            headers = {k: redact(v, self._secrets) for k, v in self._headers.items()}
+            headers.update(
+                (k.decode(), v.decode()) for k, v in self._request_headers(msg_id, timestamp, body)
+            )
+            targets.append(
+                {"target": index + 1, "url": mask_secret_url(target.get()), "headers": headers}
+            )
+        content = {"method": "POST", "targets": targets, "body": payload}
+        sketch = json.dumps(payload, indent=2, ensure_ascii=False)
+        return Preview("webhook", content, sketch, body, "application/json")
+
+    def _request_headers(
+        self, msg_id: str, timestamp: bytes, body: bytes
+    ) -> list[tuple[bytes, bytes]]:
+        """The per-request headers of ``body``: ``webhook-id``, ``webhook-timestamp`` and,
+        with a secret, ``webhook-signature``."""
+        raw_id = msg_id.encode()
+        headers = [(b"webhook-id", raw_id), (b"webhook-timestamp", timestamp)]
+        if self._sign is not None:
+            headers.append((b"webhook-signature", self._sign(raw_id, timestamp, body)))
+        return headers
+
+    @staticmethod
+    def _group_ident(group: Group) -> str:
+        return f"group\0{group.key}\0{group.created_at.isoformat()}"
+
     async def send_group(self, group: Group, *, previous: Receipt | None = None) -> Receipt | None:
         """POST one body for a group of alerts (see :func:`build_group_payload`) to every
         target; its ``webhook-id`` is the same on every retry of one notification."""
-        ident = f"group\0{group.key}\0{group.created_at.isoformat()}"
-        return await self._post(encode_payload(build_group_payload(group)), ident)
+        return await self._post(
+            encode_payload(build_group_payload(group)), self._group_ident(group)
+        )
 
     async def _post(self, body: bytes, ident: str) -> Receipt:
         """POST ``body`` to every target that has not accepted ``ident`` yet."""
@@ -390,10 +445,7 @@ class WebhookChannel:
         """One attempt to one target; records the outcome in ``done`` as soon as it is known."""
         import httpx
 
-        raw_id = msg_id.encode()
-        headers = [(b"webhook-id", raw_id), (b"webhook-timestamp", timestamp)]
-        if self._sign is not None:
-            headers.append((b"webhook-signature", self._sign(raw_id, timestamp, body)))
+        headers = self._request_headers(msg_id, timestamp, body)
         error: DeliveryError
         try:
             response = await endpoint.send(body, headers)

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import attrs
 from pixalert import Alert, DeliveryError, Priority
-from pixalert.channels import Receipt, Secret, register_secret
+from pixalert.channels import Preview, Receipt, Secret, redact, register_secret
 
 if TYPE_CHECKING:
     import httpx
@@ -84,6 +84,13 @@ class NtfyChannel:
             "priority": 3 if alert.resolved else PRIORITIES[alert.priority],
             "tags": ["white_check_mark"] if alert.resolved else [TAGS[alert.priority]],
         }
+
+    def render(self, alert: Alert) -> Preview:
+        """What :meth:`send` would publish (``pixalert render``), the topic masked."""
+        body = self.message_for(alert)  # the same builder send() uses
+        shown = {**body, "topic": redact(body["topic"])}  # the topic is the secret
+        content = {"method": "POST", "url": self.config.server, "body": shown}
+        return Preview("ntfy", content, f"{body['title']}\n\n{body['message']}")
 
     async def send(self, alert: Alert, *, previous: Receipt | None = None) -> Receipt | None:
         """Publish ``alert``; return ``{"id": <ntfy message id>}``."""
