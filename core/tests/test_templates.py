@@ -464,3 +464,27 @@ channels = ["ops"]
     result = runner.invoke(cli, ["--config", str(path), "routes", "test", "team=web"])
     assert result.exit_code == 0, result.output
     assert "ops: message template short" in result.stdout
+
+
+async def test_a_preview_shows_the_alert_as_its_template_renders_it() -> None:
+    """``manager.render`` hands the channel the alert through the same step as a send."""
+    config = {
+        "templates": TEMPLATES,
+        "channels": {
+            "ops": {"type": "recording", "template": "short"},
+            "raw": {"type": "recording"},
+        },
+        "routes": [{"match": {"team": "db"}, "channels": ["ops"], "template": "pager"}],
+    }
+    async with manager(config) as m:
+        alert = Alert("Disk full", "95% used", "high", source="db", metadata={"host": "db-1"})
+        result = await m.render(attrs.evolve(alert, channels=("ops", "raw")))
+        routed = await m.render(attrs.evolve(alert, metadata={"host": "db-1", "team": "db"}))
+        assert sent(m, "ops") == [] and await m.history() == []
+    ops, raw = result["ops"].preview, result["raw"].preview
+    assert ops is not None and raw is not None
+    assert ops.content["title"] == "HIGH on db-1: Disk full"
+    assert ops.content["message"] == "*Disk full* from db\n95% used"
+    assert raw.content["title"] == "Disk full"
+    paged = routed["ops"].preview
+    assert paged is not None and paged.content["title"] == "PAGE Disk full"
