@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -30,6 +31,16 @@ from ._output import (
 from ._params import FiniteFloat, WholeNumber
 
 _json_option = json_option
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _out_option(lead: str) -> Callable[[F], F]:
+    """``--out PATH``: where file previews (an email's .eml) are written."""
+    return click.option(
+        "--out",
+        type=click.Path(dir_okay=True, file_okay=True, writable=True),
+        help=f"{lead} file previews (an email's .eml) to this file or directory.",
+    )
 
 
 def _read_message() -> str:
@@ -127,11 +138,7 @@ def _alert_fields(
     is_flag=True,
     help="Send nothing and write no history: show what each channel would send.",
 )
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=True, file_okay=True, writable=True),
-    help="With --dry-run: write file previews (an email's .eml) to this file or directory.",
-)
+@_out_option("With --dry-run: write")
 @_json_option
 def send(
     title: str,
@@ -213,11 +220,7 @@ def send(
     metavar="NAME",
     help="Show this channel only (routing, suppression and grouping still apply).",
 )
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=True, file_okay=True, writable=True),
-    help="Write file previews (an email's .eml) to this file or directory.",
-)
+@_out_option("Write")
 @_json_option
 def render(
     title: str,
