@@ -158,6 +158,7 @@ def run_e2e(quick: bool, rounds: int) -> list[dict[str, Any]]:
     p99s: list[float] = []
     maxes: list[float] = []
     achieved: list[float] = []
+    cpu_ms: list[float] = []
     with tempfile.TemporaryDirectory(prefix="pixalert-bench-") as tmp:
         n = 0
 
@@ -173,11 +174,13 @@ def run_e2e(quick: bool, rounds: int) -> list[dict[str, Any]]:
                     load(rx.url, 10**7, 1, 1, tag + "w")
                     _wait_for(sink, ALERTS_PER_BODY, 30)
                     base = sink.count
+                    cpu0 = rx.cpu_seconds()
                     proc, out = _steady_run([rx.url], rate, seconds, tag, 0.5)
                     result = out.get(timeout=seconds + 600)
                     proc.join(timeout=30)
                     expected = base + len(result["sent"])
                     _wait_for(sink, expected, 60)
+                    cpu = rx.cpu_seconds() - cpu0
             arrivals = [a for a in sink.arrivals if _fingerprint(a[0]).startswith(tag)]
             arrivals = [a for a in arrivals if not _fingerprint(a[0]).startswith(tag + "w")]
             _check(result["sent"], arrivals, "e2e")
@@ -188,10 +191,12 @@ def run_e2e(quick: bool, rounds: int) -> list[dict[str, Any]]:
             maxes.append(max(lat))
             rate_in = len(sent) / result["elapsed"]
             achieved.append(rate_in)
+            cpu_ms.append(cpu * 1000 / len(sent))
             log(
                 f"    e2e: {len(sent)} alerts at {rate_in:.0f}/s (generator at most "
                 f"{result['max_late'] * 1000:.0f} ms behind), p50 {p50s[-1]:.1f} ms, "
-                f"p99 {p99s[-1]:.1f} ms, max {maxes[-1]:.0f} ms; statuses {result['statuses']}"
+                f"p99 {p99s[-1]:.1f} ms, max {maxes[-1]:.0f} ms; serve CPU {cpu_ms[-1]:.2f} ms "
+                f"per alert; statuses {result['statuses']}"
             )
             return p50s[-1]
 
@@ -199,6 +204,7 @@ def run_e2e(quick: bool, rounds: int) -> list[dict[str, Any]]:
     samples["p99 ms"] = p99s
     samples["max ms"] = maxes
     samples["alerts/s posted"] = achieved
+    samples["serve CPU ms/alert"] = cpu_ms
     return [
         row(
             "e2e",

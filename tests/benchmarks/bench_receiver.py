@@ -163,6 +163,12 @@ class Receiver:
             self.proc.kill()
             self.proc.wait()
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the serve process has used so far (Linux ``/proc``)."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stored(self) -> int:
         """Alerts in the receiver's store (read through a second connection)."""
         if self.history.startswith("postgresql://"):
