@@ -222,9 +222,7 @@ def _serve_timed(port_q: Any, counter: Any, stop: Any, port: int, out: str) -> N
 
         server = web.Server(handle, access_log=None)
         loop = asyncio.get_running_loop()
-        srv = await loop.create_server(
-            server, "127.0.0.1", port, backlog=1024, reuse_address=True
-        )
+        srv = await loop.create_server(server, "127.0.0.1", port, backlog=1024, reuse_address=True)
         port_q.put(srv.sockets[0].getsockname()[1])
         await loop.run_in_executor(None, stop.wait)
         srv.close()

@@ -134,8 +134,7 @@ def _serve_config(sink_url: str) -> str:
     # Every alert to the one webhook channel (the default routing sends MEDIUM
     # alerts to email and Slack, which are not configured here).
     return (
-        f'[channels.hook]\ntype = "webhook"\nurl = "{sink_url}"\n'
-        '[[routes]]\nchannels = ["hook"]\n'
+        f'[channels.hook]\ntype = "webhook"\nurl = "{sink_url}"\n[[routes]]\nchannels = ["hook"]\n'
     )
 
 
@@ -168,19 +167,19 @@ def run_e2e(quick: bool, rounds: int) -> list[dict[str, Any]]:
             work = Path(tmp) / f"e2e{n}"
             work.mkdir()
             tag = f"{int(time.time()):x}{n:02x}"
-            with TimedHTTPSink(str(work / "arrivals.json")) as sink:
-                with Receiver(work, extra=_serve_config(sink.url("hook"))) as rx:
-                    # Warm-up: one body, delivered, before the timed part.
-                    load(rx.url, 10**7, 1, 1, tag + "w")
-                    _wait_for(sink, ALERTS_PER_BODY, 30)
-                    base = sink.count
-                    cpu0 = rx.cpu_seconds()
-                    proc, out = _steady_run([rx.url], rate, seconds, tag, 0.5)
-                    result = out.get(timeout=seconds + 600)
-                    proc.join(timeout=30)
-                    expected = base + len(result["sent"])
-                    _wait_for(sink, expected, 60)
-                    cpu = rx.cpu_seconds() - cpu0
+            sink = TimedHTTPSink(str(work / "arrivals.json"))
+            with sink, Receiver(work, extra=_serve_config(sink.url("hook"))) as rx:
+                # Warm-up: one body, delivered, before the timed part.
+                load(rx.url, 10**7, 1, 1, tag + "w")
+                _wait_for(sink, ALERTS_PER_BODY, 30)
+                base = sink.count
+                cpu0 = rx.cpu_seconds()
+                proc, out = _steady_run([rx.url], rate, seconds, tag, 0.5)
+                result = out.get(timeout=seconds + 600)
+                proc.join(timeout=30)
+                expected = base + len(result["sent"])
+                _wait_for(sink, expected, 60)
+                cpu = rx.cpu_seconds() - cpu0
             arrivals = [a for a in sink.arrivals if _fingerprint(a[0]).startswith(tag)]
             arrivals = [a for a in arrivals if not _fingerprint(a[0]).startswith(tag + "w")]
             _check(result["sent"], arrivals, "e2e")
@@ -329,9 +328,8 @@ def run_cluster(quick: bool, rounds: int) -> list[dict[str, Any]]:
                     if _fingerprint(a[0]).startswith(tag)
                     and not _fingerprint(a[0]).startswith(tag + "w")
                 ]
-                sent = {
-                    f"{tag}{i:08x}{j:02x}": 0.0 for i in range(total) for j in range(ALERTS_PER_BODY)
-                }
+                per_body = range(ALERTS_PER_BODY)
+                sent = {f"{tag}{i:08x}{j:02x}": 0.0 for i in range(total) for j in per_body}
                 _check(sent, arrivals, f"cluster of {instances}")
                 last = max(at for _, _, at in arrivals)
                 return len(arrivals) / (last - started)

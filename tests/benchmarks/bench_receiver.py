@@ -183,11 +183,28 @@ class Receiver:
 def run_receiver(quick: bool, rounds: int) -> list[dict[str, Any]]:
     """Row 5: requests/s and latency percentiles of the receiver on SQLite (the default)."""
     with tempfile.TemporaryDirectory(prefix="pixalert-bench-") as tmp, Receiver(Path(tmp)) as rx:
-        return [_receiver_row(rx, "SQLite", quick, rounds, "receiver")]
+        samples = _receiver_samples({"": rx}, quick, rounds)
+    return [
+        row(
+            "receiver",
+            f"pixalert serve: Alertmanager bodies of {ALERTS_PER_BODY} alerts, "
+            f"{INFLIGHT} connections, each alert stored before the 200",
+            "",
+            samples,
+            targets=[  # issue 17's (the recorded full run predates them: 300, 3,000, 100)
+                {"what": "requests/s", "op": ">=", "value": 1000},
+                {"what": "alerts/s", "op": ">=", "value": 10000},
+                {"what": "p99 ms", "op": "<=", "value": 50},
+            ],
+            requests=_count(quick),
+            inflight=INFLIGHT,
+        )
+    ]
 
 
 def run_receiver_postgres(quick: bool, rounds: int) -> list[dict[str, Any]]:
-    """Row 5b: the same receiver row with a PostgreSQL history (and state)."""
+    """Row 5b: the receiver with a PostgreSQL history (and state), interleaved round by
+    round with one on SQLite, for the ratio."""
     from _stores import pg_schema, pg_unreachable
 
     reason = pg_unreachable()
@@ -196,66 +213,84 @@ def run_receiver_postgres(quick: bool, rounds: int) -> list[dict[str, Any]]:
         return []
     with (
         tempfile.TemporaryDirectory(prefix="pixalert-bench-") as tmp,
+        tempfile.TemporaryDirectory(prefix="pixalert-bench-") as tmp2,
         pg_schema() as (_, url),
-        Receiver(Path(tmp), history=url, extra=f"state = {json.dumps(url)}\n") as rx,
+        Receiver(Path(tmp), history=url, extra=f"state = {json.dumps(url)}\n") as pg,
+        Receiver(Path(tmp2)) as lite,
     ):
-        return [_receiver_row(rx, "PostgreSQL", quick, rounds, "receiver-postgres")]
+        samples = _receiver_samples({"PostgreSQL ": pg, "SQLite ": lite}, quick, rounds)
+    return [
+        row(
+            "receiver-postgres",
+            f"pixalert serve: Alertmanager bodies of {ALERTS_PER_BODY} alerts, "
+            f"{INFLIGHT} connections, each alert stored before the 200, PostgreSQL "
+            "against SQLite",
+            "",
+            samples,
+            pairs=[("PostgreSQL requests/s", "SQLite requests/s")],
+            targets=[],  # issue 17: "the same measured on PostgreSQL"; no target of its own
+            show=[
+                f"{store} {what}"
+                for what in ("alerts/s", "p50 ms", "p99 ms")
+                for store in ("PostgreSQL", "SQLite")
+            ],
+            requests=_count(quick),
+            inflight=INFLIGHT,
+        )
+    ]
 
 
-def _receiver_row(
-    rx: Receiver, store: str, quick: bool, rounds: int, group: str
-) -> dict[str, Any]:
-    count = 300 if quick else 1500
+INFLIGHT = 10
+
+
+def _count(quick: bool) -> int:
+    return 300 if quick else 1500
+
+
+def _receiver_samples(
+    receivers: dict[str, Receiver], quick: bool, rounds: int
+) -> dict[str, list[float]]:
+    """Interleaved trials on each receiver (named by a prefix of its sample names)."""
+    count = _count(quick)
     warm = 30
-    inflight = 10
+    inflight = INFLIGHT
     tag = f"{int(time.time()):x}"
-    log(f"  receiver ({store}) at {rx.url}")
+    for prefix, rx in receivers.items():
+        log(f"  receiver {prefix.strip() or 'SQLite'} at {rx.url}")
     next_request = 0
-    p50s: list[float] = []
-    p99s: list[float] = []
+    p50s: dict[str, list[float]] = {p: [] for p in receivers}
+    p99s: dict[str, list[float]] = {p: [] for p in receivers}
 
-    def trial() -> float:
-        nonlocal next_request
-        before = rx.stored()
-        warmup = load(rx.url, next_request, warm, inflight, tag)
-        next_request += warm
-        result = load(rx.url, next_request, count, inflight, tag)
-        next_request += count
-        ok = result["statuses"].get(200, 0) + warmup["statuses"].get(200, 0)
-        if ok != warm + count:
-            raise CountMismatch(f"receiver: statuses {result['statuses']} (expected all 200)")
-        got = rx.stored() - before
-        if got != ok * ALERTS_PER_BODY:
-            raise CountMismatch(
-                f"receiver: answered 200 to {ok} bodies of {ALERTS_PER_BODY} alerts, "
-                f"the store holds {got} new alerts"
-            )
-        p50s.append(percentile(result["latencies"], 50) * 1000)
-        p99s.append(percentile(result["latencies"], 99) * 1000)
-        return count / result["elapsed"]
+    def trial_of(prefix: str, rx: Receiver) -> Any:
+        def trial() -> float:
+            nonlocal next_request
+            before = rx.stored()
+            warmup = load(rx.url, next_request, warm, inflight, tag)
+            next_request += warm
+            result = load(rx.url, next_request, count, inflight, tag)
+            next_request += count
+            ok = result["statuses"].get(200, 0) + warmup["statuses"].get(200, 0)
+            if ok != warm + count:
+                raise CountMismatch(f"receiver: statuses {result['statuses']} (expected all 200)")
+            got = rx.stored() - before
+            if got != ok * ALERTS_PER_BODY:
+                raise CountMismatch(
+                    f"receiver: answered 200 to {ok} bodies of {ALERTS_PER_BODY} alerts, "
+                    f"the store holds {got} new alerts"
+                )
+            p50s[prefix].append(percentile(result["latencies"], 50) * 1000)
+            p99s[prefix].append(percentile(result["latencies"], 99) * 1000)
+            return count / result["elapsed"]
 
-    samples = interleave({"requests/s": trial}, rounds, f"receiver ({store})")
-    samples["alerts/s"] = [v * ALERTS_PER_BODY for v in samples["requests/s"]]
-    samples["p50 ms"] = p50s
-    samples["p99 ms"] = p99s
-    if store == "SQLite":
-        targets = [  # issue 17's (the recorded full run predates them: 300, 3,000, 100)
-            {"what": "requests/s", "op": ">=", "value": 1000},
-            {"what": "alerts/s", "op": ">=", "value": 10000},
-            {"what": "p99 ms", "op": "<=", "value": 50},
-        ]
-        where = ""
-    else:  # issue 17: "the same measured on PostgreSQL"; no target of its own
-        targets = []
-        where = f", {store} store"
-    return row(
-        group,
-        f"pixalert serve: Alertmanager bodies of {ALERTS_PER_BODY} alerts, "
-        f"{inflight} connections, each alert stored before the 200{where}",
-        "",
-        samples,
-        targets=targets,
-        requests=count,
-        inflight=inflight,
-        store=store,
+        return trial
+
+    rates = interleave(
+        {f"{p}requests/s": trial_of(p, rx) for p, rx in receivers.items()}, rounds, "receiver"
     )
+    samples: dict[str, list[float]] = {}
+    for p in receivers:
+        samples[f"{p}requests/s"] = rates[f"{p}requests/s"]
+        samples[f"{p}alerts/s"] = [v * ALERTS_PER_BODY for v in rates[f"{p}requests/s"]]
+        samples[f"{p}p50 ms"] = p50s[p]
+        samples[f"{p}p99 ms"] = p99s[p]
+    return samples
