@@ -14,6 +14,7 @@ accepted request, or the run fails.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import multiprocessing as mp
@@ -24,6 +25,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -73,31 +75,49 @@ def alertmanager_body(request: int, tag: str) -> bytes:
     return json.dumps(body).encode()
 
 
-def _load(url: str, start: int, count: int, inflight: int, tag: str, out: Any) -> None:
-    """In the load generator process: post ``count`` bodies, report timings."""
+def _load(
+    url: str, start: int, count: int, inflight: int, tag: str, out: Any, retry: bool = False
+) -> None:
+    """In the load generator process: post ``count`` bodies, report timings.
+
+    ``retry``: post a body answered 503 again after its ``Retry-After`` (as
+    Alertmanager does), counting how often in ``retried``; ``statuses`` then
+    holds each body's last answer."""
     import aiohttp
 
     async def main() -> dict[str, Any]:
         bodies = [alertmanager_body(start + i, tag) for i in range(count)]
         latencies: list[float] = []
         statuses: dict[int, int] = {}
+        retried = 0
         numbers = iter(range(count))
         headers = {"content-type": "application/json"}
         connector = aiohttp.TCPConnector(limit=inflight)
         async with aiohttp.ClientSession(connector=connector) as session:
 
             async def worker() -> None:
+                nonlocal retried
                 for i in numbers:
-                    t0 = time.perf_counter()
-                    async with session.post(url, data=bodies[i], headers=headers) as response:
-                        await response.read()
-                    latencies.append(time.perf_counter() - t0)
+                    while True:
+                        t0 = time.perf_counter()
+                        async with session.post(url, data=bodies[i], headers=headers) as response:
+                            await response.read()
+                        latencies.append(time.perf_counter() - t0)
+                        if not (retry and response.status == 503):
+                            break
+                        retried += 1
+                        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
                     statuses[response.status] = statuses.get(response.status, 0) + 1
 
             started = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(inflight)))
             elapsed = time.perf_counter() - started
-        return {"elapsed": elapsed, "latencies": latencies, "statuses": statuses}
+        return {
+            "elapsed": elapsed,
+            "latencies": latencies,
+            "statuses": statuses,
+            "retried": retried,
+        }
 
     out.put(asyncio.run(main()))
 
@@ -129,6 +149,7 @@ class Receiver:
         self.tmp = tmp
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
+        self.output: collections.deque[str] = collections.deque(maxlen=20)
 
     def __enter__(self) -> Receiver:
         script = Path(sys.executable).with_name("pixalert")
@@ -151,6 +172,10 @@ class Receiver:
             found = re.search(r"(http://[^ ]+/webhook/alerts)", line)
             if found:
                 self.url = found.group(1)
+                # Keep reading what it prints (a full pipe would block it); the last
+                # lines are kept for error messages.
+                reader = threading.Thread(target=self._read_output, daemon=True)
+                reader.start()
                 return self
         raise RuntimeError("pixalert serve did not say where it listens")
 
@@ -162,6 +187,11 @@ class Receiver:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+    def _read_output(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line.rstrip())
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the serve process has used so far (Linux ``/proc``)."""
