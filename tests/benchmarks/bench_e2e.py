@@ -226,7 +226,10 @@ OUTAGE_SETTINGS = {
 
 
 def run_e2e_outage(quick: bool, rounds: int) -> list[dict[str, Any]]:
-    """Row 11: the sink refuses for the first part; every alert arrives, drain time."""
+    """Row 11: the sink refuses for the first part; every alert arrives, drain time.
+
+    At most 3 rounds: a trial with the default settings lasts about 80 s."""
+    rounds = min(rounds, 3)
     rate = 300.0 if quick else 1000.0
     seconds = 6.0 if quick else 30.0
     down = 3.0 if quick else 10.0
@@ -297,7 +300,10 @@ def run_e2e_outage(quick: bool, rounds: int) -> list[dict[str, Any]]:
 
 
 def run_cluster(quick: bool, rounds: int) -> list[dict[str, Any]]:
-    """Row 12: three pixalert serve on one PostgreSQL against one; no alert sent twice."""
+    """Row 12: three pixalert serve on one PostgreSQL against one; no alert sent twice.
+
+    At most 3 rounds (each trial starts its instances and a schema)."""
+    rounds = min(rounds, 3)
     from _stores import pg_schema, pg_unreachable
 
     reason = pg_unreachable()
