@@ -35,6 +35,15 @@ def _value(stats: dict[str, Any], name: str, unit: str) -> str:
     return f"{name}: {num(st['median'])} {unit}".rstrip()
 
 
+def _pair(name: str, stats: dict[str, Any]) -> tuple[str, str]:
+    """The two contenders of the ratio ``name`` ("a/b"; either may hold a "/" itself)."""
+    for i, ch in enumerate(name):
+        if ch == "/" and name[:i] in stats and name[i + 1 :] in stats:
+            return name[:i], name[i + 1 :]
+    mine, other = name.split("/", 1)
+    return mine, other
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The results table: one line per ratio, and one per measured value with a target."""
     lines = [
@@ -48,7 +57,7 @@ def markdown(result: dict[str, Any]) -> str:
         units = r.get("units", {})
         first = True
         for name, ratio in r["ratios"].items():
-            mine, other = name.split("/", 1)
+            mine, other = _pair(name, stats)
             target, met = _target(r["targets"], name)
             spread = stats[mine]["spread"] / 2
             lines.append(
@@ -68,6 +77,7 @@ def markdown(result: dict[str, Any]) -> str:
         if r["ratios"]:
             # Contenders with a target of their own (not a ratio) still get a line.
             named = [t["what"] for t in r["targets"] if t["what"] in stats]
+            named += [n for n in r.get("show", []) if n in stats and n not in named]
         else:
             named = list(stats)
         for name in named:

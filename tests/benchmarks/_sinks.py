@@ -202,5 +202,85 @@ class SlackSink(_Sink):
         return f"http://127.0.0.1:{self.port}/services/T000/B000/bench-secret"
 
 
+def _serve_timed(port_q: Any, counter: Any, stop: Any, port: int, out: str) -> None:
+    import json
+    import time
+
+    from aiohttp import web
+
+    arrivals: list[tuple[str, str, float]] = []
+
+    async def main() -> None:
+        async def handle(request: web.BaseRequest) -> web.Response:
+            body = await request.read()
+            if request.method == "POST":
+                at = time.monotonic()
+                data = json.loads(body).get("data", {})
+                arrivals.append((str(data.get("key")), str(data.get("id")), at))
+                counter.value += 1
+            return web.Response(body=b'{"ok":true}', content_type="application/json")
+
+        server = web.Server(handle, access_log=None)
+        loop = asyncio.get_running_loop()
+        srv = await loop.create_server(server, "127.0.0.1", port, backlog=1024, reuse_address=True)
+        port_q.put(srv.sockets[0].getsockname()[1])
+        await loop.run_in_executor(None, stop.wait)
+        srv.close()
+        await server.shutdown(0.5)
+        with open(out, "w") as f:
+            json.dump(arrivals, f)
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    asyncio.run(main())
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a sink that starts later)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class TimedHTTPSink(_Sink):
+    """An HTTP sink for pixalert-webhook bodies that notes, per POST, the alert's key and id
+    and when it arrived (``time.monotonic()``, the same clock in every process on Linux).
+
+    ``port`` 0 picks a free one; a fixed ``port`` lets the sink start after the sender
+    was told where it is (until then connections to it are refused). :attr:`arrivals`
+    is read after the sink stopped.
+    """
+
+    def __init__(self, out: str, port: int = 0) -> None:
+        super().__init__()
+        self.out, self.fixed_port = out, port
+        self.arrivals: list[tuple[str, str, float]] = []
+
+    def __enter__(self) -> TimedHTTPSink:
+        self.process = _CTX.Process(
+            target=_serve_timed,
+            args=(self._port_q, self.counter, self._stop, self.fixed_port, self.out),
+            daemon=True,
+        )
+        self.process.start()
+        self.port = self._port_q.get(timeout=60)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import json
+
+        super().__exit__(*exc)
+        try:
+            with open(self.out) as f:
+                self.arrivals = [tuple(a) for a in json.load(f)]  # type: ignore[misc]
+        except (OSError, ValueError):
+            self.arrivals = []
+
+    def url(self, path: str = "hook") -> str:
+        """A URL on this sink."""
+        return f"http://127.0.0.1:{self.port or self.fixed_port}/{path}"
+
+
 class CountMismatch(AssertionError):
     """A sink did not receive what a contender said it sent: the run fails."""

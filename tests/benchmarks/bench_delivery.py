@@ -12,9 +12,11 @@ import asyncio
 import functools
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from _common import interleave, log, row
@@ -105,13 +107,19 @@ def _check_results(results: Any, names: list[str]) -> None:
 
 
 async def webhook_pixalert(
-    urls: list[str], warm: int, count: int, inflight: int, *, concurrency: int | None = None
+    urls: list[str],
+    warm: int,
+    count: int,
+    inflight: int,
+    *,
+    concurrency: int | None = None,
+    history: str = "memory://",
 ) -> tuple[float, int]:
     from pixalert import NotificationManager
 
     channels = {f"hook{i}": {"type": "webhook", "url": url} for i, url in enumerate(urls)}
     names = list(channels)
-    config: dict[str, Any] = {"history": "memory://", "channels": channels}
+    config: dict[str, Any] = {"history": history, "channels": channels}
     if concurrency is not None:  # else the default: at most 10 requests per channel at once
         config["delivery"] = {"concurrency": concurrency}
     manager = NotificationManager(config=config, env={}, read_files=False)
@@ -206,7 +214,7 @@ def run_webhook(quick: bool, rounds: int) -> list[dict[str, Any]]:
     rows = []
     with HTTPSink() as sink:
         for targets in (1, 4):
-            urls = [sink.url_of(f"hook{i}") for i in range(targets)]
+            urls = [sink.url(f"hook{i}") for i in range(targets)]
             count = (300 if quick else 1500) // targets
             warm = max(20, count // 10)
             for inflight in (10, 50):
@@ -254,6 +262,115 @@ def run_webhook(quick: bool, rounds: int) -> list[dict[str, Any]]:
                         alerts=count,
                         requests_per_alert=targets,
                         inflight=inflight,
+                    )
+                )
+    return rows
+
+
+# ----------------------------------------------------------------------------
+# Row 1c: the same webhook rows with the stores users run (SQLite, PostgreSQL)
+# ----------------------------------------------------------------------------
+
+#: Which stores ``webhook-stores`` measures (``run.py --stores``).
+STORES = ["memory", "sqlite", "postgres"]
+STORE_NAMES = {
+    "memory": "pixalert, memory store",
+    "sqlite": "pixalert, SQLite store",
+    "postgres": "pixalert, PostgreSQL store",
+}
+
+
+def _store_contender(store: str, tmp: Path) -> Callable[..., Any]:
+    """An async contender like :func:`webhook_pixalert` on a fresh store of ``store``."""
+    numbers = iter(range(1_000_000))
+
+    async def contender(urls: list[str], warm: int, count: int, inflight: int) -> Any:
+        if store == "memory":
+            return await webhook_pixalert(urls, warm, count, inflight)
+        if store == "sqlite":  # the default store: a file, WAL; a new one per trial
+            url = f"sqlite:///{tmp / f'hook{next(numbers)}.db'}"
+            return await webhook_pixalert(urls, warm, count, inflight, history=url)
+        from _stores import pg_schema
+
+        with pg_schema() as (_, url):  # a schema of its own per trial
+            return await webhook_pixalert(urls, warm, count, inflight, history=url)
+
+    return contender
+
+
+def run_webhook_stores(quick: bool, rounds: int) -> list[dict[str, Any]]:
+    """Row 1c: row 1 with pixalert on each store, against the same raw clients, one run."""
+    global DEADLINE
+    DEADLINE = 2.0 if quick else 5.0
+    from _stores import pg_unreachable
+
+    stores = list(STORES)
+    skipped = None
+    if "postgres" in stores:
+        skipped = pg_unreachable()
+        if skipped:
+            log(f"  skipping the PostgreSQL contenders: {skipped}")
+            stores.remove("postgres")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="pixalert-bench-") as tmp, HTTPSink() as sink:
+        for targets in (1, 4):
+            urls = [sink.url(f"hook{i}") for i in range(targets)]
+            count = (300 if quick else 1500) // targets
+            warm = max(20, count // 10)
+            for inflight in (10, 50):
+                label = f"webhook by store, {targets} channel(s), {inflight} in flight"
+
+                def trial(fn: Any, name: str, args: tuple[Any, ...], what: str) -> Any:
+                    def run() -> float:
+                        before = sink.count
+                        value, sent = asyncio.run(fn(*args))
+                        sink.expect(before, sent * len(args[0]), f"{what}: {name}")
+                        return float(value)
+
+                    return run
+
+                contenders: dict[str, Any] = {
+                    STORE_NAMES[s]: _store_contender(s, Path(tmp)) for s in stores
+                }
+                contenders.update(
+                    aiohttp=webhook_aiohttp, httpx=webhook_httpx, apprise=webhook_apprise
+                )
+                pairs = [(STORE_NAMES[s], "aiohttp") for s in stores]
+                pairs += [(STORE_NAMES[s], "apprise") for s in stores if s != "memory"]
+                pairs += [(STORE_NAMES[s], "httpx") for s in stores if s != "memory"]
+                if "memory" in stores:
+                    pairs += [(STORE_NAMES[s], STORE_NAMES["memory"]) for s in stores[1:]]
+                goals = []
+                if "sqlite" in stores:
+                    goals += [
+                        {"what": f"{STORE_NAMES['sqlite']}/aiohttp", "op": ">=", "value": 0.5},
+                        {"what": f"{STORE_NAMES['sqlite']}/apprise", "op": ">=", "value": 5.0},
+                    ]
+                if "postgres" in stores:
+                    goals.append(
+                        {"what": f"{STORE_NAMES['postgres']}/aiohttp", "op": ">=", "value": 0.3}
+                    )
+                samples = interleave(
+                    {
+                        name: trial(fn, name, (urls, warm, count, inflight), label)
+                        for name, fn in contenders.items()
+                    },
+                    rounds,
+                    label,
+                )
+                rows.append(
+                    row(
+                        "webhook-stores",
+                        f"{targets} webhook channel{'s' if targets > 1 else ''}, "
+                        f"{inflight} alerts in flight, by store",
+                        "alerts/s",
+                        samples,
+                        pairs=pairs,
+                        targets=goals,
+                        alerts=count,
+                        requests_per_alert=targets,
+                        inflight=inflight,
+                        skipped=skipped,
                     )
                 )
     return rows
@@ -487,7 +604,7 @@ def run_apprise(quick: bool, rounds: int) -> list[dict[str, Any]]:
     inflight = 10
     label = f"apprise json://, {inflight} in flight"
     with HTTPSink() as sink:
-        url = sink.url_of("apprise")
+        url = sink.url("apprise")
 
         def trial(fn: Any, name: str) -> Any:
             def run() -> float:

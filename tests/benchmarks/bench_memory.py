@@ -103,7 +103,7 @@ def run_memory(quick: bool, rounds: int) -> list[dict[str, Any]]:
         def trial() -> float:
             before = sink.count
             out = subprocess.run(
-                [sys.executable, __file__, "--child", sink.url_of("hook"), str(alerts)],
+                [sys.executable, __file__, "--child", sink.url("hook"), str(alerts)],
                 capture_output=True,
                 text=True,
                 check=True,

@@ -6,7 +6,12 @@ results table of ``docs/performance.md`` (between its marker comments).
 Exits 1 when a sink's count does not match what was sent (or a contender
 failed), and with ``--strict`` also when a target is missed.
 
-Groups: webhook, apprise, email, core, store, receiver, coldstart, memory, dashboard, noise.
+Groups: webhook, webhook-stores, apprise, email, core, store, receiver,
+receiver-postgres, e2e, e2e-outage, cluster, coldstart, memory, dashboard, noise.
+The PostgreSQL rows (webhook-stores' PostgreSQL contender, receiver-postgres,
+cluster) use ``PIXALERT_BENCH_PG`` (default
+``postgresql://postgres@127.0.0.1:5432/test``), a schema of their own per trial,
+and are skipped with the reason printed when it cannot be reached.
 """
 
 from __future__ import annotations
@@ -32,11 +37,16 @@ from _report import markdown, write_docs  # noqa: E402
 
 GROUPS = [
     "webhook",
+    "webhook-stores",
     "apprise",
     "email",
     "core",
     "store",
     "receiver",
+    "receiver-postgres",
+    "e2e",
+    "e2e-outage",
+    "cluster",
     "coldstart",
     "memory",
     "dashboard",
@@ -49,6 +59,8 @@ PACKAGES = [
     "pixalert-email",
     "pixalert-monitoring",
     "pixalert-apprise",
+    "pixalert-postgres",
+    "psycopg",
     "httpx",
     "httpcore",
     "aiohttp",
@@ -124,6 +136,26 @@ def run_group(name: str, quick: bool, rounds: int) -> list[dict[str, Any]]:
         from bench_delivery import run_webhook
 
         return run_webhook(quick, rounds)
+    if name == "webhook-stores":
+        from bench_delivery import run_webhook_stores
+
+        return run_webhook_stores(quick, rounds)
+    if name == "receiver-postgres":
+        from bench_receiver import run_receiver_postgres
+
+        return run_receiver_postgres(quick, rounds)
+    if name == "e2e":
+        from bench_e2e import run_e2e
+
+        return run_e2e(quick, rounds)
+    if name == "e2e-outage":
+        from bench_e2e import run_e2e_outage
+
+        return run_e2e_outage(quick, rounds)
+    if name == "cluster":
+        from bench_e2e import run_cluster
+
+        return run_cluster(quick, rounds)
     if name == "apprise":
         from bench_delivery import run_apprise
 
@@ -167,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a one-minute version")
     parser.add_argument("--only", nargs="+", choices=GROUPS, help="run only these groups")
+    parser.add_argument(
+        "--stores",
+        nargs="+",
+        choices=["memory", "sqlite", "postgres"],
+        help="the stores webhook-stores runs pixalert on (default all three)",
+    )
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5, quick 2)")
     parser.add_argument(
         "--out",
@@ -182,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     rounds = args.rounds or (2 if args.quick else 5)
+    if args.stores:
+        import bench_delivery
+
+        bench_delivery.STORES[:] = args.stores
     groups = args.only or GROUPS
     result: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
