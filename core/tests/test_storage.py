@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -110,12 +111,53 @@ async def test_submit_answers_once_stored_and_drain_waits(clock: FakeClock) -> N
         ("sqlite:////var/lib/pixalert/h.db", "/var/lib/pixalert/h.db"),
         ("sqlite:///h.db", "h.db"),
         ("sqlite://", ":memory:"),
+        ("sqlite:///h.db?synchronous=full", "h.db"),
     ],
 )
 def test_sqlite_urls_read_as_sqlalchemy_does(url: str, path: str) -> None:
     from pixalert._sqlite import sqlite_path
 
     assert sqlite_path(url) == path
+
+
+async def test_a_sqlite_url_can_ask_for_synchronous_full(tmp_path: Path) -> None:
+    """``?synchronous=full``: each commit reaches the disk before it returns (a power
+    cut loses no stored alert); the default is WAL's ``normal``."""
+    from pixalert._sqlite import SQLiteHistoryStore
+    from pixalert.storage import SystemClock
+
+    clock = SystemClock()
+
+    def setting(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    default = SQLiteHistoryStore(f"sqlite:///{tmp_path / 'a.db'}", clock)
+    full = SQLiteHistoryStore(f"sqlite:///{tmp_path / 'b.db'}?synchronous=FULL", clock)
+    try:
+        assert await default._db.run(setting) == 1  # NORMAL
+        assert await full._db.run(setting) == 2  # FULL
+        # A second store on the same file asking for full makes the shared connection full.
+        stricter = SQLiteHistoryStore(f"sqlite:///{tmp_path / 'a.db'}?synchronous=full", clock)
+        assert await default._db.run(setting) == 2
+        await stricter.aclose()
+    finally:
+        await default.aclose()
+        await full.aclose()
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("synchronous=off", "synchronous: expected normal or full, got 'off'"),
+        ("journal=delete", "unknown option 'journal' (expected: synchronous)"),
+    ],
+)
+def test_sqlite_url_options_are_checked(tmp_path: Path, query: str, message: str) -> None:
+    from pixalert._sqlite import SQLiteHistoryStore
+    from pixalert.storage import SystemClock
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        SQLiteHistoryStore(f"sqlite:///{tmp_path / 'h.db'}?{query}", SystemClock())
 
 
 def test_backend_url_helpers_keep_the_password_out_of_sight() -> None:

@@ -247,19 +247,43 @@ def _fold(text: str | None) -> str | None:
     return None if text is None else text.casefold()
 
 
+#: ``?synchronous=`` of a SQLite URL: how much a commit waits for the disk (WAL mode).
+SYNCHRONOUS = ("normal", "full")
+
+
 def sqlite_path(url: str) -> str:
     """The file path of a SQLite URL, as SQLAlchemy reads them.
 
-    ``sqlite:///relative.db``, ``sqlite:////absolute/path.db``, ``sqlite://`` (memory).
+    ``sqlite:///relative.db``, ``sqlite:////absolute/path.db``, ``sqlite://`` (memory);
+    a query (``?synchronous=full``, see :func:`sqlite_synchronous`) is not part of it.
     """
     if not url.startswith("sqlite:"):
         raise ValueError(f"history: expected a sqlite:///path URL, got {url.split(':', 1)[0]}:...")
-    rest = url[len("sqlite:") :]
+    rest = url[len("sqlite:") :].split("?", 1)[0]
     if rest.startswith("///"):
         return rest[3:]
     if rest.startswith("//"):
         return rest[2:] or ":memory:"
     return rest or ":memory:"
+
+
+def sqlite_synchronous(url: str) -> str:
+    """The ``synchronous`` setting a SQLite URL asks for: ``normal`` (the default: a
+    commit survives the process being killed, a power cut can lose the last ones)
+    or ``full`` (``?synchronous=full``: each commit is on disk before it returns)."""
+    query = url.split("?", 1)[1] if "?" in url else ""
+    options = {k: v for k, v in (p.partition("=")[::2] for p in query.split("&") if p)}
+    unknown = sorted(set(options) - {"synchronous"})
+    if unknown:
+        raise ValueError(
+            f"{url.split('?', 1)[0]}: unknown option {unknown[0]!r} (expected: synchronous)"
+        )
+    value = options.get("synchronous", "normal").lower()
+    if value not in SYNCHRONOUS:
+        raise ValueError(
+            f"{url.split('?', 1)[0]}: synchronous: expected normal or full, got {value[:20]!r}"
+        )
+    return value
 
 
 class SQLiteDatabase:
@@ -268,8 +292,10 @@ class SQLiteDatabase:
     _shared: dict[str, SQLiteDatabase] = {}
     _shared_lock = threading.Lock()
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, synchronous: str = "normal") -> None:
         self.path = path
+        self.synchronous = synchronous
+        self._synchronous = ""  # the setting the connection has
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixalert-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._users = 0
@@ -279,24 +305,31 @@ class SQLiteDatabase:
         self._draining = False
 
     @classmethod
-    def open(cls, path: str) -> SQLiteDatabase:
-        """The database for ``path``, shared by the stores of one process."""
+    def open(cls, path: str, synchronous: str = "normal") -> SQLiteDatabase:
+        """The database for ``path``, shared by the stores of one process (``full``
+        wins when two of them ask for different ``synchronous`` settings)."""
         with cls._shared_lock:
             db = cls._shared.get(path)
             if db is None or path == ":memory:":
-                db = cls(path)
+                db = cls(path, synchronous)
                 if path != ":memory:":
                     cls._shared[path] = db
+            elif synchronous == "full":
+                db.synchronous = "full"  # the worker applies it before its next batch
             db._users += 1
             return db
 
     def _connect(self) -> sqlite3.Connection:
+        if self._conn is not None and self._synchronous != self.synchronous:
+            self._conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            self._synchronous = self.synchronous
         if self._conn is None:
             if self.path != ":memory:":
                 _create_private(Path(self.path))
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            self._synchronous = self.synchronous
             conn.execute("PRAGMA busy_timeout=30000")
             conn.create_function("pixalert_fold", 1, _fold, deterministic=True)
             conn.create_function("pixalert_bucket", 1, latency_bucket, deterministic=True)
@@ -455,7 +488,7 @@ class SQLiteStateBackend(BaseStateBackend):
     loop_bound = False
 
     def __init__(self, url: str, clock: Clock) -> None:
-        self._db = SQLiteDatabase.open(sqlite_path(url))
+        self._db = SQLiteDatabase.open(sqlite_path(url), sqlite_synchronous(url))
         self._clock = clock
 
     async def acquire(self, key: str, ttl: float) -> bool:
@@ -685,7 +718,7 @@ class SQLiteHistoryStore(BaseHistoryStore):
     loop_bound = False
 
     def __init__(self, url: str, clock: Clock) -> None:
-        self._db = SQLiteDatabase.open(sqlite_path(url))
+        self._db = SQLiteDatabase.open(sqlite_path(url), sqlite_synchronous(url))
         self._clock = clock
         self._locks = _OwnerLocks(self._db.path)
 
