@@ -33,6 +33,7 @@ import random
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from pixalert import Alert, DeliveryError, Priority
@@ -330,26 +331,50 @@ def build_message(
     if not to_addrs:
         raise DeliveryError.permanent("email: no recipients")
     title = clean_header_text(alert.title)
+    headers, boundary = _headers(
+        _subject(alert, title),
+        from_addr,
+        to_addrs,
+        alert.created_at,
+        message_id_for(alert, from_addr),
+        previous,
+        alert.priority.name,
+        clean_header_text(alert.status),
+    )
+    return OutgoingEmail(headers, _plain(alert, title, links), _html(alert, title, links), boundary)
+
+
+def _headers(
+    subject: str,
+    from_addr: str,
+    to_addrs: Sequence[str],
+    date: datetime,
+    message_id: str,
+    previous: Mapping[str, str] | None,
+    priority: str,
+    status: str,
+) -> tuple[list[tuple[str, str]], str]:
+    """A message's header lines and its multipart boundary; a resolve (``previous``
+    names the message it ends) is threaded under that message."""
     headers = [
-        ("Subject", _subject(alert, title)),
+        ("Subject", subject),
         ("From", from_addr),
         ("To", ", ".join(to_addrs)),
-        ("Date", email.utils.format_datetime(alert.created_at)),
-        ("Message-ID", message_id_for(alert, from_addr)),
+        ("Date", email.utils.format_datetime(date)),
+        ("Message-ID", message_id),
     ]
     parent = (previous or {}).get("message_id")
     if parent and isinstance(parent, str) and _MESSAGE_ID.fullmatch(parent):
-        # Thread the resolve under the alert it ends.
         headers += [("In-Reply-To", parent), ("References", parent)]
     boundary = f"==============={_boundaries.randrange(10**19):019d}=="
     headers += [
         ("Auto-Submitted", "auto-generated"),
-        ("X-Pixalert-Priority", alert.priority.name),
-        ("X-Pixalert-Status", clean_header_text(alert.status)),
+        ("X-Pixalert-Priority", priority),
+        ("X-Pixalert-Status", status),
         ("MIME-Version", "1.0"),
         ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
     ]
-    return OutgoingEmail(headers, _plain(alert, title, links), _html(alert, title, links), boundary)
+    return headers, boundary
 
 
 def _encoded_words(data: bytes, room: int) -> Iterator[str]:
@@ -639,24 +664,16 @@ def build_group_message(
         if templated is None
         else _cut_text(clean_header_text(templated.title), MAX_GROUP_SUBJECT)
     )
-    headers = [
-        ("Subject", subject),
-        ("From", from_addr),
-        ("To", ", ".join(to_addrs)),
-        ("Date", email.utils.format_datetime(group.created_at)),
-        ("Message-ID", group_message_id(group, from_addr)),
-    ]
-    parent = (previous or {}).get("message_id")
-    if parent and isinstance(parent, str) and _MESSAGE_ID.fullmatch(parent):
-        headers += [("In-Reply-To", parent), ("References", parent)]
-    boundary = f"==============={_boundaries.randrange(10**19):019d}=="
-    headers += [
-        ("Auto-Submitted", "auto-generated"),
-        ("X-Pixalert-Priority", group.priority.name),
-        ("X-Pixalert-Status", group.status),
-        ("MIME-Version", "1.0"),
-        ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
-    ]
+    headers, boundary = _headers(
+        subject,
+        from_addr,
+        to_addrs,
+        group.created_at,
+        group_message_id(group, from_addr),
+        previous,
+        group.priority.name,
+        group.status,
+    )
     if templated is not None:
         # A message template made the digest: its text and HTML, in the usual frame.
         return OutgoingEmail(
