@@ -564,33 +564,7 @@ class PagerDutyChannel:
         if self._closed:
             raise DeliveryError.permanent("pagerduty: channel is closed")
         event = build_group_event(group, self._routing_key, source=self.config.source)
-        return await self._post_event(event)
-
-    async def _post_event(self, event: Mapping[str, Any]) -> Receipt:
-        """Post one event, paced; raise :class:`pixalert.DeliveryError` as :meth:`send` does."""
-        import aiohttp
-        import httpx
-        from pixalert.http import error_for_exception
-
-        body = _encode(event)
-        await self.limiter.acquire(self._pace_key)
-        failure: DeliveryError | None = None
-        response: httpx.Response | None = None
-        try:
-            response = await self._http().send(body)
-            await response.aread()
-        except (httpx.HTTPError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            failure = error_for_exception(exc, SERVICE)
-        if failure is not None:
-            raise failure
-        assert response is not None
-        if not 200 <= response.status_code < 300:
-            raise self._error(response)
-        answer = _json(response)
-        dedup_key = str(event["dedup_key"])
-        if isinstance(answer, dict) and isinstance(answer.get("dedup_key"), str):
-            dedup_key = answer["dedup_key"]
-        return {"dedup_key": dedup_key}
+        return {"dedup_key": await self._post(event)}
 
     def _error(self, response: httpx.Response) -> DeliveryError:
         from pixalert.http import error_for_response
