@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
+from pixalert import parse_time
 from pixalert.channels import Duration, redact
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -292,8 +293,6 @@ def _text(data: Mapping[str, Any], name: str, default: str = "", limit: int = 50
 
 def _history_filters(request: Request) -> dict[str, Any]:
     """The Alerts page's filters, checked: the keyword arguments of ``manager.history``."""
-    from datetime import datetime
-
     params = request.query_params
     filters: dict[str, Any] = {
         "hours": query_number(request, "hours", 24.0, 0, _MAX_HOURS),
@@ -320,13 +319,10 @@ def _history_filters(request: Request) -> dict[str, Any]:
         filters[name] = value or None
     until = (params.get("until") or "").strip()
     if until:
-        try:
-            moment = datetime.fromisoformat(until.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"until: expected an ISO 8601 time, got {until[:40]!r}") from None
-        if moment.tzinfo is None:
-            raise ValueError("until: expected a time with its UTC offset")
-        filters["until"] = moment
+        try:  # as the API and the CLI read it: an ISO time, or a duration ago
+            filters["until"] = parse_time(until[:64])
+        except ValueError as exc:
+            raise ValueError(f"until: {exc}") from None
     return filters
 
 
