@@ -185,7 +185,7 @@ def _decision_text(r: Any) -> str:
     if decision == "suppressed":
         return "would be suppressed"
     if decision == "skipped":
-        return "skipped (not configured)"
+        return "skipped"
     return "not routed here"
 
 
