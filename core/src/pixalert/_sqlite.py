@@ -1009,7 +1009,9 @@ class SQLiteHistoryStore(BaseHistoryStore):
 
     async def add_events(self, events: Sequence[AlertEvent]) -> None:
         """Keep events with their alerts."""
-        rows = [(e.alert_id, e.at.timestamp(), e.kind, e.by, e.via, e.note) for e in events]
+        rows = [
+            (e.alert_id, e.at.timestamp(), e.kind, e.by, e.via, e.note, e.alert_id) for e in events
+        ]
         if rows:
             await self._db.run(
                 lambda conn: _tx(
@@ -1017,7 +1019,7 @@ class SQLiteHistoryStore(BaseHistoryStore):
                     lambda c: c.executemany(
                         "INSERT INTO events (alert_id, at, kind, actor, via, note) "
                         "SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS "
-                        "(SELECT 1 FROM alerts WHERE id = ?1)",
+                        "(SELECT 1 FROM alerts WHERE id = ?)",
                         rows,
                     ),
                 )
@@ -1346,8 +1348,8 @@ def _complete(conn: sqlite3.Connection, alert_ids: Sequence[str]) -> list[str]:
     for alert_id in alert_ids:
         cur = conn.execute(
             "UPDATE alerts SET state = 'done' WHERE id = ? AND state = 'pending' AND NOT EXISTS "
-            f"(SELECT 1 FROM deliveries WHERE alert_id = ?1 AND status IN {_WAITING})",
-            (alert_id,),
+            f"(SELECT 1 FROM deliveries WHERE alert_id = ? AND status IN {_WAITING})",
+            (alert_id, alert_id),
         )
         if cur.rowcount == 1:
             done.append(alert_id)
