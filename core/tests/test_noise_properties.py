@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pixalert import DeliveryStatus
 from pixalert._intervals import muted, next_change, parse_time_intervals
@@ -180,6 +180,16 @@ event = st.one_of(
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=st.lists(event, min_size=1, max_size=25), critical=st.booleans())
+@example(  # found by Hypothesis: a resolve of an alert that never fired, then a group
+    events=[
+        ("resolve", "db", 0),
+        ("fire", "db", 2),
+        ("resolve", "db", 2),
+        ("wait", 30, 0),
+        ("resolve", "db", 0),
+    ],
+    critical=False,
+)
 def test_every_fired_alert_is_in_one_notification_or_resolved_first(
     events: list[tuple[str, Any, int]], critical: bool
 ) -> None:

@@ -36,6 +36,7 @@ from ._groups import Group, group_title
 from ._intervals import TimeIntervalSet, muted, next_change
 from ._routes import GroupingConfig, RouteMatch, label_value
 from ._storage import (
+    NEVER_NOTIFIED,
     Claim,
     HistoryQuery,
     HistoryStore,
@@ -515,9 +516,13 @@ class NoiseControl:
                 continue
         resolved: list[Alert] = []
         new: set[str] = set()
+        unseen: list[Claim] = []  # resolves of alerts this group never told of
         for claim in sorted(members, key=lambda c: c.alert.created_at):
             alert = claim.alert
             if alert.resolved:
+                if alert.key not in firing and all(a.key != alert.key for a in resolved):
+                    unseen.append(claim)
+                    continue
                 firing.pop(alert.key, None)
                 resolved = [a for a in resolved if a.key != alert.key] + [alert]
             else:
@@ -525,6 +530,14 @@ class NoiseControl:
                     new.add(alert.id)
                 firing[alert.key] = alert
                 resolved = [a for a in resolved if a.key != alert.key]
+        if unseen:  # nothing to resolve: not a notification, and not news for the group
+            never = DeliveryResult(channel, DeliveryStatus.SUPPRESSED, 0, NEVER_NOTIFIED)
+            await self._settle(unseen, never)
+            members = [c for c in members if c not in unseen]
+            if not members:
+                if not active:
+                    return None
+                return _early(float(state.get("repeat_at", now))), None
         if not firing and not resolved:
             return None
         reason = "reminder" if not members else ("new" if not state.get("count") else "update")
