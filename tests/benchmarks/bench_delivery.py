@@ -207,6 +207,20 @@ WEBHOOK = {
 }
 
 
+def _counted_trial(
+    sink: Any, fn: Any, name: str, args: tuple[Any, ...], what: str
+) -> Callable[[], float]:
+    """A trial of ``fn(*args)`` whose sends the sink must have counted, one per target."""
+
+    def run() -> float:
+        before = sink.count
+        value, sent = asyncio.run(fn(*args))
+        sink.expect(before, sent * len(args[0]), f"{what}: {name}")
+        return float(value)
+
+    return run
+
+
 def run_webhook(quick: bool, rounds: int) -> list[dict[str, Any]]:
     """Row 1: 1 and 4 webhook channels, 10 and 50 alerts in flight."""
     global DEADLINE
@@ -220,14 +234,7 @@ def run_webhook(quick: bool, rounds: int) -> list[dict[str, Any]]:
             for inflight in (10, 50):
                 label = f"webhook {targets} channel(s), {inflight} in flight"
 
-                def trial(fn: Any, name: str, args: tuple[Any, ...], what: str) -> Any:
-                    def run() -> float:
-                        before = sink.count
-                        value, sent = asyncio.run(fn(*args))
-                        sink.expect(before, sent * len(args[0]), f"{what}: {name}")
-                        return float(value)
-
-                    return run
+                trial = functools.partial(_counted_trial, sink)
 
                 contenders = dict(WEBHOOK)
                 pairs = [("pixalert", "aiohttp"), ("pixalert", "httpx"), ("pixalert", "apprise")]
@@ -320,14 +327,7 @@ def run_webhook_stores(quick: bool, rounds: int) -> list[dict[str, Any]]:
             for inflight in (10, 50):
                 label = f"webhook by store, {targets} channel(s), {inflight} in flight"
 
-                def trial(fn: Any, name: str, args: tuple[Any, ...], what: str) -> Any:
-                    def run() -> float:
-                        before = sink.count
-                        value, sent = asyncio.run(fn(*args))
-                        sink.expect(before, sent * len(args[0]), f"{what}: {name}")
-                        return float(value)
-
-                    return run
+                trial = functools.partial(_counted_trial, sink)
 
                 contenders: dict[str, Any] = {
                     STORE_NAMES[s]: _store_contender(s, Path(tmp)) for s in stores
