@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import select
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -35,6 +36,7 @@ __all__ = [
     "PROBE_INTERVAL",
     "RECONNECT_TIMEOUT",
     "Database",
+    "binary",
     "dt",
     "parse_url",
 ]
@@ -104,6 +106,19 @@ def parse_url(url: str) -> tuple[str, dict[str, Any]]:
     return libpq_url, options
 
 
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+def binary(text: str) -> str:
+    """``text`` with its ``%(name)s`` placeholders made ``%(name)b``: the parameters
+    are sent in PostgreSQL's binary format, which psycopg writes several times
+    faster than text for the arrays of a batch (no quoting of each element). Only
+    for statements that give every parameter a type (a cast or a typed column):
+    psycopg sends a binary ``str`` as ``text``, not as a literal of unknown type.
+    """
+    return _PLACEHOLDER.sub(r"%(\1)b", text)
+
+
 #: The latest time a datetime can hold (the end of year 9999, UTC).
 LATEST = datetime.max.replace(tzinfo=timezone.utc)
 _LATEST_SECONDS = LATEST.timestamp()
@@ -115,6 +130,34 @@ def dt(seconds: float) -> datetime:
     if seconds >= _LATEST_SECONDS:
         return LATEST
     return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+async def check_connection(conn: Any) -> None:
+    """The pool's check of a connection it hands out: a round trip only when needed.
+
+    psycopg_pool's own check (``AsyncConnectionPool.check_connection``) sends an
+    empty query every time, a round trip per pooled call. An idle connection has
+    nothing to read, so its socket is looked at first, without waiting: a closed
+    or broken connection, or one the server has written to while it was idle (a
+    server that shut down or was restarted closes it or sends its reason), gets
+    psycopg_pool's check, which raises for a dead one, and the pool replaces it.
+    A connection lost without a word (the network gone) fails on its next
+    statement instead, which :meth:`Database.connection` reports as unavailable.
+    """
+    if not (conn.closed or conn.broken) and not _readable(conn.pgconn.socket):
+        return
+    from psycopg_pool import AsyncConnectionPool
+
+    await AsyncConnectionPool.check_connection(conn)
+
+
+def _readable(fd: int) -> bool:
+    """Whether socket ``fd`` has something to read now (or was closed), without waiting."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])  # pragma: no cover - Windows
 
 
 class Database:
@@ -252,7 +295,7 @@ class Database:
             kwargs=self.connect_kwargs(),
             open=False,
             name="pixalert",
-            check=AsyncConnectionPool.check_connection,
+            check=check_connection,
             reconnect_timeout=RECONNECT_TIMEOUT,
             reconnect_failed=self._pool_gave_up,
         )
@@ -304,7 +347,18 @@ class Database:
             pool = await self.open()
             try:
                 left = max(0.01, deadline - time.monotonic())
-                return await pool.getconn(timeout=left), pool
+                # In short waits: a client that joined the pool's queue just as the
+                # pool was closed (its last connection found dead) would otherwise
+                # wait out the whole pool_timeout.
+                while True:
+                    try:
+                        return await pool.getconn(timeout=min(left, PROBE_INTERVAL)), pool
+                    except PoolTimeout:
+                        if pool is not self._pool or pool.closed:
+                            raise PoolClosed() from None
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            raise
             except PoolClosed:
                 if pool is self._pool:
                     self._drop_pool()

@@ -24,9 +24,9 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pixalert import Alert, DeliveryResult, Priority, StoreUnavailable
 from pixalert.storage import (
@@ -52,7 +52,8 @@ from pixalert.storage import (
     planned,
 )
 
-from ._database import Database, dt
+from ._batch import Batcher
+from ._database import Database, binary, dt
 from ._owners import DEAD_OWNERS, OwnerLocks
 
 __all__ = ["PostgresHistoryStore"]
@@ -234,7 +235,7 @@ def _record_sql(resolves: bool, groups: bool) -> str:
     )
 
 
-_RECORDS = {(r, g): _record_sql(r, g) for r in (False, True) for g in (False, True)}
+_RECORDS = {(r, g): binary(_record_sql(r, g)) for r in (False, True) for g in (False, True)}
 
 # ---------------------------------------------------------------------------
 # Settling, claiming, renewing, releasing
@@ -242,9 +243,11 @@ _RECORDS = {(r, g): _record_sql(r, g) for r in (False, True) for g in (False, Tr
 
 # The alerts' rows are locked first, so that of two instances settling the last
 # deliveries of one alert, the second sees the first's results and reports it done.
-_LOCK_ALERTS = "SELECT 1 FROM {s}.alerts WHERE id = ANY(%(ids)s) ORDER BY id FOR NO KEY UPDATE"
+_LOCK_ALERTS = binary(
+    "SELECT 1 FROM {s}.alerts WHERE id = ANY(%(ids)s) ORDER BY id FOR NO KEY UPDATE"
+)
 
-_SETTLE = f"""
+_SETTLE = binary(f"""
 WITH o AS (
     SELECT * FROM unnest(%(ord)s::int[], %(alert)s::text[], %(channel)s::text[],
                          %(token)s::text[], %(status)s::text[], %(attempts)s::int[],
@@ -264,13 +267,13 @@ upd AS (
     RETURNING o.ord
 )
 SELECT ord FROM upd
-"""
+""")
 
-_FINISHED = f"""
+_FINISHED = binary(f"""
 SELECT a.id FROM unnest(%(ids)s::text[]) AS a (id)
 WHERE NOT EXISTS (SELECT 1 FROM {{s}}.deliveries d
                   WHERE d.alert_id = a.id AND d.status IN {_WAITING})
-"""
+""")
 
 # Claiming: the due rows (soonest first), then the claim, in one statement.
 _CLAIM = (
@@ -585,6 +588,9 @@ class PostgresHistoryStore(BaseHistoryStore):
         # than held by this live owner until their lease runs out.
         self._limbo: dict[tuple[str, str, str], None] = {}
         self._limbo_jobs: dict[tuple[str, str, str], None] = {}
+        # Group commit of the calls every alert makes.
+        self._records = Batcher(self._record_batch)
+        self._settles = Batcher(self._settle_batch)
 
     def __repr__(self) -> str:
         return f"PostgresHistoryStore({self._db.display_url!r}, schema={self._db.schema!r})"
@@ -682,11 +688,17 @@ class PostgresHistoryStore(BaseHistoryStore):
         lease: float,
     ) -> list[Recorded]:
         """:meth:`record` for each alert, all in one statement (all or none), the jobs
-        of the groups its held deliveries join included."""
+        of the groups its held deliveries join included. Calls made while one runs
+        are written together in the next statement (group commit)."""
         if len(alerts) != len(channels):
             raise ValueError("record_many: expected one channel list per alert")
-        if not alerts:
-            return []
+        return await self._records(list(zip(alerts, channels, strict=True)), (owner, lease))
+
+    async def _record_batch(
+        self, batch: list[tuple[Alert, Sequence[str | Planned]]], group: Hashable
+    ) -> list[Recorded]:
+        """Record a batch of (alert, channels) of one (owner, lease) in one statement."""
+        owner, lease = cast("tuple[str, float]", group)
         now = self._db.clock.now()
         a: dict[str, list[Any]] = {
             name: []
@@ -705,7 +717,7 @@ class PostgresHistoryStore(BaseHistoryStore):
         wanted: list[list[str]] = []
         tokens: dict[tuple[str, str], str] = {}
         resolves = groups = False
-        for alert, names in zip(alerts, channels, strict=True):
+        for alert, names in batch:
             a["id"].append(_text(alert.id))
             a["key"].append(_text(alert.key))
             a["created"].append(alert.created_at)
@@ -768,7 +780,7 @@ class PostgresHistoryStore(BaseHistoryStore):
             elif kind == "s":
                 superseded.setdefault(alert_id, set()).add(channel)
         out = []
-        for alert, names in zip(alerts, wanted, strict=True):
+        for (alert, _), names in zip(batch, wanted, strict=True):
             claims = []
             for name in names:
                 if (alert.id, name) in claimed:
@@ -778,9 +790,23 @@ class PostgresHistoryStore(BaseHistoryStore):
         return out
 
     async def settle(self, outcomes: Sequence[tuple[Claim, DeliveryResult]]) -> Settled:
-        """Write every outcome whose claim is still held: one transaction, one round trip."""
-        if not outcomes:
-            return Settled()
+        """Write every outcome whose claim is still held: one transaction, one round trip,
+        shared with the calls made while the one before ran (group commit)."""
+        for claim, result in outcomes:
+            check_outcome(claim, result)
+        marks = await self._settles(outcomes)
+        pairs = zip(outcomes, marks, strict=True)
+        finished = {claim.alert.id for (claim, _), (_, last) in pairs if last}
+        ids = dict.fromkeys(claim.alert.id for claim, _ in outcomes)
+        return Settled(
+            tuple(accepted for accepted, _ in marks), tuple(i for i in ids if i in finished)
+        )
+
+    async def _settle_batch(
+        self, outcomes: list[tuple[Claim, DeliveryResult]], group: Hashable
+    ) -> list[tuple[bool, bool]]:
+        """Settle a batch: per outcome, whether it was written and whether it was the
+        last one written for an alert that has no delivery left waiting."""
         o: dict[str, list[Any]] = {
             name: []
             for name in (
@@ -789,7 +815,6 @@ class PostgresHistoryStore(BaseHistoryStore):
             )
         }
         for n, (claim, result) in enumerate(outcomes):
-            check_outcome(claim, result)
             o["ord"].append(n)
             o["alert"].append(claim.alert.id)
             o["channel"].append(claim.channel)
@@ -813,11 +838,10 @@ class PostgresHistoryStore(BaseHistoryStore):
             self._unwritten(o["alert"], o["channel"], o["token"])
             raise
         done = {row[0] for row in updated}
-        accepted = tuple(n in done for n in range(len(outcomes)))
-        touched = {o["alert"][n] for n in done}
         final = {row[0] for row in finished}
-        completed = tuple(i for i in dict.fromkeys(o["alert"]) if i in touched and i in final)
-        return Settled(accepted, completed)
+        # An alert done is reported once, by the last outcome written for it.
+        last = {o["alert"][n]: n for n in sorted(done) if o["alert"][n] in final}
+        return [(n in done, last.get(o["alert"][n]) == n) for n in range(len(outcomes))]
 
     async def claim_due(self, *, owner: str, lease: float, limit: int = 100) -> list[Claim]:
         """Claim up to ``limit`` due deliveries held by no live owner, soonest first
@@ -1170,5 +1194,7 @@ class PostgresHistoryStore(BaseHistoryStore):
     async def aclose(self) -> None:
         """Close the connections. Owners not closed first are left as a process that
         died leaves them: their locks go, and other instances take their claims."""
+        await self._records.aclose()
+        await self._settles.aclose()
         await self._locks.aclose()
         await self._db.aclose()

@@ -2,38 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any, cast
 
 from pixalert.storage import BaseStateBackend
 
-from ._database import Database, dt
+from ._batch import Batcher
+from ._database import Database, binary, dt
 
 __all__ = ["PostgresStateBackend"]
 
 #: Decisions between deletions of expired keys (the history's purge deletes them too).
 CLEANUP_EVERY = 1000
 
-# One statement decides: insert the key, or take it over only if it expired.
-# Two instances racing on one key serialise on the row; the second sees the
-# first's new expiry and gets no row back.
-_ACQUIRE = """
-INSERT INTO {s}.state_keys (key, expires_at) VALUES (%(key)s, %(until)s)
-ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at, value = NULL
-WHERE {s}.state_keys.expires_at <= %(now)s
-RETURNING 1
-"""
-
-# The same for many keys at once, each once, in key order (two batches racing
-# lock their rows in one order, so they never deadlock).
-_ACQUIRE_MANY = """
+# One statement decides, for a batch of keys: insert each key, or take it over
+# only if it expired. Two instances racing on one key serialise on the row; the
+# second sees the first's new expiry and gets no row back. Each key once, in key
+# order (two batches racing lock their rows in one order, so they never deadlock).
+_ACQUIRE_MANY = binary("""
 INSERT INTO {s}.state_keys (key, expires_at)
 SELECT k.key, %(until)s FROM (SELECT DISTINCT unnest(%(keys)s::text[]) AS key) AS k
 ORDER BY k.key
 ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at, value = NULL
 WHERE {s}.state_keys.expires_at <= %(now)s
 RETURNING key
-"""
+""")
 
 _RELEASE = "DELETE FROM {s}.state_keys WHERE key = %(key)s"
 
@@ -70,6 +63,7 @@ class PostgresStateBackend(BaseStateBackend):
     def __init__(self, url: str, *, clock: Any = None) -> None:
         self._db = Database(url, clock=clock)
         self._acquires = 0
+        self._acquires_of = Batcher(self._acquire_batch)  # grouped by the ttl
 
     def __repr__(self) -> str:
         return f"PostgresStateBackend({self._db.display_url!r}, schema={self._db.schema!r})"
@@ -89,16 +83,17 @@ class PostgresStateBackend(BaseStateBackend):
 
     async def acquire(self, key: str, ttl: float) -> bool:
         """Set ``key`` for ``ttl`` seconds unless it is set; True if this call set it."""
-        now = self._db.clock.now()
-        rows = await self._db.fetch(_ACQUIRE, {"key": key, "until": dt(now + ttl), "now": dt(now)})
-        await self._counted(1, now)
-        return bool(rows)
+        (won,) = await self._acquires_of([key], ttl)
+        return won
 
     async def acquire_many(self, keys: Sequence[str], ttl: float) -> list[bool]:
         """:meth:`acquire` for each key in order, in one statement (a key repeated in
-        ``keys`` gets False after its first time)."""
-        if not keys:
-            return []
+        ``keys`` gets False after its first time). Calls made while one runs share the
+        next statement (group commit)."""
+        return await self._acquires_of(keys, ttl)
+
+    async def _acquire_batch(self, keys: list[str], group: Hashable) -> list[bool]:
+        ttl = cast(float, group)
         now = self._db.clock.now()
         rows = await self._db.fetch(
             _ACQUIRE_MANY, {"keys": list(keys), "until": dt(now + ttl), "now": dt(now)}
@@ -144,4 +139,5 @@ class PostgresStateBackend(BaseStateBackend):
 
     async def aclose(self) -> None:
         """Close the connection pool."""
+        await self._acquires_of.aclose()
         await self._db.aclose()
