@@ -397,17 +397,27 @@ class SQLiteDatabase:
             conn.execute("BEGIN IMMEDIATE")
         except BaseException:
             return self._one_by_one(batch)  # no shared transaction: as if unbatched
-        for fn, loop, future in batch:
-            try:
-                value = fn(conn)
-            except BaseException:
-                # Rare (a constraint, a full disk): undo the batch and run its calls
-                # one by one, so that only the failing one fails. Calls touch nothing
-                # but the database, so running one again after a rollback is safe.
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                return self._one_by_one(batch)
-            outcomes.append((loop, future, value, None))
+        try:
+            for calls in _kinds(batch):
+                first = calls[0][0]
+                if isinstance(first, _Mergeable) and len(calls) > 1:
+                    # The calls were made concurrently, so none waits for another:
+                    # running those of one kind together, in fewer statements, is
+                    # as good as any order.
+                    values = type(first).many(conn, [call[0] for call in calls])
+                else:
+                    values = [fn(conn) for fn, _, _ in calls]
+                outcomes.extend(
+                    (loop, future, value, None)
+                    for (_, loop, future), value in zip(calls, values, strict=True)
+                )
+        except BaseException:
+            # Rare (a constraint, a full disk): undo the batch and run its calls
+            # one by one, so that only the failing one fails. Calls touch nothing
+            # but the database, so running one again after a rollback is safe.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return self._one_by_one(batch)
         try:
             conn.execute("COMMIT")
         except BaseException as exc:
@@ -439,6 +449,43 @@ class SQLiteDatabase:
 
 
 _Call = tuple[Callable[[sqlite3.Connection], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+
+
+class _Mergeable:
+    """A call on the worker thread that can run together with others of its kind.
+
+    Called alone it does its own work (``call(conn)``); ``many(conn, calls)``
+    does the work of several in fewer statements and returns each one's value.
+    The worker uses it for the calls of one batch, in one transaction.
+    """
+
+    def __call__(self, conn: sqlite3.Connection) -> Any:
+        return _tx(conn, lambda c: self.many(c, [self])[0])
+
+    @classmethod
+    def many(cls, conn: sqlite3.Connection, calls: Sequence[Any]) -> list[Any]:
+        raise NotImplementedError
+
+
+def _kinds(batch: list[_Call]) -> list[list[_Call]]:
+    """The calls of ``batch`` by kind: mergeable calls of one class together (where the
+    first of them was), every other call alone, in order."""
+    out: list[list[_Call]] = []
+    by_kind: dict[type, list[_Call]] = {}
+    for call in batch:
+        fn = call[0]
+        if isinstance(fn, _Mergeable):
+            same = by_kind.get(type(fn))
+            if same is not None:
+                same.append(call)
+                continue
+            same = by_kind[type(fn)] = [call]
+            out.append(same)
+        else:
+            out.append([call])
+    return out
+
+
 _Outcome = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Any, "BaseException | None"]
 
 
@@ -786,49 +833,11 @@ class SQLiteHistoryStore(BaseHistoryStore):
         return await self._db.run(lambda c: _tx(c, run))
 
     async def settle(self, outcomes: Sequence[tuple[Claim, DeliveryResult]]) -> Settled:
-        """Write each outcome whose claim is still held, in one transaction."""
-        rows = []
+        """Write each outcome whose claim is still held, in one transaction (with the
+        settles made at the same time: a few statements for all of them)."""
         for claim, result in outcomes:
             check_outcome(claim, result)
-            rows.append((claim, result))
-
-        def run(conn: sqlite3.Connection) -> Settled:
-            accepted = []
-            touched: dict[str, Alert] = {}
-            rollups: collections.Counter[tuple[int, str, str, int]] = collections.Counter()
-            for claim, result in rows:
-                status = result.status.value
-                due = result.next_attempt_at.timestamp() if result.next_attempt_at else None
-                cur = conn.execute(
-                    "UPDATE deliveries SET status = ?, attempts = ?, error = ?, latency = ?, "
-                    "receipt = ?, due_at = COALESCE(?, due_at), owner = NULL, token = NULL, "
-                    "lease_until = NULL "
-                    f"WHERE alert_id = ? AND channel = ? AND token = ? AND status IN {_WAITING}",
-                    (
-                        status,
-                        result.attempts,
-                        result.error,
-                        result.latency,
-                        json.dumps(dict(result.receipt)) if result.receipt else None,
-                        due,
-                        claim.alert.id,
-                        claim.channel,
-                        claim.token,
-                    ),
-                )
-                ok = cur.rowcount == 1
-                accepted.append(ok)
-                if ok:
-                    touched[claim.alert.id] = claim.alert
-                    if status in _FINAL:
-                        minute = _minute(claim.alert.created_at.timestamp())
-                        rollups[
-                            (minute, claim.channel, status, _bucket(status, result.latency))
-                        ] += 1
-            _add_rollups(conn, rollups)
-            return Settled(tuple(accepted), tuple(_complete(conn, list(touched))))
-
-        return await self._db.run(lambda c: _tx(c, run))
+        return await self._db.run(_SettleCall(list(outcomes)))
 
     async def claim_due(self, *, owner: str, lease: float, limit: int = 100) -> list[Claim]:
         """Claim due deliveries held by no live owner, soonest first."""
@@ -1344,6 +1353,19 @@ def _supersede(conn: sqlite3.Connection, alert: Alert, channels: list[str], now:
 
 def _complete(conn: sqlite3.Connection, alert_ids: Sequence[str]) -> list[str]:
     """Mark done the alerts among ``alert_ids`` with no delivery waiting; return those."""
+    if _RETURNING and len(alert_ids) > 1:
+        found: set[str] = set()
+        for marks, chunk in _chunks(alert_ids):
+            found.update(
+                row[0]
+                for row in conn.execute(
+                    f"UPDATE alerts SET state = 'done' WHERE id IN ({marks}) "
+                    "AND state = 'pending' AND NOT EXISTS (SELECT 1 FROM deliveries "
+                    f"WHERE alert_id = alerts.id AND status IN {_WAITING}) RETURNING id",
+                    chunk,
+                )
+            )
+        return [alert_id for alert_id in dict.fromkeys(alert_ids) if alert_id in found]
     done = []
     for alert_id in alert_ids:
         cur = conn.execute(
@@ -1354,6 +1376,95 @@ def _complete(conn: sqlite3.Connection, alert_ids: Sequence[str]) -> list[str]:
         if cur.rowcount == 1:
             done.append(alert_id)
     return done
+
+
+#: UPDATE ... RETURNING (SQLite 3.35): many rows written, and told which, in one statement.
+_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
+#: Outcomes written by one statement (9 parameters each, far below SQLite's limit).
+_SETTLE_CHUNK = 500
+
+_SETTLE_ONE = (
+    "UPDATE deliveries SET status = ?, attempts = ?, error = ?, latency = ?, "
+    "receipt = ?, due_at = COALESCE(?, due_at), owner = NULL, token = NULL, "
+    "lease_until = NULL "
+    f"WHERE alert_id = ? AND channel = ? AND token = ? AND status IN {_WAITING}"
+)
+_SETTLE_MANY = (
+    "WITH o (status, attempts, error, latency, receipt, due, alert_id, channel, token) "
+    "AS (VALUES {values}) "
+    "UPDATE deliveries SET status = o.status, attempts = o.attempts, error = o.error, "
+    "latency = o.latency, receipt = o.receipt, due_at = COALESCE(o.due, deliveries.due_at), "
+    "owner = NULL, token = NULL, lease_until = NULL FROM o "
+    "WHERE deliveries.alert_id = o.alert_id AND deliveries.channel = o.channel "
+    f"AND deliveries.token = o.token AND deliveries.status IN {_WAITING} "
+    "RETURNING deliveries.alert_id, deliveries.channel"
+)
+
+
+class _SettleCall(_Mergeable):
+    """One ``settle`` call; the settles of one batch are written together."""
+
+    __slots__ = ("outcomes",)
+
+    def __init__(self, outcomes: list[tuple[Claim, DeliveryResult]]) -> None:
+        self.outcomes = outcomes
+
+    @classmethod
+    def many(cls, conn: sqlite3.Connection, calls: Sequence[Any]) -> list[Settled]:
+        pairs = [pair for call in calls for pair in call.outcomes]
+        accepted = _write_outcomes(conn, pairs)
+        # Per alert, the last outcome written: the call that has it reports it done.
+        last: dict[str, int] = {}
+        rollups: collections.Counter[tuple[int, str, str, int]] = collections.Counter()
+        for n, ((claim, result), ok) in enumerate(zip(pairs, accepted, strict=True)):
+            if ok:
+                last[claim.alert.id] = n
+                status = result.status.value
+                if status in _FINAL:
+                    minute = _minute(claim.alert.created_at.timestamp())
+                    rollups[(minute, claim.channel, status, _bucket(status, result.latency))] += 1
+        _add_rollups(conn, rollups)
+        done = set(_complete(conn, list(last)))
+        out = []
+        start = 0
+        for call in calls:
+            end = start + len(call.outcomes)
+            ids = dict.fromkeys(claim.alert.id for claim, _ in call.outcomes)
+            completed = tuple(i for i in ids if i in done and start <= last[i] < end)
+            out.append(Settled(tuple(accepted[start:end]), completed))
+            start = end
+        return out
+
+
+def _write_outcomes(
+    conn: sqlite3.Connection, pairs: Sequence[tuple[Claim, DeliveryResult]]
+) -> list[bool]:
+    """Write each outcome whose claim is still held; whether each was written."""
+    rows = [
+        (
+            result.status.value,
+            result.attempts,
+            result.error,
+            result.latency,
+            json.dumps(dict(result.receipt)) if result.receipt else None,
+            result.next_attempt_at.timestamp() if result.next_attempt_at else None,
+            claim.alert.id,
+            claim.channel,
+            claim.token,
+        )
+        for claim, result in pairs
+    ]
+    keys = [(claim.alert.id, claim.channel) for claim, _ in pairs]
+    if not _RETURNING or len(rows) < 2 or len(set(keys)) < len(keys):
+        # One by one (also when a delivery comes twice: the first outcome wins).
+        return [conn.execute(_SETTLE_ONE, row).rowcount == 1 for row in rows]
+    written: set[tuple[str, str]] = set()
+    for start in range(0, len(rows), _SETTLE_CHUNK):
+        chunk = rows[start : start + _SETTLE_CHUNK]
+        values = ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+        params = [value for row in chunk for value in row]
+        written.update(conn.execute(_SETTLE_MANY.format(values=values), params).fetchall())
+    return [key in written for key in keys]
 
 
 def _add_rollups(

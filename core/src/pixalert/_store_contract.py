@@ -121,6 +121,7 @@ STORE_CHECKS = (
     "retention",
     "held",
     "groups",
+    "concurrency",
 )
 """The names of the store conformance checks, in the order they run."""
 
@@ -858,6 +859,57 @@ async def _check_groups(run: _Run) -> None:
     run.expect(entry is not None and entry.state == "done", "a flushed member is not done")
 
 
+async def _check_concurrency(run: _Run) -> None:
+    store = await run.open()
+    await store.open_owner("a")
+    alerts = [run.alert(f"at once {i}") for i in range(12)]
+    recorded = await asyncio.gather(
+        *(store.record(alert, ["slack"], owner="a", lease=_LEASE) for alert in alerts)
+    )
+    run.expect(
+        [_channels(r.claims) for r in recorded] == [["slack"]] * len(alerts),
+        "concurrent records did not each claim their own delivery",
+    )
+    run.expect(
+        [r.alert.id for r in recorded] == [a.id for a in alerts],
+        "concurrent records returned another call's alert",
+    )
+    settled = await asyncio.gather(
+        *(store.settle([(r.claims[0], _sent("slack"))]) for r in recorded if r.claims)
+    )
+    run.expect(
+        [s.accepted for s in settled] == [(True,)] * len(alerts),
+        f"concurrent settles accepted {[s.accepted for s in settled]}",
+    )
+    run.expect(
+        [s.completed for s in settled] == [(a.id,) for a in alerts],
+        "each concurrent settle should report its own alert done",
+    )
+    # Two channels of one alert and a second result for one of them, at once: the
+    # delivery is written once and the alert reported done by exactly one call.
+    both = await store.record(run.alert("two at once"), ["slack", "email"], owner="a", lease=_LEASE)
+    by_channel = {c.channel: c for c in both.claims}
+    if sorted(by_channel) != ["email", "slack"]:
+        run.problems.append(f"record claimed {sorted(by_channel)}, expected ['email', 'slack']")
+        return
+    outcomes = await asyncio.gather(
+        store.settle([(by_channel["slack"], _sent("slack"))]),
+        store.settle([(by_channel["email"], _sent("email"))]),
+        store.settle([(by_channel["slack"], _sent("slack", attempts=2))]),
+    )
+    run.expect(
+        sorted(o.accepted for o in outcomes) == [(False,), (True,), (True,)],
+        f"a delivery settled twice at once: accepted {[o.accepted for o in outcomes]}",
+    )
+    done = [i for o in outcomes for i in o.completed]
+    run.expect(done == [both.alert.id], f"the alert was reported done {len(done)} times")
+    stats = await store.stats(to_datetime(run.clock.now() - 3600))
+    sent = stats.get("channels", {}).get("slack", {}).get("sent")
+    run.expect(
+        sent == len(alerts) + 1, f"stats count {sent} sent on slack, expected {len(alerts) + 1}"
+    )
+
+
 _RUNNERS: dict[str, Callable[[_Run], Awaitable[None]]] = {
     "record": _check_record,
     "settle": _check_settle,
@@ -874,6 +926,7 @@ _RUNNERS: dict[str, Callable[[_Run], Awaitable[None]]] = {
     "retention": _check_retention,
     "held": _check_held,
     "groups": _check_groups,
+    "concurrency": _check_concurrency,
 }
 
 
@@ -996,3 +1049,7 @@ class StoreContract:
     def test_groups(self) -> None:
         """Group members belong to their group's job and are claimed through it."""
         self.run_check("groups")
+
+    def test_concurrency(self) -> None:
+        """Calls made at once each get their own answer; a result is written once."""
+        self.run_check("concurrency")
