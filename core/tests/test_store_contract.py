@@ -34,3 +34,12 @@ class TestSQLiteStoreContract(StoreContract):
     @pytest.fixture(autouse=True)
     def _folder(self, tmp_path: Path) -> None:
         self.folder = tmp_path
+
+
+class TestSQLiteBefore335StoreContract(TestSQLiteStoreContract):
+    """The SQLite store as it runs on SQLite older than 3.35 (no RETURNING): the
+    settles of a batch are written one by one."""
+
+    @pytest.fixture(autouse=True)
+    def _old_sqlite(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr("pixalert._sqlite._RETURNING", False)
