@@ -823,14 +823,7 @@ class SQLiteHistoryStore(BaseHistoryStore):
             (alert, planned(names), _alert_row(alert))
             for alert, names in zip(alerts, channels, strict=True)
         ]
-
-        def run(conn: sqlite3.Connection) -> list[Recorded]:
-            return [
-                _record(conn, alert, names, row, owner=owner, now=now, until=now + lease)
-                for alert, names, row in plans
-            ]
-
-        return await self._db.run(lambda c: _tx(c, run))
+        return await self._db.run(_RecordCall(plans, owner, now, now + lease))
 
     async def settle(self, outcomes: Sequence[tuple[Claim, DeliveryResult]]) -> Settled:
         """Write each outcome whose claim is still held, in one transaction (with the
@@ -1323,6 +1316,128 @@ def _record(
     if not new or not claims:  # nothing to deliver (no channel, or every one superseded)
         _complete(conn, [alert.id])
     return Recorded(alert, tuple(claims), frozenset(superseded))
+
+
+class _RecordCall(_Mergeable):
+    """One ``record_many`` call; the records of one batch are written together."""
+
+    __slots__ = ("now", "owner", "plans", "until")
+
+    def __init__(
+        self,
+        plans: list[tuple[Alert, list[Planned], tuple[Any, ...]]],
+        owner: str,
+        now: float,
+        until: float,
+    ) -> None:
+        self.plans = plans
+        self.owner = owner
+        self.now = now
+        self.until = until
+
+    def _simple(self) -> bool:
+        """Firing alerts whose deliveries are all due now (no resolve, nothing held)."""
+        return all(
+            not alert.resolved and not any(plan.held(self.now) for plan in plans)
+            for alert, plans, _ in self.plans
+        )
+
+    @classmethod
+    def many(cls, conn: sqlite3.Connection, calls: Sequence[Any]) -> list[list[Recorded]]:
+        ids = [alert.id for call in calls for alert, _, _ in call.plans]
+        if (
+            not _RETURNING
+            or len(ids) < 2
+            or len(set(ids)) < len(ids)
+            or not all(call._simple() for call in calls)
+        ):
+            return [
+                [
+                    _record(conn, a, p, row, owner=call.owner, now=call.now, until=call.until)
+                    for a, p, row in call.plans
+                ]
+                for call in calls
+            ]
+        return _record_simple(conn, calls)
+
+
+def _record_simple(conn: sqlite3.Connection, calls: Sequence[_RecordCall]) -> list[list[Recorded]]:
+    """What :func:`_record` does for each alert of ``calls``, in a few statements for all
+    of them: firing alerts, each once, every delivery due now."""
+    rows = [row for call in calls for _, _, row in call.plans]
+    new: set[str] = set()
+    for start in range(0, len(rows), _RECORD_CHUNK):
+        chunk = rows[start : start + _RECORD_CHUNK]
+        values = ",".join(["(?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)"] * len(chunk))
+        new.update(
+            row[0]
+            for row in conn.execute(
+                "INSERT INTO alerts (id, key, created_at, body, state, priority, status, "
+                f"source, title, message) VALUES {values} ON CONFLICT (id) DO NOTHING "
+                "RETURNING id",
+                [value for row in chunk for value in row],
+            )
+        )
+    minutes = collections.Counter(_minute(row[2]) for row in rows if row[0] in new)
+    if minutes:
+        conn.executemany(
+            "INSERT INTO alert_minutes (minute, n) VALUES (?, ?) "
+            "ON CONFLICT (minute) DO UPDATE SET n = n + excluded.n",
+            sorted(minutes.items()),
+        )
+    # (alert_id, channel, key, created_at, queued_at, due_at, owner, token, lease_until)
+    wanted: list[tuple[Any, ...]] = []
+    for call in calls:
+        now, owner, until = call.now, call.owner, call.until
+        for alert, plans, row in call.plans:
+            for plan in plans:
+                token = _new_id()
+                wanted.append(
+                    (alert.id, plan.channel, alert.key, row[2], now, now, owner, token, until)
+                )
+    inserted: set[tuple[str, str]] = set()
+    for start in range(0, len(wanted), _RECORD_CHUNK):
+        chunk = wanted[start : start + _RECORD_CHUNK]
+        values = ",".join(["(?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)"] * len(chunk))
+        inserted.update(
+            conn.execute(
+                "INSERT INTO deliveries (alert_id, channel, key, status, created_at, queued_at, "
+                f"due_at, owner, token, lease_until) VALUES {values} ON CONFLICT DO NOTHING "
+                "RETURNING alert_id, channel",
+                [value for row in chunk for value in row],
+            ).fetchall()
+        )
+    out: list[list[Recorded]] = []
+    tokens = iter(row[7] for row in wanted)
+    finished: list[str] = []
+    routed_again: list[str] = []
+    for call in calls:
+        recorded = []
+        for alert, plans, _ in call.plans:
+            claims = []
+            for plan in plans:
+                token = next(tokens)
+                if (alert.id, plan.channel) in inserted:
+                    inserted.discard((alert.id, plan.channel))  # its first occurrence only
+                    claims.append(Claim(alert, plan.channel, token, 0, call.now))
+            if alert.id not in new:
+                routed_again.append(alert.id)
+            if alert.id not in new or not claims:
+                finished.append(alert.id)
+            recorded.append(Recorded(alert, tuple(claims), frozenset()))
+        out.append(recorded)
+    for marks, ids in _chunks(routed_again):
+        conn.execute(
+            f"DELETE FROM deliveries WHERE channel = ? AND alert_id IN ({marks})",
+            (ROUTE_LATER, *ids),
+        )
+    if finished:
+        _complete(conn, finished)
+    return out
+
+
+#: Rows written by one multi-row INSERT (10 parameters each).
+_RECORD_CHUNK = 500
 
 
 def _supersede(conn: sqlite3.Connection, alert: Alert, channels: list[str], now: float) -> set[str]:

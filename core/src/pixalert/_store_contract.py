@@ -903,6 +903,22 @@ async def _check_concurrency(run: _Run) -> None:
     )
     done = [i for o in outcomes for i in o.completed]
     run.expect(done == [both.alert.id], f"the alert was reported done {len(done)} times")
+    # One alert recorded twice at once gets its delivery once; one recorded before
+    # gets only the channel it lacked, beside a new one.
+    twice = run.alert("twice at once")
+    first, second, again, fresh = await asyncio.gather(
+        store.record(twice, ["slack"], owner="a", lease=_LEASE),
+        store.record(twice, ["slack"], owner="a", lease=_LEASE),
+        store.record(alerts[0], ["slack", "pager"], owner="a", lease=_LEASE),
+        store.record(run.alert("fresh"), ["slack"], owner="a", lease=_LEASE),
+    )
+    claimed = len(first.claims) + len(second.claims)
+    run.expect(claimed == 1, f"an alert recorded twice at once was claimed {claimed} times")
+    run.expect(
+        _channels(again.claims) == ["pager"] and _channels(fresh.claims) == ["slack"],
+        f"records at once claimed {_channels(again.claims)} and {_channels(fresh.claims)}, "
+        "expected ['pager'] and ['slack']",
+    )
     stats = await store.stats(to_datetime(run.clock.now() - 3600))
     sent = stats.get("channels", {}).get("slack", {}).get("sent")
     run.expect(
