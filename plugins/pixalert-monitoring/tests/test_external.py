@@ -604,6 +604,7 @@ async def test_a_body_is_stored_in_one_transaction_all_or_nothing(
         first = await bridge.process_external_alerts([{"title": "already stored"}], wait=False)
         await manager.drain()
         real_record = pixalert._sqlite._record
+        real_record_simple = pixalert._sqlite._record_simple
         calls = 0
 
         def full_disk(*args: Any, **kwargs: Any) -> Any:
@@ -613,7 +614,13 @@ async def test_a_body_is_stored_in_one_transaction_all_or_nothing(
                 raise sqlite3.OperationalError("database or disk is full")
             return real_record(*args, **kwargs)
 
+        def full_disk_after_writing(*args: Any, **kwargs: Any) -> Any:
+            real_record_simple(*args, **kwargs)  # the whole body written, not committed
+            raise sqlite3.OperationalError("database or disk is full")
+
+        # A body is written alert by alert (SQLite before 3.35) or in a few statements.
         monkeypatch.setattr(pixalert._sqlite, "_record", full_disk)
+        monkeypatch.setattr(pixalert._sqlite, "_record_simple", full_disk_after_writing)
         body = am.json("firing_group_updated")
         with pytest.raises(SubmitError, match="disk is full") as raised:
             await bridge.process_external_alerts(body, wait=False)
@@ -621,6 +628,7 @@ async def test_a_body_is_stored_in_one_transaction_all_or_nothing(
         assert len(await manager.history(24)) == len(first["alerts"])  # none of the body kept
         # Nothing was stored, so every dedup mark was released: the retry takes all three.
         monkeypatch.setattr(pixalert._sqlite, "_record", real_record)
+        monkeypatch.setattr(pixalert._sqlite, "_record_simple", real_record_simple)
         retry = await bridge.process_external_alerts(body, wait=False)
         assert [e["duplicate"] for e in retry["alerts"]] == [False, False, False]
         await manager.drain()
