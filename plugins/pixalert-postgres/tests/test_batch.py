@@ -29,6 +29,21 @@ def count(database: Database, statements: list[str]) -> None:
     database.transaction = counted_transaction  # type: ignore[method-assign]
 
 
+async def until(condition: Callable[[], object]) -> None:
+    """Let the other tasks run until ``condition()`` holds (no time is waited for)."""
+    for _ in range(100):
+        if condition():
+            return
+        await asyncio.sleep(0)  # one turn of the event loop
+    raise AssertionError("the condition never held")
+
+
+def queued(batcher: Batcher[str, str]) -> int:
+    """Calls waiting for the next batch of the default group."""
+    group = batcher._groups.get(None)
+    return len(group.queue) if group is not None else 0
+
+
 class Runs:
     """A batch function that records its batches and can be held or made to fail."""
 
@@ -54,9 +69,9 @@ async def test_calls_made_while_a_batch_runs_share_the_next() -> None:
     batcher = Batcher(runs, concurrency=1)
     runs.gate.clear()
     first = asyncio.ensure_future(batcher(["a"]))
-    await asyncio.sleep(0)  # the first batch starts, and is held
+    await until(lambda: runs.batches)  # the first batch starts, and is held
     later = [asyncio.ensure_future(batcher([f"b{i}", f"c{i}"])) for i in range(3)]
-    await asyncio.sleep(0)
+    await until(lambda: queued(batcher) == 3)
     runs.gate.set()
     assert await first == ["a!"]
     assert [await call for call in later] == [[f"b{i}!", f"c{i}!"] for i in range(3)]
@@ -101,12 +116,12 @@ async def test_a_cancelled_call_leaves_the_batch_to_the_others() -> None:
     batcher = Batcher(runs, concurrency=1)
     runs.gate.clear()
     running = asyncio.ensure_future(batcher(["a"]))
-    await asyncio.sleep(0)
-    queued = asyncio.ensure_future(batcher(["b"]))
+    await until(lambda: runs.batches)  # its batch is under way, and held
+    dropped = asyncio.ensure_future(batcher(["b"]))
     kept = asyncio.ensure_future(batcher(["c"]))
-    await asyncio.sleep(0)
+    await until(lambda: queued(batcher) == 2)
     running.cancel()  # its batch is under way: it goes on
-    queued.cancel()  # not started: dropped
+    dropped.cancel()  # not started: dropped
     runs.gate.set()
     assert await kept == ["c!"]
     with pytest.raises(asyncio.CancelledError):
