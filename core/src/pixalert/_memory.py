@@ -248,6 +248,7 @@ class MemoryHistoryStore(BaseHistoryStore):
         names = [p.channel for p in plans]
         superseded = self._supersede(alert, names, now) if alert.resolved else set()
         claims = []
+        final: set[str] = set()
         for plan in plans:
             name = plan.channel
             if name in row.deliveries:
@@ -257,6 +258,10 @@ class MemoryHistoryStore(BaseHistoryStore):
                 d.status = DeliveryStatus.SUPPRESSED
                 d.error = NEVER_NOTIFIED
                 continue
+            if plan.final is not None:
+                d.status, d.error = plan.final, plan.note
+                final.add(name)
+                continue
             if plan.held(now):
                 d.status, d.error, d.group = DeliveryStatus.HELD, plan.note, plan.group
                 d.due = now if plan.due is None else plan.due
@@ -265,7 +270,7 @@ class MemoryHistoryStore(BaseHistoryStore):
                 continue
             d.owner, d.token, d.lease_until = owner, _new_id(), now + lease
             claims.append(Claim(alert, name, d.token, 0, now))
-        return Recorded(alert, tuple(claims), frozenset(superseded))
+        return Recorded(alert, tuple(claims), frozenset(superseded), frozenset(final))
 
     def _join(self, group: str, due: float) -> None:
         """Put the group's job on the timeline, or move it to ``due`` if that is sooner."""

@@ -10,11 +10,12 @@ picks up a retry or a dead process's work):
    sent (occurrences, flapping);
 2. record: the alert and one delivery per routed channel, in one write,
    before any channel is tried (the deliveries due now come back claimed;
-   held ones wait on the timeline);
+   held ones wait on the timeline; one to a channel that is not configured
+   is recorded ``skipped``, final, and nothing more happens to it);
 3. suppress: the ``pixalert_suppress`` hooks, silences, cooldown (once per
-   alert, when it is accepted; a retry is not suppressed again);
-4. deliver: each claimed delivery to its channel, concurrently (a channel
-   routed to but not configured is ``skipped``);
+   alert, when it is accepted and has a delivery that can go out; a retry is
+   not suppressed again);
+4. deliver: each claimed delivery to its channel, concurrently;
 5. settle: every outcome in one write (sent, failed, suppressed, skipped, or
    retrying at its next due time), then the ``pixalert_after_delivery``
    hooks once every delivery of the alert is final.
@@ -342,25 +343,45 @@ class Pipeline:
             routed = self.route(alert)
         store = self._store()
         delivery = self._settings.delivery
+        entries = self._final_known(routed)
         # The record and the suppression check (a cooldown key in the state
         # backend) go out together so that their round trips overlap; no
-        # channel is tried before both are done.
+        # channel is tried before both are done. An alert that no channel can
+        # take is not checked: nothing would go out, so no cooldown is taken.
         recording = asyncio.ensure_future(
-            store.record(alert, routed, owner=self._timeline.owner, lease=delivery.lease)
+            store.record(alert, entries, owner=self._timeline.owner, lease=delivery.lease)
         )
+        checked = _sendable(entries)
         try:
-            reason = await self._suppression.reason(alert, cooldown)
+            reason = await self._suppression.reason(alert, cooldown) if checked else None
         except BaseException:
             recording.add_done_callback(_ignore_outcome)  # recorded: a sweep delivers it
             raise
         try:
             recorded = await recording
         except BaseException:
-            if reason is None:  # the cooldown taken for an alert that was not stored
+            if checked and reason is None:  # the cooldown taken for an alert not stored
                 with contextlib.suppress(Exception):
                     await self._suppression.give_back(alert)
             raise
-        return await self._process(recorded, routed, reason, cooldown_taken=reason is None)
+        return await self._process(
+            recorded, routed, reason, cooldown_taken=checked and reason is None
+        )
+
+    def _final_known(self, entries: Sequence[str | Planned]) -> list[str | Planned]:
+        """``entries`` with each delivery due now to a channel that is not configured
+        planned final, ``skipped`` with why (recorded so, never claimed or tried)."""
+        slots = self._registry.slots
+        return [
+            entry
+            if isinstance(entry, Planned) or entry in slots
+            else Planned(entry, final=DeliveryStatus.SKIPPED, note=self._registry.why_not(entry))
+            for entry in entries
+        ]
+
+    def _skipped(self, name: ChannelName) -> DeliveryResult:
+        """The result of a delivery to ``name``, a channel that is not configured."""
+        return DeliveryResult(name, DeliveryStatus.SKIPPED, 0, self._registry.why_not(name))
 
     async def _send_decided(
         self,
@@ -376,7 +397,7 @@ class Pipeline:
         try:
             recorded = await self._store().record(
                 alert,
-                decided.entries(routed),
+                self._final_known(decided.entries(routed)),
                 owner=self._timeline.owner,
                 lease=self._settings.delivery.lease,
             )
@@ -434,7 +455,8 @@ class Pipeline:
         else:
             routes = [self.route(alert) for alert in alerts]
         entries: list[Sequence[str | Planned]] = [
-            d.entries(r) if d is not None else r for d, r in zip(decided, routes, strict=True)
+            self._final_known(d.entries(r) if d is not None else r)
+            for d, r in zip(decided, routes, strict=True)
         ]
         try:
             recorded = await self._store().record_many(
@@ -478,8 +500,9 @@ class Pipeline:
             except Exception as exc:
                 log.error("alert %s: delivery failed: %s", recorded.alert.id, redact(repr(exc)))
             return
+        checked = bool(recorded.claims)  # nothing to send: no suppression, no cooldown
         try:
-            reason = await self._suppression.reason(recorded.alert, ttl)
+            reason = await self._suppression.reason(recorded.alert, ttl) if checked else None
         except Exception as exc:
             log.warning(
                 "alert %s: suppression check failed: %s", recorded.alert.id, redact(str(exc))
@@ -487,7 +510,7 @@ class Pipeline:
             await self._store().release(list(recorded.claims))  # a sweep takes it again
             return
         try:
-            await self._process(recorded, routed, reason, cooldown_taken=reason is None)
+            await self._process(recorded, routed, reason, cooldown_taken=checked and reason is None)
         except Exception as exc:
             log.error("alert %s: delivery failed: %s", recorded.alert.id, redact(repr(exc)))
 
@@ -535,6 +558,8 @@ class Pipeline:
                 results[name] = outcomes[name]
             elif name in recorded.superseded:
                 results[name] = DeliveryResult(name, DeliveryStatus.SUPPRESSED, 0, NEVER_NOTIFIED)
+            elif name in recorded.final:
+                results[name] = self._skipped(name)
             elif held and name in held:
                 results[name] = held[name]
             else:
@@ -547,8 +572,8 @@ class Pipeline:
                 or DeliveryResult(name, DeliveryStatus.PENDING)
                 for name in routed
             }
-        if routed and not recorded.claims and set(routed) <= recorded.superseded:
-            finished = True  # a resolve whose every delivery was final when recorded
+        if routed and not recorded.claims and set(routed) <= recorded.superseded | recorded.final:
+            finished = True  # every delivery was final when recorded
         tried = [r for r in outcomes.values() if r.attempts]
         if cooldown_taken and tried and all(r.status is DeliveryStatus.FAILED for r in tried):
             # Nothing went out and nothing will: the next try must not be swallowed.
@@ -639,10 +664,8 @@ class Pipeline:
                 outcomes[name] = DeliveryResult(name, DeliveryStatus.SUPPRESSED, 0, reason)
             elif name in notes:
                 outcomes[name] = DeliveryResult(name, DeliveryStatus.SUPPRESSED, 0, notes[name])
-            elif name not in self._registry.slots:
-                outcomes[name] = DeliveryResult(
-                    name, DeliveryStatus.SKIPPED, 0, self._registry.why_not(name)
-                )
+            elif name not in self._registry.slots:  # recorded before the config changed
+                outcomes[name] = self._skipped(name)
             elif (hold := self.noise.hold_now(alert, name)) is not None:
                 outcomes[name] = attrs.evolve(hold, attempts=claim.attempts)
             else:
@@ -711,6 +734,11 @@ class Pipeline:
 
 def _no_state() -> StateBackend:
     raise RuntimeError("noise control needs the state backend (flapping)")
+
+
+def _sendable(entries: Sequence[str | Planned]) -> bool:
+    """True if any of ``entries`` is not planned final (a delivery may go out)."""
+    return any(not isinstance(entry, Planned) or entry.final is None for entry in entries)
 
 
 def _ignore_outcome(future: asyncio.Future[Any]) -> None:

@@ -1269,6 +1269,7 @@ def _record(
     channels = [plan.channel for plan in plans]
     superseded = _supersede(conn, alert, channels, now) if alert.resolved and channels else set()
     claims = []
+    final: set[str] = set()
     rollups: collections.Counter[tuple[int, str, str, int]] = collections.Counter()
     for plan in plans:
         channel = plan.channel
@@ -1281,6 +1282,17 @@ def _record(
             ).rowcount
             if inserted:
                 rollups[(_minute(created), channel, "suppressed", -1)] += 1
+            continue
+        if plan.final is not None:
+            status = plan.final.value
+            inserted = conn.execute(
+                "INSERT INTO deliveries (alert_id, channel, key, status, error, created_at, "
+                "queued_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (alert.id, channel, alert.key, status, plan.note, created, now, now),
+            ).rowcount
+            if inserted:
+                final.add(channel)
+                rollups[(_minute(created), channel, status, -1)] += 1
             continue
         if plan.held(now):
             due = now if plan.due is None else float(plan.due)
@@ -1315,7 +1327,7 @@ def _record(
     _add_rollups(conn, rollups)
     if not new or not claims:  # nothing to deliver (no channel, or every one superseded)
         _complete(conn, [alert.id])
-    return Recorded(alert, tuple(claims), frozenset(superseded))
+    return Recorded(alert, tuple(claims), frozenset(superseded), frozenset(final))
 
 
 class _RecordCall(_Mergeable):
@@ -1385,47 +1397,60 @@ def _record_simple(conn: sqlite3.Connection, calls: Sequence[_RecordCall]) -> li
             "ON CONFLICT (minute) DO UPDATE SET n = n + excluded.n",
             sorted(minutes.items()),
         )
-    # (alert_id, channel, key, created_at, queued_at, due_at, owner, token, lease_until)
+    # (alert_id, channel, key, status, error, created_at, queued_at, due_at, owner, token,
+    # lease_until): pending and claimed, or final as planned
     wanted: list[tuple[Any, ...]] = []
     for call in calls:
         now, owner, until = call.now, call.owner, call.until
         for alert, plans, row in call.plans:
             for plan in plans:
-                token = _new_id()
+                claim: tuple[str | None, str | None, float | None]
+                if plan.final is None:
+                    status, error, claim = "pending", None, (owner, _new_id(), until)
+                else:
+                    status, error, claim = plan.final.value, plan.note, (None, None, None)
                 wanted.append(
-                    (alert.id, plan.channel, alert.key, row[2], now, now, owner, token, until)
+                    (alert.id, plan.channel, alert.key, status, error, row[2], now, now, *claim)
                 )
     inserted: set[tuple[str, str]] = set()
     for start in range(0, len(wanted), _RECORD_CHUNK):
         chunk = wanted[start : start + _RECORD_CHUNK]
-        values = ",".join(["(?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)"] * len(chunk))
+        values = ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
         inserted.update(
             conn.execute(
-                "INSERT INTO deliveries (alert_id, channel, key, status, created_at, queued_at, "
-                f"due_at, owner, token, lease_until) VALUES {values} ON CONFLICT DO NOTHING "
-                "RETURNING alert_id, channel",
+                "INSERT INTO deliveries (alert_id, channel, key, status, error, created_at, "
+                f"queued_at, due_at, owner, token, lease_until) VALUES {values} "
+                "ON CONFLICT DO NOTHING RETURNING alert_id, channel",
                 [value for row in chunk for value in row],
             ).fetchall()
         )
     out: list[list[Recorded]] = []
-    tokens = iter(row[7] for row in wanted)
+    tokens = iter(row[9] for row in wanted)
     finished: list[str] = []
     routed_again: list[str] = []
+    rollups: collections.Counter[tuple[int, str, str, int]] = collections.Counter()
     for call in calls:
         recorded = []
-        for alert, plans, _ in call.plans:
+        for alert, plans, row in call.plans:
             claims = []
+            final = set()
             for plan in plans:
                 token = next(tokens)
-                if (alert.id, plan.channel) in inserted:
-                    inserted.discard((alert.id, plan.channel))  # its first occurrence only
+                if (alert.id, plan.channel) not in inserted:
+                    continue
+                inserted.discard((alert.id, plan.channel))  # its first occurrence only
+                if plan.final is None:
                     claims.append(Claim(alert, plan.channel, token, 0, call.now))
+                else:
+                    final.add(plan.channel)
+                    rollups[(_minute(row[2]), plan.channel, plan.final.value, -1)] += 1
             if alert.id not in new:
                 routed_again.append(alert.id)
             if alert.id not in new or not claims:
                 finished.append(alert.id)
-            recorded.append(Recorded(alert, tuple(claims), frozenset()))
+            recorded.append(Recorded(alert, tuple(claims), frozenset(), frozenset(final)))
         out.append(recorded)
+    _add_rollups(conn, rollups)
     for marks, ids in _chunks(routed_again):
         conn.execute(
             f"DELETE FROM deliveries WHERE channel = ? AND alert_id IN ({marks})",
@@ -1436,7 +1461,7 @@ def _record_simple(conn: sqlite3.Connection, calls: Sequence[_RecordCall]) -> li
     return out
 
 
-#: Rows written by one multi-row INSERT (10 parameters each).
+#: Rows written by one multi-row INSERT (11 parameters each).
 _RECORD_CHUNK = 500
 
 

@@ -175,6 +175,16 @@ GROUP_JOB = "group"
 """The kind of the :class:`Job` that flushes a group of held deliveries."""
 
 
+def _final_status(instance: Any, attribute: Any, value: DeliveryStatus | None) -> None:
+    if value is not None and value not in _FINAL_AT_RECORD:
+        allowed = ", ".join(status.value for status in _FINAL_AT_RECORD)
+        raise ValueError(f"Planned.final: expected one of {allowed} or None, got {value!r}")
+
+
+#: The statuses a :class:`Planned` delivery may be recorded with as ``final``.
+_FINAL_AT_RECORD = (DeliveryStatus.SKIPPED, DeliveryStatus.SUPPRESSED)
+
+
 @attrs.frozen
 class Planned:
     """How one delivery of an alert is to be recorded (see :meth:`HistoryStore.record`).
@@ -190,6 +200,12 @@ class Planned:
     once the member is due. ``flush_by`` is when the group should be notified
     at the latest because of this member (``due`` when None): recording it
     puts the group's job on the timeline then, or moves it there if sooner.
+
+    With ``final`` (``skipped`` or ``suppressed``: an outcome known before any
+    channel is tried, such as a channel that is not configured), the delivery
+    is recorded final with that status, ``note`` as its error and no attempt:
+    never claimed, never on the timeline. :attr:`Recorded.final` names the
+    channels recorded so.
     """
 
     channel: str
@@ -197,9 +213,12 @@ class Planned:
     group: str | None = None
     note: str | None = None
     flush_by: float | None = None
+    final: DeliveryStatus | None = attrs.field(default=None, validator=_final_status)
 
     def held(self, now: float) -> bool:
         """True if this delivery is recorded held rather than pending."""
+        if self.final is not None:
+            return False
         return self.group is not None or (self.due is not None and self.due > now)
 
 
@@ -221,12 +240,15 @@ class Recorded:
     channels on which a firing delivery of the same ``key`` was still waiting
     when this resolve was recorded: the store has marked that delivery and
     this resolve's own delivery there ``suppressed`` (nothing is sent for an
-    incident that ended before anyone was told).
+    incident that ended before anyone was told). ``final`` names the channels
+    this call recorded final as their :class:`Planned` record said (not those
+    the alert already had, nor superseded ones).
     """
 
     alert: Alert
     claims: tuple[Claim, ...] = ()
     superseded: frozenset[str] = frozenset()
+    final: frozenset[str] = frozenset()
 
 
 @attrs.frozen
@@ -451,7 +473,7 @@ class HistoryStore(Protocol):
         self, alert: Alert, channels: Sequence[str | Planned], *, owner: str, lease: float
     ) -> Recorded:
         """Store ``alert`` and a delivery per channel: pending and claimed by ``owner``,
-        or held as its :class:`Planned` record says.
+        or held or final as its :class:`Planned` record says.
 
         Recording an alert id again adds deliveries for channels it lacks
         (and claims only those). For a resolved alert, waiting (pending,

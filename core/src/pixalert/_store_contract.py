@@ -69,6 +69,12 @@ The checks (names as in :data:`STORE_CHECKS`):
     ``held`` (with its note as the error and its due time), not claimed, not
     due before its time, then claimed like any; ``settle`` with a ``held``
     result holds it again; a resolve supersedes a held firing delivery.
+``final``
+    A :class:`~pixalert.storage.Planned` delivery with ``final`` is recorded
+    with that status and its note as the error, no attempt, not claimed and
+    never due; ``Recorded.final`` names it (not when the alert already had
+    it); an alert whose deliveries are all final is done when recorded; stats
+    count them; the batch form and a resolve do the same.
 ``groups``
     Held members of a group put their group's job on the timeline in the same
     write (a sooner member moves it sooner, even while it is claimed, its
@@ -120,6 +126,7 @@ STORE_CHECKS = (
     "stats_by",
     "retention",
     "held",
+    "final",
     "groups",
     "concurrency",
 )
@@ -684,6 +691,72 @@ async def _check_retention(run: _Run) -> None:
     )
 
 
+async def _check_final(run: _Run) -> None:
+    store = await run.open()
+    for owner in ("a", "b"):
+        await store.open_owner(owner)
+    start = to_datetime(run.clock.now())
+    skip = Planned("slack", final=DeliveryStatus.SKIPPED, note="not configured")
+    mute = Planned("email", final=DeliveryStatus.SUPPRESSED, note="muted")
+    mixed, nothing = run.alert("mixed", key="final-1"), run.alert("nothing", key="final-2")
+    first, second = await store.record_many(
+        [mixed, nothing], [[skip, "webhook"], [skip, mute]], owner="a", lease=_LEASE
+    )
+    run.expect(
+        _channels(first.claims) == ["webhook"] and first.final == {"slack"},
+        f"record claimed {_channels(first.claims)} and recorded {set(first.final)} final, "
+        "expected ['webhook'] claimed and {'slack'} final",
+    )
+    run.expect(
+        not second.claims and second.final == {"slack", "email"},
+        f"an alert planned all final was claimed {_channels(second.claims)}, "
+        f"recorded {set(second.final)} final",
+    )
+    got = {str(r.channel): r for r in await store.results_for(mixed.id)}
+    slack = got.get("slack")
+    run.expect(
+        slack is not None
+        and slack.status is DeliveryStatus.SKIPPED
+        and slack.error == "not configured"
+        and slack.attempts == 0
+        and slack.next_attempt_at is None,
+        f"a delivery planned skipped reads back as {slack!r}",
+    )
+    got = {str(r.channel): r for r in await store.results_for(nothing.id)}
+    email = got.get("email")
+    run.expect(
+        email is not None and email.status is DeliveryStatus.SUPPRESSED and email.error == "muted",
+        f"a delivery planned suppressed reads back as {email!r}",
+    )
+    entry = await store.entry(nothing.id)
+    run.expect(
+        entry is not None and entry.state == "done",
+        f"an alert planned all final is {entry and entry.state!r} when recorded, expected 'done'",
+    )
+    for claim in first.claims:
+        settled = await store.settle([(claim, _sent(claim.channel))])
+        run.expect(settled.completed == (mixed.id,), "the alert did not finish with its claim")
+    run.clock.advance(3600)
+    due = await store.claim_due(owner="b", lease=_LEASE)
+    run.expect(not due, f"claim_due handed out final deliveries: {_channels(due)}")
+    again = await store.record(mixed, [skip], owner="a", lease=_LEASE)
+    run.expect(
+        not again.final and not again.claims,
+        f"recording an alert again reported {set(again.final)} final, expected none",
+    )
+    gone = await store.record(nothing.resolve(), [skip], owner="a", lease=_LEASE)
+    run.expect(
+        gone.final == {"slack"} and not gone.claims,
+        f"a resolve planned final recorded {set(gone.final)} final",
+    )
+    stats = await store.stats(start)  # the resolve is not counted: created before start
+    counted = stats.get("channels", {}).get("slack", {})
+    run.expect(
+        counted.get("skipped") == 2,
+        f"stats counted slack as {counted}, expected 2 skipped",
+    )
+
+
 async def _check_held(run: _Run) -> None:
     store = await run.open()
     for owner in ("a", "b"):
@@ -941,6 +1014,7 @@ _RUNNERS: dict[str, Callable[[_Run], Awaitable[None]]] = {
     "stats_by": _check_stats_by,
     "retention": _check_retention,
     "held": _check_held,
+    "final": _check_final,
     "groups": _check_groups,
     "concurrency": _check_concurrency,
 }
@@ -1061,6 +1135,10 @@ class StoreContract:
     def test_held(self) -> None:
         """Held deliveries wait for their due time; a resolve supersedes them."""
         self.run_check("held")
+
+    def test_final(self) -> None:
+        """Deliveries planned final are recorded final, never claimed."""
+        self.run_check("final")
 
     def test_groups(self) -> None:
         """Group members belong to their group's job and are claimed through it."""

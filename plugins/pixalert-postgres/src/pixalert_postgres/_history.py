@@ -109,7 +109,9 @@ def _token() -> str:
 # recorded again gets only the channels it lacked, and loses its '*' row. A
 # delivery planned held is stored unclaimed, due at its time, its note as the
 # error; a held member of a group puts the group's job on the timeline, or
-# moves it sooner (jobs_due: its payload and claim untouched).
+# moves it sooner (jobs_due: its payload and claim untouched). A delivery
+# planned final (a channel that is not configured) is stored with that status
+# and its note, unclaimed.
 _RECORD_HEAD = """
 WITH v AS (
     SELECT * FROM unnest(%(a_id)s::text[], %(a_key)s::text[], %(a_created)s::timestamptz[],
@@ -122,9 +124,9 @@ w AS (
                          %(w_key)s::text[], %(w_resolved)s::bool[], %(w_token)s::text[],
                          %(w_created)s::timestamptz[], %(w_held)s::bool[],
                          %(w_due)s::timestamptz[], %(w_grp)s::text[], %(w_note)s::text[],
-                         %(w_flush)s::timestamptz[])
+                         %(w_flush)s::timestamptz[], %(w_final)s::text[])
         AS w (ord, alert_id, channel, key, resolved, token, created_at, held, due, grp, note,
-              flush)
+              flush, final)
 ),
 """
 
@@ -178,13 +180,16 @@ ins AS (
                                 due_at, owner, token, lease_until, grp)
     SELECT w.alert_id, w.channel, w.key,
            CASE WHEN s.by_alert IS NOT NULL THEN 'suppressed'
+                WHEN w.final IS NOT NULL THEN w.final
                 WHEN w.held THEN 'held' ELSE 'pending' END,
-           CASE WHEN s.by_alert IS NOT NULL THEN %(never)s WHEN w.held THEN w.note END,
+           CASE WHEN s.by_alert IS NOT NULL THEN %(never)s
+                WHEN w.held OR w.final IS NOT NULL THEN w.note END,
            w.created_at, %(now)s,
            CASE WHEN s.by_alert IS NULL AND w.held THEN w.due ELSE %(now)s END,
-           CASE WHEN s.by_alert IS NULL AND NOT w.held THEN %(owner)s END,
-           CASE WHEN s.by_alert IS NULL AND NOT w.held THEN w.token END,
-           CASE WHEN s.by_alert IS NULL AND NOT w.held THEN %(until)s::timestamptz END,
+           CASE WHEN s.by_alert IS NULL AND NOT w.held AND w.final IS NULL THEN %(owner)s END,
+           CASE WHEN s.by_alert IS NULL AND NOT w.held AND w.final IS NULL THEN w.token END,
+           CASE WHEN s.by_alert IS NULL AND NOT w.held AND w.final IS NULL
+                THEN %(until)s::timestamptz END,
            CASE WHEN s.by_alert IS NULL AND w.held THEN w.grp END
     FROM w LEFT JOIN (SELECT DISTINCT by_alert, channel FROM sup) s
         ON s.by_alert = w.alert_id AND s.channel = w.channel
@@ -203,6 +208,8 @@ star AS (
 )
 SELECT 'n', id, NULL FROM new
 UNION ALL SELECT 'd', alert_id, channel FROM ins WHERE status = 'pending'
+UNION ALL SELECT 'f', ins.alert_id, ins.channel FROM ins JOIN w
+    ON w.alert_id = ins.alert_id AND w.channel = ins.channel WHERE w.final IS NOT NULL
 UNION ALL SELECT 's', by_alert, channel FROM sup
 """
 
@@ -711,7 +718,7 @@ class PostgresHistoryStore(BaseHistoryStore):
             name: []
             for name in (
                 *("ord", "alert", "channel", "key", "resolved", "token", "created"),
-                *("held", "due", "grp", "note", "flush"),
+                *("held", "due", "grp", "note", "flush", "final"),
             )
         }
         wanted: list[list[str]] = []
@@ -747,7 +754,8 @@ class PostgresHistoryStore(BaseHistoryStore):
                 w["held"].append(held)
                 w["due"].append(dt(now if plan.due is None else float(plan.due)) if held else None)
                 w["grp"].append(_maybe(plan.group) if held else None)
-                w["note"].append(_maybe(plan.note) if held else None)
+                w["note"].append(_maybe(plan.note) if held or plan.final else None)
+                w["final"].append(None if plan.final is None else plan.final.value)
                 w["flush"].append(
                     dt(float(plan.flush_by)) if held and plan.flush_by is not None else None
                 )
@@ -774,11 +782,14 @@ class PostgresHistoryStore(BaseHistoryStore):
             raise
         claimed: set[tuple[str, str]] = set()
         superseded: dict[str, set[str]] = {}
+        final: dict[str, set[str]] = {}
         for kind, alert_id, channel in rows:
             if kind == "d":
                 claimed.add((alert_id, channel))
             elif kind == "s":
                 superseded.setdefault(alert_id, set()).add(channel)
+            elif kind == "f":
+                final.setdefault(alert_id, set()).add(channel)
         out = []
         for (alert, _), names in zip(batch, wanted, strict=True):
             claims = []
@@ -786,7 +797,14 @@ class PostgresHistoryStore(BaseHistoryStore):
                 if (alert.id, name) in claimed:
                     claimed.discard((alert.id, name))  # to its first occurrence only
                     claims.append(Claim(alert, name, tokens[(alert.id, name)], 0, now))
-            out.append(Recorded(alert, tuple(claims), frozenset(superseded.get(alert.id, ()))))
+            out.append(
+                Recorded(
+                    alert,
+                    tuple(claims),
+                    frozenset(superseded.get(alert.id, ())),
+                    frozenset(final.get(alert.id, set()) - superseded.get(alert.id, set())),
+                )
+            )
         return out
 
     async def settle(self, outcomes: Sequence[tuple[Claim, DeliveryResult]]) -> Settled:
