@@ -111,3 +111,40 @@ async def test_hook_pixalert_route() -> None:
         rerouted = await manager.send_alert("a", "m", "low", metadata={"team": "infra"})
         kept = await manager.send_alert("b", "m", "low")
     assert list(rerouted) == ["webhook"] and list(kept) == ["slack"]
+
+
+async def test_a_channel_not_configured_is_recorded_skipped_with_the_alert() -> None:
+    """No claim, no settle: the history reads skipped at once, on every way in."""
+    slack = RecordingChannel("slack")
+    async with make_manager([slack]) as manager:
+        alert_id = await manager.submit(pixalert.Alert("t", "m", "high"))
+        await manager.drain()
+        (entry,) = await manager.history(limit=None)
+    assert entry["id"] == alert_id and entry["state"] == "done"
+    results = entry["results"]
+    assert results["slack"]["status"] == "sent"
+    for name in ("email", "pagerduty"):
+        assert (results[name]["status"], results[name]["attempts"]) == ("skipped", 0)
+        assert results[name]["error"] == "not configured"
+
+
+async def test_an_alert_no_channel_can_take_takes_no_cooldown() -> None:
+    slack = RecordingChannel("slack")
+    async with make_manager([slack]) as manager:
+        nowhere = await manager.send_alert(
+            "t", "m", "low", key="db-1", cooldown=600, channels=["pagerduty"]
+        )
+        sent = await manager.send_alert("t", "m", "low", key="db-1", cooldown=600)
+    assert nowhere["pagerduty"].status == "skipped"
+    assert sent["slack"].status == "sent"  # not swallowed by a cooldown nothing used
+    assert len(slack.sent) == 1
+
+
+async def test_a_silence_suppresses_what_could_be_sent_and_skips_the_rest() -> None:
+    slack = RecordingChannel("slack")
+    async with make_manager([slack]) as manager:
+        await manager.silence({"source": "db"}, duration=60)
+        results = await manager.send_alert("t", "m", "medium", source="db")
+    assert results["slack"].status == "suppressed"
+    assert results["email"].status == "skipped"
+    assert not slack.sent
