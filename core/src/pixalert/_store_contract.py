@@ -202,6 +202,12 @@ def _retrying(run: _Run, channel: str, delay: float, attempts: int = 3) -> Deliv
     )
 
 
+async def _result(store: HistoryStore, alert_id: str, channel: str) -> DeliveryResult | None:
+    """The result ``store`` has for ``alert_id`` on ``channel``, or None."""
+    found = [r for r in await store.results_for(alert_id) if str(r.channel) == channel]
+    return found[0] if found else None
+
+
 def _channels(claims: Iterable[Claim]) -> list[str]:
     return sorted(c.channel for c in claims)
 
@@ -712,8 +718,7 @@ async def _check_final(run: _Run) -> None:
         f"an alert planned all final was claimed {_channels(second.claims)}, "
         f"recorded {set(second.final)} final",
     )
-    got = {str(r.channel): r for r in await store.results_for(mixed.id)}
-    slack = got.get("slack")
+    slack = await _result(store, mixed.id, "slack")
     run.expect(
         slack is not None
         and slack.status is DeliveryStatus.SKIPPED
@@ -722,8 +727,7 @@ async def _check_final(run: _Run) -> None:
         and slack.next_attempt_at is None,
         f"a delivery planned skipped reads back as {slack!r}",
     )
-    got = {str(r.channel): r for r in await store.results_for(nothing.id)}
-    email = got.get("email")
+    email = await _result(store, nothing.id, "email")
     run.expect(
         email is not None and email.status is DeliveryStatus.SUPPRESSED and email.error == "muted",
         f"a delivery planned suppressed reads back as {email!r}",
@@ -769,8 +773,7 @@ async def _check_held(run: _Run) -> None:
         _channels(recorded.claims) == ["email"],
         f"record claimed {_channels(recorded.claims)}, expected only the due ['email']",
     )
-    by_channel = {str(r.channel): r for r in await store.results_for(alert.id)}
-    slack = by_channel.get("slack")
+    slack = await _result(store, alert.id, "slack")
     run.expect(
         slack is not None
         and slack.status is DeliveryStatus.HELD
