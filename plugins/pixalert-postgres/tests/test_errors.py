@@ -126,3 +126,26 @@ def test_url_options_are_split_from_libpq_ones() -> None:
 def test_mask_url() -> None:
     assert mask_url(f"postgresql://u:{SECRET}@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert mask_url("postgresql://h/db") == "postgresql://h/db"
+
+
+async def test_a_transaction_that_loses_a_race_is_run_again(store: PostgresHistoryStore) -> None:
+    """A deadlock or serialization failure reruns the transaction; the steps here
+    lose twice, then commit."""
+    await store.open()
+    db = store.database
+    await db.fetch("CREATE SEQUENCE {s}.tries")
+    lose_twice = (
+        "DO $$ BEGIN IF nextval('{s}.tries') < 3 THEN "
+        "RAISE EXCEPTION 'lost a race' USING ERRCODE = '40001'; END IF; END $$"
+    )
+    rows = await db.transaction([(lose_twice, None), ("SELECT currval('{s}.tries')", None)])
+    assert rows == [[], [(3,)]]
+
+
+async def test_a_transaction_that_keeps_losing_is_unavailable_naming_why(
+    store: PostgresHistoryStore,
+) -> None:
+    await store.open()
+    always = "DO $$ BEGIN RAISE EXCEPTION 'lost a race' USING ERRCODE = '40P01'; END $$"
+    with pytest.raises(StoreUnavailable, match="DeadlockDetected: lost a race"):
+        await store.database.transaction([(always, None)])

@@ -418,7 +418,7 @@ class Database:
                     return [
                         await cursor.fetchall() if cursor.description else [] for cursor in cursors
                     ]
-                except errors.TransactionRollbackError:
+                except (errors.SerializationFailure, errors.DeadlockDetected):
                     if attempt == _TX_RETRIES - 1:
                         raise
                     await asyncio.sleep(0.005 * (attempt + 1))  # let the winner commit
