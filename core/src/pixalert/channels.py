@@ -31,9 +31,9 @@ one gets.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._actions import ActionLinks, AlertLinks, Interaction, InteractionRejected, LinkError
 from ._channels import (
     Channel,
     ChannelSpec,
@@ -51,11 +51,8 @@ from ._durations import Duration
 # importable from here, not listed in __all__.
 from ._errors import ConfigError as ConfigError
 from ._errors import DeliveryError as DeliveryError
-from ._groups import Group
 from ._ratelimit import RateLimiter
 from ._redact import mask_loggers, redact, register_secret
-from ._storage import AlertEvent
-from ._templates import escape_mrkdwn, rendered_message
 from ._types import Alert as Alert
 from ._types import Priority as Priority
 from ._types import Secret
@@ -63,7 +60,11 @@ from ._urls import mask_secret_url
 from .hookspecs import hookimpl as hookimpl
 
 if TYPE_CHECKING:
+    from ._actions import ActionLinks, AlertLinks, Interaction, InteractionRejected, LinkError
     from ._config import structure_config
+    from ._groups import Group
+    from ._storage import AlertEvent
+    from ._templates import escape_mrkdwn, rendered_message
 
 __all__ = [
     "ActionLinks",
@@ -96,11 +97,26 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # cattrs loads on first use, so importing a plugin module stays fast.
-    if name == "structure_config":
-        from ._config import structure_config
+#: Names loaded on first use (they pull in routing, lifecycle and template
+#: config, cattrs), so that importing a plugin module stays fast.
+_LAZY = {
+    "ActionLinks": "._actions",
+    "AlertLinks": "._actions",
+    "Interaction": "._actions",
+    "InteractionRejected": "._actions",
+    "LinkError": "._actions",
+    "AlertEvent": "._storage",
+    "Group": "._groups",
+    "escape_mrkdwn": "._templates",
+    "rendered_message": "._templates",
+    "structure_config": "._config",
+}
 
-        globals()[name] = structure_config
-        return structure_config
-    raise AttributeError(f"module 'pixalert.channels' has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pixalert.channels' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__.rpartition(".")[0]), name)
+    globals()[name] = value
+    return value
