@@ -442,3 +442,43 @@ async def test_stats_reads_through_indexes_not_every_delivery(
         if re.search(r"SCAN (d|deliveries)\b(?! USING)", plan)
     }
     assert not scans
+
+
+async def test_a_claims_lease_runs_from_when_the_worker_writes_it(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """In a burst, records wait in the SQLite worker's queue; the time they wait does
+    not use up their claims' lease (else a sweep takes live work over: a duplicate)."""
+    import threading
+    import time
+
+    store = SQLiteHistoryStore(f"sqlite:///{tmp_path / 'history.db'}", clock)
+    busy, release = threading.Event(), threading.Event()
+
+    def hold_the_worker(conn: sqlite3.Connection) -> None:
+        busy.set()
+        release.wait(10)
+
+    try:
+        await store.open_owner("a")
+        await store.open_owner("b")
+        blocked = asyncio.ensure_future(store._db.run(hold_the_worker))
+        assert await asyncio.to_thread(busy.wait, 10)
+        recording = asyncio.ensure_future(
+            store.record(Alert("t", "m", "high"), ["slack"], owner="a", lease=0.5)
+        )
+        waited = time.monotonic()
+        # The worker stays busy for 1 s more; the record is queued behind it meanwhile.
+        await asyncio.to_thread(time.sleep, 1.0)
+        release.set()
+        await blocked
+        (claim,) = (await recording).claims
+        waited = time.monotonic() - waited
+        assert waited >= 1.0
+        clock.advance(0.6)  # past the lease counted from the call, not from the write
+        assert await store.claim_due(owner="b", lease=60) == []
+        clock.advance(waited)
+        assert [c.alert.id for c in await store.claim_due(owner="b", lease=60)] == [claim.alert.id]
+    finally:
+        release.set()
+        await store.aclose()

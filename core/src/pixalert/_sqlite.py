@@ -869,20 +869,20 @@ class SQLiteHistoryStore(BaseHistoryStore):
         return await self._db.run(lambda c: _tx(c, run))
 
     async def renew(self, claims: Sequence[Claim], lease: float) -> None:
-        """Extend the claims still held."""
-        until = self._clock.now() + lease
-        rows = [(until, c.alert.id, c.channel, c.token) for c in claims]
-        if rows:
-            await self._db.run(
-                lambda conn: _tx(
-                    conn,
-                    lambda c: c.executemany(
-                        "UPDATE deliveries SET lease_until = ? "
-                        "WHERE alert_id = ? AND channel = ? AND token = ?",
-                        rows,
-                    ),
-                )
+        """Extend the claims still held (the lease runs from when the worker writes it)."""
+        until, queued = self._clock.now() + lease, time.monotonic()
+        keys = [(c.alert.id, c.channel, c.token) for c in claims]
+
+        def run(conn: sqlite3.Connection) -> None:
+            late = until + max(0.0, time.monotonic() - queued)
+            conn.executemany(
+                "UPDATE deliveries SET lease_until = ? "
+                "WHERE alert_id = ? AND channel = ? AND token = ?",
+                [(late, *key) for key in keys],
             )
+
+        if keys:
+            await self._db.run(lambda conn: _tx(conn, run))
 
     async def release(self, claims: Sequence[Claim]) -> None:
         """Give back claims still held: due again now."""
@@ -1338,7 +1338,7 @@ def _record(
 class _RecordCall(_Mergeable):
     """One ``record_many`` call; the records of one batch are written together."""
 
-    __slots__ = ("now", "owner", "plans", "until")
+    __slots__ = ("now", "owner", "plans", "queued", "until")
 
     def __init__(
         self,
@@ -1351,6 +1351,13 @@ class _RecordCall(_Mergeable):
         self.owner = owner
         self.now = now
         self.until = until
+        self.queued = time.monotonic()
+
+    def lease_until(self) -> float:
+        """``until``, moved on by the time this call waited for the worker: a claim's
+        lease runs from when it is written, so a long queue in a burst cannot use it
+        up before the claim is even tracked (and a sweep take it over, a duplicate)."""
+        return self.until + max(0.0, time.monotonic() - self.queued)
 
     def _simple(self) -> bool:
         """Firing alerts whose deliveries are all due now (no resolve, nothing held)."""
@@ -1370,7 +1377,9 @@ class _RecordCall(_Mergeable):
         ):
             return [
                 [
-                    _record(conn, a, p, row, owner=call.owner, now=call.now, until=call.until)
+                    _record(
+                        conn, a, p, row, owner=call.owner, now=call.now, until=call.lease_until()
+                    )
                     for a, p, row in call.plans
                 ]
                 for call in calls
@@ -1406,7 +1415,7 @@ def _record_simple(conn: sqlite3.Connection, calls: Sequence[_RecordCall]) -> li
     # lease_until): pending and claimed, or final as planned
     wanted: list[tuple[Any, ...]] = []
     for call in calls:
-        now, owner, until = call.now, call.owner, call.until
+        now, owner, until = call.now, call.owner, call.lease_until()
         for alert, plans, row in call.plans:
             for plan in plans:
                 claim: tuple[str | None, str | None, float | None]
