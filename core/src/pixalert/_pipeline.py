@@ -664,7 +664,7 @@ class Pipeline:
                 outcomes[name] = DeliveryResult(name, DeliveryStatus.SUPPRESSED, 0, reason)
             elif name in notes:
                 outcomes[name] = DeliveryResult(name, DeliveryStatus.SUPPRESSED, 0, notes[name])
-            elif name not in self._registry.slots:  # recorded before the config changed
+            elif name not in self._registry.slots:  # config changed, or a store ignored final
                 outcomes[name] = self._skipped(name)
             elif (hold := self.noise.hold_now(alert, name)) is not None:
                 outcomes[name] = attrs.evolve(hold, attempts=claim.attempts)
