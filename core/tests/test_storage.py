@@ -444,6 +444,51 @@ async def test_stats_reads_through_indexes_not_every_delivery(
     assert not scans
 
 
+async def test_record_and_settle_look_alerts_up_by_id_in_a_backlog(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """With alerts pending (a backlog in an outage), the statements of record and
+    settle find their rows by key: none reads every pending alert (SQLite planned the
+    partial index of pending alerts for ``id IN (...)``: 8 ms per call at 50,000)."""
+    path = tmp_path / "history.db"
+    store = SQLiteHistoryStore(f"sqlite:///{path}", clock)
+    statements: list[str] = []
+    try:
+        await store.open_owner("a")
+        backlog = [Alert(f"b{i}", "m", "high") for i in range(50)]
+        await store.record_many(backlog, [["slack"]] * len(backlog), owner="a", lease=60)
+        await store._db.run(lambda conn: conn.set_trace_callback(statements.append))
+        alerts = [Alert(f"t{i}", "m", "high") for i in range(3)]
+        recorded = await store.record_many(alerts, [["slack", "email"]] * 3, owner="a", lease=60)
+        settled = await store.settle(
+            [
+                (c, DeliveryResult(c.channel, "sent", 1, None, 0.01))
+                for r in recorded
+                for c in r.claims
+            ]
+        )
+        await store._db.run(lambda conn: conn.set_trace_callback(None))
+    finally:
+        await store.aclose()
+    assert sorted(settled.completed) == sorted(a.id for a in alerts)
+    writes = [s for s in statements if s.lstrip().upper().startswith(("UPDATE", "DELETE"))]
+    assert any("UPDATE alerts" in s for s in writes)
+    conn = sqlite3.connect(path)
+    try:
+        plans = {
+            sql: " | ".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            for sql in writes
+        }
+    finally:
+        conn.close()
+    wide = {
+        sql: plan
+        for sql, plan in plans.items()
+        if "alerts_waiting" in plan or re.search(r"SCAN (alerts|deliveries|a|d)\b", plan)
+    }
+    assert not wide
+
+
 async def test_a_claims_lease_runs_from_when_the_worker_writes_it(
     tmp_path: Path, clock: FakeClock
 ) -> None:

@@ -1513,8 +1513,11 @@ def _complete(conn: sqlite3.Connection, alert_ids: Sequence[str]) -> list[str]:
             found.update(
                 row[0]
                 for row in conn.execute(
+                    # ``+state``: look the ids up by primary key. Without it SQLite
+                    # plans the partial index of pending alerts and reads every
+                    # pending alert per call (8 ms per call with 50,000 in a backlog).
                     f"UPDATE alerts SET state = 'done' WHERE id IN ({marks}) "
-                    "AND state = 'pending' AND NOT EXISTS (SELECT 1 FROM deliveries "
+                    "AND +state = 'pending' AND NOT EXISTS (SELECT 1 FROM deliveries "
                     f"WHERE alert_id = alerts.id AND status IN {_WAITING}) RETURNING id",
                     chunk,
                 )
