@@ -383,6 +383,35 @@ async def test_a_resolve_that_supersedes_every_delivery_is_done_and_observed(
     assert flaky.sent == []
 
 
+async def test_memory_state_drops_expired_keys_without_a_scan_per_call(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above 10,000 live keys (cooldowns of distinct alerts) the memory state backend
+    scanned every key on every acquire; now a scan waits for the live keys to double,
+    and expired keys are still dropped."""
+    from pixalert._memory import MemoryStateBackend
+
+    state = MemoryStateBackend(clock)
+    scans = 0
+    prune = state._prune
+
+    def counted(now: float) -> None:
+        nonlocal scans
+        scans += 1
+        prune(now)
+
+    monkeypatch.setattr(state, "_prune", counted)
+    for i in range(30_000):
+        assert await state.acquire(f"cooldown:{i}", 300) is True
+    assert scans <= 3  # at 10,001, 20,003 (twice 10,001 live) keys
+    assert await state.acquire("cooldown:29999", 300) is False
+    clock.advance(301)
+    for i in range(40_000):
+        await state.acquire(f"cooldown:new{i}", 300)
+    assert len(state._keys) <= 40_000  # the 30,000 expired ones are gone
+    assert await state.acquire("cooldown:0", 300) is True
+
+
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 async def test_is_set_reads_a_key_without_taking_it(
     kind: str, tmp_path: Path, clock: FakeClock

@@ -32,6 +32,10 @@ from ._types import Alert, DeliveryResult, DeliveryStatus, _new_id
 __all__ = ["MemoryDatabase", "MemoryHistoryStore", "MemoryStateBackend"]
 
 
+#: Keys held before expired ones are dropped (then twice the live keys).
+_PRUNE_AT = 10_000
+
+
 class MemoryStateBackend(BaseStateBackend):
     """Cooldown and dedup keys (and put values) in dicts, expiring on the given clock."""
 
@@ -41,6 +45,7 @@ class MemoryStateBackend(BaseStateBackend):
         self._clock = clock
         self._keys: dict[str, float] = {}
         self._values: dict[str, str] = {}  # keys set by put (their expiry is in _keys)
+        self._prune_at = _PRUNE_AT
 
     async def acquire(self, key: str, ttl: float) -> bool:
         """Set ``key`` for ``ttl`` seconds unless it is live; True if this call set it."""
@@ -51,13 +56,16 @@ class MemoryStateBackend(BaseStateBackend):
         self._keys[key] = now + ttl
         if self._values:
             self._values.pop(key, None)
-        if len(self._keys) > 10_000:
+        if len(self._keys) > self._prune_at:
             self._prune(now)
         return True
 
     def _prune(self, now: float) -> None:
+        """Drop expired keys. The next prune waits until the live keys have doubled, so
+        many live keys cost a scan now and then, not one per call."""
         self._keys = {k: v for k, v in self._keys.items() if v > now}
         self._values = {k: v for k, v in self._values.items() if k in self._keys}
+        self._prune_at = max(_PRUNE_AT, 2 * len(self._keys))
 
     async def release(self, key: str) -> None:
         """Forget ``key``."""
@@ -72,7 +80,7 @@ class MemoryStateBackend(BaseStateBackend):
         now = self._clock.now()
         self._keys[key] = now + ttl
         self._values[key] = value
-        if len(self._keys) > 10_000:
+        if len(self._keys) > self._prune_at:
             self._prune(now)
 
     async def is_set(self, key: str) -> bool:
