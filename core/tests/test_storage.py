@@ -83,6 +83,53 @@ async def test_sqlite_state_is_atomic_and_expires(tmp_path: Path, clock: FakeClo
     await b.aclose()
 
 
+@pytest.mark.parametrize("returning", [True, False], ids=["sqlite", "sqlite-before-3.35"])
+async def test_sqlite_acquires_of_one_batch_decide_as_one_by_one(
+    returning: bool, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Acquires queued together are written by one upsert (one by one before SQLite
+    3.35); each key goes to its first ask in order, a live key to nobody, an expired
+    one to its first ask again."""
+    import threading
+
+    monkeypatch.setattr("pixalert._sqlite._RETURNING", returning)
+
+    state = SQLiteStateBackend(f"sqlite:///{tmp_path}/s.db", clock)
+    assert await state.acquire("live", 60) is True
+    assert await state.acquire("old", 10) is True
+    clock.advance(30)
+    statements: list[str] = []
+    busy, release = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        busy.set()
+        release.wait(10)
+        conn.set_trace_callback(statements.append)
+
+    held = asyncio.ensure_future(state._db.run(hold))
+    assert await asyncio.to_thread(busy.wait, 10)
+    calls = [
+        state.acquire("a", 60),
+        state.acquire_many(["b", "a", "old", "b"], 60),
+        state.acquire("live", 60),
+        state.acquire("old", 60),
+        state.acquire_many([], 60),
+    ]
+    tasks = [asyncio.ensure_future(c) for c in calls]
+    while len(state._db._pending) < 4:  # acquire_many([]) asks nothing of the worker
+        await asyncio.sleep(0)
+    release.set()
+    await held
+    decided = await asyncio.gather(*tasks)
+    await state._db.run(lambda conn: conn.set_trace_callback(None))
+    assert decided == [True, [True, False, True, False], False, False, []]
+    upserts = [s for s in statements if s.startswith("INSERT INTO state")]
+    assert len(upserts) == (1 if returning else 7)
+    clock.advance(61)
+    assert await state.acquire_many(["a", "live"], 60) == [True, True]
+    await state.aclose()
+
+
 async def test_resolved_alert_gets_the_receipt_of_the_firing_one(clock: FakeClock) -> None:
     slack = RecordingChannel("slack", receipt=lambda a: {"ts": f"ts-{a.id}"})
     async with make_manager([slack], clock=clock) as manager:

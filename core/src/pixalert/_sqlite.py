@@ -529,6 +529,63 @@ _ACQUIRE = (
 )
 
 
+class _AcquireCall(_Mergeable):
+    """One ``acquire`` or ``acquire_many`` call; the acquires of one batch are written
+    by one multi-row upsert, which returns the keys it set."""
+
+    __slots__ = ("keys", "now", "ttl")
+
+    def __init__(self, keys: list[str], ttl: float, now: float) -> None:
+        self.keys = keys
+        self.ttl = ttl
+        self.now = now
+
+    @classmethod
+    def many(cls, conn: sqlite3.Connection, calls: Sequence[Any]) -> list[list[bool]]:
+        rows = [(key, call.now + call.ttl) for call in calls for key in call.keys]
+        if not _RETURNING or len(rows) < 2:
+            taken = [
+                conn.execute(_ACQUIRE, (key, call.now + call.ttl, call.now)).rowcount == 1
+                for call in calls
+                for key in call.keys
+            ]
+        else:
+            # A key is live if it expires after the newest of the calls' times: the
+            # calls were made concurrently, and by now that time has passed for all.
+            now = max(call.now for call in calls)
+            found: set[str] = set()
+            for start in range(0, len(rows), _ACQUIRE_CHUNK):
+                chunk = rows[start : start + _ACQUIRE_CHUNK]
+                values = ",".join(["(?, ?)"] * len(chunk))
+                found.update(
+                    row[0]
+                    for row in conn.execute(
+                        _ACQUIRE_MANY.format(values=values),
+                        [*(value for row in chunk for value in row), now],
+                    )
+                )
+            # A key asked for twice is taken by its first ask (as one by one).
+            taken = []
+            for key, _ in rows:
+                taken.append(key in found)
+                found.discard(key)
+        out = []
+        start = 0
+        for call in calls:
+            out.append(taken[start : start + len(call.keys)])
+            start += len(call.keys)
+        return out
+
+
+_ACQUIRE_MANY = (
+    "INSERT INTO state (key, expires) VALUES {values} "
+    "ON CONFLICT (key) DO UPDATE SET expires = excluded.expires, value = NULL "
+    "WHERE state.expires <= ? RETURNING key"
+)
+#: Keys set by one upsert (2 parameters each).
+_ACQUIRE_CHUNK = 500
+
+
 class SQLiteStateBackend(BaseStateBackend):
     """Cooldown and dedup keys in a SQLite table, atomic across processes."""
 
@@ -540,21 +597,14 @@ class SQLiteStateBackend(BaseStateBackend):
 
     async def acquire(self, key: str, ttl: float) -> bool:
         """Set ``key`` for ``ttl`` seconds unless it is live; True if this call set it."""
-        now = self._clock.now()
-
-        def run(conn: sqlite3.Connection) -> bool:
-            return conn.execute(_ACQUIRE, (key, now + ttl, now)).rowcount == 1
-
-        return await self._db.run(run)
+        taken: list[bool] = await self._db.run(_AcquireCall([key], ttl, self._clock.now()))
+        return taken[0]
 
     async def acquire_many(self, keys: Sequence[str], ttl: float) -> list[bool]:
         """:meth:`acquire` for each key, in one transaction."""
-        now = self._clock.now()
-
-        def run(conn: sqlite3.Connection) -> list[bool]:
-            return [conn.execute(_ACQUIRE, (key, now + ttl, now)).rowcount == 1 for key in keys]
-
-        return await self._db.run(lambda c: _tx(c, run))
+        if not keys:
+            return []
+        return await self._db.run(_AcquireCall(list(keys), ttl, self._clock.now()))
 
     async def release(self, key: str) -> None:
         """Forget ``key``."""
