@@ -466,6 +466,8 @@ class Lifecycle:
     ) -> None:
         """What follows accepted alerts: escalations start for firing ones; a resolve
         ends its incident's escalation, and reaches the channels escalation told."""
+        if not self._m.escalation_book.policies:
+            return  # no escalation policy: nothing follows
         outcomes: Sequence[Mapping[Any, DeliveryResult] | None] = (
             results if results is not None else [None] * len(alerts)
         )
@@ -474,8 +476,8 @@ class Lifecycle:
             for a, r in zip(alerts, outcomes, strict=True)
             if not a.resolved and not self._m.heartbeat_book.is_signal(a)
         ]
-        resolved = [a for a in alerts if a.resolved] if self._m.escalation_book.policies else []
-        if firing and self._m.escalation_book.policies:
+        resolved = [a for a in alerts if a.resolved]
+        if firing:
             try:
                 await self._m.escalation_book.start([a for a, _ in firing], [r for _, r in firing])
             except Exception as exc:

@@ -224,7 +224,9 @@ class SilenceBook:
             async with self._lock:  # one read for a burst, not one per alert
                 if self._cache is None or not 0 <= now - self._read_at < SILENCE_REFRESH:
                     await self._refresh(now)
-        return sorted((s for s in self._cache or () if s.active(now)), key=lambda s: s.ends_at)
+        if not self._cache:
+            return []
+        return sorted((s for s in self._cache if s.active(now)), key=lambda s: s.ends_at)
 
     async def remove(self, silence_id: str) -> bool:
         """End a silence now; False if no such silence is in effect."""

@@ -130,6 +130,9 @@ class Timeline:
 
     def untrack(self, claims: Sequence[Claim]) -> None:
         """Stop renewing these claims (unless their outcomes are held, see :meth:`hold`)."""
+        if not self._unwritten:
+            self._inflight.difference_update(claims)
+            return
         held = {claim for claim, _ in self._unwritten}
         self._inflight.difference_update(c for c in claims if c not in held)
 
