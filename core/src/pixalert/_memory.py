@@ -278,7 +278,7 @@ class MemoryHistoryStore(BaseHistoryStore):
                 continue
             d.owner, d.token, d.lease_until = owner, _new_id(), now + lease
             claims.append(Claim(alert, name, d.token, 0, now))
-        return Recorded(alert, tuple(claims), frozenset(superseded), frozenset(final))
+        return Recorded(alert, tuple(claims), superseded, final)
 
     def _join(self, group: str, due: float) -> None:
         """Put the group's job on the timeline, or move it to ``due`` if that is sooner."""

@@ -1382,7 +1382,7 @@ def _record(
     _add_rollups(conn, rollups)
     if not new or not claims:  # nothing to deliver (no channel, or every one superseded)
         _complete(conn, [alert.id])
-    return Recorded(alert, tuple(claims), frozenset(superseded), frozenset(final))
+    return Recorded(alert, tuple(claims), superseded, final)
 
 
 class _RecordCall(_Mergeable):
@@ -1512,7 +1512,7 @@ def _record_simple(conn: sqlite3.Connection, calls: Sequence[_RecordCall]) -> li
                 routed_again.append(alert.id)
             if alert.id not in new or not claims:
                 finished.append(alert.id)
-            recorded.append(Recorded(alert, tuple(claims), frozenset(), frozenset(final)))
+            recorded.append(Recorded(alert, tuple(claims), (), final))
         out.append(recorded)
     _add_rollups(conn, rollups)
     for marks, ids in _chunks(routed_again):

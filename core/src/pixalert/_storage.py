@@ -231,6 +231,15 @@ def planned(channels: Sequence[str | Planned]) -> list[Planned]:
     return list(out.values())
 
 
+_NO_NAMES: frozenset[str] = frozenset()
+
+
+def _names(names: Iterable[str]) -> frozenset[str]:
+    """``names`` as a frozenset; the empty ones share one (an alert in flight keeps its
+    :class:`Recorded`, and most have nothing superseded and nothing final)."""
+    return frozenset(names) if names else _NO_NAMES
+
+
 @attrs.frozen
 class Recorded:
     """What :meth:`HistoryStore.record` stored for one alert.
@@ -247,8 +256,8 @@ class Recorded:
 
     alert: Alert
     claims: tuple[Claim, ...] = ()
-    superseded: frozenset[str] = frozenset()
-    final: frozenset[str] = frozenset()
+    superseded: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
+    final: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
 
 
 @attrs.frozen
