@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pixalert import Alert, DeliveryError
 from pixalert._clock import to_datetime
+from pixalert._delivery import FIRST_OPEN, CircuitBreaker
 from pixalert.testing import FakeClock, RecordingChannel, make_manager
 
 FAST = {"delivery": {"backoff": 1.0, "max_attempts": 3, "timeout": 5}}
@@ -211,18 +212,55 @@ async def test_an_open_circuit_defers_deliveries_instead_of_failing_them(
         held = (await manager.send_alert("a3", "m", "low"))["slack"]
         assert held.status == "retrying" and held.attempts == 0
         assert "circuit open" in (held.error or "")
-        assert held.next_attempt_at == to_datetime(opened + 60)  # when it half-opens
+        # When it half-opens: FIRST_OPEN seconds after it opened (circuit_reset is the most).
+        assert held.next_attempt_at == to_datetime(opened + FIRST_OPEN)
         assert slack.calls == calls  # not even tried
         health = await manager.health()
         assert health["channels"]["slack"]["circuit"] == "open"
         assert health["status"] == "degraded"
-        clock.advance(61)
+        clock.advance(FIRST_OPEN + 1)
         assert (await manager.health())["channels"]["slack"]["circuit"] == "half-open"
-        assert await manager.resume_pending() == 4  # the trial succeeds, the rest follow
+        assert await manager.resume_pending() == 1  # a3, held by the circuit: the trial
         assert (await manager.health())["channels"]["slack"]["circuit"] == "closed"
+        clock.advance(10)  # the failed ones at their retry_schedule step (10 s)
+        assert await manager.resume_pending() == 3
         entries = await manager.history()
     assert {e["results"]["slack"]["status"] for e in entries} == {"sent"}
     assert sorted(a.title for a in slack.sent) == ["a0", "a1", "a2", "a3"]
+
+
+def test_an_open_circuit_stays_open_twice_as_long_after_each_failed_trial() -> None:
+    """A short outage is over by the first trial; a long one is probed at most every
+    ``reset`` seconds; a success starts again from the short opening."""
+    breaker = CircuitBreaker(threshold=2, reset=30)
+    breaker.failure(0)
+    assert breaker.state(0) == "closed"
+    breaker.failure(0)
+    opened_for = []
+    now = 0.0
+    for _ in range(5):
+        assert breaker.state(now) == "open"
+        due = breaker.reopens_at(now)
+        opened_for.append(due - now)
+        assert breaker.state(due - 0.01) == "open" and breaker.state(due) == "half-open"
+        now = due
+        assert breaker.allow(now) is True  # the trial
+        assert breaker.allow(now) is False  # only one
+        breaker.failure(now)
+    assert opened_for == [FIRST_OPEN, 10, 20, 30, 30]
+    assert breaker.allow(now + 30) is True
+    breaker.success()
+    assert breaker.state(now + 30) == "closed"
+    breaker.failure(now + 31)
+    breaker.failure(now + 31)
+    assert breaker.reopens_at(now + 31) == now + 31 + FIRST_OPEN
+
+    short = CircuitBreaker(threshold=1, reset=2)  # a reset shorter than FIRST_OPEN
+    short.failure(0)
+    assert short.reopens_at(0) == 2
+    assert short.allow(2) is True
+    short.failure(2)
+    assert short.reopens_at(2) == 4
 
 
 async def test_failed_half_open_trial_opens_the_circuit_again(clock: FakeClock) -> None:

@@ -39,14 +39,21 @@ T = TypeVar("T")
 #: never due at once, which would have a sweep claim it again and again.
 TRIAL_WAIT = 1.0
 
+#: Seconds a circuit stays open the first time (at most its ``reset``): an outage
+#: of a few seconds is over before the trial call; each failed trial doubles the
+#: time, up to ``reset``, so a long outage is probed no more often than that.
+FIRST_OPEN = 5.0
+
 
 @attrs.define
 class CircuitBreaker:
     """Stops calling a channel that keeps failing, then tries it again later.
 
     ``closed``: calls go through. After ``threshold`` consecutive failures it
-    is ``open`` for ``reset`` seconds: calls fail at once. Then ``half-open``:
-    one trial call; success closes it, failure opens it again.
+    is ``open``: calls fail at once, for :data:`FIRST_OPEN` seconds (``reset``
+    if that is shorter). Then ``half-open``: one trial call; success closes
+    it, failure opens it again for twice as long as the last time, at most
+    ``reset`` seconds. ``open_for`` is how long the current opening lasts;
     ``failing_since`` is when the current run of failures began (None after
     a success).
     """
@@ -55,6 +62,7 @@ class CircuitBreaker:
     reset: float
     failures: int = 0
     opened_at: float | None = None
+    open_for: float = 0.0
     trial: bool = False
     failing_since: float | None = None
     _trial_over: asyncio.Event | None = attrs.field(default=None, init=False, repr=False)
@@ -63,7 +71,7 @@ class CircuitBreaker:
         """``closed``, ``open`` or ``half-open``."""
         if self.opened_at is None:
             return "closed"
-        return "half-open" if now - self.opened_at >= self.reset else "open"
+        return "half-open" if now - self.opened_at >= self.open_for else "open"
 
     def allow(self, now: float) -> bool:
         """True if a call may go out now (claims the half-open trial)."""
@@ -97,17 +105,24 @@ class CircuitBreaker:
         """Record a success: close the circuit."""
         self.failures = 0
         self.opened_at = None
+        self.open_for = 0.0
         self.trial = False
         self.failing_since = None
         self._end_trial()
 
     def failure(self, now: float) -> None:
-        """Record a failure: open the circuit at the threshold or after a failed trial."""
+        """Record a failure: open the circuit at the threshold, or again after a failed
+        trial (for twice as long as the last time, at most ``reset``)."""
         if self.failing_since is None:
             self.failing_since = now
         self.failures += 1
-        if self.trial or self.failures >= self.threshold:
+        if self.trial:
+            self.open_for = min(self.reset, 2 * self.open_for)
             self.opened_at = now
+        elif self.failures >= self.threshold:
+            if self.opened_at is None:  # it opens now
+                self.open_for = min(self.reset, FIRST_OPEN)
+            self.opened_at = now  # (a call out when it opened failed too: from now)
         self.trial = False
         self._end_trial()
 
@@ -117,7 +132,7 @@ class CircuitBreaker:
         outcome decides), else ``now``."""
         state = self.state(now)
         if state == "open" and self.opened_at is not None:
-            return self.opened_at + self.reset
+            return self.opened_at + self.open_for
         if state == "half-open" and self.trial:
             return now + min(self.reset, TRIAL_WAIT)
         return now
