@@ -480,6 +480,18 @@ async def test_is_set_reads_a_key_without_taking_it(
     await state.aclose()
 
 
+def _query_plans(path: Path, statements: list[str]) -> dict[str, str]:
+    """Each statement's query plan on the file at ``path``, its steps joined by `` | ``."""
+    conn = sqlite3.connect(path)
+    try:
+        return {
+            sql: " | ".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            for sql in statements
+        }
+    finally:
+        conn.close()
+
+
 async def test_stats_reads_through_indexes_not_every_delivery(
     tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -504,14 +516,7 @@ async def test_stats_reads_through_indexes_not_every_delivery(
     assert stats["channels"]["slack"]["sent"] == 3
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     assert len(selects) >= 3
-    conn = sqlite3.connect(path)
-    try:
-        plans = {
-            sql: " | ".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
-            for sql in selects
-        }
-    finally:
-        conn.close()
+    plans = _query_plans(path, selects)
     scans = {
         sql: plan
         for sql, plan in plans.items()
@@ -549,14 +554,7 @@ async def test_record_and_settle_look_alerts_up_by_id_in_a_backlog(
     assert sorted(settled.completed) == sorted(a.id for a in alerts)
     writes = [s for s in statements if s.lstrip().upper().startswith(("UPDATE", "DELETE"))]
     assert any("UPDATE alerts" in s for s in writes)
-    conn = sqlite3.connect(path)
-    try:
-        plans = {
-            sql: " | ".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
-            for sql in writes
-        }
-    finally:
-        conn.close()
+    plans = _query_plans(path, writes)
     wide = {
         sql: plan
         for sql, plan in plans.items()
