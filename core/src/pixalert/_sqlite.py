@@ -553,17 +553,7 @@ class _AcquireCall(_Mergeable):
             # A key is live if it expires after the newest of the calls' times: the
             # calls were made concurrently, and by now that time has passed for all.
             now = max(call.now for call in calls)
-            found: set[str] = set()
-            for start in range(0, len(rows), _ACQUIRE_CHUNK):
-                chunk = rows[start : start + _ACQUIRE_CHUNK]
-                values = ",".join(["(?, ?)"] * len(chunk))
-                found.update(
-                    row[0]
-                    for row in conn.execute(
-                        _ACQUIRE_MANY.format(values=values),
-                        [*(value for row in chunk for value in row), now],
-                    )
-                )
+            found = {row[0] for row in _returning(conn, _ACQUIRE_MANY, rows, "(?, ?)", now)}
             # A key asked for twice is taken by its first ask (as one by one).
             taken = []
             for key, _ in rows:
@@ -582,8 +572,6 @@ _ACQUIRE_MANY = (
     "ON CONFLICT (key) DO UPDATE SET expires = excluded.expires, value = NULL "
     "WHERE state.expires <= ? RETURNING key"
 )
-#: Keys set by one upsert (2 parameters each).
-_ACQUIRE_CHUNK = 500
 
 
 class SQLiteStateBackend(BaseStateBackend):
@@ -1441,19 +1429,16 @@ def _record_simple(conn: sqlite3.Connection, calls: Sequence[_RecordCall]) -> li
     """What :func:`_record` does for each alert of ``calls``, in a few statements for all
     of them: firing alerts, each once, every delivery due now."""
     rows = [row for call in calls for _, _, row in call.plans]
-    new: set[str] = set()
-    for start in range(0, len(rows), _RECORD_CHUNK):
-        chunk = rows[start : start + _RECORD_CHUNK]
-        values = ",".join(["(?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)"] * len(chunk))
-        new.update(
-            row[0]
-            for row in conn.execute(
-                "INSERT INTO alerts (id, key, created_at, body, state, priority, status, "
-                f"source, title, message) VALUES {values} ON CONFLICT (id) DO NOTHING "
-                "RETURNING id",
-                [value for row in chunk for value in row],
-            )
+    new = {
+        row[0]
+        for row in _returning(
+            conn,
+            "INSERT INTO alerts (id, key, created_at, body, state, priority, status, "
+            "source, title, message) VALUES {values} ON CONFLICT (id) DO NOTHING RETURNING id",
+            rows,
+            "(?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
         )
+    }
     minutes = collections.Counter(_minute(row[2]) for row in rows if row[0] in new)
     if minutes:
         conn.executemany(
@@ -1476,18 +1461,16 @@ def _record_simple(conn: sqlite3.Connection, calls: Sequence[_RecordCall]) -> li
                 wanted.append(
                     (alert.id, plan.channel, alert.key, status, error, row[2], now, now, *claim)
                 )
-    inserted: set[tuple[str, str]] = set()
-    for start in range(0, len(wanted), _RECORD_CHUNK):
-        chunk = wanted[start : start + _RECORD_CHUNK]
-        values = ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-        inserted.update(
-            conn.execute(
-                "INSERT INTO deliveries (alert_id, channel, key, status, error, created_at, "
-                f"queued_at, due_at, owner, token, lease_until) VALUES {values} "
-                "ON CONFLICT DO NOTHING RETURNING alert_id, channel",
-                [value for row in chunk for value in row],
-            ).fetchall()
+    inserted = set(
+        _returning(
+            conn,
+            "INSERT INTO deliveries (alert_id, channel, key, status, error, created_at, "
+            "queued_at, due_at, owner, token, lease_until) VALUES {values} "
+            "ON CONFLICT DO NOTHING RETURNING alert_id, channel",
+            wanted,
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
+    )
     out: list[list[Recorded]] = []
     tokens = iter(row[9] for row in wanted)
     finished: list[str] = []
@@ -1525,8 +1508,24 @@ def _record_simple(conn: sqlite3.Connection, calls: Sequence[_RecordCall]) -> li
     return out
 
 
-#: Rows written by one multi-row INSERT (11 parameters each).
-_RECORD_CHUNK = 500
+#: Rows written by one multi-row statement (at most 11 parameters each, far below
+#: SQLite's limit of 32,766).
+_ROWS_PER_STATEMENT = 500
+
+
+def _returning(
+    conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]], marks: str, *extra: Any
+) -> list[Any]:
+    """Run ``sql`` (a multi-row statement with ``RETURNING``; ``{values}`` is where the
+    rows go, each as ``marks``, then the ``extra`` parameters) for ``rows``, a few
+    hundred at a time; every row it returned."""
+    out: list[Any] = []
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _ROWS_PER_STATEMENT]
+        values = ",".join([marks] * len(chunk))
+        params = [*(value for row in chunk for value in row), *extra]
+        out.extend(conn.execute(sql.format(values=values), params).fetchall())
+    return out
 
 
 def _supersede(conn: sqlite3.Connection, alert: Alert, channels: list[str], now: float) -> set[str]:
@@ -1587,9 +1586,6 @@ def _complete(conn: sqlite3.Connection, alert_ids: Sequence[str]) -> list[str]:
 
 #: UPDATE ... RETURNING (SQLite 3.35): many rows written, and told which, in one statement.
 _RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
-#: Outcomes written by one statement (9 parameters each, far below SQLite's limit).
-_SETTLE_CHUNK = 500
-
 _SETTLE_ONE = (
     "UPDATE deliveries SET status = ?, attempts = ?, error = ?, latency = ?, "
     "receipt = ?, due_at = COALESCE(?, due_at), owner = NULL, token = NULL, "
@@ -1665,12 +1661,7 @@ def _write_outcomes(
     if not _RETURNING or len(rows) < 2 or len(set(keys)) < len(keys):
         # One by one (also when a delivery comes twice: the first outcome wins).
         return [conn.execute(_SETTLE_ONE, row).rowcount == 1 for row in rows]
-    written: set[tuple[str, str]] = set()
-    for start in range(0, len(rows), _SETTLE_CHUNK):
-        chunk = rows[start : start + _SETTLE_CHUNK]
-        values = ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-        params = [value for row in chunk for value in row]
-        written.update(conn.execute(_SETTLE_MANY.format(values=values), params).fetchall())
+    written = set(_returning(conn, _SETTLE_MANY, rows, "(?, ?, ?, ?, ?, ?, ?, ?, ?)"))
     return [key in written for key in keys]
 
 
